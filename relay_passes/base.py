@@ -1,0 +1,94 @@
+"""Plumbing shared by the fusion passes: a mutator that emits kernel calls, and the pass wrapper."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import tvm
+from tvm.ir.expr import Constant
+from tvm import relax, tirx
+from tvm.relax import PyExprMutator
+
+from .matching import Lookup
+
+
+class FusionError(ValueError):
+    """A model violates a requirement of fusion (e.g. non-ternary weight in strict mode)."""
+
+
+def c_identifier(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z_]", "_", name)
+
+
+class KernelMutator(PyExprMutator):
+    """Base for the fusion rewriters: subclasses override ``visit_call_`` and call ``emit_kernel``.
+
+    Subclasses are decorated with ``@expr_functor.mutator`` (TVM forbids inheriting from a
+    decorated class, so this base is left undecorated).
+
+    ``self.lookup`` follows variables of the *original* function (rewrites match against it), and
+    ``self.new(expr)`` maps an original expression to its rewritten counterpart.
+    """
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.mod = mod
+        self.lookup: Lookup | None = None
+        self.rewrites = 0
+
+    def new(self, expr):
+        return self.visit_expr(expr)
+
+    def emit_kernel(self, func: tirx.PrimFunc, name: str, args, out_sinfo) -> relax.Var:
+        """Add ``func`` to the module (deduplicated by name) and emit ``call_tir`` to it."""
+        name = c_identifier(name)
+        mod = self.builder_.get()
+        gv = mod.get_global_var(name) if name in [g.name_hint for g in mod.get_global_vars()] else None
+        if gv is None:
+            gv = self.builder_.add_func(func.with_attr("global_symbol", name), name)
+        self.rewrites += 1
+        return self.builder_.emit(relax.call_tir(gv, list(args), out_sinfo))
+
+    def kernel_attrs(self, call: relax.Call) -> tuple[str, dict] | None:
+        """``(kind, params)`` when ``call`` is a call_tir of one of our kernels."""
+        if not (isinstance(call, relax.Call) and call.op == tvm.ir.Op.get("relax.call_tir")):
+            return None
+        gv = call.args[0]
+        func = self.builder_.get()[gv] if gv.name_hint in _names(self.builder_.get()) else None
+        if func is None or func.attrs is None or "fter.kind" not in func.attrs:
+            return None
+        return str(func.attrs["fter.kind"]), {k: str(v) for k, v in func.attrs["fter.params"].items()}
+
+    def run(self) -> tvm.IRModule:
+        for gv, func in self.mod.functions_items():
+            if isinstance(func, relax.Function):
+                self.lookup = Lookup(func)
+                self.builder_.update_func(gv, self.visit_expr(func))
+        return relax.transform.DeadCodeElimination()(self.builder_.get())
+
+
+def _names(mod: tvm.IRModule) -> set[str]:
+    return {g.name_hint for g in mod.get_global_vars()}
+
+
+def const(arr: np.ndarray) -> Constant:
+    return relax.const(np.ascontiguousarray(arr))
+
+
+def tensor_sinfo(shape, dtype: str) -> relax.TensorType:
+    return relax.TensorType([int(d) for d in shape], dtype)
+
+
+def fusion_pass(mutator_cls, name: str, fixpoint: bool = False):
+    """Wrap a ``KernelMutator`` subclass as a module pass (optionally repeated until nothing changes)."""
+
+    def transform(mod: tvm.IRModule, _ctx, **kwargs) -> tvm.IRModule:
+        for _ in range(16 if fixpoint else 1):
+            mutator = mutator_cls(mod, **kwargs)
+            mod = mutator.run()
+            if not mutator.rewrites:
+                break
+        return mod
+
+    return transform

@@ -1,0 +1,267 @@
+"""TensorIR compute definitions of the fused FTerViT kernels (the scalar meaning, before scheduling).
+
+Every builder returns a PrimFunc tagged with ``fter.kind`` (the kernel family) and ``fter.params``
+(its specialization), which target schedules read to pick a schedule. Numerics follow SPEC §1 and
+``fter_tvm.models.quant``: per-token absmax int8 (``ACT_EPS``), round half to even (``nearbyint``),
+int32 accumulation, fp32 epilogues.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .formats import get_format
+
+ACT_EPS = 1e-5
+EPILOGUES = ("none", "gelu", "residual")
+
+
+def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
+    return func.with_attr({"fter.kind": kind, "fter.params": {k: str(v) for k, v in params.items()}})
+
+
+def kernel_name(kind: str, **params) -> str:
+    """Deterministic C-safe symbol for a kernel specialization, e.g. ``ternary_matmul_t17_k64_n16_b3``."""
+    parts = [kind] + [f"{k[0]}{v}" if isinstance(v, int) else str(v) for k, v in params.items()]
+    return "_".join(parts)
+
+
+def _trit(w, n, k, fmt):
+    """Decoded weight in {-1,0,1} (int32) of packed byte matrix ``w`` at row n, column k."""
+    f = get_format(fmt)
+    byte = T.Cast("int32", w[n, k // f.per_byte])
+    j = k % f.per_byte
+    if fmt == "b2":
+        return T.bitwise_and(T.shift_right(byte, j * 2), 3) - 1
+    pow3 = T.Select(j == 0, 1, T.Select(j == 1, 3, T.Select(j == 2, 9, T.Select(j == 3, 27, 81))))
+    return T.truncmod(T.truncdiv(byte, pow3), 3) - 1
+
+
+def _gelu(v):
+    return v * T.float32(0.5) * (T.float32(1.0) + T.erf(v * T.float32(0.7071067811865476)))
+
+
+def _epilogue(v, res, i, j, epilogue):
+    if epilogue == "gelu":
+        return _gelu(v)
+    if epilogue == "residual":
+        return v + res[i, j]
+    return v
+
+
+def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
+    """``y[t,n] = epi(f32(sum_k q[t,k] * W[n,k]) * (alpha[n] * s[t]) + bias[n])``.
+
+    Inputs: int8 activations ``q[t,k]``, their per-token scales ``s[t]``, packed ternary weights
+    ``w[n, row_bytes(k)]``, per-channel scales ``alpha[n]``, ``bias[n]``; with ``epilogue="residual"``
+    also ``res[t,n]`` which is added last.
+    """
+    if epilogue not in EPILOGUES:
+        raise ValueError(f"unknown epilogue {epilogue!r}")
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.macro
+    def compute(q, s, w, alpha, bias, res, y):
+        acc = T.alloc_buffer((t, n), "int32")
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    if epilogue == "residual":
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+                 y: T.Buffer((t, n), "float32")):
+            compute(q, s, w, alpha, bias, res, y)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
+            compute(q, s, w, alpha, bias, None, y)
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+
+
+@T.macro
+def _absmax_quant(t, k, y, q, s):
+    """Blocks shared by the quantizing kernels: per-row absmax of ``y`` -> ``s``, int8 codes -> ``q``."""
+    amax = T.alloc_buffer((t,), "float32")
+    for i, r in T.grid(t, k):
+        with T.sblock("absmax"):
+            vi, vr = T.axis.remap("SR", [i, r])
+            with T.init():
+                amax[vi] = T.float32(0)
+            amax[vi] = T.max(amax[vi], T.fabs(y[vi, vr]))
+    for i in range(t):
+        with T.sblock("scale"):
+            vi = T.axis.remap("S", [i])
+            s[vi] = T.max(amax[vi], T.float32(ACT_EPS)) / T.float32(127.0)
+    for i, j in T.grid(t, k):
+        with T.sblock("quant"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            q[vi, vj] = T.Cast("int8", T.max(T.min(T.nearbyint(y[vi, vj] / s[vi]),
+                                                   T.float32(127)), T.float32(-128)))
+
+
+def quantize_act(t: int, k: int) -> tirx.PrimFunc:
+    """Per-token absmax int8 quantizer: ``x[t,k] f32 -> (q[t,k] int8, s[t] f32)``."""
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
+             s: T.Buffer((t,), "float32")):
+        _absmax_quant(t, k, x, q, s)
+
+    return _tag(func, "quantize_act", t=t, k=k)
+
+
+def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
+    """TernaryLayerNorm fused with the next layer's quantizer.
+
+    ``y = (x - mean) / sqrt(var + eps) * (ab[0] * g) + ab[1] * b`` with ternary codes ``g, b`` (int8)
+    and their absmean scales ``ab[0], ab[1]``; then ``y -> (q int8, s f32)`` per token.
+    """
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
+             ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
+             s: T.Buffer((t,), "float32")):
+        total = T.alloc_buffer((t,), "float32")
+        sq = T.alloc_buffer((t,), "float32")
+        y = T.alloc_buffer((t, d), "float32")
+        for i, r in T.grid(t, d):
+            with T.sblock("sum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    total[vi] = T.float32(0)
+                total[vi] = total[vi] + x[vi, vr]
+        for i, r in T.grid(t, d):
+            with T.sblock("sqsum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    sq[vi] = T.float32(0)
+                sq[vi] = sq[vi] + (x[vi, vr] - total[vi] / T.float32(d)) * (
+                    x[vi, vr] - total[vi] / T.float32(d))
+        for i, j in T.grid(t, d):
+            with T.sblock("norm"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = (x[vi, vj] - total[vi] / T.float32(d)) / T.sqrt(
+                    sq[vi] / T.float32(d) + T.float32(eps)) * (ab[0] * T.Cast("float32", g[vj])) + (
+                    ab[1] * T.Cast("float32", b[vj]))
+        _absmax_quant(t, d, y, q, s)
+
+    return _tag(func, "ternary_layernorm", t=t, d=d)
+
+
+def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """Integer attention on float ``q, k, v[b,h,n,hd]`` -> ``o[b,h,n,hd]``.
+
+    Q, K quantized per token to int8, V per channel over the tokens; ``QK^T`` and ``P.V`` accumulate
+    in int32; softmax in fp32 with probabilities put on the uint8 grid 1/255.
+    """
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((b, h, n, hd), "float32"), k: T.Buffer((b, h, n, hd), "float32"),
+             v: T.Buffer((b, h, n, hd), "float32"), o: T.Buffer((b, h, n, hd), "float32")):
+        qmax = T.alloc_buffer((b, h, n), "float32")
+        kmax = T.alloc_buffer((b, h, n), "float32")
+        vmax = T.alloc_buffer((b, h, hd), "float32")
+        qi = T.alloc_buffer((b, h, n, hd), "int8")
+        ki = T.alloc_buffer((b, h, n, hd), "int8")
+        vq = T.alloc_buffer((b, h, n, hd), "int8")
+        sacc = T.alloc_buffer((b, h, n, n), "int32")
+        logit = T.alloc_buffer((b, h, n, n), "float32")
+        lmax = T.alloc_buffer((b, h, n), "float32")
+        lsum = T.alloc_buffer((b, h, n), "float32")
+        p = T.alloc_buffer((b, h, n, n), "uint8")
+        pacc = T.alloc_buffer((b, h, n, hd), "int32")
+        _row_absmax(b, h, n, hd, q, qmax, "qmax")
+        _row_absmax(b, h, n, hd, k, kmax, "kmax")
+        for bb, hh, d, r in T.grid(b, h, hd, n):
+            with T.sblock("vmax"):
+                vb, vh, vd, vr = T.axis.remap("SSSR", [bb, hh, d, r])
+                with T.init():
+                    vmax[vb, vh, vd] = T.float32(0)
+                vmax[vb, vh, vd] = T.max(vmax[vb, vh, vd], T.fabs(v[vb, vh, vr, vd]))
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("qk_quant"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                qi[vb, vh, vi, vd] = _q8(q[vb, vh, vi, vd], qmax[vb, vh, vi])
+                ki[vb, vh, vi, vd] = _q8(k[vb, vh, vi, vd], kmax[vb, vh, vi])
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("v_quant"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                vq[vb, vh, vi, vd] = _q8(v[vb, vh, vi, vd], vmax[vb, vh, vd])
+        for bb, hh, i, j, r in T.grid(b, h, n, n, hd):
+            with T.sblock("qk"):
+                vb, vh, vi, vj, vr = T.axis.remap("SSSSR", [bb, hh, i, j, r])
+                with T.init():
+                    sacc[vb, vh, vi, vj] = 0
+                sacc[vb, vh, vi, vj] = sacc[vb, vh, vi, vj] + T.Cast(
+                    "int32", qi[vb, vh, vi, vr]) * T.Cast("int32", ki[vb, vh, vj, vr])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("logit"):
+                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
+                logit[vb, vh, vi, vj] = T.Cast("float32", sacc[vb, vh, vi, vj]) * (
+                    _scale(qmax[vb, vh, vi]) * _scale(kmax[vb, vh, vj])) * T.float32(scale)
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("lmax"):
+                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
+                with T.init():
+                    lmax[vb, vh, vi] = T.float32(-3.4e38)
+                lmax[vb, vh, vi] = T.max(lmax[vb, vh, vi], logit[vb, vh, vi, vj])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("lsum"):
+                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
+                with T.init():
+                    lsum[vb, vh, vi] = T.float32(0)
+                lsum[vb, vh, vi] = lsum[vb, vh, vi] + T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("prob"):
+                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
+                p[vb, vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi]) / lsum[vb, vh, vi]
+                    * T.float32(255)), T.float32(255)), T.float32(0)))
+        for bb, hh, i, d, j in T.grid(b, h, n, hd, n):
+            with T.sblock("pv"):
+                vb, vh, vi, vd, vj = T.axis.remap("SSSSR", [bb, hh, i, d, j])
+                with T.init():
+                    pacc[vb, vh, vi, vd] = 0
+                pacc[vb, vh, vi, vd] = pacc[vb, vh, vi, vd] + T.Cast(
+                    "int32", p[vb, vh, vi, vj]) * T.Cast("int32", vq[vb, vh, vj, vd])
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("out"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                o[vb, vh, vi, vd] = T.Cast("float32", pacc[vb, vh, vi, vd]) * (
+                    _scale(vmax[vb, vh, vd]) / T.float32(255))
+
+    return _tag(func, "int8_attention", b=b, h=h, n=n, hd=hd)
+
+
+@T.macro
+def _row_absmax(b, h, n, hd, x, amax, name):
+    for bb, hh, i, r in T.grid(b, h, n, hd):
+        with T.sblock(name):
+            vb, vh, vi, vr = T.axis.remap("SSSR", [bb, hh, i, r])
+            with T.init():
+                amax[vb, vh, vi] = T.float32(0)
+            amax[vb, vh, vi] = T.max(amax[vb, vh, vi], T.fabs(x[vb, vh, vi, vr]))
+
+
+def _scale(amax):
+    return T.max(amax, T.float32(ACT_EPS)) / T.float32(127.0)
+
+
+def _q8(x, amax):
+    return T.Cast("int8", T.max(T.min(T.nearbyint(x / _scale(amax)), T.float32(127)),
+                                T.float32(-128)))
