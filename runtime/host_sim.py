@@ -1,0 +1,108 @@
+"""Build and run fter C programs on the host ("host-sim").
+
+The program's main() uses runtime/sim/harness.h: it reads its input from
+``fter_input.bin`` and writes its output to ``fter_output.bin`` in its working
+directory, and reports ``FTER_COUNT <name> <value>`` lines (nanoseconds here).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from runtime import cbuild
+
+INPUT_FILE = "fter_input.bin"
+OUTPUT_FILE = "fter_output.bin"
+
+
+class ProgramError(RuntimeError):
+    """The program exited non-zero, crashed or timed out; the message has its output."""
+
+    def __init__(self, message: str, returncode: int | None = None, stdout: str = "", stderr: str = ""):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        super().__init__(message)
+
+
+class RunResult(tuple):
+    """(output_bytes, stdout) or, for the simulator, (output_bytes, stdout, instructions).
+
+    Unpacks like a plain tuple; ``.counters`` maps every ``FTER_COUNT`` name
+    to its value (instructions on the simulator, nanoseconds on the host).
+    """
+
+    def __new__(cls, fields: tuple, counters: dict[str, int]):
+        self = super().__new__(cls, fields)
+        self.counters = counters
+        return self
+
+    @property
+    def output(self) -> bytes:
+        return self[0]
+
+    @property
+    def stdout(self) -> str:
+        return self[1]
+
+
+def parse_counters(stdout: str, scale: int = 1) -> dict[str, int]:
+    """Collects ``FTER_COUNT <name> <value>`` lines, each value times ``scale``."""
+    counters = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "FTER_COUNT" and parts[2].isdigit():
+            counters[parts[1]] = int(parts[2]) * scale
+    return counters
+
+
+def describe_failure(what: str, proc_rc: int | None, stdout: str, stderr: str) -> str:
+    """One message with the exit status and the tail of both streams."""
+    tail = lambda s: "\n".join(s.strip().splitlines()[-30:])  # noqa: E731
+    return f"{what}\n--- stdout (tail) ---\n{tail(stdout)}\n--- stderr (tail) ---\n{tail(stderr)}"
+
+
+def build_host(
+    sources: Sequence[Path | str],
+    out_dir: Path | str,
+    defines: Mapping[str, object] | None = None,
+    **kwargs,
+) -> Path:
+    """Compiles ``sources`` with the runtime for the host; returns the executable.
+
+    Keyword arguments are those of `runtime.cbuild.build` (``generated``,
+    ``extra_include_dirs``, ``with_runtime``, ``name``).
+    Raises cbuild.ToolMissingError / cbuild.CBuildError.
+    """
+    return cbuild.build("host", sources, out_dir, defines, **kwargs)
+
+
+def run_host(exe: Path | str, input_bytes: bytes = b"", timeout: float = 600.0,
+             cwd: Path | str | None = None) -> RunResult:
+    """Runs a host build in a fresh temporary directory (or ``cwd``).
+
+    Returns RunResult (output_bytes, stdout) with ``.counters``.  Raises
+    ProgramError on a non-zero exit, a signal or a timeout.
+    """
+    exe = Path(exe).resolve()
+    with tempfile.TemporaryDirectory(prefix="fter_host_") as tmp:
+        work = Path(cwd) if cwd is not None else Path(tmp)
+        (work / INPUT_FILE).write_bytes(input_bytes)
+        out_path = work / OUTPUT_FILE
+        out_path.unlink(missing_ok=True)
+        try:
+            proc = subprocess.run([str(exe)], cwd=work, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode(errors="replace")
+            err = (e.stderr or b"").decode(errors="replace")
+            raise ProgramError(describe_failure(f"{exe.name} timed out after {timeout} s", None, out, err),
+                               None, out, err) from None
+        stdout = proc.stdout.decode(errors="replace")
+        stderr = proc.stderr.decode(errors="replace")
+        if proc.returncode != 0:
+            raise ProgramError(
+                describe_failure(f"{exe.name} exited with status {proc.returncode}", proc.returncode,
+                                 stdout, stderr), proc.returncode, stdout, stderr)
+        output = out_path.read_bytes() if out_path.exists() else b""
+    return RunResult((output, stdout), parse_counters(stdout))

@@ -1,0 +1,85 @@
+/**
+ * @file fter_kernels.h
+ * @brief fter's C micro-kernels: ternary x int8 matmul on packed weights
+ * and int8 dot products for attention.
+ *
+ * Each kernel exists as a portable reference (`*_ref`, in
+ * runtime/kernels/<op>_ref.c) and an optimised scalar version for Xtensa
+ * cores (`*_xtensa`, in <op>_xtensa.c, portable C that also runs on the
+ * host).  The public names without suffix, which TVM's `T.call_extern`
+ * uses, are defined in runtime/kernels/kernel_dispatch.c and forward to the
+ * reference when FTER_KERNELS_REF is defined, else to the optimised
+ * version.  Both versions return bit-identical results.
+ *
+ * Weight packing (SPEC §2), per output row j of K weights w in {-1,0,1}:
+ * - "b2": 4 weights per byte, code w + 1 in bits 2*(i%4) of byte i/4;
+ *   ceil(K/4) bytes per row.
+ * - "b3": 5 weights per byte, byte = sum_{t<5} (w_{5b+t} + 1) * 3^t;
+ *   ceil(K/5) bytes per row; padding weights are 0 (code 1).
+ * runtime/packing.py has the matching NumPy packers.
+ */
+#ifndef FTER_KERNELS_H_
+#define FTER_KERNELS_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @brief Ternary matmul micro-kernel, format b2: for j in [0, n),
+ * acc[j] += sum_{i<k} x[i] * w_j[i], where row j starts at w + j*w_stride.
+ *
+ * Shapes: acc int32[n], x int8[k], w uint8[n rows of w_stride >= ceil(k/4)
+ * bytes].  k need not be a multiple of 4 (the last byte is partial).
+ * Accumulates, never overwrites.  Exact: no saturation; |sum| <= 128*k
+ * fits int32 for any k < 2^24.  Alignment: none required; the optimised
+ * version reads 32-bit weight words when w and w_stride are multiples of 4
+ * and falls back to the reference otherwise or when k < 16.
+ */
+void fter_tmm_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                 int32_t w_stride);
+void fter_tmm_b2_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride);
+void fter_tmm_b2_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                        int32_t w_stride);
+
+/**
+ * @brief Ternary matmul micro-kernel, format b3 (5 trits per byte): same
+ * contract as fter_tmm_b2 with rows of w_stride >= ceil(k/5) bytes.  The
+ * optimised version decodes bytes through a 256-entry table (no division),
+ * reads 32-bit weight words when w and w_stride are multiples of 4, and
+ * falls back to the reference otherwise or when k < 20.
+ */
+void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                 int32_t w_stride);
+void fter_tmm_b3_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride);
+void fter_tmm_b3_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                        int32_t w_stride);
+
+/**
+ * @brief int8 dot product sum_{i<n} a[i] * b[i] (rows of Q and K in
+ * attention scores).  Exact int32 result, no saturation: |sum| <= 2^14 * n
+ * fits for n < 2^17.  No alignment required.
+ */
+int32_t fter_dot_s8(const int8_t *a, const int8_t *b, int32_t n);
+int32_t fter_dot_s8_ref(const int8_t *a, const int8_t *b, int32_t n);
+int32_t fter_dot_s8_xtensa(const int8_t *a, const int8_t *b, int32_t n);
+
+/**
+ * @brief uint8 x int8 strided dot product sum_{i<n} p[i] * v[i*v_stride]
+ * (softmax probabilities quantised to uint8 times one column of V, whose
+ * rows are v_stride bytes apart).  Exact int32, no saturation: |sum| <=
+ * 255*128*n fits for n < 65793.  No alignment required.
+ */
+int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride);
+int32_t fter_dot_u8s8_ref(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride);
+int32_t fter_dot_u8s8_xtensa(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FTER_KERNELS_H_ */

@@ -1,0 +1,30 @@
+/* The public kernel names (the symbols TVM's T.call_extern links to),
+ * forwarding to one implementation per build: -DFTER_KERNELS_REF selects
+ * the portable reference, the default is the optimised version.  A call
+ * rather than a macro because the generated C declares these names itself
+ * and never includes fter_kernels.h. */
+#include "fter_kernels.h"
+
+#ifdef FTER_KERNELS_REF
+#define FTER_IMPL(name) name##_ref
+#else
+#define FTER_IMPL(name) name##_xtensa
+#endif
+
+void fter_tmm_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                 int32_t w_stride) {
+  FTER_IMPL(fter_tmm_b2)(acc, x, w, k, n, w_stride);
+}
+
+void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                 int32_t w_stride) {
+  FTER_IMPL(fter_tmm_b3)(acc, x, w, k, n, w_stride);
+}
+
+int32_t fter_dot_s8(const int8_t *a, const int8_t *b, int32_t n) {
+  return FTER_IMPL(fter_dot_s8)(a, b, n);
+}
+
+int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride) {
+  return FTER_IMPL(fter_dot_u8s8)(p, v, n, v_stride);
+}
