@@ -1,0 +1,11 @@
+"""Graph-level (Relax) passes of fter-tvm: recognise ternary layers by their math and fuse them.
+
+The folder keeps the design card's name; Relay no longer exists, these are Relax passes.
+"""
+from .fold_layer_scale import FoldLayerScale
+from .fuse_epilogue import FuseEpilogue
+from .fuse_int8_attention import FuseInt8Attention
+from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
+from .fuse_ternary_matmul import FuseTernaryMatmul
+from .pipeline import fter_pipeline, phases
+from .simplify_ste import SimplifySTE

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm.ir.expr import Constant
 from tvm import relax, tirx
 from tvm.relax import PyExprMutator
@@ -42,13 +43,25 @@ class KernelMutator(PyExprMutator):
 
     def emit_kernel(self, func: tirx.PrimFunc, name: str, args, out_sinfo) -> relax.Var:
         """Add ``func`` to the module (deduplicated by name) and emit ``call_tir`` to it."""
-        name = c_identifier(name)
-        mod = self.builder_.get()
-        gv = mod.get_global_var(name) if name in [g.name_hint for g in mod.get_global_vars()] else None
-        if gv is None:
-            gv = self.builder_.add_func(func.with_attr("global_symbol", name), name)
+        func = func.with_attr("global_symbol", c_identifier(name))
+        gv = self._find_kernel(func, c_identifier(name))
         self.rewrites += 1
         return self.builder_.emit(relax.call_tir(gv, list(args), out_sinfo))
+
+    def _find_kernel(self, func: tirx.PrimFunc, name: str) -> tvm.ir.GlobalVar:
+        """The module's GlobalVar for ``func``: reused when an equal kernel exists, else added
+        under ``name`` (suffixed when a different kernel already holds that name)."""
+        mod = self.builder_.get()
+        names = _names(mod)
+        candidate, i = name, 0
+        while candidate in names:
+            gv = mod.get_global_var(candidate)
+            if tvm_ffi.structural_equal(mod[gv].without_attr("global_symbol"),
+                                       func.without_attr("global_symbol")):
+                return gv
+            i += 1
+            candidate = f"{name}_{i}"
+        return self.builder_.add_func(func.with_attr("global_symbol", candidate), candidate)
 
     def kernel_attrs(self, call: relax.Call) -> tuple[str, dict] | None:
         """``(kind, params)`` when ``call`` is a call_tir of one of our kernels."""
@@ -59,6 +72,17 @@ class KernelMutator(PyExprMutator):
         if func is None or func.attrs is None or "fter.kind" not in func.attrs:
             return None
         return str(func.attrs["fter.kind"]), {k: str(v) for k, v in func.attrs["fter.params"].items()}
+
+    def single_use_kernel(self, expr, kind: str):
+        """``(call, params)`` when ``expr`` is (a view of) a ``kind`` kernel call used only here."""
+        inner = self.lookup.single_use_chain(expr)
+        if inner is None:
+            return None
+        call = self.lookup.value(inner)
+        found = self.kernel_attrs(call)
+        if found is None or found[0] != kind:
+            return None
+        return call, found[1]
 
     def run(self) -> tvm.IRModule:
         for gv, func in self.mod.functions_items():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import re
 
 import tvm
 from tvm import relax
@@ -45,12 +44,59 @@ def export_torch(model, example_inputs: tuple) -> "torch.export.ExportedProgram"
             raise ImportError_(f"torch.export failed for {type(model).__name__}: {err}") from err
 
 
-def from_torch_program(program) -> tvm.IRModule:
-    """Relax module from an ``ExportedProgram``; parameters become constants."""
-    from tvm.relax.frontend.torch import from_exported_program
+def source_name(node) -> str:
+    """Readable source of an FX node: its module path (``blocks.0.attn.qkv``) or the node name."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path = list(stack.values())[-1][0]
+        path = re.sub(r"L\['self'\]\.?|\[|\]|'", lambda m: "." if m.group(0) == "[" else "", path)
+        return re.sub(r"[^0-9a-zA-Z_]+", "_", path).strip("_") or node.name
+    return node.name
 
+
+def _named_importer_class():
+    """The stock importer, with every emitted binding named after its source FX node.
+
+    Relax variable names then carry ``blocks_0_attn_qkv``-style origins through the passes, so the
+    report can name unfused nodes and errors can name the offending layer.
+    """
+    from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
+
+    class NamedImporter(ExportedProgramImporter):
+        def _translate_fx_graph(self, graph_module, nodes, inputs_vars, custom_ops=None):
+            builder = self.block_builder
+            emit = builder.emit
+            current = {"name": ""}
+            builder.emit = lambda expr, name_hint="": emit(expr, name_hint or current["name"])
+            for key, conv in list(self.convert_map.items()):
+                self.convert_map[key] = _naming(conv, current, key in (custom_ops or ()))
+            return super()._translate_fx_graph(graph_module, nodes, inputs_vars, custom_ops)
+
+    return NamedImporter
+
+
+def _naming(conv, current, is_custom):
+    def wrapped(node, *rest):
+        current["name"] = source_name(node)
+        return conv(node, *rest)
+    return wrapped
+
+
+def from_torch_program(program) -> tvm.IRModule:
+    """Relax module from an ``ExportedProgram``; parameters become constants.
+
+    Unsupported aten ops raise :class:`ImportError_` naming the op and its source node.
+    """
+    from tvm.relax.frontend.torch import exported_program_translator as ept
+
+    program = program.run_decompositions()
+    importer = _named_importer_class()()
+    supported = set(importer.create_convert_map()) | set(CUSTOM_CONVERTERS)
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.target.__name__ not in supported:
+            raise ImportError_(f"unsupported op {node.target.__name__} at node {node.name} "
+                               f"({source_name(node)})")
     try:
-        return from_exported_program(program, keep_params_as_input=False,
-                                     custom_convert_map=CUSTOM_CONVERTERS)
+        return importer.from_exported_program(program, False, False, False, CUSTOM_CONVERTERS)
     except (KeyError, AssertionError, ValueError, tvm.TVMError) as err:
         raise ImportError_(f"Relax import of the exported program failed: {err}") from err

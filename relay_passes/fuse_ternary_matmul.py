@@ -92,3 +92,25 @@ class FuseTernaryMatmul:
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         return _Rewriter(mod, self.fmt, self.strict).run()
+
+
+def reemit_ternary_matmul(m: KernelMutator, call: relax.Call, params: dict, *, alpha=None,
+                          bias=None, epilogue: str | None = None, res=None):
+    """Emit a copy of the ternary_matmul ``call`` with replaced scales, bias or epilogue."""
+    q, s, w, old_alpha, old_bias = list(m.new(call.args[1]).fields)[:5]
+    t, k, n = int(params["t"]), int(params["k"]), int(params["n"])
+    fmt = params["fmt"]
+    epilogue = epilogue or params["epilogue"]
+    args = [q, s, w,
+            const(alpha.astype(np.float32)) if alpha is not None else old_alpha,
+            const(bias.astype(np.float32)) if bias is not None else old_bias]
+    if res is not None:
+        args.append(res)
+    name = kernels.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return m.emit_kernel(kernels.ternary_matmul(t, k, n, fmt, epilogue), name, args,
+                         tensor_sinfo((t, n), "float32"))
+
+
+def kernel_const(call: relax.Call, index: int) -> np.ndarray:
+    """Value of the ``index``-th (constant) argument of a call_tir."""
+    return call.args[1].fields[index].value.numpy()

@@ -92,6 +92,21 @@ class Lookup:
 
     def __init__(self, func: relax.Function):
         self.var2val = relax.analysis.get_var2val(func)
+        self.uses: dict = {}
+        for value in list(self.var2val.values()) + [func.body.body]:
+            for var in relax.analysis.free_vars(value):
+                self.uses[var] = self.uses.get(var, 0) + 1
+
+    def single_use_chain(self, expr) -> relax.Expr | None:
+        """Like :meth:`strip_views`, but None when any variable on the way has another user."""
+        while True:
+            if isinstance(expr, relax.Var) and self.uses.get(expr, 0) != 1:
+                return None
+            v = self.value(expr)
+            if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) and v.op.name in VIEW_OPS:
+                expr = v.args[0]
+                continue
+            return expr
 
     def value(self, expr):
         while isinstance(expr, relax.Var) and expr in self.var2val:

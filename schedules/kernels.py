@@ -23,7 +23,7 @@ def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
 
 def kernel_name(kind: str, **params) -> str:
     """Deterministic C-safe symbol for a kernel specialization, e.g. ``ternary_matmul_t17_k64_n16_b3``."""
-    parts = [kind] + [f"{k[0]}{v}" if isinstance(v, int) else str(v) for k, v in params.items()]
+    parts = [kind] + [f"{k}{v}" if isinstance(v, int) else str(v) for k, v in params.items()]
     return "_".join(parts)
 
 

@@ -1,0 +1,55 @@
+"""The fter-tvm Relax pass pipeline: one flat, named list of phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from .fold_layer_scale import FoldLayerScale
+from .fuse_epilogue import FuseEpilogue
+from .fuse_int8_attention import FuseInt8Attention
+from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
+from .fuse_ternary_matmul import FuseTernaryMatmul
+from .simplify_ste import SimplifySTE
+
+
+@tvm.transform.module_pass(opt_level=0, name="_DebugDump")
+class _DebugDump:
+    """Write the module as TVMScript to ``dump_dir/<index>_<phase>.py`` (debugging aid)."""
+
+    def __init__(self, dump_dir: Path, index: int, phase: str):
+        self.path = Path(dump_dir) / f"{index:02d}_{phase}.py"
+
+    def transform_module(self, mod, _ctx):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(mod.script(show_meta=False))
+        return mod
+
+
+def phases(fmt: str = "b3", strict: bool = False) -> list[tuple[str, tvm.transform.Pass]]:
+    """The named phases, in order."""
+    return [
+        # 1. canonicalise: STE residues away, then parameters fold into constant tensors
+        ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant()])),
+        # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
+        ("ternary_matmul", FuseTernaryMatmul(fmt=fmt, strict=strict)),
+        # 5. TernaryLayerNorm + the quantizer that follows it -> one kernel
+        ("ternary_layernorm", FuseTernaryLayerNorm()),
+        # 6. int8 attention (quantized Q/K/V, softmax, uint8 P) -> one kernel
+        ("int8_attention", FuseInt8Attention()),
+        # 7. epilogues: bias, LayerScale into scales, then GELU / residual add
+        ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
+        ("cleanup", relax.transform.DeadCodeElimination()),
+    ]
+
+
+def fter_pipeline(fmt: str = "b3", strict: bool = False, dump_dir: Path | None = None
+                  ) -> tvm.transform.Pass:
+    """The whole graph-level pipeline as one pass; ``dump_dir`` writes the IR after each phase."""
+    passes = []
+    for i, (name, p) in enumerate(phases(fmt, strict)):
+        passes.append(p)
+        passes.append(_DebugDump(dump_dir, i, name) if dump_dir else tvm.transform.Sequential([]))
+    return tvm.transform.Sequential(passes, name="fter_pipeline")
