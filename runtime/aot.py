@@ -1,0 +1,463 @@
+"""Ahead-of-time C executor: the lowered Relax `main` as standalone C over one static arena.
+
+`generate_aot` writes four files into a directory:
+  - `<model>.h`        the API: `int <model>_run(const float *input, float *output)` and sizes;
+  - `<model>.c`        static DLTensor descriptors and the call table that runs the kernels;
+  - `fter_kernels.c`   TVM's generated C, byte for byte;
+  - `fter_weights.c`   every constant as an aligned `const` array.
+No TVM runtime, no malloc: intermediates live in one arena planned by `runtime.arena`, the
+kernels' own scratch comes from `TVMBackendAllocWorkspace` (provided by our runtime, sized by
+`FTER_WORKSPACE_BYTES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+import tvm_ffi
+
+from . import lower
+from .cbuild import GENERATED_CFLAGS
+from .arena import ArenaPlan, LiveBuffer, plan_arena
+from .lower import AotProgram, TensorView
+
+# TVM's C for packed functions reads shape/strides/device fields it may not use: fter_kernels.c
+# (only it) is compiled with these -Wno flags, kept in one place: runtime/cbuild.py.
+KERNEL_CFLAGS: tuple[str, ...] = GENERATED_CFLAGS
+
+KERNELS_FILE = "fter_kernels.c"
+WEIGHTS_FILE = "fter_weights.c"
+_DL_TYPE_CODES = {0: "kDLInt", 1: "kDLUInt", 2: "kDLFloat", 4: "kDLBfloat", 6: "kDLBool"}
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """One kernel call of the generated executor, for reports and profilers."""
+
+    index: int
+    name: str  # the PrimFunc (also the entry of fter_kernel_names[index])
+    symbol: str  # its C entry point
+    arg_shapes: tuple[tuple[int, ...], ...]
+    arg_dtypes: tuple[str, ...]
+    outputs: tuple[int, ...]  # positions of the arguments the call writes
+
+
+@dataclass(frozen=True)
+class AotResult:
+    """What `generate_aot` wrote and what it needs at run time."""
+
+    out_dir: Path
+    header: Path
+    model_c: Path
+    kernels_c: Path
+    weights_c: Path
+    plan: ArenaPlan
+    weights_bytes: int
+    workspace_bytes: int
+    calls: tuple[CallInfo, ...]
+    copies_output: bool  # True when the output is copied out at the end (one extra step)
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    kernel_cflags: tuple[str, ...] = KERNEL_CFLAGS
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.total_bytes
+
+    @property
+    def sources(self) -> list[Path]:
+        """The C files to compile (compile `kernels_c` with `kernel_cflags` added)."""
+        return [self.model_c, self.kernels_c, self.weights_c]
+
+
+def plan_program_arena(program: AotProgram, granularity: str = "tensor"
+                       ) -> tuple[ArenaPlan, dict[str, int]]:
+    """Plan the arena of `program`; returns the verified plan and each arena buffer's offset.
+
+    granularity "tensor" (default) places every tensor allocation by its own live range and
+    size, ignoring how StaticPlanBlockMemory grouped them into storages: its storages are each
+    live across most of the model, so packing them gains nothing (see tests/test_arena.py).
+    "storage" places the storages as they are, a tensor at its storage's offset plus its own.
+    """
+    if granularity not in ("tensor", "storage"):
+        raise ValueError(f"granularity must be 'tensor' or 'storage', not {granularity!r}")
+    unit_of = {}  # arena buffer -> (planning unit, offset inside it)
+    for name in program.live_ranges():
+        buf = program.buffers[name]
+        by_storage = granularity == "storage" and buf.storage is not None
+        unit_of[name] = (buf.storage, buf.storage_offset) if by_storage else (name, 0)
+    units: dict[str, tuple[int, int]] = {}
+    for name, (lo, hi) in program.live_ranges().items():
+        unit = unit_of[name][0]
+        old_lo, old_hi = units.get(unit, (lo, hi))
+        units[unit] = (min(lo, old_lo), max(hi, old_hi))
+    live = [LiveBuffer(u, program.buffers[u].nbytes, lo, hi) for u, (lo, hi) in units.items()]
+    plan = plan_arena(live, program.num_steps)
+    return plan, {name: plan.offset(u) + off for name, (u, off) in unit_of.items()}
+
+
+def storage_bytes(program: AotProgram) -> int:
+    """Sum of the `alloc_storage` sizes StaticPlanBlockMemory chose (what a pool would take)."""
+    return sum(b.nbytes for b in program.buffers.values() if b.kind == "storage")
+
+
+def generate_aot(lowered_mod: tvm.IRModule, kernel_c_source: str, out_dir: str | Path, *,
+                 model_name: str = "fter_model", granularity: str = "tensor") -> AotResult:
+    """Write the standalone C executor of a lowered module.
+
+    Args:
+        lowered_mod: the output of `lower.lower_for_aot`.
+        kernel_c_source: the C of its kernels (`lower.build_kernels_c(lowered_mod)`).
+        out_dir: directory to write into (created if missing).
+        model_name: C identifier used for the header/source names and `<model_name>_run`.
+        granularity: arena planning by "tensor" or by "storage" (see `plan_program_arena`).
+    Returns:
+        An `AotResult` with the file paths, the verified arena plan and the sizes.
+    Raises:
+        lower.AotLoweringError: `main` has a form the executor does not support.
+        arena.ArenaOverlapError: the arena plan failed its proof (a bug, never expected).
+    """
+    if lower.c_identifier(model_name) != model_name:
+        raise ValueError(f"model_name {model_name!r} is not a C identifier")
+    program = lower.extract_program(lowered_mod)
+    plan, offsets = plan_program_arena(program, granularity)
+    workspace = max(lower.kernel_workspace_bytes(lowered_mod).values(), default=0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "header": out / f"{model_name}.h",
+        "model_c": out / f"{model_name}.c",
+        "kernels_c": out / KERNELS_FILE,
+        "weights_c": out / WEIGHTS_FILE,
+    }
+    weights_src = emit_weights(program)
+    emitter = _ModelEmitter(program, plan, offsets, model_name, workspace)
+    files["header"].write_text(emitter.header())
+    files["model_c"].write_text(emitter.source())
+    files["kernels_c"].write_text(kernel_c_source)
+    files["weights_c"].write_text(weights_src)
+    return AotResult(
+        out_dir=out, **files, plan=plan,
+        weights_bytes=sum(c.nbytes for c in program.constants),
+        workspace_bytes=workspace, calls=tuple(_call_infos(program)),
+        copies_output=program.copy_output,
+        input_shape=program.tensors[program.input].shape,
+        output_shape=program.tensors[program.output].shape)
+
+
+def build_aot(mod: tvm.IRModule, out_dir: str | Path, **kwargs) -> AotResult:
+    """Lower a Relax module, compile its kernels to C and write the executor (all three steps).
+
+    Keyword arguments are those of `generate_aot`.
+    """
+    lowered = lower.lower_for_aot(mod)
+    return generate_aot(lowered, lower.build_kernels_c(lowered), out_dir, **kwargs)
+
+
+def _call_infos(program: AotProgram) -> list[CallInfo]:
+    infos = []
+    for call in program.calls:
+        views = [program.tensors[a] for a in call.args]
+        infos.append(CallInfo(
+            call.index, call.name, call.symbol, tuple(v.shape for v in views),
+            tuple(v.dtype for v in views),
+            tuple(i for i, a in enumerate(call.args) if a in call.outputs)))
+    return infos
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
+class _ModelEmitter:
+    """Emits `<model>.h` and `<model>.c` for one program and its arena plan."""
+
+    def __init__(self, program: AotProgram, plan: ArenaPlan, offsets: dict[str, int],
+                 model_name: str, workspace: int):
+        self.p, self.plan, self.offsets = program, plan, offsets
+        self.name, self.workspace = model_name, workspace
+        used = [a for c in program.calls for a in c.args] + [program.input, program.output]
+        self.tensors = [t for t in program.tensors.values() if t.name in set(used)]
+        self.num_calls = len(program.calls) + (1 if program.copy_output else 0)
+
+    def _kind(self, t: TensorView) -> str:
+        return self.p.buffers[t.buffer].kind
+
+    # -- header -------------------------------------------------------------------------------
+    def header(self) -> str:
+        inp, out = self.p.tensors[self.p.input], self.p.tensors[self.p.output]
+        guard = self.name.upper() + "_H_"
+        size = lambda t: t.nbytes // 4  # noqa: E731  (both are float32)
+        shape = lambda t: "{" + ", ".join(map(str, t.shape)) + "}"  # noqa: E731
+        return f"""/* {self.name}.h -- generated by fter-tvm (runtime/aot.py); do not edit. */
+#ifndef {guard}
+#define {guard}
+
+#define FTER_INPUT_SIZE {size(inp)}  /* float32 elements */
+#define FTER_INPUT_NDIM {len(inp.shape)}
+#define FTER_INPUT_SHAPE {shape(inp)}
+#define FTER_OUTPUT_SIZE {size(out)}  /* float32 elements */
+#define FTER_OUTPUT_NDIM {len(out.shape)}
+#define FTER_OUTPUT_SHAPE {shape(out)}
+#define FTER_ARENA_BYTES {self.plan.total_bytes}
+#ifndef FTER_WORKSPACE_BYTES  /* what TVMBackendAllocWorkspace must serve (build the runtime with it) */
+#define FTER_WORKSPACE_BYTES {self.workspace}
+#endif
+#define FTER_WEIGHTS_BYTES {sum(c.nbytes for c in self.p.constants)}
+#define FTER_NUM_KERNELS {len(self.p.calls)}
+#define FTER_NUM_CALLS {self.num_calls}  /* kernels, plus one output copy if any */
+
+/* Kinds passed to FTER_PROFILE_END. */
+#define FTER_KIND_KERNEL 0
+#define FTER_KIND_COPY 1
+
+/* Name of each call, by call index (what a profiler attributes cycles to). */
+extern const char *const fter_kernel_names[FTER_NUM_CALLS];
+
+/* Runs the model: reads FTER_INPUT_SIZE floats, writes FTER_OUTPUT_SIZE floats. The two buffers
+ * must not overlap. Not reentrant (one static arena). Returns 0, or the non-zero code of the first
+ * failing kernel; then {self.name}_last_error() names it. */
+int {self.name}_run(const float *input, float *output);
+const char *{self.name}_last_error(void);
+
+/* Profiling hook: define FTER_PROFILE and provide these two, or define both macros yourself. */
+#ifdef FTER_PROFILE
+void fter_profile_begin(int idx);
+void fter_profile_end(int idx, int kind);
+#endif
+#ifndef FTER_PROFILE_BEGIN
+#ifdef FTER_PROFILE
+#define FTER_PROFILE_BEGIN(idx) fter_profile_begin(idx)
+#define FTER_PROFILE_END(idx, kind) fter_profile_end((idx), (kind))
+#else
+#define FTER_PROFILE_BEGIN(idx) ((void)0)
+#define FTER_PROFILE_END(idx, kind) ((void)0)
+#endif
+#endif
+
+#endif /* {guard} */
+"""
+
+    # -- source -------------------------------------------------------------------------------
+    def source(self) -> str:
+        parts = [
+            f"/* {self.name}.c -- generated by fter-tvm (runtime/aot.py); do not edit.\n"
+            f" * {len(self.p.calls)} kernel calls over one static arena.\n"
+            + "".join(f" * {_comment(line)}\n" for line in self.plan.describe().splitlines())
+            + " */",
+            "#include <stddef.h>\n#include <stdint.h>\n#include <dlpack/dlpack.h>\n"
+            f"#include <tvm/ffi/c_api.h>\n#include \"{self.name}.h\"",
+            self._declarations(),
+            self._descriptors(),
+            self._call_table(),
+            self._run_function(),
+        ]
+        return "\n\n".join(p for p in parts if p) + "\n"
+
+    def _declarations(self) -> str:
+        lines = ["/* Kernels: TVM's packed entry points (fter_kernels.c). */"]
+        for symbol in dict.fromkeys(c.symbol for c in self.p.calls):
+            lines.append(f"int32_t {symbol}(void *self, void *args, int32_t num_args, void *result);")
+        lines.append("\n/* Weights (fter_weights.c). */")
+        for i, data in enumerate(self.p.constants):
+            lines.append(f"extern const {c_array_type(data)} fter_w{i}[{data.size}];")
+        if self.plan.total_bytes:
+            lines.append("\nstatic uint8_t fter_arena[FTER_ARENA_BYTES] __attribute__((aligned(16)));")
+        return "\n".join(lines)
+
+    def _data_expr(self, t: TensorView) -> str:
+        kind = self._kind(t)
+        if kind == "arena":
+            return f"(void *)(fter_arena + {self.offsets[t.buffer] + t.offset})"
+        if kind == "const":
+            return f"(void *)fter_{t.buffer}"
+        return "NULL"  # the caller's input or output, bound at the start of each run
+
+    def _descriptors(self) -> str:
+        dims: dict[tuple[int, ...], str] = {}
+
+        def dims_array(values: tuple[int, ...]) -> str:
+            if values not in dims:
+                dims[values] = f"fter_dims{len(dims)}"
+            return f"(int64_t *){dims[values]}"
+
+        lines = []
+        for t in self.tensors:
+            dl = _dl_dtype(t.dtype)
+            shape = dims_array(t.shape) if t.shape else "NULL"
+            strides = dims_array(_compact_strides(t.shape)) if t.shape else "NULL"
+            qual = "static DLTensor" if self._kind(t) in ("input", "output") else "static const DLTensor"
+            lines.append(
+                f"{qual} fter_{t.name} = {{{self._data_expr(t)}, {{kDLCPU, 0}}, {len(t.shape)}, {dl}, "
+                f"{shape}, {strides}, 0}};  /* {_comment(str(t.origin))}: {t.dtype} {t.shape}, "
+                f"{self._kind(t)} {t.buffer} */")
+        arrays = [f"static const int64_t {n}[{len(v)}] = {{{', '.join(map(str, v))}}};"
+                  for v, n in dims.items()]
+        return ("/* Shapes and compact strides, shared by tensors. */\n" + "\n".join(arrays)
+                + "\n\n/* Tensors: data is in the arena, a weight, or the caller's input/output. */\n"
+                + "\n".join(lines))
+
+    def _call_table(self) -> str:
+        lines = []
+        names = [c.name for c in self.p.calls] + (["copy_output"] if self.p.copy_output else [])
+        lines.append("const char *const fter_kernel_names[FTER_NUM_CALLS] = {\n"
+                     + "".join(f"  \"{n}\",\n" for n in names) + "};")
+        if not self.p.calls:
+            return "\n".join(lines)
+        for c in self.p.calls:
+            refs = ", ".join(f"(DLTensor *)&fter_{a}" for a in c.args)
+            lines.append(f"static DLTensor *const fter_args{c.index}[] = {{{refs}}};")
+        lines.append("\ntypedef int32_t (*fter_kernel_fn)(void *, void *, int32_t, void *);\n"
+                     "static const struct fter_call {\n  fter_kernel_fn fn;\n  int32_t num_args;\n"
+                     "  DLTensor *const *args;\n} fter_calls[FTER_NUM_KERNELS] = {")
+        for c in self.p.calls:
+            lines.append(f"  {{{c.symbol}, {len(c.args)}, fter_args{c.index}}},  /* {c.index}: {c.name} */")
+        lines.append("};")
+        return "\n".join(lines)
+
+    def _bind_io(self) -> list[str]:
+        lines = []
+        for t in self.tensors:
+            kind = self._kind(t)
+            if kind in ("input", "output"):
+                base = "input" if kind == "input" else "output"
+                lines.append(f"  fter_{t.name}.data = (void *)((uintptr_t){base} + {t.offset}u);")
+        return lines
+
+    def _run_function(self) -> str:
+        n = self.name
+        body = [f"static const char *fter_error = NULL;\n\nconst char *{n}_last_error(void) {{\n"
+                "  return fter_error;\n}\n",
+                f"int {n}_run(const float *input, float *output) {{"]
+        if self.p.calls:
+            max_args = max(len(c.args) for c in self.p.calls)
+            body += [f"  TVMFFIAny args[{max_args}];", "  TVMFFIAny result;", "  int32_t i, j, rc;"]
+        body += self._bind_io() + ["  fter_error = NULL;"]
+        if self.p.calls:
+            body.append("""  for (i = 0; i < FTER_NUM_KERNELS; ++i) {
+    const struct fter_call *c = &fter_calls[i];
+    for (j = 0; j < c->num_args; ++j) {
+      args[j].type_index = kTVMFFIDLTensorPtr;
+      args[j].zero_padding = 0;
+      args[j].v_int64 = 0;
+      args[j].v_ptr = c->args[j];
+    }
+    result.type_index = kTVMFFINone;
+    result.zero_padding = 0;
+    result.v_int64 = 0;
+    FTER_PROFILE_BEGIN(i);
+    rc = c->fn(NULL, args, c->num_args, &result);
+    FTER_PROFILE_END(i, FTER_KIND_KERNEL);
+    if (rc != 0) {
+      fter_error = fter_kernel_names[i];
+      return rc;
+    }
+  }""")
+        if self.p.copy_output:
+            out = self.p.tensors[self.p.output]
+            body.append(f"""  {{  /* the output is not a kernel's own buffer: copy it out */
+    const uint8_t *src = (const uint8_t *)fter_{out.name}.data;
+    uint8_t *dst = (uint8_t *)output;
+    uint32_t k;
+    FTER_PROFILE_BEGIN({len(self.p.calls)});
+    for (k = 0; k < {out.nbytes}u; ++k) dst[k] = src[k];
+    FTER_PROFILE_END({len(self.p.calls)}, FTER_KIND_COPY);
+  }}""")
+        body.append("  return 0;\n}")
+        return "\n".join(body)
+
+
+def _dl_dtype(dtype: str) -> str:
+    d = tvm_ffi.dtype(dtype)
+    return f"{{{_DL_TYPE_CODES.get(d.type_code, str(d.type_code))}, {d.bits}, {d.lanes}}}"
+
+
+def _compact_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+# ---------------------------------------------------------------------------------------------
+# fter_weights.c
+
+# dtype -> (C element type, literal style). 16-bit floats are stored as their bit patterns.
+_C_TYPES = {
+    "float32": ("float", "hexfloat"), "float64": ("double", "hexfloat"),
+    "float16": ("uint16_t", "bits"), "bfloat16": ("uint16_t", "bits"), "bool": ("uint8_t", "int"),
+    "int8": ("int8_t", "int"), "int16": ("int16_t", "int"), "int32": ("int32_t", "int"),
+    "int64": ("int64_t", "int"), "uint8": ("uint8_t", "int"), "uint16": ("uint16_t", "int"),
+    "uint32": ("uint32_t", "int"), "uint64": ("uint64_t", "int"),
+}
+
+
+def c_array_type(data: np.ndarray) -> str:
+    """The C element type a constant is emitted with."""
+    dtype = str(data.dtype)
+    if dtype not in _C_TYPES:
+        raise lower.AotLoweringError(f"constant of dtype {dtype} cannot be emitted to C")
+    return _C_TYPES[dtype][0]
+
+
+def _hexfloat(v: float, suffix: str) -> str:
+    # Hex literals are exact (no decimal round trip); inf/nan via builtins since freestanding
+    # targets have no <math.h> and these are constant expressions in GCC.
+    if v != v:
+        return f"__builtin_nan{suffix}(\"\")"
+    if v in (float("inf"), float("-inf")):
+        return ("-" if v < 0 else "") + f"__builtin_inf{suffix}()"
+    mant, exp = v.hex().split("p")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}p{exp}{suffix}"
+
+
+def _int_literal(v: int, ctype: str) -> str:
+    if ctype == "int64_t":
+        return "(-9223372036854775807LL - 1)" if v == -(2**63) else f"{v}LL"
+    if ctype == "uint64_t":
+        return f"{v}ULL"
+    return f"{v}u" if ctype.startswith("uint") and ctype != "uint8_t" else str(v)
+
+
+def _literals(data: np.ndarray) -> list[str]:
+    """C literals of all elements; each distinct value is formatted once (weights repeat a lot)."""
+    ctype, style = _C_TYPES[str(data.dtype)]
+    flat = data.reshape(-1)
+    if style == "bits":
+        flat = flat.view(np.uint16)
+    uniq, inverse = np.unique(flat, return_inverse=True)
+    if style == "hexfloat":
+        suffix = "f" if ctype == "float" else ""
+        texts = [_hexfloat(float(v), suffix) for v in uniq.tolist()]
+    else:
+        texts = [_int_literal(int(v), ctype) for v in uniq.tolist()]
+    return np.asarray(texts, dtype=object)[inverse.reshape(-1)].tolist()
+
+
+def emit_weights(program: AotProgram) -> str:
+    """The text of fter_weights.c: each constant `i` as `const <type> fter_w<i>[n]`, 16-aligned.
+
+    External linkage (not `static`) because the tensor descriptors in the model source take their
+    addresses in static initializers.
+    """
+    origins = {t.buffer: t.origin for t in program.tensors.values()}
+    total = sum(c.nbytes for c in program.constants)
+    out = [f"/* {WEIGHTS_FILE} -- generated by fter-tvm (runtime/aot.py); do not edit.\n"
+           f" * {len(program.constants)} constants, {total} bytes. */\n#include <stdint.h>\n"]
+    for i, data in enumerate(program.constants):
+        if data.size == 0:
+            raise lower.AotLoweringError(f"constant {i} is empty")
+        ctype = c_array_type(data)
+        per_line = 16 if data.itemsize >= 4 else 32
+        lits = _literals(data)
+        rows = (", ".join(lits[k:k + per_line]) for k in range(0, len(lits), per_line))
+        out.append(f"/* fter_w{i}: {data.dtype} {tuple(data.shape)}, {data.nbytes} B; "
+                   f"{_comment(str(origins.get(f'w{i}', '')))} */\n"
+                   f"const {ctype} fter_w{i}[{data.size}] __attribute__((aligned(16))) = {{\n  "
+                   + ",\n  ".join(rows) + "\n};\n")
+    return "\n".join(out)
