@@ -70,6 +70,7 @@ class Toolchain:
     sources: tuple[str, ...] = _COMMON_SOURCES
     include_dirs: tuple[str, ...] = ("include", "sim", "libc/include")
     exe_suffix: str = ""
+    run_tools: tuple[tuple[str, str], ...] = ()  # (executable, apt package) needed to run
 
 
 HOST = Toolchain(
@@ -99,6 +100,7 @@ XTENSA = Toolchain(
     ),
     include_dirs=("include", "sim", "libc/include", "libc/include_freestanding"),
     exe_suffix=".elf",
+    run_tools=(("qemu-system-xtensa", "qemu-system-misc"),),
 )
 
 TOOLCHAINS = {"host": HOST, "xtensa": XTENSA}
@@ -122,6 +124,12 @@ def require_tool(tool: str, apt_package: str) -> str:
             f"'{tool}' not found on PATH; install it with: apt-get install {apt_package}"
         )
     return path
+
+
+def missing_tools(target: str | Toolchain) -> list[str]:
+    """Executables needed to build and run for ``target`` that are not on PATH."""
+    tc = toolchain(target)
+    return [t for t, _ in ((tc.cc, tc.apt_package), *tc.run_tools) if shutil.which(t) is None]
 
 
 def tvm_include_dirs() -> list[Path]:
