@@ -100,3 +100,41 @@ def from_torch_program(program) -> tvm.IRModule:
         return importer.from_exported_program(program, False, False, False, CUSTOM_CONVERTERS)
     except (KeyError, AssertionError, ValueError, tvm.TVMError) as err:
         raise ImportError_(f"Relax import of the exported program failed: {err}") from err
+
+
+def from_onnx_model(model) -> tvm.IRModule:
+    """Relax module from an ONNX file path or ``ModelProto``; initializers become constants."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        path = str(model)
+        try:
+            model = onnx.load(path)
+        except Exception as err:   # onnx raises DecodeError / OSError / ValueError
+            raise ImportError_(f"cannot read ONNX model {path}: {err}") from err
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise ImportError_(f"malformed ONNX model: {err}") from err
+    for inp in model.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if any(not d.HasField("dim_value") for d in dims):
+            raise ImportError_(f"ONNX input {inp.name} has a dynamic shape; static shapes only")
+    try:
+        return from_onnx(model, keep_params_in_input=False)
+    except (KeyError, AssertionError, ValueError, NotImplementedError, tvm.TVMError) as err:
+        raise ImportError_(f"Relax import of the ONNX model failed: {err}") from err
+
+
+def import_model(model, example_inputs=None) -> tvm.IRModule:
+    """Relax module from an ``nn.Module``, ``ExportedProgram``, ONNX path or ``ModelProto``."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        if example_inputs is None:
+            raise ValueError("example_inputs are required to export a torch.nn.Module")
+        return from_torch_program(export_torch(model, example_inputs))
+    if isinstance(model, torch.export.ExportedProgram):
+        return from_torch_program(model)
+    return from_onnx_model(model)

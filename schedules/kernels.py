@@ -62,8 +62,7 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
     kb = get_format(fmt).row_bytes(k)
 
     @T.macro
-    def compute(q, s, w, alpha, bias, res, y):
-        acc = T.alloc_buffer((t, n), "int32")
+    def compute(q, s, w, alpha, bias, res, y, acc):
         for i, j, r in T.grid(t, n, k):
             with T.sblock("acc"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -83,20 +82,21 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
                  w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
                  bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
                  y: T.Buffer((t, n), "float32")):
-            compute(q, s, w, alpha, bias, res, y)
+            acc = T.alloc_buffer((t, n), "int32")
+            compute(q, s, w, alpha, bias, res, y, acc)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
                  w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
                  bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            compute(q, s, w, alpha, bias, None, y)
+            acc = T.alloc_buffer((t, n), "int32")
+            compute(q, s, w, alpha, bias, None, y, acc)
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
 @T.macro
-def _absmax_quant(t, k, y, q, s):
+def _absmax_quant(t, k, y, q, s, amax):
     """Blocks shared by the quantizing kernels: per-row absmax of ``y`` -> ``s``, int8 codes -> ``q``."""
-    amax = T.alloc_buffer((t,), "float32")
     for i, r in T.grid(t, k):
         with T.sblock("absmax"):
             vi, vr = T.axis.remap("SR", [i, r])
@@ -120,7 +120,8 @@ def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
              s: T.Buffer((t,), "float32")):
-        _absmax_quant(t, k, x, q, s)
+        amax = T.alloc_buffer((t,), "float32")
+        _absmax_quant(t, k, x, q, s, amax)
 
     return _tag(func, "quantize_act", t=t, k=k)
 
@@ -139,6 +140,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
         total = T.alloc_buffer((t,), "float32")
         sq = T.alloc_buffer((t,), "float32")
         y = T.alloc_buffer((t, d), "float32")
+        amax = T.alloc_buffer((t,), "float32")
         for i, r in T.grid(t, d):
             with T.sblock("sum"):
                 vi, vr = T.axis.remap("SR", [i, r])
@@ -158,7 +160,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
                 y[vi, vj] = (x[vi, vj] - total[vi] / T.float32(d)) / T.sqrt(
                     sq[vi] / T.float32(d) + T.float32(eps)) * (ab[0] * T.Cast("float32", g[vj])) + (
                     ab[1] * T.Cast("float32", b[vj]))
-        _absmax_quant(t, d, y, q, s)
+        _absmax_quant(t, d, y, q, s, amax)
 
     return _tag(func, "ternary_layernorm", t=t, d=d)
 

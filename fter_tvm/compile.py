@@ -1,0 +1,67 @@
+"""``fter_tvm.compile``: import -> relay_passes pipeline -> schedules -> target build -> artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from relay_passes.base import FusionError
+from relay_passes.frontend import import_model
+from relay_passes.pipeline import fter_pipeline
+
+from .artifact import X86Artifact
+from .report import build_report
+from .targets import X86Target, get_target
+
+
+def _input_shape(mod: tvm.IRModule) -> list[int]:
+    params = mod["main"].params
+    if len(params) != 1:
+        raise ValueError(f"models must take exactly one input tensor, got {len(params)}")
+    return [int(d) for d in params[0].ty.shape.values]
+
+
+def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path | None = None,
+            pack_format: str | None = None, strict: bool = False, dump_dir: str | Path | None = None):
+    """Compile a ternary ViT for ``target``.
+
+    Args:
+        model: ``torch.nn.Module``, ``torch.export.ExportedProgram``, ONNX path or ``ModelProto``.
+        target: ``"x86"``, ``"esp32s3"`` or a :class:`fter_tvm.targets.Target`.
+        example_inputs: tuple of example tensors (required for ``nn.Module``); fixes the shapes.
+        tuning_db: directory of a tuning database written by :func:`fter_tvm.tune`.
+        pack_format: ternary packing ``"b3"`` (5 trits/byte) or ``"b2"`` (4/byte); target default.
+        strict: raise when a layer cannot be fused instead of leaving it as a plain op.
+        dump_dir: write the IR after each pipeline phase there.
+
+    Returns:
+        an artifact with ``run(x)`` and ``report`` (and, for esp32s3, ``simulate``, ``export_project``).
+
+    Raises:
+        relay_passes.frontend.ImportError_: the model cannot be imported (names the node/op).
+        relay_passes.base.FusionError: ``strict`` and something is left unfused (names the node).
+    """
+    tgt = get_target(target)
+    mod = import_model(model, example_inputs)
+    fused = fter_pipeline(fmt=pack_format or tgt.pack_format, strict=strict, dump_dir=dump_dir)(mod)
+    report = build_report(fused)
+    report["target"] = tgt.name
+    report["pack_format"] = pack_format or tgt.pack_format
+    if strict and report["fused"]["unfused"]:
+        raise FusionError("strict mode: unfused nodes remain: " + ", ".join(report["fused"]["unfused"]))
+    if isinstance(tgt, X86Target):
+        return _build_x86(fused, report, tgt, tuning_db)
+    from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
+
+    return build_esp32s3(fused, report, tgt, tuning_db)
+
+
+def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> X86Artifact:
+    from schedules.x86 import schedule_module
+
+    scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
+    with tvm.transform.PassContext(opt_level=3):
+        ex = tvm.compile(scheduled, target=tvm.target.Target(tgt.tvm_target))
+    return X86Artifact(fused, report, _input_shape(fused), ex)

@@ -1,0 +1,73 @@
+"""What a compiled model contains: fused kernel counts, unfused nodes, MACs and bytes per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant
+
+# ops that do real arithmetic on large tensors: if one survives fusion it is listed as unfused
+HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn.softmax",
+             "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
+FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
+
+
+def _kernel_of(mod: tvm.IRModule, call):
+    if isinstance(call, relax.Call) and call.op == tvm.ir.Op.get("relax.call_tir"):
+        func = mod[call.args[0]]
+        if func.attrs is not None and "fter.kind" in func.attrs:
+            return call.args[0].name_hint, str(func.attrs["fter.kind"]), {
+                k: str(v) for k, v in func.attrs["fter.params"].items()}
+    return None
+
+
+def _bindings(mod: tvm.IRModule):
+    for block in mod["main"].body.blocks:
+        yield from block.bindings
+
+
+def _macs(kind: str, p: dict) -> int:
+    if kind == "ternary_matmul":
+        return int(p["t"]) * int(p["k"]) * int(p["n"])
+    if kind == "int8_attention":
+        b, h, n, hd = (int(p[x]) for x in ("b", "h", "n", "hd"))
+        return 2 * b * h * n * n * hd
+    return 0
+
+
+def build_report(mod: tvm.IRModule) -> dict:
+    """Report of a module after the fter pipeline (before lowering)."""
+    counts = {k: 0 for k in FUSED_KINDS}
+    unfused, layers = [], []
+    weight_bytes = {"packed_weights": 0, "scales": 0, "other_constants": 0}
+    for binding in _bindings(mod):
+        value = binding.value
+        kernel = _kernel_of(mod, value)
+        if kernel is not None:
+            name, kind, params = kernel
+            counts[kind] = counts.get(kind, 0) + 1
+            consts = [a for a in value.args[1].fields if isinstance(a, Constant)]
+            nbytes = sum(c.value.numpy().nbytes for c in consts)
+            for c in consts:
+                arr = c.value.numpy()
+                key = "packed_weights" if arr.dtype == np.uint8 else "scales"
+                weight_bytes[key] += arr.nbytes
+            layers.append({"kernel": name, "kind": kind, "macs": _macs(kind, params),
+                           "const_bytes": nbytes, "params": params})
+        elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+            for arg in value.args:
+                if isinstance(arg, Constant):
+                    weight_bytes["other_constants"] += arg.value.numpy().nbytes
+            if value.op.name in HEAVY_OPS:
+                unfused.append(f"{binding.var.name_hint} ({value.op.name})")
+                layers.append({"kernel": binding.var.name_hint, "kind": value.op.name,
+                               "macs": 0, "const_bytes": 0, "params": {}})
+    counts["unfused"] = unfused
+    return {
+        "fused": counts,
+        "macs": sum(row["macs"] for row in layers),
+        "weight_bytes": weight_bytes,
+        "flash_bytes": sum(weight_bytes.values()),
+        "layers": layers,
+    }

@@ -1,0 +1,53 @@
+"""Compilation targets: small classes of settings, one per device family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    pack_format: str = "b3"
+    alignment: int = 16
+
+
+@dataclass(frozen=True)
+class X86Target(Target):
+    """LLVM build run by TVM's Relax VM on this machine."""
+
+    name: str = "x86"
+    tvm_target: dict = field(default_factory=lambda: {"kind": "llvm"})
+    num_threads: int = 2
+
+
+@dataclass(frozen=True)
+class BoardLimits:
+    flash_bytes: int = 8 * 1024 * 1024
+    psram_bytes: int = 8 * 1024 * 1024
+    sram_bytes: int = 512 * 1024
+    # internal SRAM left for the arena once ESP-IDF, stacks and caches take theirs
+    sram_arena_budget: int = 320 * 1024
+
+
+@dataclass(frozen=True)
+class Esp32s3Target(Target):
+    """Standalone C for the ESP32-S3 (Xtensa LX7), also run on the host and in the Xtensa ISS."""
+
+    name: str = "esp32s3"
+    tvm_target: dict = field(default_factory=lambda: {"kind": "c"})
+    kernel_variant: str = "xtensa"
+    board: BoardLimits = field(default_factory=BoardLimits)
+
+
+TARGETS = {"x86": X86Target, "esp32s3": Esp32s3Target}
+
+
+def get_target(target) -> Target:
+    """A :class:`Target` from its name or instance; unknown names raise ``ValueError``."""
+    if isinstance(target, Target):
+        return target
+    try:
+        return TARGETS[target]()
+    except KeyError:
+        raise ValueError(f"unknown target {target!r}; choose one of {sorted(TARGETS)}") from None
