@@ -13,22 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 
-typedef union {
-  float f;
-  uint32_t u;
-} f32bits;
-
-static uint32_t bits_of(float f) {
-  f32bits b;
-  b.f = f;
-  return b.u;
-}
-
-static float from_bits(uint32_t u) {
-  f32bits b;
-  b.u = u;
-  return b.f;
-}
+#include "fter_bits.h"
 
 #define ABS_BITS(u) ((u) & 0x7fffffffu)
 #define IS_NAN_BITS(u) (ABS_BITS(u) > 0x7f800000u)

@@ -4,22 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
-typedef union {
-  float f;
-  uint32_t u;
-} f32bits;
-
-static uint32_t bits_of(float f) {
-  f32bits b;
-  b.f = f;
-  return b.u;
-}
-
-static float from_bits(uint32_t u) {
-  f32bits b;
-  b.u = u;
-  return b.f;
-}
+#include "fter_bits.h"
 
 float fabsf(float x) { return from_bits(bits_of(x) & 0x7fffffffu); }
 

@@ -12,6 +12,8 @@
  */
 #include <stdint.h>
 
+#include "fter_bits.h"
+
 #ifdef FTER_SOFTFLOAT_PREFIX
 #define SF_CAT2(a, b) a##b
 #define SF_CAT(a, b) SF_CAT2(a, b)
@@ -33,23 +35,6 @@ uint32_t SF(fixunssfsi)(float a);
 #define EXP_OF(x) ((int32_t)(((x) >> 23) & 0xffu))
 #define FRAC_OF(x) ((x) & 0x007fffffu)
 #define IS_NAN(x) (((x) & 0x7fffffffu) > 0x7f800000u)
-
-typedef union {
-  float f;
-  uint32_t u;
-} bits32;
-
-static float from_bits(uint32_t u) {
-  bits32 b;
-  b.u = u;
-  return b.f;
-}
-
-static uint32_t to_bits(float f) {
-  bits32 b;
-  b.f = f;
-  return b.u;
-}
 
 /* Shift right, OR-ing every bit shifted out into bit 0 ("jamming") so the
  * rounding step still sees that the value was inexact. */
@@ -130,16 +115,16 @@ static uint32_t add_bits(uint32_t a, uint32_t b) {
   return round_pack(sa, ea - shift, d << shift);
 }
 
-float SF(addsf3)(float a, float b) { return from_bits(add_bits(to_bits(a), to_bits(b))); }
+float SF(addsf3)(float a, float b) { return from_bits(add_bits(bits_of(a), bits_of(b))); }
 
 float SF(subsf3)(float a, float b) {
-  uint32_t ub = to_bits(b);
+  uint32_t ub = bits_of(b);
   /* Negating a NaN would change the payload SSE returns: keep it. */
-  return from_bits(add_bits(to_bits(a), IS_NAN(ub) ? ub : ub ^ SIGN_BIT));
+  return from_bits(add_bits(bits_of(a), IS_NAN(ub) ? ub : ub ^ SIGN_BIT));
 }
 
 float SF(mulsf3)(float a, float b) {
-  uint32_t ua = to_bits(a), ub = to_bits(b);
+  uint32_t ua = bits_of(a), ub = bits_of(b);
   uint32_t sign = (ua ^ ub) & SIGN_BIT;
   uint32_t ma = ua & ~SIGN_BIT, mb = ub & ~SIGN_BIT;
   if (IS_NAN(ua) || IS_NAN(ub)) return from_bits(propagate_nan(ua, ub));
@@ -189,14 +174,14 @@ float SF(floatsisf)(int32_t i) {
   /* Magnitude in unsigned arithmetic so INT32_MIN converts exactly. */
   uint32_t mag = i < 0 ? 0u - (uint32_t)i : (uint32_t)i;
   float r = SF(floatunsisf)(mag);
-  return i < 0 ? from_bits(to_bits(r) | SIGN_BIT) : r;
+  return i < 0 ? from_bits(bits_of(r) | SIGN_BIT) : r;
 }
 
 /* Matches x86-64 gcc, which converts through a signed 64-bit integer
  * (cvttss2si): truncation toward zero, negative values wrap modulo 2^32,
  * NaN and |a| >= 2^63 give 0. */
 uint32_t SF(fixunssfsi)(float a) {
-  uint32_t ua = to_bits(a);
+  uint32_t ua = bits_of(a);
   int32_t ex = EXP_OF(ua) - 127; /* value = 1.frac * 2^ex */
   if (ex < 0 || ex >= 63) return 0;
   if (ex >= 55) return 0; /* every bit of the result lies above bit 31 */
