@@ -28,15 +28,23 @@ extern "C" {
 #endif
 
 /**
+ * @brief Builds the optimised kernels' decode tables now instead of on
+ * their first call.  Call it once at start-up when kernels may first run
+ * on two cores at the same time (the lazy path is not synchronised).
+ */
+void fter_kernels_init(void);
+
+/**
  * @brief Ternary matmul micro-kernel, format b2: for j in [0, n),
  * acc[j] += sum_{i<k} x[i] * w_j[i], where row j starts at w + j*w_stride.
  *
  * Shapes: acc int32[n], x int8[k], w uint8[n rows of w_stride >= ceil(k/4)
  * bytes].  k need not be a multiple of 4 (the last byte is partial).
  * Accumulates, never overwrites.  Exact: no saturation; |sum| <= 128*k
- * fits int32 for any k < 2^24.  Alignment: none required; the optimised
- * version reads 32-bit weight words when w and w_stride are multiples of 4
- * and falls back to the reference otherwise or when k < 16.
+ * fits int32 for any k < 2^24.  Alignment: none required (bytes are read
+ * one by one).  The optimised version packs two products per 32-bit
+ * multiply, builds 6 KiB of decode tables in RAM on its first call (shared
+ * with b3) and uses the reference when k < 16.
  */
 void fter_tmm_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                  int32_t w_stride);
@@ -48,9 +56,8 @@ void fter_tmm_b2_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t
 /**
  * @brief Ternary matmul micro-kernel, format b3 (5 trits per byte): same
  * contract as fter_tmm_b2 with rows of w_stride >= ceil(k/5) bytes.  The
- * optimised version decodes bytes through a 256-entry table (no division),
- * reads 32-bit weight words when w and w_stride are multiples of 4, and
- * falls back to the reference otherwise or when k < 20.
+ * optimised version decodes bytes through a 256-entry table (no division)
+ * and uses the reference when k < 16.
  */
 void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                  int32_t w_stride);

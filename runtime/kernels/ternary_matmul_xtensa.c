@@ -31,15 +31,14 @@ static int32_t lane_result(uint32_t s) { return (int32_t)(s + 0x8000u) >> 16; }
 
 static uint32_t lane_pair(int32_t lo, int32_t hi) { return (uint32_t)lo + ((uint32_t)hi << 16); }
 
-/* Lane words of the weight bytes, built on first use (tables in RAM are
- * faster than flash on the ESP32-S3; a race between cores writes the same
- * values).  b2: {w1 + w0*2^16, w3 + w2*2^16}; b3: {w1 + w0*2^16,
+/* Lane words of the weight bytes, built by fter_kernels_init() or on first
+ * use (tables in RAM are faster than flash on the ESP32-S3).  b2: {w1 + w0*2^16, w3 + w2*2^16}; b3: {w1 + w0*2^16,
  * w3 + w2*2^16, w4*2^16, 0} (padded to 16 bytes for shift addressing). */
 static uint32_t b2_table[256][2];
 static uint32_t b3_table[256][4];
 static int tables_ready;
 
-static void init_tables(void) {
+void fter_kernels_init(void) {
   int32_t d[5] = {0, 0, 0, 0, 0}; /* base-3 digits of b, counted up */
   for (int32_t b = 0; b < 256; ++b) {
     int32_t w[4];
@@ -104,7 +103,7 @@ void fter_tmm_b2_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t
     fter_tmm_b2_ref(acc, x, w, k, n, w_stride);
     return;
   }
-  if (!tables_ready) init_tables();
+  if (!tables_ready) fter_kernels_init();
   uint32_t lanes[B2_BLOCK / 2];
   for (int32_t i0 = 0; i0 < k; i0 += B2_BLOCK) {
     const int32_t len = k - i0 < B2_BLOCK ? k - i0 : B2_BLOCK;
@@ -141,7 +140,7 @@ void fter_tmm_b3_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t
     fter_tmm_b3_ref(acc, x, w, k, n, w_stride);
     return;
   }
-  if (!tables_ready) init_tables();
+  if (!tables_ready) fter_kernels_init();
   uint32_t lanes[B3_BLOCK / 5 * 3];
   int32_t byte0 = 0; /* i0 / 5 without a division */
   for (int32_t i0 = 0; i0 < k; i0 += B3_BLOCK, byte0 += B3_BLOCK / 5) {
