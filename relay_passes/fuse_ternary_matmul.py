@@ -64,8 +64,9 @@ class _Rewriter(KernelMutator):
         weight = ternary_decompose(w.value.numpy(), channel_axis=1)   # rhs is [K, N]
         if weight is None:
             if self.strict:
-                raise FusionError(f"matmul {call} has a quantized input but its weight {shape_of(w)} "
-                                  "is not ternary (strict mode)")
+                source = getattr(lhs, "name_hint", "?")
+                raise FusionError(f"matmul fed by {source} has a quantized input but its weight "
+                                  f"{shape_of(w)} is not ternary (strict mode)")
             return super().visit_call_(call)
         in_shape = shape_of(lhs)
         if shape_of(act.x)[-1] != in_shape[-1]:
