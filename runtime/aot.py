@@ -43,6 +43,7 @@ class CallInfo:
     arg_shapes: tuple[tuple[int, ...], ...]
     arg_dtypes: tuple[str, ...]
     outputs: tuple[int, ...]  # positions of the arguments the call writes
+    workspace_bytes: int  # what it takes from TVMBackendAllocWorkspace (with block headers)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ def generate_aot(lowered_mod: tvm.IRModule, kernel_c_source: str, out_dir: str |
         raise ValueError(f"model_name {model_name!r} is not a C identifier")
     program = lower.extract_program(lowered_mod)
     plan, offsets = plan_program_arena(program, granularity)
-    workspace = max(lower.kernel_workspace_bytes(lowered_mod).values(), default=0)
+    per_kernel = lower.kernel_workspace_bytes(lowered_mod)
+    workspace = max(per_kernel.values(), default=0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -142,7 +144,7 @@ def generate_aot(lowered_mod: tvm.IRModule, kernel_c_source: str, out_dir: str |
     return AotResult(
         out_dir=out, **files, plan=plan,
         weights_bytes=sum(c.nbytes for c in program.constants),
-        workspace_bytes=workspace, calls=tuple(_call_infos(program)),
+        workspace_bytes=workspace, calls=tuple(_call_infos(program, per_kernel)),
         copies_output=program.copy_output,
         input_shape=program.tensors[program.input].shape,
         output_shape=program.tensors[program.output].shape)
@@ -157,14 +159,15 @@ def build_aot(mod: tvm.IRModule, out_dir: str | Path, **kwargs) -> AotResult:
     return generate_aot(lowered, lower.build_kernels_c(lowered), out_dir, **kwargs)
 
 
-def _call_infos(program: AotProgram) -> list[CallInfo]:
+def _call_infos(program: AotProgram, workspace: dict[str, int]) -> list[CallInfo]:
     infos = []
     for call in program.calls:
         views = [program.tensors[a] for a in call.args]
         infos.append(CallInfo(
             call.index, call.name, call.symbol, tuple(v.shape for v in views),
             tuple(v.dtype for v in views),
-            tuple(i for i, a in enumerate(call.args) if a in call.outputs)))
+            tuple(i for i, a in enumerate(call.args) if a in call.outputs),
+            workspace[call.symbol]))
     return infos
 
 
@@ -427,10 +430,11 @@ def _int_literal(v: int, ctype: str) -> str:
 def _literals(data: np.ndarray) -> list[str]:
     """C literals of all elements; each distinct value is formatted once (weights repeat a lot)."""
     ctype, style = _C_TYPES[str(data.dtype)]
-    flat = data.reshape(-1)
-    if style == "bits":
-        flat = flat.view(np.uint16)
-    uniq, inverse = np.unique(flat, return_inverse=True)
+    flat = np.ascontiguousarray(data).reshape(-1)
+    # Unique over bit patterns, not values: 0.0 == -0.0 but they are different weights.
+    bits = flat.view(f"u{flat.itemsize}")
+    uniq_bits, inverse = np.unique(bits, return_inverse=True)
+    uniq = uniq_bits if style == "bits" else uniq_bits.view(flat.dtype)
     if style == "hexfloat":
         suffix = "f" if ctype == "float" else ""
         texts = [_hexfloat(float(v), suffix) for v in uniq.tolist()]

@@ -125,7 +125,7 @@ def build_kernels_c(lowered: tvm.IRModule) -> str:
 
 
 def kernel_workspace_bytes(lowered: tvm.IRModule) -> dict[str, int]:
-    """Workspace each kernel needs from `TVMBackendAllocWorkspace`, in bytes, by PrimFunc name.
+    """Workspace each kernel needs from `TVMBackendAllocWorkspace`, in bytes, by C symbol.
 
     Method: run the TIR pipeline `tvm.compile` runs for the C target (its host finalisation is
     where allocations become `TVMBackendAllocWorkspace` calls), then add up every such call in a
@@ -155,7 +155,7 @@ def kernel_workspace_bytes(lowered: tvm.IRModule) -> dict[str, int]:
             if not isinstance(nbytes, tvm.tirx.IntImm):
                 raise AotLoweringError(f"kernel {gv.name_hint}: workspace size {nbytes} is dynamic")
             total += _align(int(nbytes.value)) + WORKSPACE_BLOCK_HEADER
-        sizes[gv.name_hint] = total
+        sizes[str(func.attrs["global_symbol"])] = total  # MakePackedAPI made it the C symbol
     return sizes
 
 
@@ -362,6 +362,9 @@ class _MainWalker:
             self._kernel_call(value, where)
         elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
             self._op_call(var, value, where)
+        elif isinstance(value, relax.Call):
+            raise AotLoweringError(f"{where}: call of {value.op} is not supported by the AOT "
+                                   "executor (only PrimFuncs and memory operators)")
         elif isinstance(value, relax.Var):
             self.env[var] = self.env[value]
         elif isinstance(value, relax.Tuple):
@@ -436,10 +439,13 @@ class _MainWalker:
 
     # -- output and safety --------------------------------------------------------------------
     def _bind_output(self, ret) -> None:
-        value = self.env.get(ret) if isinstance(ret, relax.Var) else None
+        if isinstance(ret, relax.Tuple):
+            value = tuple(self._field(f, "the return value") for f in ret.fields)
+        else:
+            value = self.env.get(ret) if isinstance(ret, relax.Var) else None
         if isinstance(value, tuple):
             if len(value) != 1 or not isinstance(value[0], str):
-                raise AotLoweringError(f"main must return one tensor, returns {ret.ty}")
+                raise AotLoweringError(f"main must return one tensor, returns {ret}: {ret.ty}")
             value = value[0]
         if not isinstance(value, str):
             raise AotLoweringError(f"main must return a tensor, returns {ret}")
