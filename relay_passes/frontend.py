@@ -98,7 +98,7 @@ def from_torch_program(program) -> tvm.IRModule:
                                f"({source_name(node)})")
     try:
         return importer.from_exported_program(program, False, False, False, CUSTOM_CONVERTERS)
-    except (KeyError, AssertionError, ValueError, tvm.TVMError) as err:
+    except (KeyError, AssertionError, ValueError, RuntimeError, tvm.error.InternalError) as err:
         raise ImportError_(f"Relax import of the exported program failed: {err}") from err
 
 
@@ -123,7 +123,8 @@ def from_onnx_model(model) -> tvm.IRModule:
             raise ImportError_(f"ONNX input {inp.name} has a dynamic shape; static shapes only")
     try:
         return from_onnx(model, keep_params_in_input=False)
-    except (KeyError, AssertionError, ValueError, NotImplementedError, tvm.TVMError) as err:
+    except (KeyError, AssertionError, ValueError, NotImplementedError, RuntimeError,
+            tvm.error.InternalError) as err:
         raise ImportError_(f"Relax import of the ONNX model failed: {err}") from err
 
 

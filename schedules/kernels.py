@@ -38,6 +38,11 @@ def _trit(w, n, k, fmt):
     return T.truncmod(T.truncdiv(byte, pow3), 3) - 1
 
 
+def _absf(v):
+    # TVM's C codegen cannot emit fabs ("Unresolved call"); max(v, -v) is exact and portable
+    return T.max(v, -v)
+
+
 def _gelu(v):
     return v * T.float32(0.5) * (T.float32(1.0) + T.erf(v * T.float32(0.7071067811865476)))
 
@@ -102,7 +107,7 @@ def _absmax_quant(t, k, y, q, s, amax):
             vi, vr = T.axis.remap("SR", [i, r])
             with T.init():
                 amax[vi] = T.float32(0)
-            amax[vi] = T.max(amax[vi], T.fabs(y[vi, vr]))
+            amax[vi] = T.max(amax[vi], _absf(y[vi, vr]))
     for i in range(t):
         with T.sblock("scale"):
             vi = T.axis.remap("S", [i])
@@ -194,7 +199,7 @@ def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFu
                 vb, vh, vd, vr = T.axis.remap("SSSR", [bb, hh, d, r])
                 with T.init():
                     vmax[vb, vh, vd] = T.float32(0)
-                vmax[vb, vh, vd] = T.max(vmax[vb, vh, vd], T.fabs(v[vb, vh, vr, vd]))
+                vmax[vb, vh, vd] = T.max(vmax[vb, vh, vd], _absf(v[vb, vh, vr, vd]))
         for bb, hh, i, d in T.grid(b, h, n, hd):
             with T.sblock("qk_quant"):
                 vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
@@ -257,7 +262,7 @@ def _row_absmax(b, h, n, hd, x, amax, name):
             vb, vh, vi, vr = T.axis.remap("SSSR", [bb, hh, i, r])
             with T.init():
                 amax[vb, vh, vi] = T.float32(0)
-            amax[vb, vh, vi] = T.max(amax[vb, vh, vi], T.fabs(x[vb, vh, vi, vr]))
+            amax[vb, vh, vi] = T.max(amax[vb, vh, vi], _absf(x[vb, vh, vi, vr]))
 
 
 def _scale(amax):

@@ -1,0 +1,109 @@
+"""Schedules of the fused kernels for the C (ESP32-S3 / Xtensa) target.
+
+The ternary matmul's inner block -- one token row against a block of ``NB`` output channels over
+the whole K -- is tensorized into the C micro-kernel ``fter_tmm_<fmt>`` (runtime/kernels). The
+intrinsic's desc is the scalar meaning (int8 x decoded trit, int32 accumulate); its impl is the
+``T.call_extern``. Accumulators stay a block of ``NB`` int32 per row, so the arena never holds a
+[T, N] int32 matrix.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from .formats import get_format
+from .kernels import _trit
+
+N_BLOCK = 16
+
+
+def intrin_name(k: int, nb: int, fmt: str) -> str:
+    """Name of the tensor intrinsic for one specialization, e.g. ``fter_tmm_k64_n16_b3``."""
+    return f"fter_tmm_k{k}_n{nb}_{fmt}"
+
+
+def _make_intrin(k: int, nb: int, fmt: str):
+    kb = get_format(fmt).row_bytes(k)
+    extern = f"fter_tmm_{fmt}"
+
+    @T.prim_func(s_tir=True)
+    def desc(q: T.Buffer((1, k), "int8", offset_factor=1),
+             w: T.Buffer((nb, kb), "uint8", offset_factor=1),
+             acc: T.Buffer((1, nb), "int32", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
+            T.writes(acc[0, 0:nb])
+            for j, r in T.grid(nb, k):
+                with T.sblock("update"):
+                    vj, vr = T.axis.remap("SR", [j, r])
+                    acc[0, vj] = acc[0, vj] + T.Cast("int32", q[0, vr]) * _trit(w, vj, vr, fmt)
+
+    @T.prim_func(s_tir=True)
+    def impl(q: T.Buffer((1, k), "int8", offset_factor=1),
+             w: T.Buffer((nb, kb), "uint8", offset_factor=1),
+             acc: T.Buffer((1, nb), "int32", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
+            T.writes(acc[0, 0:nb])
+            T.evaluate(T.call_extern("void", extern, acc.access_ptr("rw"), q.access_ptr("r"),
+                                     w.access_ptr("r"), k, nb, kb))
+
+    return desc, impl
+
+
+def ensure_intrin(k: int, nb: int, fmt: str) -> str:
+    """Register (once) and return the intrinsic for this specialization."""
+    name = intrin_name(k, nb, fmt)
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_make_intrin(k, nb, fmt))
+    return name
+
+
+def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    p = {key: str(v) for key, v in func.attrs["fter.params"].items()}
+    k, n, fmt = int(p["k"]), int(p["n"]), p["fmt"]
+    nb = N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
+    sch = s_tir.Schedule(func)
+    acc = sch.get_sblock("acc")
+    i, j, r = sch.get_loops(acc)
+    jo, ji = sch.split(j, [None, nb])
+    sch.reverse_compute_at(sch.get_sblock("epilogue"), jo)
+    sch.decompose_reduction(acc, ji)
+    sch.tensorize(ji, ensure_intrin(k, nb, fmt))
+    return sch.mod["main"]
+
+
+def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Per-token kernels: all blocks under the first block's row loop (one row of scratch)."""
+    sch = s_tir.Schedule(func)
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    row = sch.get_loops(blocks[0])[0]
+    for block in blocks[1:]:
+        sch.reverse_compute_at(block, row)
+    return sch.mod["main"]
+
+
+SCHEDULES = {
+    "ternary_matmul": _schedule_ternary_matmul,
+    "quantize_act": _schedule_rows,
+    "ternary_layernorm": _schedule_rows,
+    # attention keeps the plain loop nest: exact, but its scratch is O(n^2) (row streaming: #4)
+    "int8_attention": lambda f: f,
+}
+
+
+def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRModule:
+    """Apply the ESP32-S3 schedule to every fter kernel in ``mod``."""
+    if tuning_db is not None:
+        raise ValueError("tuning databases are not supported yet (autotuning is issue #6)")
+    mod = tvm.IRModule(dict(mod.functions_items()))
+    for gv, func in mod.functions_items():
+        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs:
+            kind = str(func.attrs["fter.kind"])
+            if kind not in SCHEDULES:
+                raise ValueError(f"no esp32s3 schedule for kernel kind {kind!r} ({gv.name_hint})")
+            mod[gv] = SCHEDULES[kind](func)
+    return mod
