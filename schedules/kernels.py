@@ -18,7 +18,9 @@ EPILOGUES = ("none", "gelu", "residual")
 
 
 def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
-    return func.with_attr({"fter.kind": kind, "fter.params": {k: str(v) for k, v in params.items()}})
+    # op_pattern 8 (opaque): FuseOps must not merge our scheduled kernels into neighbours
+    return func.with_attr({"fter.kind": kind, "op_pattern": 8,
+                           "fter.params": {k: str(v) for k, v in params.items()}})
 
 
 def kernel_name(kind: str, **params) -> str:

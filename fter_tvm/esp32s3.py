@@ -1,0 +1,118 @@
+"""The ESP32-S3 build: scheduled kernels -> C -> AOT executor; host-simulated and Xtensa-simulated runs."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tvm
+
+from runtime import aot, lower
+from runtime.host_sim import build_host, run_host
+from runtime.xtensa_sim import build_xtensa, run_xtensa
+from schedules.esp32s3 import schedule_module
+
+from .artifact import Artifact, as_numpy
+from .targets import Esp32s3Target
+
+MODEL_MAIN = Path(lower.__file__).parent / "sim" / "model_main.c"
+KIND_PREFIXES = (("ternary_matmul", "ternary_matmul"), ("int8_attention", "attention_matmul"),
+                 ("ternary_layernorm", "layernorm"), ("quantize_act", "quantize"))
+
+
+class ModelTooLargeError(ValueError):
+    """The model does not fit the board; raised before anything is written."""
+
+
+def kernel_kind(prim_func_name: str) -> str:
+    for prefix, kind in KIND_PREFIXES:
+        if prim_func_name.startswith(prefix):
+            return kind
+    if "softmax" in prim_func_name:
+        return "softmax"
+    if "gelu" in prim_func_name:
+        return "gelu"
+    return "other"
+
+
+def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None):
+    scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
+    lowered = lower.lower_for_aot(scheduled)
+    kernels_c = lower.build_kernels_c(lowered)
+    return Esp32s3Artifact(fused, report, tgt, lowered, kernels_c)
+
+
+class Esp32s3Artifact(Artifact):
+    """Generated C for the ESP32-S3; ``run`` on the host, ``simulate`` in the Xtensa ISS."""
+
+    target = "esp32s3"
+
+    def __init__(self, fused, report, tgt: Esp32s3Target, lowered, kernels_c: str):
+        self._tmp = Path(tempfile.mkdtemp(prefix="fter_esp32s3_"))
+        self.aot = aot.generate_aot(lowered, kernels_c, self._tmp / "model")
+        shape = list(self.aot.input_shape)
+        super().__init__(fused, report, shape)
+        self.tgt = tgt
+        self.report.update(arena_bytes=self.aot.arena_bytes,
+                           workspace_bytes=self.aot.workspace_bytes,
+                           c_weights_bytes=self.aot.weights_bytes,
+                           kernel_calls=[{"index": c.index, "name": c.name,
+                                          "kind": kernel_kind(c.name)} for c in self.aot.calls])
+        self._check_board()
+        self._exe: dict[str, Path] = {}
+
+    def _check_board(self):
+        b = self.tgt.board
+        ram = self.aot.arena_bytes + self.aot.workspace_bytes
+        if self.aot.weights_bytes > b.flash_bytes:
+            raise ModelTooLargeError(f"weights need {self.aot.weights_bytes} B of flash, the board "
+                                     f"has {b.flash_bytes} B")
+        if ram > b.sram_bytes + b.psram_bytes:
+            raise ModelTooLargeError(f"arena+workspace need {ram} B, the board has "
+                                     f"{b.sram_bytes} B SRAM + {b.psram_bytes} B PSRAM")
+
+    def _binary(self, where: str) -> Path:
+        if where not in self._exe:
+            build = build_host if where == "host" else build_xtensa
+            defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None}
+            self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
+                                     self._tmp / f"build_{where}", defines,
+                                     generated=[self.aot.kernels_c],
+                                     extra_include_dirs=[self.aot.out_dir])
+        return self._exe[where]
+
+    def _logits(self, raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, np.float32).reshape(self.aot.output_shape).copy()
+
+    def run(self, x) -> np.ndarray:
+        """Logits from the generated C compiled for and run on the host (host-sim)."""
+        output, _stdout = run_host(self._binary("host"), as_numpy(x, self.input_shape).tobytes())
+        return self._logits(output)
+
+    def simulate(self, x) -> tuple[np.ndarray, dict]:
+        """Logits and stats from the same C cross-compiled for Xtensa lx106 and run in QEMU.
+
+        ``stats["instructions"]`` counts main(); ``stats["by_kind"]`` attributes the profiled
+        kernel calls to ternary_matmul / attention_matmul / layernorm / quantize / softmax / gelu /
+        other (lx106 has no FPU: float epilogues run as soft-float).
+        """
+        res = run_xtensa(self._binary("xtensa"), as_numpy(x, self.input_shape).tobytes())
+        output, _stdout, instructions = res
+        by_kind: dict[str, int] = {}
+        per_call = []
+        for call in self.aot.calls:
+            n = int(res.counters.get(f"k{call.index}", 0))
+            kind = kernel_kind(call.name)
+            by_kind[kind] = by_kind.get(kind, 0) + n
+            per_call.append({"index": call.index, "name": call.name, "instructions": n})
+        stats = {"instructions": int(instructions), "by_kind": by_kind, "per_call": per_call}
+        return self._logits(output), stats
+
+    def source_dir(self) -> Path:
+        """Directory holding the generated C (model, kernels, weights)."""
+        return self.aot.out_dir
+
+    def __del__(self):
+        shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)
