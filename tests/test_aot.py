@@ -393,7 +393,8 @@ def _compile_only(cc: str, flags: list[str], res: aot.AotResult, includes: list[
 def test_strict_flags_host(built):
     require("cc")
     res = built("attention").result
-    includes = [res.out_dir, cbuild.RUNTIME_DIR / "libc" / "include", *cbuild.tvm_include_dirs()]
+    includes = [res.out_dir, *(cbuild.RUNTIME_DIR / d for d in ("include", "libc/include")),
+                *cbuild.tvm_include_dirs()]
     _compile_only("cc", ["-std=c99", "-O2", "-Wall", "-Werror", "-ffp-contract=off"], res, includes)
 
 
@@ -403,7 +404,8 @@ def test_strict_flags_host(built):
 def test_strict_flags_xtensa(built):
     require("xtensa-lx106-elf-gcc")
     res = built("attention").result
-    includes = [res.out_dir, cbuild.RUNTIME_DIR / "libc" / "include", *cbuild.tvm_include_dirs()]
+    includes = [res.out_dir, *(cbuild.RUNTIME_DIR / d for d in ("include", "libc/include")),
+                *cbuild.tvm_include_dirs()]
     flags = ["-std=c99", "-O2", "-Wall", "-Werror", "-mtext-section-literals", "-ffreestanding"]
     _compile_only("xtensa-lx106-elf-gcc", flags, res, includes)
 
