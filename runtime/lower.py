@@ -16,8 +16,7 @@ import tvm_ffi
 from tvm import relax, tirx
 from tvm.tirx.build import split_host_device_mods
 
-# The only Relax binding forms the AOT executor understands are documented in `extract_program`.
-KERNEL_SYMBOL_PREFIX = "__tvm_ffi_"
+KERNEL_SYMBOL_PREFIX = "__tvm_ffi_"  # TVM's MakePackedAPI names every PrimFunc's C entry so
 GenericConst = tvm.ir.expr.GenericConst  # a Relax tensor constant (`R.const`, weights)
 ALIGN = 16
 WORKSPACE_BLOCK_HEADER = 16  # bytes before each block in runtime/libc/fter_tvm_backend.c
