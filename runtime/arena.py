@@ -68,7 +68,7 @@ class ArenaPlan:
     @property
     def sum_bytes(self) -> int:
         """What the buffers would take without reuse (each aligned), for comparison."""
-        return sum(_align(p.buffer.nbytes, self.alignment) for p in self.placements)
+        return sum(align_up(p.buffer.nbytes, self.alignment) for p in self.placements)
 
     @property
     def timeline(self) -> list[int]:
@@ -93,7 +93,8 @@ class ArenaPlan:
         return "\n".join(lines)
 
 
-def _align(n: int, a: int = ALIGN) -> int:
+def align_up(n: int, a: int = ALIGN) -> int:
+    """`n` rounded up to a multiple of `a`."""
     return (n + a - 1) // a * a
 
 
@@ -135,11 +136,11 @@ def plan_arena(buffers: Iterable[LiveBuffer], num_steps: int, alignment: int = A
         for p in busy:
             if offset + buf.nbytes <= p.offset:
                 break  # fits in the gap before p
-            offset = max(offset, _align(p.end_offset, alignment))
+            offset = max(offset, align_up(p.end_offset, alignment))
         placed.append(Placement(buf, offset))
     by_name = {p.buffer.name: p for p in placed}
     placements = tuple(by_name[b.name] for b in buffers)
-    total = _align(max((p.end_offset for p in placements), default=0), alignment)
+    total = align_up(max((p.end_offset for p in placements), default=0), alignment)
     plan = ArenaPlan(placements, total, num_steps, alignment)
     verify_plan(plan)
     return plan

@@ -16,9 +16,10 @@ import tvm_ffi
 from tvm import relax, tirx
 from tvm.tirx.build import split_host_device_mods
 
+from .arena import align_up
+
 KERNEL_SYMBOL_PREFIX = "__tvm_ffi_"  # TVM's MakePackedAPI names every PrimFunc's C entry so
 GenericConst = tvm.ir.expr.GenericConst  # a Relax tensor constant (`R.const`, weights)
-ALIGN = 16
 WORKSPACE_BLOCK_HEADER = 16  # bytes before each block in runtime/libc/fter_tvm_backend.c
 
 
@@ -153,13 +154,9 @@ def kernel_workspace_bytes(lowered: tvm.IRModule) -> dict[str, int]:
             nbytes = call.args[2]
             if not isinstance(nbytes, tvm.tirx.IntImm):
                 raise AotLoweringError(f"kernel {gv.name_hint}: workspace size {nbytes} is dynamic")
-            total += _align(int(nbytes.value)) + WORKSPACE_BLOCK_HEADER
+            total += align_up(int(nbytes.value)) + WORKSPACE_BLOCK_HEADER
         sizes[str(func.attrs["global_symbol"])] = total  # MakePackedAPI made it the C symbol
     return sizes
-
-
-def _align(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
 
 
 # ---------------------------------------------------------------------------------------------
