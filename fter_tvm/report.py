@@ -57,11 +57,11 @@ def build_report(mod: tvm.IRModule) -> dict:
                            "const_bytes": nbytes, "params": params})
         elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
             for arg in value.args:
-                if isinstance(arg, Constant):
+                if isinstance(arg, Constant) and hasattr(arg.value, "numpy"):   # not PrimValues
                     weight_bytes["other_constants"] += arg.value.numpy().nbytes
             if value.op.name in HEAVY_OPS:
-                unfused.append(f"{binding.var.name_hint} ({value.op.name})")
-                layers.append({"kernel": binding.var.name_hint, "kind": value.op.name,
+                unfused.append(f"{binding.var.name} ({value.op.name})")
+                layers.append({"kernel": binding.var.name, "kind": value.op.name,
                                "macs": 0, "const_bytes": 0, "params": {}})
     counts["unfused"] = unfused
     return {

@@ -28,8 +28,19 @@ def _amin(node, importer) -> relax.Var:
     return importer.block_builder.emit(relax.op.min(args[0], axis=axis, keepdims=bool(keepdim)))
 
 
-# aten ops ternary models use that the stock torch frontend rejects (SPEC §3)
-CUSTOM_CONVERTERS = {"amax.default": _amax, "amin.default": _amin}
+def _max_dim(node, importer):
+    """``max(x, dim, keepdim) -> (values, indices)`` as plain max/argmax (the stock converter goes
+    through topk and tuples, which hides the absmax of an activation quantizer)."""
+    args = importer.retrieve_args(node)
+    dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
+    keepdim = bool(args[2] if len(args) > 2 else node.kwargs.get("keepdim", False))
+    bb = importer.block_builder
+    return relax.Tuple([bb.emit(relax.op.max(args[0], axis=[dim], keepdims=keepdim)),
+                        bb.emit(relax.op.argmax(args[0], axis=dim, keepdims=keepdim))])
+
+
+# aten ops ternary models use that the stock torch frontend rejects or hides (SPEC §3)
+CUSTOM_CONVERTERS = {"amax.default": _amax, "amin.default": _amin, "max.dim": _max_dim}
 
 
 def export_torch(model, example_inputs: tuple) -> "torch.export.ExportedProgram":

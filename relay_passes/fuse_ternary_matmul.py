@@ -64,7 +64,7 @@ class _Rewriter(KernelMutator):
         weight = ternary_decompose(w.value.numpy(), channel_axis=1)   # rhs is [K, N]
         if weight is None:
             if self.strict:
-                source = getattr(lhs, "name_hint", "?")
+                source = getattr(lhs, "name", "?")
                 raise FusionError(f"matmul fed by {source} has a quantized input but its weight "
                                   f"{shape_of(w)} is not ternary (strict mode)")
             return super().visit_call_(call)

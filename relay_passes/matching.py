@@ -62,7 +62,9 @@ class ActQuantPattern:
         self.s_const = is_const()
         self.s = is_op("relax.divide")(amax_c, self.s_const) | is_op("relax.multiply")(amax_c, self.s_const)
         self.r_const = is_const()
-        self.r = is_op("relax.divide")(self.r_const, amax_c)
+        self.r_num, self.r_mul = is_const(), is_const()      # 127 * (1 / amax), torch's reciprocal
+        self.r = (is_op("relax.divide")(self.r_const, amax_c)
+                  | is_op("relax.multiply")(is_op("relax.divide")(self.r_num, amax_c), self.r_mul))
         scaled = is_op("relax.divide")(self.x, self.s) | is_op("relax.multiply")(self.x, self.r)
         self.q = is_op("relax.clip")(is_op("relax.round")(scaled), wildcard(), wildcard())
         self.root = is_op("relax.multiply")(self.q, self.s) | is_op("relax.divide")(self.q, self.r)
@@ -74,7 +76,13 @@ class ActQuantPattern:
         lo, hi = _clip_bounds(m[self.q])
         if (lo, hi) != (-128.0, 127.0):
             return None
-        c = scalar_const(m[self.s_const]) if self.s_const in m else scalar_const(m[self.r_const])
+        if self.s_const in m:
+            c = scalar_const(m[self.s_const])
+        elif self.r_const in m:
+            c = scalar_const(m[self.r_const])
+        else:
+            num, mul = scalar_const(m[self.r_num]), scalar_const(m[self.r_mul])
+            c = None if num is None or mul is None else num * mul
         if c is None or not (np.isclose(c, 127.0) or np.isclose(c, 1 / 127.0)):
             return None
         amax = m[self.amax]
