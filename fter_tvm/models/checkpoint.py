@@ -36,6 +36,9 @@ def _atomic_write(dst: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,51 @@
+"""The fter-tvm CLI: lazy dispatch, --help, and the demo command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fter_tvm import __main__ as cli
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "fter_tvm", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for name in ("compile", "tune", "simulate", "bench", "demo"):
+        assert name in out
+
+
+def test_help_does_not_import_commands():
+    code = ("import sys; from fter_tvm.__main__ import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('fter_tvm.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_missing_command_module_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(cli.COMMANDS, "nope", ("fter_tvm.cli.nope_not_written", "placeholder"))
+    with pytest.raises(SystemExit, match="not available yet"):
+        cli.main(["nope"])
+    assert cli.main(["demo", "--json"]) == 0   # other commands unaffected
+
+
+def test_demo_prints_accuracy_and_sizes(capsys):
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "student ternary test accuracy" in out and "2-bit" in out and "base-3" in out
+
+
+def test_demo_json(capsys):
+    assert cli.main(["demo", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["student_acc"] >= 0.93 and res["sizes"]["2bit"] < res["sizes"]["fp32"]
+
+
+def test_demo_rejects_missing_checkpoint(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--checkpoint", "/nonexistent/ckpt.pt"])
+    assert "checkpoint not found" in capsys.readouterr().err
