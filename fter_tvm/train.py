@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import digits_split
-from .models import FTerViT, FTerViTConfig, model_size_bytes, save_checkpoint, ternarize
+from .models import FTerViTConfig, model_size_bytes, save_checkpoint, ternarize
 
 DEMO_CONFIG = FTerViTConfig(img_size=32, patch_size=8, in_chans=1, num_classes=10, embed_dim=64,
                             depth=4, num_heads=2, mlp_ratio=2.0, qkv_bias=True, eps=1e-6)
