@@ -30,7 +30,8 @@ def test_shipped_demo_checkpoint_accuracy():
     assert acc >= 0.93, f"demo student accuracy {acc:.4f}"
     meta = read_checkpoint_json(DEMO_CHECKPOINT)["meta"]
     assert meta["teacher_acc"] >= 0.96
-    assert abs(meta["student_acc"] - acc) < 1e-9   # reproduces what training recorded
+    # reproduces what training recorded, up to a rounding flip or two on another CPU / thread count
+    assert abs(meta["student_acc"] - acc) <= 2 / len(y_te)
     sizes = DEMO_CHECKPOINT.stat().st_size + DEMO_CHECKPOINT.with_suffix(".pt").stat().st_size
     assert sizes < 1_000_000
 
