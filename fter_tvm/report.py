@@ -11,6 +11,8 @@ from tvm.ir.expr import Constant
 HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn.softmax",
              "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
 FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
+# kernel kinds that count as one of FUSED_KINDS in the report
+KIND_ALIASES = {"int8_attention_qkv": "int8_attention"}
 
 
 def _kernel_of(mod: tvm.IRModule, call):
@@ -31,7 +33,7 @@ def _macs(kind: str, p: dict) -> int:
     if kind == "ternary_matmul":
         return int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "int8_attention":
-        b, h, n, hd = (int(p[x]) for x in ("b", "h", "n", "hd"))
+        b, h, n, hd = (int(p.get(x, 1)) for x in ("b", "h", "n", "hd"))
         return 2 * b * h * n * n * hd
     return 0
 
@@ -46,6 +48,7 @@ def build_report(mod: tvm.IRModule) -> dict:
         kernel = _kernel_of(mod, value)
         if kernel is not None:
             name, kind, params = kernel
+            kind = KIND_ALIASES.get(kind, kind)
             counts[kind] = counts.get(kind, 0) + 1
             consts = [a for a in value.args[1].fields if isinstance(a, Constant)]
             nbytes = sum(c.value.numpy().nbytes for c in consts)

@@ -3,6 +3,7 @@
 The folder keeps the design card's name; Relay no longer exists, these are Relax passes.
 """
 from .fold_layer_scale import FoldLayerScale
+from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm

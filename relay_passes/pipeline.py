@@ -8,6 +8,7 @@ import tvm
 from tvm import relax
 
 from .fold_layer_scale import FoldLayerScale
+from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
@@ -38,7 +39,7 @@ def phases(fmt: str = "b3", strict: bool = False) -> list[tuple[str, tvm.transfo
         # 5. TernaryLayerNorm + the quantizer that follows it -> one kernel
         ("ternary_layernorm", FuseTernaryLayerNorm()),
         # 6. int8 attention (quantized Q/K/V, softmax, uint8 P) -> one kernel
-        ("int8_attention", FuseInt8Attention()),
+        ("int8_attention", tvm.transform.Sequential([FuseInt8Attention(), FuseAttentionLayout()])),
         # 7. epilogues: bias, LayerScale into scales, then GELU / residual add
         ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
         ("cleanup", relax.transform.DeadCodeElimination()),

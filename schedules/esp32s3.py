@@ -15,6 +15,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .formats import get_format
+from .common import stream_attention_rows
 from .kernels import _trit
 
 N_BLOCK = 16
@@ -68,9 +69,10 @@ def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     nb = N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
     sch = s_tir.Schedule(func)
     acc = sch.get_sblock("acc")
-    i, j, r = sch.get_loops(acc)
-    jo, ji = sch.split(j, [None, nb])
-    sch.reverse_compute_at(sch.get_sblock("epilogue"), jo)
+    _, j = sch.get_loops(sch.get_sblock("epilogue"))
+    jo, _ = sch.split(j, [None, nb])
+    sch.compute_at(acc, jo)            # the int32 accumulator shrinks to one [1, nb] block
+    ji = sch.get_loops(acc)[-2]
     sch.decompose_reduction(acc, ji)
     sch.tensorize(ji, ensure_intrin(k, nb, fmt))
     return sch.mod["main"]
@@ -107,3 +109,12 @@ def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRMod
                 raise ValueError(f"no esp32s3 schedule for kernel kind {kind!r} ({gv.name_hint})")
             mod[gv] = SCHEDULES[kind](func)
     return mod
+
+
+def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    sch = s_tir.Schedule(func)
+    stream_attention_rows(sch)
+    return sch.mod["main"]
+
+
+SCHEDULES["int8_attention_qkv"] = _schedule_attention_qkv

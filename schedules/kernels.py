@@ -89,14 +89,14 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
                  w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
                  bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
                  y: T.Buffer((t, n), "float32")):
-            acc = T.alloc_buffer((t, n), "int32")
+            acc = T.sblock_alloc_buffer((t, n), "int32")
             compute(q, s, w, alpha, bias, res, y, acc)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
                  w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
                  bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            acc = T.alloc_buffer((t, n), "int32")
+            acc = T.sblock_alloc_buffer((t, n), "int32")
             compute(q, s, w, alpha, bias, None, y, acc)
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
@@ -127,7 +127,7 @@ def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
              s: T.Buffer((t,), "float32")):
-        amax = T.alloc_buffer((t,), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
         _absmax_quant(t, k, x, q, s, amax)
 
     return _tag(func, "quantize_act", t=t, k=k)
@@ -144,10 +144,10 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
              ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
              s: T.Buffer((t,), "float32")):
-        total = T.alloc_buffer((t,), "float32")
-        sq = T.alloc_buffer((t,), "float32")
-        y = T.alloc_buffer((t, d), "float32")
-        amax = T.alloc_buffer((t,), "float32")
+        total = T.sblock_alloc_buffer((t,), "float32")
+        sq = T.sblock_alloc_buffer((t,), "float32")
+        y = T.sblock_alloc_buffer((t, d), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
         for i, r in T.grid(t, d):
             with T.sblock("sum"):
                 vi, vr = T.axis.remap("SR", [i, r])
@@ -182,18 +182,18 @@ def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFu
     @T.prim_func(s_tir=True)
     def func(q: T.Buffer((b, h, n, hd), "float32"), k: T.Buffer((b, h, n, hd), "float32"),
              v: T.Buffer((b, h, n, hd), "float32"), o: T.Buffer((b, h, n, hd), "float32")):
-        qmax = T.alloc_buffer((b, h, n), "float32")
-        kmax = T.alloc_buffer((b, h, n), "float32")
-        vmax = T.alloc_buffer((b, h, hd), "float32")
-        qi = T.alloc_buffer((b, h, n, hd), "int8")
-        ki = T.alloc_buffer((b, h, n, hd), "int8")
-        vq = T.alloc_buffer((b, h, n, hd), "int8")
-        sacc = T.alloc_buffer((b, h, n, n), "int32")
-        logit = T.alloc_buffer((b, h, n, n), "float32")
-        lmax = T.alloc_buffer((b, h, n), "float32")
-        lsum = T.alloc_buffer((b, h, n), "float32")
-        p = T.alloc_buffer((b, h, n, n), "uint8")
-        pacc = T.alloc_buffer((b, h, n, hd), "int32")
+        qmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        kmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        vmax = T.sblock_alloc_buffer((b, h, hd), "float32")
+        qi = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        ki = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        vq = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        sacc = T.sblock_alloc_buffer((b, h, n, n), "int32")
+        logit = T.sblock_alloc_buffer((b, h, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        lsum = T.sblock_alloc_buffer((b, h, n), "float32")
+        p = T.sblock_alloc_buffer((b, h, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((b, h, n, hd), "int32")
         _row_absmax(b, h, n, hd, q, qmax, "qmax")
         _row_absmax(b, h, n, hd, k, kmax, "kmax")
         for bb, hh, d, r in T.grid(b, h, hd, n):
@@ -254,7 +254,7 @@ def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFu
                 o[vb, vh, vi, vd] = T.Cast("float32", pacc[vb, vh, vi, vd]) * (
                     _scale(vmax[vb, vh, vd]) / T.float32(255))
 
-    return _tag(func, "int8_attention", b=b, h=h, n=n, hd=hd)
+    return _tag(func, "int8_attention", b=b, h=h, n=n, hd=hd, scale=repr(float(scale)))
 
 
 @T.macro
@@ -274,3 +274,95 @@ def _scale(amax):
 def _q8(x, amax):
     return T.Cast("int8", T.max(T.min(T.nearbyint(x / _scale(amax)), T.float32(127)),
                                 T.float32(-128)))
+
+
+def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """Integer attention reading the fused projection ``qkv[n, 3*h*hd]`` (layout (3, h, hd)) and
+    writing ``o[n, h*hd]`` (layout (h, hd)) -- the head split/merge copies around the generic
+    ``int8_attention`` disappear. Same numerics; the per-(head, row) blocks are laid out so a
+    schedule can stream rows with O(n) scratch.
+    """
+    d = h * hd
+
+    @T.prim_func(s_tir=True)
+    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
+        qmax = T.sblock_alloc_buffer((h, n), "float32")
+        kmax = T.sblock_alloc_buffer((h, n), "float32")
+        vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        qi = T.sblock_alloc_buffer((h, n, hd), "int8")
+        ki = T.sblock_alloc_buffer((h, n, hd), "int8")
+        vq = T.sblock_alloc_buffer((h, n, hd), "int8")
+        sacc = T.sblock_alloc_buffer((h, n, n), "int32")
+        logit = T.sblock_alloc_buffer((h, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((h, n), "float32")
+        lsum = T.sblock_alloc_buffer((h, n), "float32")
+        p = T.sblock_alloc_buffer((h, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((h, n, hd), "int32")
+        for hh, i, r in T.grid(h, n, hd):
+            with T.sblock("qmax"):
+                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
+                with T.init():
+                    qmax[vh, vi] = T.float32(0)
+                qmax[vh, vi] = T.max(qmax[vh, vi], _absf(qkv[vi, vh * hd + vr]))
+        for hh, i, r in T.grid(h, n, hd):
+            with T.sblock("kmax"):
+                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
+                with T.init():
+                    kmax[vh, vi] = T.float32(0)
+                kmax[vh, vi] = T.max(kmax[vh, vi], _absf(qkv[vi, d + vh * hd + vr]))
+        for hh, c, r in T.grid(h, hd, n):
+            with T.sblock("vmax"):
+                vh, vc, vr = T.axis.remap("SSR", [hh, c, r])
+                with T.init():
+                    vmax[vh, vc] = T.float32(0)
+                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vr, 2 * d + vh * hd + vc]))
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("qkv_quant"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                qi[vh, vi, vc] = _q8(qkv[vi, vh * hd + vc], qmax[vh, vi])
+                ki[vh, vi, vc] = _q8(qkv[vi, d + vh * hd + vc], kmax[vh, vi])
+                vq[vh, vi, vc] = _q8(qkv[vi, 2 * d + vh * hd + vc], vmax[vh, vc])
+        for hh, i, j, r in T.grid(h, n, n, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
+                with T.init():
+                    sacc[vh, vi, vj] = 0
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vr]) * T.Cast(
+                    "int32", ki[vh, vj, vr])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
+                    _scale(qmax[vh, vi]) * _scale(kmax[vh, vj])) * T.float32(scale)
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lmax"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lmax[vh, vi] = T.float32(-3.4e38)
+                lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lsum"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lsum[vh, vi] = T.float32(0)
+                lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
+                    T.float32(255)), T.float32(0)))
+        for hh, i, c, j in T.grid(h, n, hd, n):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = 0
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
+                    "int32", vq[vh, vj, vc])
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
+                    _scale(vmax[vh, vc]) / T.float32(255))
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))

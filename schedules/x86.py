@@ -9,6 +9,8 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
+from .common import stream_attention_rows
+
 
 def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
@@ -29,12 +31,20 @@ def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    sch = s_tir.Schedule(func)
+    stream_attention_rows(sch)
+    sch.parallel(sch.get_loops(sch.get_sblock("out"))[0])     # heads in parallel
+    return sch.mod["main"]
+
+
 SCHEDULES = {
     "ternary_matmul": _schedule_ternary_matmul,
     "quantize_act": _schedule_rows,
     "ternary_layernorm": _schedule_rows,
     # attention keeps its unscheduled loop nest for now: correct, not fast (issue #5)
     "int8_attention": lambda f: f,
+    "int8_attention_qkv": _schedule_attention_qkv,
 }
 
 
