@@ -13,6 +13,8 @@ HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn
 FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
 # kernel kinds that count as one of FUSED_KINDS in the report
 KIND_ALIASES = {"int8_attention_qkv": "int8_attention"}
+# fused multi-layer kernels: how many of each FUSED_KIND they stand for
+COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}}
 
 
 def _kernel_of(mod: tvm.IRModule, call):
@@ -32,6 +34,8 @@ def _bindings(mod: tvm.IRModule):
 def _macs(kind: str, p: dict) -> int:
     if kind == "ternary_matmul":
         return int(p["t"]) * int(p["k"]) * int(p["n"])
+    if kind == "ternary_mlp":
+        return 2 * int(p["t"]) * int(p["d"]) * int(p["hidden"])
     if kind == "int8_attention":
         b, h, n, hd = (int(p.get(x, 1)) for x in ("b", "h", "n", "hd"))
         return 2 * b * h * n * n * hd
@@ -49,7 +53,8 @@ def build_report(mod: tvm.IRModule) -> dict:
         if kernel is not None:
             name, kind, params = kernel
             kind = KIND_ALIASES.get(kind, kind)
-            counts[kind] = counts.get(kind, 0) + 1
+            for part, n in COMPOSITES.get(kind, {kind: 1}).items():
+                counts[part] = counts.get(part, 0) + n
             consts = [a for a in value.args[1].fields if isinstance(a, Constant)]
             nbytes = sum(c.value.numpy().nbytes for c in consts)
             for c in consts:

@@ -10,6 +10,7 @@ class Target:
     name: str
     pack_format: str = "b3"
     alignment: int = 16
+    fuse_mlp: bool = False      # token-streamed MLP kernel (saves the [tokens, hidden] activations)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Esp32s3Target(Target):
     name: str = "esp32s3"
     tvm_target: dict = field(default_factory=lambda: {"kind": "c"})
     kernel_variant: str = "xtensa"
+    fuse_mlp: bool = True
     board: BoardLimits = field(default_factory=BoardLimits)
 
 

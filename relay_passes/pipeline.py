@@ -11,6 +11,7 @@ from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
+from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
 from .fuse_ternary_matmul import FuseTernaryMatmul
 from .simplify_ste import SimplifySTE
@@ -29,8 +30,9 @@ class _DebugDump:
         return mod
 
 
-def phases(fmt: str = "b3", strict: bool = False) -> list[tuple[str, tvm.transform.Pass]]:
-    """The named phases, in order."""
+def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
+           ) -> list[tuple[str, tvm.transform.Pass]]:
+    """The named phases, in order. ``fuse_mlp`` (a target setting) streams the MLP by tokens."""
     return [
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
         ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant()])),
@@ -42,15 +44,17 @@ def phases(fmt: str = "b3", strict: bool = False) -> list[tuple[str, tvm.transfo
         ("int8_attention", tvm.transform.Sequential([FuseInt8Attention(), FuseAttentionLayout()])),
         # 7. epilogues: bias, LayerScale into scales, then GELU / residual add
         ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
+        # 8. optional: the whole MLP as one token-streamed kernel
+        ("mlp", FuseTernaryMlp() if fuse_mlp else tvm.transform.Sequential([])),
         ("cleanup", relax.transform.DeadCodeElimination()),
     ]
 
 
-def fter_pipeline(fmt: str = "b3", strict: bool = False, dump_dir: Path | None = None
-                  ) -> tvm.transform.Pass:
+def fter_pipeline(fmt: str = "b3", strict: bool = False, dump_dir: Path | None = None,
+                  fuse_mlp: bool = False) -> tvm.transform.Pass:
     """The whole graph-level pipeline as one pass; ``dump_dir`` writes the IR after each phase."""
     passes = []
-    for i, (name, p) in enumerate(phases(fmt, strict)):
+    for i, (name, p) in enumerate(phases(fmt, strict, fuse_mlp)):
         passes.append(p)
         passes.append(_DebugDump(dump_dir, i, name) if dump_dir else tvm.transform.Sequential([]))
     return tvm.transform.Sequential(passes, name="fter_pipeline")

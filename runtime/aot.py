@@ -269,7 +269,12 @@ void fter_profile_end(int idx, int kind);
         for i, data in enumerate(self.p.constants):
             lines.append(f"extern const {c_array_type(data)} fter_w{i}[{data.size}];")
         if self.plan.total_bytes:
-            lines.append("\nstatic uint8_t fter_arena[FTER_ARENA_BYTES] __attribute__((aligned(16)));")
+            # FTER_ARENA_ATTR: where the arena lives, e.g. EXT_RAM_BSS_ATTR (PSRAM) in ESP-IDF
+            # projects whose arena exceeds internal SRAM (fter_tvm/project.py sets it).
+            lines.append("\n#ifndef FTER_ARENA_ATTR  /* placement attribute, e.g. EXT_RAM_BSS_ATTR */\n"
+                         "#define FTER_ARENA_ATTR\n#endif\n"
+                         "FTER_ARENA_ATTR static uint8_t fter_arena[FTER_ARENA_BYTES] "
+                         "__attribute__((aligned(16)));")
         return "\n".join(lines)
 
     def _data_expr(self, t: TensorView) -> str:

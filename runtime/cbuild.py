@@ -22,7 +22,10 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 # expf & co, C99 so the same sources build with ESP-IDF's gcc.
 COMMON_CFLAGS = ("-O2", "-std=c99", "-Wall", "-Werror", "-ffp-contract=off", "-fno-builtin")
 # TVM's C codegen leaves unused shape/stride locals behind.
-GENERATED_CFLAGS = ("-Wno-unused-variable", "-Wno-unused-but-set-variable")
+# TVM's StorageRewrite reuses one scratch buffer for tiles of different types (an f32 row later
+# holds int32 accumulators), which C's strict-aliasing rule forbids: -fno-strict-aliasing makes
+# that reuse well defined.
+GENERATED_CFLAGS = ("-Wno-unused-variable", "-Wno-unused-but-set-variable", "-fno-strict-aliasing")
 
 # Runtime sources shared by every target (relative to runtime/).
 _COMMON_SOURCES = (

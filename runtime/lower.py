@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
+
+from schedules.common import InlineGlue
 import tvm_ffi
 from tvm import relax, tirx
 from tvm.tirx.build import split_host_device_mods
@@ -32,11 +34,15 @@ def aot_pipeline() -> tvm.transform.Pass:
     t = relax.transform
     return tvm.transform.Sequential(
         [
+            # reshape(reshape(x)) -> reshape(x), no-op reshapes away: fewer glue kernels
+            t.RemoveRedundantReshape(),
             t.LegalizeOps(),
             t.AnnotateTIROpPattern(),
             t.FoldConstant(),
             t.FuseOps(),
             t.FuseTIR(),
+            # fused glue chains are single passes without scratch (schedules/common.py)
+            InlineGlue(),
             # Reshape-only kernels become R.reshape, i.e. views sharing their input's storage.
             t.RewriteDataflowReshape(),
             # Drops the PrimFuncs the two passes above left without callers; it must run while

@@ -49,8 +49,10 @@ def _make_intrin(k: int, nb: int, fmt: str):
         with T.sblock("root"):
             T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
             T.writes(acc[0, 0:nb])
-            T.evaluate(T.call_extern("void", extern, acc.access_ptr("rw"), q.access_ptr("r"),
-                                     w.access_ptr("r"), k, nb, kb))
+            # address_of, not access_ptr: StorageRewrite may retype a reused scratch buffer and
+            # then rejects tvm_access_ptr on it (seen with the MLP kernel's int32/f32 tiles)
+            T.evaluate(T.call_extern("void", extern, T.address_of(acc[0, 0]), T.address_of(q[0, 0]),
+                                     T.address_of(w[0, 0]), k, nb, kb))
 
     return desc, impl
 
@@ -63,18 +65,53 @@ def ensure_intrin(k: int, nb: int, fmt: str) -> str:
     return name
 
 
+def _n_block(n: int) -> int:
+    return N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
+
+
+def tile_accumulation(sch: s_tir.Schedule, acc, consumer, n: int):
+    """Compute the int32 accumulation block ``acc`` per N-block of its elementwise ``consumer``,
+    so the accumulator is one [1, nb] tile; returns the loop to tensorize."""
+    j = sch.get_loops(consumer)[-1]
+    jo, _ = sch.split(j, [None, _n_block(n)])
+    sch.compute_at(acc, jo)
+    return sch.get_loops(acc)[-2]
+
+
+def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: str) -> None:
+    """Replace the tile at ``loop`` by a ``fter_tmm_<fmt>`` call (last step: blocks after
+    tensorization no longer take part in compute_at dependency analysis)."""
+    sch.decompose_reduction(acc, loop)
+    sch.tensorize(loop, ensure_intrin(k, _n_block(n), fmt))
+
+
+def _params(func: tirx.PrimFunc) -> dict:
+    return {key: str(v) for key, v in func.attrs["fter.params"].items()}
+
+
 def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    p = {key: str(v) for key, v in func.attrs["fter.params"].items()}
-    k, n, fmt = int(p["k"]), int(p["n"]), p["fmt"]
-    nb = N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
+    p = _params(func)
     sch = s_tir.Schedule(func)
     acc = sch.get_sblock("acc")
-    _, j = sch.get_loops(sch.get_sblock("epilogue"))
-    jo, _ = sch.split(j, [None, nb])
-    sch.compute_at(acc, jo)            # the int32 accumulator shrinks to one [1, nb] block
-    ji = sch.get_loops(acc)[-2]
-    sch.decompose_reduction(acc, ji)
-    sch.tensorize(ji, ensure_intrin(k, nb, fmt))
+    loop = tile_accumulation(sch, acc, sch.get_sblock("epilogue"), int(p["n"]))
+    tensorize_accumulation(sch, acc, loop, int(p["k"]), int(p["n"]), p["fmt"])
+    return sch.mod["main"]
+
+
+def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Token-streamed MLP: for each row, fc1 (tensorized) -> GELU -> quantize -> fc2 (tensorized)
+    -> residual; scratch is one row of the hidden layer."""
+    p = _params(func)
+    d, hidden, fmt = int(p["d"]), int(p["hidden"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    acc1, hid, absmax, scale, quant, acc2, out = sch.get_child_blocks(sch.get_sblock("root"))
+    loop2 = tile_accumulation(sch, acc2, out, d)
+    row = sch.get_loops(out)[0]
+    for block in (quant, scale, absmax, hid):
+        sch.compute_at(block, row)
+    loop1 = tile_accumulation(sch, acc1, hid, hidden)
+    tensorize_accumulation(sch, acc2, loop2, hidden, d, fmt)
+    tensorize_accumulation(sch, acc1, loop1, d, hidden, fmt)
     return sch.mod["main"]
 
 
@@ -90,6 +127,7 @@ def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 SCHEDULES = {
     "ternary_matmul": _schedule_ternary_matmul,
+    "ternary_mlp": _schedule_mlp,
     "quantize_act": _schedule_rows,
     "ternary_layernorm": _schedule_rows,
     # attention keeps the plain loop nest: exact, but its scratch is O(n^2) (row streaming: #4)

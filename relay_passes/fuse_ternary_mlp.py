@@ -1,0 +1,62 @@
+"""Fuse ternary_matmul(gelu) -> quantize_act -> ternary_matmul(residual) into one ternary_mlp kernel."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax import expr_functor
+
+from schedules import kernels
+
+from .base import KernelMutator, tensor_sinfo
+
+
+@expr_functor.mutator
+class _Rewriter(KernelMutator):
+    def _quantized_gelu_fc(self, q_expr):
+        """``(fc1 call, fc1 params)`` when ``q_expr`` is the int8 output of a single-use quantizer
+        of a GELU-epilogue ternary_matmul."""
+        item = self.lookup.value(q_expr)
+        if not isinstance(item, relax.TupleGetItem) or item.index != 0:
+            return None
+        quant = self.lookup.value(item.tuple_value)
+        found = self.kernel_attrs(quant)
+        if found is None or found[0] != "quantize_act":
+            return None
+        fc1 = self.single_use_kernel(quant.args[1].fields[0], "ternary_matmul")
+        if fc1 is None or fc1[1]["epilogue"] != "gelu":
+            return None
+        return fc1
+
+    def visit_call_(self, call: relax.Call):
+        found = self.kernel_attrs(call)
+        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+            return super().visit_call_(call)
+        fc2_args = list(call.args[1].fields)
+        fc1 = self._quantized_gelu_fc(fc2_args[0])
+        if fc1 is None:
+            return super().visit_call_(call)
+        fc1_call, p1 = fc1
+        p2 = found[1]
+        if p1["fmt"] != p2["fmt"]:
+            return super().visit_call_(call)
+        t, d, hidden, fmt = int(p1["t"]), int(p1["k"]), int(p1["n"]), p1["fmt"]
+        q, s, w1, a1, b1 = (self.new(a) for a in fc1_call.args[1].fields)
+        _, _, w2, a2, b2, res = (self.new(a) for a in fc2_args)
+        name = kernels.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
+        return self.emit_kernel(kernels.ternary_mlp(t, d, hidden, fmt), name,
+                                [q, s, w1, a1, b1, w2, a2, b2, res],
+                                tensor_sinfo((t, d), "float32"))
+
+
+@tvm.transform.module_pass(opt_level=0, name="FuseTernaryMlp")
+class FuseTernaryMlp:
+    """fc1(+GELU) -> int8 quantizer -> fc2(+residual) -> one ``ternary_mlp`` kernel.
+
+    Optional (a target setting): worth it where memory is scarce, since a token-streamed schedule
+    never materialises the [tokens, hidden] activations; the report still counts two ternary
+    matmuls for it.
+    """
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return _Rewriter(mod).run()
