@@ -6,6 +6,7 @@ from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
+from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
 from .fuse_ternary_matmul import FuseTernaryMatmul

@@ -11,6 +11,7 @@ from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
+from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
 from .fuse_ternary_matmul import FuseTernaryMatmul
@@ -37,7 +38,8 @@ def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
         ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant()])),
         # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
-        ("ternary_matmul", FuseTernaryMatmul(fmt=fmt, strict=strict)),
+        ("ternary_matmul", tvm.transform.Sequential([FuseTernaryMatmul(fmt=fmt, strict=strict),
+                                                     FusePatchQuantize()])),
         # 5. TernaryLayerNorm + the quantizer that follows it -> one kernel
         ("ternary_layernorm", FuseTernaryLayerNorm()),
         # 6. int8 attention (quantized Q/K/V, softmax, uint8 P) -> one kernel

@@ -125,10 +125,23 @@ def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def _schedule_patches(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One patch at a time: its absmax, scale and codes under the patch loops."""
+    sch = s_tir.Schedule(func)
+    absmax, scale, quant = sch.get_child_blocks(sch.get_sblock("root"))
+    loops = sch.get_loops(absmax)
+    sch.reverse_compute_at(scale, loops[2])
+    sch.reverse_compute_at(quant, loops[2])
+    # init before the reduction loops: gcc cannot see the conditional init and warns
+    sch.decompose_reduction(absmax, loops[3])
+    return sch.mod["main"]
+
+
 SCHEDULES = {
     "ternary_matmul": _schedule_ternary_matmul,
     "ternary_mlp": _schedule_mlp,
     "quantize_act": _schedule_rows,
+    "quantize_patches": _schedule_patches,
     "ternary_layernorm": _schedule_rows,
     # attention keeps the plain loop nest: exact, but its scratch is O(n^2) (row streaming: #4)
     "int8_attention": lambda f: f,

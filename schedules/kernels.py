@@ -411,3 +411,35 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3") -> tirx.PrimFunc:
                 y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
 
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
+
+
+def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
+    """im2col of a stride == kernel patch embedding fused with the per-patch int8 quantizer.
+
+    ``x[b, c, gh*p, gw*p] f32 -> (q[b*gh*gw, c*p*p] int8, s[b*gh*gw] f32)`` with patches in
+    (c, kh, kw) order; the [tokens, c*p*p] float patch matrix is never written.
+    """
+    t, f = b * gh * gw, c * p * p
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((b, c, gh * p, gw * p), "float32"), q: T.Buffer((t, f), "int8"),
+             s: T.Buffer((t,), "float32")):
+        amax = T.sblock_alloc_buffer((b, gh, gw), "float32")
+        for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
+            with T.sblock("absmax"):
+                vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSRRR", [bi, gy, gx, ci, ky, kx])
+                with T.init():
+                    amax[vb, vy, vx] = T.float32(0)
+                amax[vb, vy, vx] = T.max(amax[vb, vy, vx],
+                                         _absf(x[vb, vc, vy * p + vky, vx * p + vkx]))
+        for bi, gy, gx in T.grid(b, gh, gw):
+            with T.sblock("scale"):
+                vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
+                s[(vb * gh + vy) * gw + vx] = _scale(amax[vb, vy, vx])
+        for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
+            with T.sblock("quant"):
+                vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSSSS", [bi, gy, gx, ci, ky, kx])
+                q[(vb * gh + vy) * gw + vx, (vc * p + vky) * p + vkx] = _q8(
+                    x[vb, vc, vy * p + vky, vx * p + vkx], amax[vb, vy, vx])
+
+    return _tag(func, "quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
