@@ -30,3 +30,25 @@ def test_deit_tiny_x86_fused_counts_and_agreement():
     dmax = float(np.abs(ref - got).max())
     print(f"deit_tiny x86: top-1 agreement {top1:.3f} on {N_INPUTS}, max |dlogit| {dmax:.4f}")
     assert top1 >= 0.9 and dmax < 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.cc
+def test_deit_tiny_esp32s3_host_sim():
+    torch.manual_seed(0)
+    model = ternarize(timm.create_model("deit_tiny_patch16_224", pretrained=False)).eval()
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(1, 3, 224, 224, generator=g) for _ in range(32)]
+    art = fc.compile(model, "esp32s3", (xs[0],))
+    r = art.report
+    fused = r["fused"]
+    assert (fused["ternary_matmul"], fused["ternary_layernorm"], fused["int8_attention"]) == (50, 25, 12)
+    with torch.no_grad():
+        ref = np.concatenate([model(x).numpy() for x in xs])
+    got = np.concatenate([art.run(x) for x in xs])
+    top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    print(f"deit_tiny esp32s3 host-sim: top-1 agreement {top1:.3f} on 32, max |dlogit| "
+          f"{np.abs(ref - got).max():.4f}; arena {r['arena_bytes']} B, workspace "
+          f"{r['workspace_bytes']} B, flash (weights) {r['c_weights_bytes']} B")
+    assert top1 >= 0.9
+    assert r["arena_bytes"] > 0 and r["c_weights_bytes"] > 0

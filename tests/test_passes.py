@@ -206,3 +206,60 @@ def test_pipeline_dump_writes_each_phase(tmp_path):
     fter_pipeline(dump_dir=tmp_path)(mod)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names[0].startswith("00_canonicalize") and any("ternary_layernorm" in n for n in names)
+
+
+# ----------------------------------------------------------- memory-layout fusions (exact rewrites)
+
+def _run_unscheduled(mod, x: np.ndarray) -> np.ndarray:
+    ex = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
+    out = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x))
+    while not hasattr(out, "numpy"):
+        out = out[0]
+    return out.numpy()
+
+
+def _tiny_vit():
+    from fter_tvm.models.vit import FTerViT, FTerViTConfig
+
+    torch.manual_seed(0)
+    return FTerViT(FTerViTConfig(img_size=16, patch_size=4, in_chans=2, num_classes=5, embed_dim=32,
+                                 depth=1, num_heads=2, mlp_ratio=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def vit_modules():
+    """The tiny ViT through the pipeline without, then with, the three layout fusions."""
+    from relay_passes import FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp
+
+    x = torch.randn(1, 2, 16, 16)
+    mod = from_torch_program(export_torch(_tiny_vit(), (x,)))
+    base = tvm.transform.Sequential([
+        SimplifySTE(), relax.transform.FoldConstant(), FuseTernaryMatmul(), FuseTernaryLayerNorm(),
+        FuseInt8Attention(), FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])(mod)
+    fused = tvm.transform.Sequential([FusePatchQuantize(), FuseAttentionLayout(),
+                                      FuseTernaryMlp()])(base)
+    return base, fused, x.numpy()
+
+
+def test_layout_fusions_structure(vit_modules):
+    base, fused, _ = vit_modules
+    assert kinds(base).count("quantize_act") == 3 and "int8_attention" in kinds(base)
+    k = kinds(fused)
+    assert k.count("quantize_patches") == 1 and k.count("int8_attention_qkv") == 1
+    assert k.count("ternary_mlp") == 1 and "int8_attention" not in k
+    # the MLP's two matmuls and the quantizer between them became one kernel
+    assert k.count("ternary_matmul") == kinds(base).count("ternary_matmul") - 2
+    assert "relax.take" not in op_names(fused) or op_names(fused).count("relax.take") == 1  # cls
+
+
+def test_layout_fusions_are_exact(vit_modules):
+    base, fused, x = vit_modules
+    np.testing.assert_array_equal(_run_unscheduled(fused, x), _run_unscheduled(base, x))
+
+
+def test_layout_fusions_absent_unchanged():
+    from relay_passes import FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp
+
+    before = FuseTernaryMatmul()(imported(TernaryLinear(8, 4), 1, 8))
+    for p in (FusePatchQuantize(), FuseAttentionLayout(), FuseTernaryMlp()):
+        tvm.ir.assert_structural_equal(p(before), before)
