@@ -56,7 +56,7 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         return _build_x86(fused, report, tgt, tuning_db)
     from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
 
-    return build_esp32s3(fused, report, tgt, tuning_db)
+    return build_esp32s3(fused, report, tgt, tuning_db, example_inputs)
 
 
 def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> X86Artifact:

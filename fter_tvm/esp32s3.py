@@ -38,11 +38,15 @@ def kernel_kind(prim_func_name: str) -> str:
     return "other"
 
 
-def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None):
+def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
+                  example_inputs=None):
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
     lowered = lower.lower_for_aot(scheduled)
     kernels_c = lower.build_kernels_c(lowered)
-    return Esp32s3Artifact(fused, report, tgt, lowered, kernels_c)
+    art = Esp32s3Artifact(fused, report, tgt, lowered, kernels_c)
+    if example_inputs:   # kept as the sample input of exported projects
+        art.example_input = as_numpy(example_inputs[0], art.input_shape)
+    return art
 
 
 class Esp32s3Artifact(Artifact):
@@ -63,6 +67,8 @@ class Esp32s3Artifact(Artifact):
                                           "kind": kernel_kind(c.name)} for c in self.aot.calls])
         self._check_board()
         self._exe: dict[str, Path] = {}
+        self.example_input: np.ndarray | None = None
+        self.last_stats: dict | None = None   # of the latest simulate(), for the project report
 
     def _check_board(self):
         b = self.tgt.board
@@ -109,7 +115,34 @@ class Esp32s3Artifact(Artifact):
             by_kind[kind] = by_kind.get(kind, 0) + n
             per_call.append({"index": call.index, "name": call.name, "instructions": n})
         stats = {"instructions": int(instructions), "by_kind": by_kind, "per_call": per_call}
+        self.last_stats = stats
         return self._logits(output), stats
+
+    def export_project(self, out_dir, sample_input=None, *, name: str = "fter_app",
+                       board=None, num_runs: int = 5, overwrite: bool = False) -> Path:
+        """Write a ready ESP-IDF project (``idf.py set-target esp32s3 build flash monitor``).
+
+        The project runs the model on ``sample_input`` (default: the example input given to
+        ``compile``, else a seeded random one) and holds the report as JSON, PNG and HTML (with
+        simulated instructions per layer if ``simulate`` ran). See ``fter_tvm.project``.
+
+        Args:
+            out_dir: the project directory; must not exist or be empty unless ``overwrite``.
+            sample_input: array or tensor shaped like the model input.
+            name: the ESP-IDF project name.
+            board: ``BoardLimits`` to size for (default: the target's).
+            num_runs: inferences ``app_main`` times.
+            overwrite: replace an existing ``out_dir``.
+        Returns:
+            ``Path(out_dir)``.
+        Raises:
+            ModelTooLargeError: the model does not fit ``board`` (nothing is written).
+            FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+        """
+        from .project import export_project
+
+        return export_project(self, out_dir, sample_input, name=name, board=board,
+                              num_runs=num_runs, overwrite=overwrite)
 
     def source_dir(self) -> Path:
         """Directory holding the generated C (model, kernels, weights)."""
