@@ -1,0 +1,91 @@
+"""``fter-tvm compile`` and ``fter-tvm simulate``: argument checking, a project written from a
+checkpoint, board limits that do not fit (nothing written), and the simulator's statistics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fter_tvm import __main__ as cli
+from fter_tvm.cli.model_source import ModelSource, load_model, shape
+from fter_tvm.models import save_checkpoint
+from fter_tvm.models.vit import FTerViT, FTerViTConfig
+
+TINY = FTerViTConfig(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=2,
+                     num_heads=2, mlp_ratio=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(FTerViT(TINY).eval(), tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+def test_shape_checker():
+    assert shape("1,3,224,224") == shape("1x3x224x224") == (1, 3, 224, 224)
+    for bad in ("", "1,x", "1,0,2", "-1"):
+        with pytest.raises(Exception, match="bad shape"):
+            shape(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compile", "/nonexistent/m.pt", "-o", "x"], "checkpoint not found"),
+    (["compile", "/nonexistent/m.onnx", "-o", "x"], "ONNX file not found"),
+    (["compile", "CKPT", "--input-shape", "1,x", "-o", "x"], "bad shape"),
+    (["compile", "CKPT", "--flash-mb", "0", "-o", "x"], "positive integer"),
+    (["compile", "CKPT", "--name", "has space", "-o", "x"], "project name"),
+])
+def test_bad_arguments_are_usage_errors(checkpoint, capsys, argv, message):
+    argv = [str(checkpoint) if a == "CKPT" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_esp32s3_needs_an_output_dir(checkpoint):
+    with pytest.raises(SystemExit, match="needs -o DIR"):
+        cli.main(["compile", str(checkpoint)])
+
+
+def test_unknown_timm_name(tmp_path):
+    with pytest.raises(SystemExit, match="not a timm model"):
+        cli.main(["compile", "not_a_model_name", "-o", str(tmp_path / "p")])
+    assert not (tmp_path / "p").exists()
+
+
+def test_checkpoint_input_shape_comes_from_its_config(checkpoint):
+    model, dims = load_model(ModelSource("checkpoint", str(checkpoint)))
+    assert isinstance(model, FTerViT) and dims == (1, 1, 16, 16)
+    assert load_model(ModelSource("checkpoint", str(checkpoint)), (1, 1, 32, 32))[1] == (1, 1, 32, 32)
+
+
+def test_compile_writes_a_project(checkpoint, tmp_path, capsys):
+    out = tmp_path / "proj"
+    assert cli.main(["compile", str(checkpoint), "--target", "esp32s3", "-o", str(out), "--runs", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "ESP-IDF project" in text and "arena in internal SRAM" in text
+    assert (out / "main/main.c").read_text().count("#define FTER_NUM_RUNS 3") == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["target"] == "esp32s3" and rep["project"]["name"] == "fter_app"
+    assert (out / "components/fter_model/CMakeLists.txt").is_file()
+    with pytest.raises(SystemExit, match="not empty"):   # refuses to clobber without --overwrite
+        cli.main(["compile", str(checkpoint), "-o", str(out)])
+
+
+def test_board_too_small_is_an_error_and_writes_nothing(checkpoint, tmp_path):
+    out = tmp_path / "proj"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compile", str(checkpoint), "-o", str(out), "--sram-budget-kb", "1", "--psram-mb", "0"])
+    assert "arena needs" in str(e.value.code) and "1024" in str(e.value.code)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.xtensa
+def test_simulate_prints_instructions(checkpoint, capsys):
+    assert cli.main(["simulate", str(checkpoint), "--check", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["instructions"] > 0 and res["bit_identical_to_host"] is True
+    assert set(res["by_kind"]) >= {"ternary_matmul", "attention_matmul", "layernorm"}
+    assert sum(res["by_kind"].values()) <= res["instructions"] and len(res["logits"]) == 10
