@@ -1,0 +1,82 @@
+"""TensorIR compute of the ternary matmul on the VNNI tile layout ``v16x4`` (see ``formats``).
+
+``kernels.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
+as the packed kernels -- ``y = epi(f32(sum_k q*W) * (alpha*s) + bias)`` exact in int32 -- but the
+weights are stored as one byte per weight, ``code = W + 1`` in {0, 1, 2}, in [16 x 4] tiles: the
+shape of one ``vpdpbusd`` (16 int32 lanes, each the dot product of 4 u8 x 4 s8). The unsigned
+operand of VNNI is the weight code, the signed one the int8 activation, so
+
+    sum_k q[k] * W[k] = sum_k q[k] * code[k] - sum_k q[k]
+
+and the correction is one row sum of the activations per token (no shifted copy of q, no
+per-channel table). Output channels are padded to whole tiles (padding codes are 1, i.e. weight
+0); the accumulator covers the padded channels, the epilogue only the real ones.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .formats import get_format
+from .kernels import _epilogue, _tag
+
+# qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile
+# rows by any factor up to ROW_PAD without a predicated tail (untensorizable, and unvectorized)
+ROW_PAD = 16
+
+
+def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none") -> tirx.PrimFunc:
+    """Compute of ``ternary_matmul`` for a tiled format such as ``v16x4``.
+
+    Buffers: ``q[t,k]`` int8, ``s[t]`` f32, ``w[ceil(n/16), ceil(k/4), 16, 4]`` uint8 codes,
+    ``alpha[n]``, ``bias[n]`` f32, optional ``res[t,n]`` f32 -> ``y[t,n]`` f32.
+    Blocks: ``qsum`` (row sums of q), ``acc`` (int32 dot products over padded channels),
+    ``epilogue`` (subtracts ``qsum``).
+    """
+    f = get_format(fmt)
+    tn, tk = f.tile
+    nt, kt = -(-n // tn), -(-k // tk)
+    npad = nt * tn
+    tpad = t + ROW_PAD - 1
+
+    @T.macro
+    def compute(q, s, w, alpha, bias, res, y, qsum, acc):
+        for i, r in T.grid(tpad, k):
+            with T.sblock("qsum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    qsum[vi] = 0
+                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+        for i, j, r in T.grid(tpad, npad, k):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", q[T.min(vi, t - 1), vr]) * T.Cast(
+                    "int32", w[vj // tn, vr // tk, vj % tn, vr % tk])
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    if epilogue == "residual":
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+                 y: T.Buffer((t, n), "float32")):
+            qsum = T.sblock_alloc_buffer((tpad,), "int32")
+            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+            compute(q, s, w, alpha, bias, res, y, qsum, acc)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
+            qsum = T.sblock_alloc_buffer((tpad,), "int32")
+            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+            compute(q, s, w, alpha, bias, None, y, qsum, acc)
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)

@@ -1,0 +1,105 @@
+"""x86 tensor intrinsics: one broadcast group of 4 bytes dotted with a [lanes x 4] byte tile.
+
+Each intrinsic is a ``desc`` (the scalar meaning: ``c[i] += a[r] * b[i, r]`` in int32) and an
+``impl`` of LLVM x86 intrinsics, registered with ``TensorIntrin.register`` at import under the
+name constant beside it. VNNI (``vpdpbusd``) multiplies unsigned by signed bytes, so there is one
+intrinsic per operand order:
+
+* ``S8U8`` -- ternary matmul: ``a`` = 4 int8 activations, ``b`` = weight codes in {0, 1, 2}.
+* ``U8S8`` -- attention: ``a`` = 4 uint8 (probabilities, or queries shifted by +128),
+  ``b`` = int8 keys / values.
+
+Instruction sets:
+
+* ``vnni``: ``vpdpbusd zmm`` -- 16 lanes x 4 per instruction, exact (no saturation).
+* ``avx2``: ``vpmaddubsw`` + ``vpmaddwd`` (with ones) + ``vpaddd`` on ymm -- 8 lanes x 4. Only for
+  ``S8U8``: ``vpmaddubsw`` saturates int16 pair sums, and |code| <= 2, |q| <= 128 bound a pair by
+  512, while u8 x s8 attention pairs reach 64770.
+"""
+
+from __future__ import annotations
+
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+
+def _desc(lanes: int, a_dtype: str, b_dtype: str):
+    @T.prim_func(s_tir=True)
+    def desc(a: T.Buffer((4,), a_dtype, offset_factor=1),
+             b: T.Buffer((lanes, 4), b_dtype, offset_factor=1),
+             c: T.Buffer((lanes,), "int32", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
+            T.writes(c[0:lanes])
+            for i, r in T.grid(lanes, 4):
+                with T.sblock("update"):
+                    vi, vr = T.axis.remap("SR", [i, r])
+                    c[vi] = c[vi] + T.Cast("int32", a[vr]) * T.Cast("int32", b[vi, vr])
+
+    return desc
+
+
+# Notes shared by the impls:
+# - LLVM >= 21 types the VNNI operands as <64 x i8> (TVM's bundled dot_16x4_vnni still passes
+#   i32x16, which no longer verifies).
+# - No Let for the broadcast word: TVM spills Let values to the stack, and that store made LLVM
+#   reload every weight tile once per row (2x slower).
+
+def _vnni_impl(a_dtype: str, b_dtype: str):
+    a_u8 = a_dtype == "uint8"
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.Buffer((4,), a_dtype, offset_factor=1),
+             b: T.Buffer((16, 4), b_dtype, offset_factor=1),
+             c: T.Buffer((16,), "int32", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(c[0:16], a[0:4], b[0:16, 0:4])
+            T.writes(c[0:16])
+            if a_u8:    # broadcast group is the unsigned operand
+                c[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+                    c.vload([0], "int32x16"),
+                    T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "uint8x4"), dtype="int32"),
+                                              16), dtype="uint8x64"),
+                    b.vload([0, 0], "int8x64"), dtype="int32x16")
+            else:       # tile is the unsigned operand
+                c[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+                    c.vload([0], "int32x16"), b.vload([0, 0], "uint8x64"),
+                    T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "int8x4"), dtype="int32"),
+                                              16), dtype="int8x64"), dtype="int32x16")
+
+    return impl
+
+
+@T.prim_func(s_tir=True)
+def _avx2_s8u8_impl(a: T.Buffer((4,), "int8", offset_factor=1),
+                    b: T.Buffer((8, 4), "uint8", offset_factor=1),
+                    c: T.Buffer((8,), "int32", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8], a[0:4], b[0:8, 0:4])
+        T.writes(c[0:8])
+        c[T.ramp(T.int32(0), 1, 8)] = c.vload([0], "int32x8") + T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"),
+            T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.ub.sw"),
+                b.vload([0, 0], "uint8x32"),
+                T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "int8x4"), dtype="int32"), 8),
+                              dtype="int8x32"), dtype="int16x16"),
+            T.broadcast(T.int16(1), 16), dtype="int32x8")
+
+
+VNNI_S8U8_16x4 = "fter_x86_dot_s8u8_16x4_vnni"
+VNNI_U8S8_16x4 = "fter_x86_dot_u8s8_16x4_vnni"
+AVX2_S8U8_8x4 = "fter_x86_dot_s8u8_8x4_avx2"
+
+TensorIntrin.register(VNNI_S8U8_16x4, _desc(16, "int8", "uint8"), _vnni_impl("int8", "uint8"))
+TensorIntrin.register(VNNI_U8S8_16x4, _desc(16, "uint8", "int8"), _vnni_impl("uint8", "int8"))
+TensorIntrin.register(AVX2_S8U8_8x4, _desc(8, "int8", "uint8"), _avx2_s8u8_impl)
+
+# instruction set -> {operand order: (intrinsic, lanes)}
+DOT_INTRINSICS = {
+    "avx512_vnni": {"s8u8": (VNNI_S8U8_16x4, 16), "u8s8": (VNNI_U8S8_16x4, 16)},
+    "avx2": {"s8u8": (AVX2_S8U8_8x4, 8)},
+    "generic": {},
+}
