@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -240,41 +241,44 @@ def test_component_compiles_for_xtensa(project, tmp_path):
     assert len(objs) == len(list((project / COMPONENT).rglob("*.c")))
 
 
-# ESP-IDF's own warning set for C (tools/cmake/build.cmake), with the host glibc's real <math.h>
-IDF_LIKE_FLAGS = ["-O2", "-std=gnu17", "-Wall", "-Werror=all", "-Wextra", "-Wno-unused-parameter",
-                  "-Wno-sign-compare", "-Werror"]
+FAKE_IDF = Path(__file__).parent / "fake_idf"
+needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 
 
-def write_idf_stubs(root: Path) -> Path:
-    """Just enough of esp_timer.h and FreeRTOS for main.c, and a main() that calls app_main."""
-    (root / "freertos").mkdir(parents=True)
-    (root / "esp_timer.h").write_text(
-        "#include <stdint.h>\n#include <time.h>\nstatic inline int64_t esp_timer_get_time(void) {\n"
-        "  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);\n"
-        "  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;\n}\n")
-    (root / "freertos/FreeRTOS.h").write_text("typedef unsigned TickType_t;\n")
-    (root / "freertos/task.h").write_text("static inline void vTaskDelay(TickType_t t) { (void)t; }\n")
-    (root / "host_main.c").write_text("void app_main(void);\nint main(void) { app_main(); return 0; }\n")
-    return root
+def fake_idf_build(project: Path, build: Path, target: str | None = None) -> Path:
+    """Configure and build ``project`` with its own CMake files against tests/fake_idf (host cc,
+    ESP-IDF's warning flags, the host libc's real <math.h>)."""
+    env = {**os.environ, "IDF_PATH": str(FAKE_IDF)}
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    for cmd in (["cmake", "-S", str(project), "-B", str(build), *gen],
+                ["cmake", "--build", str(build), *(["--target", target] if target else [])]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return build
 
 
 @pytest.mark.cc
-def test_project_runs_on_host_with_stub_idf(art, project, tmp_path):
-    objs = compile_all(component_compile_commands(project, "cc", IDF_LIKE_FLAGS, []), tmp_path)
-    stubs = write_idf_stubs(tmp_path / "stubs")
-    main_cmd = ["cc", "-D_POSIX_C_SOURCE=199309L", *IDF_LIKE_FLAGS, f"-I{stubs}",
-                f"-I{project / COMPONENT / 'include'}"]
-    objs += compile_all([("main.c", main_cmd + ["-c", str(project / "main/main.c")]),
-                         ("host_main.c", main_cmd + ["-c", str(stubs / "host_main.c")])], tmp_path)
-    exe = tmp_path / "app"
-    subprocess.run(["cc", *map(str, objs), "-lm", "-o", str(exe)], check=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=60).stdout
+@needs_cmake
+def test_project_builds_and_runs_with_its_cmake_files(art, project, tmp_path):
+    build = fake_idf_build(project, tmp_path / "build")
+    out = subprocess.run([str(build / "app")], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
     _, x = tiny_model_and_input()
-    logits = art.run(x).reshape(-1)
-    best = int(np.argmax(logits))
+    best = int(np.argmax(art.run(x)))
     assert re.search(rf"#1\s+class\s+{best}:", out), out
-    assert out.count("us\n") >= 5 and "latency: best" in out
+    assert len(re.findall(r"inference \d: \d+ us", out)) == 5 and "latency: best" in out
+    assert "(internal SRAM)" in out
     assert "bit-identical" in out, out   # same C, our binary32 math: the host-sim's exact logits
+
+
+@pytest.mark.cc
+@needs_cmake
+def test_psram_arena_lands_in_ext_ram_bss(art, tmp_path):
+    out = art.export_project(tmp_path / "p", board=BoardLimits(sram_arena_budget=4096))
+    build = fake_idf_build(out, tmp_path / "build", target="__idf_fter_model")
+    obj = next(build.rglob("fter_model.c.o"))
+    table = subprocess.run(["objdump", "-t", str(obj)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"\.ext_ram\.bss\S*\s+\S+\s+fter_arena$", table, re.M), table
 
 
 def test_readme_and_partition_mention_sizes(art, project):

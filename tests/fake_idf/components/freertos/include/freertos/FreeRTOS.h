@@ -1,0 +1,3 @@
+/* FreeRTOS.h stub. */
+#pragma once
+typedef unsigned TickType_t;
