@@ -113,6 +113,34 @@ def from_torch_program(program) -> tvm.IRModule:
         raise ImportError_(f"Relax import of the exported program failed: {err}") from err
 
 
+def _onnx_converters(base_map):
+    """The ONNX frontend's converters, with Clip on constant bounds kept as ``relax.op.clip``.
+
+    The stock Clip converter emits TE ``maximum``/``minimum`` kernels, which hides the
+    activation quantizer's ``clip(round(x / s), -128, 127)`` from the passes.
+    """
+    from tvm.ir.expr import Constant
+
+    stock = base_map["Clip"]
+
+    class ConstantBoundClip(stock):
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            bounds = []
+            for bound, missing in ((inputs[1], -float("inf")), (inputs[2], float("inf"))):
+                if bound is None:
+                    bounds.append(missing)
+                elif isinstance(bound, Constant) and bound.value.numpy().size == 1:
+                    bounds.append(float(bound.value.numpy()))
+                else:
+                    return super()._impl_v13(bb, inputs, attr, params)
+            return bb.emit(relax.op.clip(inputs[0], *bounds))
+
+        _impl_v11 = _impl_v13
+
+    return {**base_map, "Clip": ConstantBoundClip}
+
+
 def from_onnx_model(model) -> tvm.IRModule:
     """Relax module from an ONNX file path or ``ModelProto``; initializers become constants."""
     import onnx
@@ -132,8 +160,16 @@ def from_onnx_model(model) -> tvm.IRModule:
         dims = inp.type.tensor_type.shape.dim
         if any(not d.HasField("dim_value") for d in dims):
             raise ImportError_(f"ONNX input {inp.name} has a dynamic shape; static shapes only")
+    from unittest import mock
+
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    stock_map = onnx_frontend._get_convert_map
     try:
-        return from_onnx(model, keep_params_in_input=False)
+        # the frontend has no custom-converter argument: swap its map for this call only
+        with mock.patch.object(onnx_frontend, "_get_convert_map",
+                               lambda: _onnx_converters(stock_map())):
+            return from_onnx(model, keep_params_in_input=False)
     except (KeyError, AssertionError, ValueError, NotImplementedError, RuntimeError,
             tvm.error.InternalError) as err:
         raise ImportError_(f"Relax import of the ONNX model failed: {err}") from err

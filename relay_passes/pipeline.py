@@ -7,6 +7,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
+from .canonicalize_gelu import CanonicalizeGelu
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
@@ -36,7 +37,8 @@ def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
     """The named phases, in order. ``fuse_mlp`` (a target setting) streams the MLP by tokens."""
     return [
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
-        ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant()])),
+        ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant(),
+                                                   CanonicalizeGelu()])),
         # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
         ("ternary_matmul", tvm.transform.Sequential([FuseTernaryMatmul(fmt=fmt, strict=strict),
                                                      FusePatchQuantize()])),

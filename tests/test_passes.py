@@ -263,3 +263,50 @@ def test_layout_fusions_absent_unchanged():
     before = FuseTernaryMatmul()(imported(TernaryLinear(8, 4), 1, 8))
     for p in (FusePatchQuantize(), FuseAttentionLayout(), FuseTernaryMlp()):
         tvm.ir.assert_structural_equal(p(before), before)
+
+
+def test_canonicalize_gelu_before_expected():
+    from relay_passes import CanonicalizeGelu
+
+    @I.ir_module
+    class Before:
+        @R.function
+        def main(x: R.Tensor((2, 4), "float32")):
+            with R.dataflow():
+                a = R.divide(x, R.const(1.4142135381698608, "float32"))
+                b = R.erf(a)
+                c = R.add(b, R.const(1.0, "float32"))
+                d = R.multiply(x, c)
+                y = R.multiply(d, R.const(0.5, "float32"))
+                R.output(y)
+            return y
+
+    @I.ir_module
+    class Expected:
+        @R.function
+        def main(x: R.Tensor((2, 4), "float32")):
+            with R.dataflow():
+                y = R.nn.gelu(x)
+                R.output(y)
+            return y
+
+    tvm.ir.assert_structural_equal(CanonicalizeGelu()(Before), Expected)
+
+
+def test_canonicalize_gelu_absent_unchanged():
+    from relay_passes import CanonicalizeGelu
+
+    @I.ir_module
+    class Before:   # 1/2 replaced by 1/3: not GELU
+        @R.function
+        def main(x: R.Tensor((2, 4), "float32")):
+            with R.dataflow():
+                a = R.divide(x, R.const(1.4142135381698608, "float32"))
+                b = R.erf(a)
+                c = R.add(b, R.const(1.0, "float32"))
+                d = R.multiply(x, c)
+                y = R.multiply(d, R.const(0.333, "float32"))
+                R.output(y)
+            return y
+
+    tvm.ir.assert_structural_equal(CanonicalizeGelu()(Before), Before)
