@@ -21,11 +21,10 @@ def emit_quantize(m: KernelMutator, x, per_token: bool):
     k = shape[-1]
     t = int(np.prod(shape[:-1]))
     x2 = x if len(shape) == 2 else m.builder_.emit(relax.op.reshape(x, (t, k)))
-    if not per_token:
-        raise FusionError(f"per-tensor activation quantizer before a matmul on {shape} is not "
-                          "supported by the int8 kernels yet (use per-token)")
-    qs = m.emit_kernel(kernels.quantize_act(t, k), kernels.kernel_name("quantize_act", t=t, k=k),
-                       [x2], [tensor_sinfo((t, k), "int8"), tensor_sinfo((t,), "float32")])
+    kind = "quantize_act" if per_token else "quantize_act_tensor"
+    func = (kernels.quantize_act if per_token else kernels.quantize_act_tensor)(t, k)
+    qs = m.emit_kernel(func, kernels.kernel_name(kind, t=t, k=k), [x2],
+                       [tensor_sinfo((t, k), "int8"), tensor_sinfo((t,), "float32")])
     return m.builder_.emit(relax.TupleGetItem(qs, 0)), m.builder_.emit(relax.TupleGetItem(qs, 1))
 
 

@@ -142,6 +142,8 @@ SCHEDULES = {
     "ternary_mlp": _schedule_mlp,
     "quantize_act": _schedule_rows,
     "quantize_patches": _schedule_patches,
+    # one scale for the tensor: the plain loop nest is already one pass per block
+    "quantize_act_tensor": lambda f: f,
     "ternary_layernorm": _schedule_rows,
     # attention keeps the plain loop nest: exact, but its scratch is O(n^2) (row streaming: #4)
     "int8_attention": lambda f: f,

@@ -174,7 +174,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
                     ab[1] * T.Cast("float32", b[vj]))
         _absmax_quant(t, d, y, q, s, amax)
 
-    return _tag(func, "ternary_layernorm", t=t, d=d)
+    return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
 
 
 def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
@@ -448,3 +448,29 @@ def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
                     x[vb, vc, vy * p + vky, vx * p + vkx], amax[vb, vy, vx])
 
     return _tag(func, "quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
+
+
+def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
+    """Per-tensor absmax int8 quantizer: one scale for the whole ``x[t,k]``, written to every
+    ``s[t]`` so ``ternary_matmul`` consumes it like per-token scales."""
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
+             s: T.Buffer((t,), "float32")):
+        amax = T.sblock_alloc_buffer((1,), "float32")
+        for i, j in T.grid(t, k):
+            with T.sblock("absmax"):
+                vi, vj = T.axis.remap("RR", [i, j])
+                with T.init():
+                    amax[0] = T.float32(0)
+                amax[0] = T.max(amax[0], _absf(x[vi, vj]))
+        for i in range(t):
+            with T.sblock("scale"):
+                vi = T.axis.remap("S", [i])
+                s[vi] = _scale(amax[0])
+        for i, j in T.grid(t, k):
+            with T.sblock("quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q[vi, vj] = _q8(x[vi, vj], amax[0])
+
+    return _tag(func, "quantize_act_tensor", t=t, k=k)

@@ -43,6 +43,7 @@ SCHEDULES = {
     "quantize_act": _schedule_rows,
     # one pass over the image; tiny next to the matmuls
     "quantize_patches": lambda f: f,
+    "quantize_act_tensor": lambda f: f,
     "ternary_layernorm": _schedule_rows,
     # attention keeps its unscheduled loop nest for now: correct, not fast (issue #5)
     "int8_attention": lambda f: f,

@@ -310,3 +310,13 @@ def test_canonicalize_gelu_absent_unchanged():
             return y
 
     tvm.ir.assert_structural_equal(CanonicalizeGelu()(Before), Before)
+
+
+def test_per_tensor_activation_quantizer():
+    lin = TernaryLinear(12, 6, per_token=False)
+    x = torch.randn(1, 4, 12)
+    mod = FuseTernaryMatmul()(imported(lin, 1, 4, 12))
+    assert kinds(mod) == ["quantize_act_tensor", "ternary_matmul"]
+    with torch.no_grad():
+        ref = lin.eval()(x).numpy()
+    np.testing.assert_allclose(_run_unscheduled(mod, x.numpy()), ref, rtol=1e-5, atol=1e-6)
