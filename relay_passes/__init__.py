@@ -3,6 +3,7 @@
 The folder keeps the design card's name; Relay no longer exists, these are Relax passes.
 """
 from .canonicalize_gelu import CanonicalizeGelu
+from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue

@@ -8,6 +8,7 @@ import tvm
 from tvm import relax
 
 from .canonicalize_gelu import CanonicalizeGelu
+from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_epilogue import FuseEpilogue
@@ -38,7 +39,7 @@ def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
     return [
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
         ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant(),
-                                                   CanonicalizeGelu()])),
+                                                   CanonicalizeGelu(), ConvPatchToMatmul()])),
         # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
         ("ternary_matmul", tvm.transform.Sequential([FuseTernaryMatmul(fmt=fmt, strict=strict),
                                                      FusePatchQuantize()])),

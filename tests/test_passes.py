@@ -320,3 +320,39 @@ def test_per_tensor_activation_quantizer():
     with torch.no_grad():
         ref = lin.eval()(x).numpy()
     np.testing.assert_allclose(_run_unscheduled(mod, x.numpy()), ref, rtol=1e-5, atol=1e-6)
+
+
+class _ConvPatch(nn.Module):
+    """A user's patch embedding written as a real conv: per-tensor int8 image, ternary kernel."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 4, stride=4)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randint(-1, 2, self.conv.weight.shape) * 0.05)
+
+    def forward(self, x):
+        from fter_tvm.models.quant import fake_quant_act
+        return self.conv(fake_quant_act(x, per_token=False)).flatten(2).transpose(1, 2)
+
+
+def test_conv_patch_to_matmul():
+    from relay_passes import ConvPatchToMatmul
+
+    model = _ConvPatch().eval()
+    x = torch.randn(1, 3, 16, 16)
+    before = imported(model, 1, 3, 16, 16)
+    after = FuseTernaryMatmul()(ConvPatchToMatmul()(before))
+    assert "relax.nn.conv2d" not in op_names(after)
+    assert kinds(after) == ["quantize_act_tensor", "ternary_matmul"]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    np.testing.assert_allclose(_run_unscheduled(after, x.numpy()), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_patch_absent_unchanged():
+    """A float (non-ternary) conv with overlapping windows stays a conv."""
+    from relay_passes import ConvPatchToMatmul
+
+    before = imported(nn.Conv2d(3, 4, 3, stride=1, padding=1), 1, 3, 8, 8)
+    tvm.ir.assert_structural_equal(ConvPatchToMatmul()(before), before)
