@@ -144,7 +144,6 @@ def component_files(aot) -> dict[str, Path]:
     and DLPack headers actually included in third_party/include/."""
     files = {f"src/{p.name}": p for p in (aot.model_c, aot.kernels_c, aot.weights_c)}
     files.update({f"runtime/{p.name}": p for p in component_runtime_sources()})
-    files["runtime/fter_libm_names.h"] = TEMPLATE_DIR / COMPONENT / "fter_libm_names.h"
     fter_dirs = [cbuild.RUNTIME_DIR / "include", Path(aot.out_dir)]
     tvm_dirs = cbuild.tvm_include_dirs()
     for name, path in sorted(_include_closure([files[k] for k in sorted(files)], fter_dirs + tvm_dirs).items()):
@@ -158,6 +157,19 @@ def component_files(aot) -> dict[str, Path]:
         src = Path(aot.out_dir) / name if (Path(aot.out_dir) / name).is_file() else cbuild.RUNTIME_DIR / "include" / name
         files.setdefault(f"include/{name}", src)
     return files
+
+
+def libm_names_header() -> bytes:
+    """fter_libm_names.h: every function of fter's math.h renamed to fter_<name> and declared so.
+
+    Generated from runtime/libc/include/math.h, the one list of what fter_math.c and fter_round.c
+    define, so a function added there is renamed in the ESP-IDF component too.
+    """
+    protos = re.findall(r"^float (\w+)\(([^)]*)\);", (cbuild.RUNTIME_DIR / "libc/include/math.h").read_text(), re.M)
+    return _template(f"{COMPONENT}/fter_libm_names.h", {
+        "renames": "\n".join(f"#undef {n}\n#define {n} fter_{n}" for n, _ in protos),
+        "prototypes": "\n".join(f"float fter_{n}({args});" for n, args in protos),
+    })
 
 
 def _component_cmake(files: dict[str, Path], mem: MemoryPlan) -> bytes:
@@ -246,6 +258,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
     comp = component_files(aot)
     files = {f"{COMPONENT}/{k}": v.read_bytes() for k, v in comp.items()}
     files[f"{COMPONENT}/CMakeLists.txt"] = _component_cmake(comp, mem)
+    files[f"{COMPONENT}/runtime/fter_libm_names.h"] = libm_names_header()
     for rel in ("CMakeLists.txt", "main/CMakeLists.txt", "main/main.c", "partitions.csv", "README.md"):
         files[rel] = _template(rel, values)
     files["sdkconfig.defaults"] = _sdkconfig(values, mem)

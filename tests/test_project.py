@@ -19,7 +19,7 @@ import torch
 from fter_tvm.compile import compile as fter_compile
 from fter_tvm.esp32s3 import ModelTooLargeError
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
-from fter_tvm.project import APP_OFFSET, COMPONENT, TEMPLATE_DIR
+from fter_tvm.project import APP_OFFSET, COMPONENT, libm_names_header
 from fter_tvm.targets import BoardLimits
 from runtime import cbuild
 
@@ -170,7 +170,7 @@ def test_rename_header_covers_every_math_function():
     defined = set()
     for src in ("libc/fter_math.c", "libc/fter_round.c"):
         defined |= set(re.findall(r"^float (\w+)\(", (cbuild.RUNTIME_DIR / src).read_text(), re.M))
-    header = (TEMPLATE_DIR / COMPONENT / "fter_libm_names.h").read_text()
+    header = libm_names_header().decode()
     renamed = set(re.findall(r"^#define (\w+) fter_\1$", header, re.M))
     assert defined and defined == renamed
 
