@@ -117,7 +117,8 @@ def component_runtime_sources() -> list[Path]:
     (soft-float, libgcc, string functions) are only in the Xtensa simulator's list, and newlib
     provides what they stand in for on the board.
     """
-    return [s for s in cbuild.runtime_sources("host") if "sim" not in s.relative_to(cbuild.RUNTIME_DIR).parts]
+    return [s for s in cbuild.runtime_sources("host")
+            if "sim" not in s.relative_to(cbuild.RUNTIME_DIR).parts]
 
 
 def _include_closure(sources: list[Path], search_dirs: list[Path]) -> dict[str, Path]:
@@ -146,16 +147,17 @@ def component_files(aot) -> dict[str, Path]:
     files.update({f"runtime/{p.name}": p for p in component_runtime_sources()})
     fter_dirs = [cbuild.RUNTIME_DIR / "include", Path(aot.out_dir)]
     tvm_dirs = cbuild.tvm_include_dirs()
-    for name, path in sorted(_include_closure([files[k] for k in sorted(files)], fter_dirs + tvm_dirs).items()):
+    headers = _include_closure([files[k] for k in sorted(files)], fter_dirs + tvm_dirs)
+    for name, path in sorted(headers.items()):
         if any(path.is_relative_to(d) for d in tvm_dirs):
             files[f"third_party/include/{name}"] = path
         elif name in PUBLIC_HEADERS:
             files[f"include/{name}"] = path
         else:
             files[f"runtime/{Path(name).name}"] = path
-    for name in PUBLIC_HEADERS:   # main/ includes them even if no component source does
-        src = Path(aot.out_dir) / name if (Path(aot.out_dir) / name).is_file() else cbuild.RUNTIME_DIR / "include" / name
-        files.setdefault(f"include/{name}", src)
+    missing = [h for h in PUBLIC_HEADERS if f"include/{h}" not in files]
+    if missing:   # main/ needs them; the component's own sources always include them today
+        raise FileNotFoundError(f"public headers not found for the component: {missing}")
     return files
 
 
@@ -165,7 +167,8 @@ def libm_names_header() -> bytes:
     Generated from runtime/libc/include/math.h, the one list of what fter_math.c and fter_round.c
     define, so a function added there is renamed in the ESP-IDF component too.
     """
-    protos = re.findall(r"^float (\w+)\(([^)]*)\);", (cbuild.RUNTIME_DIR / "libc/include/math.h").read_text(), re.M)
+    math_h = (cbuild.RUNTIME_DIR / "libc/include/math.h").read_text()
+    protos = re.findall(r"^float (\w+)\(([^)]*)\);", math_h, re.M)
     return _template(f"{COMPONENT}/fter_libm_names.h", {
         "renames": "\n".join(f"#undef {n}\n#define {n} fter_{n}" for n, _ in protos),
         "prototypes": "\n".join(f"float fter_{n}({args});" for n, args in protos),
@@ -269,12 +272,12 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
     return dict(sorted(files.items()))
 
 
-def _write_atomically(files: dict[str, bytes], out: Path, overwrite: bool) -> None:
-    """Write ``files`` into a fresh temporary directory beside ``out``, then rename it to ``out``
-    (replacing an existing ``out`` only when ``overwrite``)."""
+def _write_atomically(files: dict[str, bytes], out: Path) -> None:
+    """Write ``files`` into a fresh temporary directory beside ``out``, then rename it to ``out``.
+    An existing ``out`` is first moved aside (and put back if the rename fails), then deleted."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = None
+    trash = None
     try:
         for rel, data in files.items():
             path = tmp / rel
@@ -283,19 +286,18 @@ def _write_atomically(files: dict[str, bytes], out: Path, overwrite: bool) -> No
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)   # mkdtemp makes it 0700
-        if out.exists():
-            old = out.with_name(f".{out.name}.old.{os.getpid()}")
-            out.rename(old)
+        if out.exists() or out.is_symlink():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.rename(trash / out.name)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            old.rename(out)
-            old = None
+        if trash is not None and not out.exists():
+            (trash / out.name).rename(out)
         raise
     finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: str = "fter_app",
@@ -319,6 +321,6 @@ def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: 
         sample_input = np.random.default_rng(0).standard_normal(art.input_shape).astype(np.float32)
     sample = as_numpy(sample_input, art.input_shape)
     files = project_files(art, sample, mem, name, num_runs)
-    _write_atomically(files, out, overwrite)
+    _write_atomically(files, out)
     return out
 

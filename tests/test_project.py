@@ -19,7 +19,7 @@ import torch
 from fter_tvm.compile import compile as fter_compile
 from fter_tvm.esp32s3 import ModelTooLargeError
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
-from fter_tvm.project import APP_OFFSET, COMPONENT, libm_names_header
+from fter_tvm.project import APP_OFFSET, COMPONENT, TEMPLATE_DIR, libm_names_header
 from fter_tvm.targets import BoardLimits
 from runtime import cbuild
 
@@ -76,7 +76,11 @@ def test_layout(project):
     # the simulator harness, soft-float and libgcc stand-ins stay out: newlib provides those
     names = {p.name for p in (project / COMPONENT).rglob("*")}
     assert not names & {"softfloat.c", "libgcc_lx106.c", "fter_string.c", "harness.h", "math.h", "string.h"}
-    assert "{{" not in "".join(p.read_text() for p in project.rglob("*") if p.suffix in (".txt", ".c", ".h", ".md", ".csv", ".defaults"))
+    templated = [t.relative_to(TEMPLATE_DIR) for t in TEMPLATE_DIR.rglob("*") if t.is_file()]
+    assert len(templated) >= 8
+    for rel in templated:   # every placeholder filled (fter_libm_names.h lands in runtime/)
+        path = project / rel if (project / rel).exists() else project / COMPONENT / "runtime" / rel.name
+        assert "{{" not in path.read_text(), rel
 
 
 def test_component_cmake_registers_every_source(project):
@@ -212,8 +216,8 @@ def component_compile_commands(project: Path, cc: str, base_flags: list[str], li
     incs = [f"-I{comp / d}" for d in cmake_list(text, "INCLUDE_DIRS") + cmake_list(text, "PRIV_INCLUDE_DIRS")]
     defs = ["-D" + m for m in re.findall(r"PRIVATE (FTER_WORKSPACE_BYTES=\d+)", text)]
     common = ["-ffp-contract=off", "-include", str(comp / "runtime/fter_libm_names.h")]
-    per_file = {src: opts.split(";") for src, opts in
-                re.findall(r'set_source_files_properties\("([^"]+)" PROPERTIES COMPILE_OPTIONS "([^"]+)"', text)}
+    props = re.findall(r'set_source_files_properties\("([^"]+)" PROPERTIES COMPILE_OPTIONS "([^"]+)"', text)
+    per_file = {src: opts.split(";") for src, opts in props}
     for src in cmake_list(text, "SRCS"):
         extra = per_file.get(src, [])
         yield src, [cc, *base_flags, *common, *defs, *extra, *incs,

@@ -48,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {kind:<18}{n:>14,}  {100 * n / max(res['instructions'], 1):5.1f} %")
     print(f"  top-5 classes {res['top5']}")
     if host is not None:
-        print("  host-sim      " + ("bit-identical logits" if res["bit_identical_to_host"] else "LOGITS DIFFER"))
+        same = res["bit_identical_to_host"]
+        print("  host-sim      " + ("bit-identical logits" if same else "LOGITS DIFFER"))
     return 0 if host is None or res["bit_identical_to_host"] else 1
