@@ -46,7 +46,7 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
     tgt = get_target(target)
     mod = import_model(model, example_inputs)
     fused = fter_pipeline(fmt=pack_format or tgt.pack_format, strict=strict, dump_dir=dump_dir,
-                          fuse_mlp=tgt.fuse_mlp)(mod)
+                          low_memory=tgt.low_memory)(mod)
     report = build_report(fused)
     report["target"] = tgt.name
     report["pack_format"] = pack_format or tgt.pack_format

@@ -12,9 +12,11 @@ HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn
              "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
 FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
 # kernel kinds that count as one of FUSED_KINDS in the report
-KIND_ALIASES = {"int8_attention_qkv": "int8_attention"}
+KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_codes": "int8_attention"}
 # fused multi-layer kernels: how many of each FUSED_KIND they stand for
-COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}}
+# (a split qkv projection is two kernels: its V part is a plain ternary_matmul and counts the
+# layer once, so the Q/K part counts zero)
+COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}, "ternary_matmul_heads": {}}
 
 
 def _kernel_of(mod: tvm.IRModule, call):
@@ -36,6 +38,8 @@ def _macs(kind: str, p: dict) -> int:
         return int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_mlp":
         return 2 * int(p["t"]) * int(p["d"]) * int(p["hidden"])
+    if kind == "ternary_matmul_heads":
+        return int(p["t"]) * int(p["k"]) * int(p["h"]) * int(p["hd"])
     if kind == "int8_attention":
         b, h, n, hd = (int(p.get(x, 1)) for x in ("b", "h", "n", "hd"))
         return 2 * b * h * n * n * hd

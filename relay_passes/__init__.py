@@ -14,3 +14,4 @@ from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
 from .fuse_ternary_matmul import FuseTernaryMatmul
 from .pipeline import fter_pipeline, phases
 from .simplify_ste import SimplifySTE
+from .split_qkv_attention import SplitQkvAttention

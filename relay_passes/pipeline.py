@@ -18,6 +18,7 @@ from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
 from .fuse_ternary_matmul import FuseTernaryMatmul
 from .simplify_ste import SimplifySTE
+from .split_qkv_attention import SplitQkvAttention
 
 
 @tvm.transform.module_pass(opt_level=0, name="_DebugDump")
@@ -33,9 +34,10 @@ class _DebugDump:
         return mod
 
 
-def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
+def phases(fmt: str = "b3", strict: bool = False, low_memory: bool = False
            ) -> list[tuple[str, tvm.transform.Pass]]:
-    """The named phases, in order. ``fuse_mlp`` (a target setting) streams the MLP by tokens."""
+    """The named phases, in order. ``low_memory`` (a target setting) trades a little compute
+    for activation memory: token-streamed MLP, int8-only Q/K/V."""
     return [
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
         ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant(),
@@ -49,17 +51,18 @@ def phases(fmt: str = "b3", strict: bool = False, fuse_mlp: bool = False
         ("int8_attention", tvm.transform.Sequential([FuseInt8Attention(), FuseAttentionLayout()])),
         # 7. epilogues: bias, LayerScale into scales, then GELU / residual add
         ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
-        # 8. optional: the whole MLP as one token-streamed kernel
-        ("mlp", FuseTernaryMlp() if fuse_mlp else tvm.transform.Sequential([])),
+        # 8. optional, low memory: the MLP as one token-streamed kernel; int8-only Q/K/V
+        ("low_memory", tvm.transform.Sequential([FuseTernaryMlp(), SplitQkvAttention()])
+         if low_memory else tvm.transform.Sequential([])),
         ("cleanup", relax.transform.DeadCodeElimination()),
     ]
 
 
 def fter_pipeline(fmt: str = "b3", strict: bool = False, dump_dir: Path | None = None,
-                  fuse_mlp: bool = False) -> tvm.transform.Pass:
+                  low_memory: bool = False) -> tvm.transform.Pass:
     """The whole graph-level pipeline as one pass; ``dump_dir`` writes the IR after each phase."""
     passes = []
-    for i, (name, p) in enumerate(phases(fmt, strict, fuse_mlp)):
+    for i, (name, p) in enumerate(phases(fmt, strict, low_memory)):
         passes.append(p)
         passes.append(_DebugDump(dump_dir, i, name) if dump_dir else tvm.transform.Sequential([]))
     return tvm.transform.Sequential(passes, name="fter_pipeline")

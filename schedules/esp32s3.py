@@ -164,6 +164,26 @@ def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRMod
     return mod
 
 
+def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Row by row: the projected row (tensorized tiles), its per-head absmax, its int8 codes."""
+    p = _params(func)
+    k, n, fmt = int(p["k"]), int(p["h"]) * int(p["hd"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    acc, value, absmax, quant = sch.get_child_blocks(sch.get_sblock("root"))
+    row = sch.get_loops(quant)[0]
+    sch.compute_at(absmax, row)
+    sch.compute_at(value, row)
+    loop = tile_accumulation(sch, acc, value, n)
+    tensorize_accumulation(sch, acc, loop, k, n, fmt)
+    return sch.mod["main"]
+
+
+def _schedule_attention_codes(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    sch = s_tir.Schedule(func)
+    stream_attention_rows(sch)
+    return sch.mod["main"]
+
+
 def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     stream_attention_rows(sch)
@@ -171,3 +191,6 @@ def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 SCHEDULES["int8_attention_qkv"] = _schedule_attention_qkv
+SCHEDULES["ternary_matmul_heads"] = _schedule_matmul_heads
+SCHEDULES["int8_attention_codes"] = _schedule_attention_codes
+SCHEDULES["quantize_channels"] = lambda f: f     # two passes over V: the plain loops are those

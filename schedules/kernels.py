@@ -474,3 +474,129 @@ def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
                 q[vi, vj] = _q8(x[vi, vj], amax[0])
 
     return _tag(func, "quantize_act_tensor", t=t, k=k)
+
+
+def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """A ternary projection quantized per (token, head) as it is produced.
+
+    ``x[t,k] int8, s[t] -> (y[t, h*hd] int8, amax[t, h] f32)``: each head's ``hd`` outputs get
+    one absmax int8 scale (``amax / 127``), the way Q and K enter integer attention.
+    """
+    n = h * hd
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax_out: T.Buffer((t, h), "float32")):
+        acc = T.sblock_alloc_buffer((t, n), "int32")
+        f = T.sblock_alloc_buffer((t, n), "float32")
+        amax = T.sblock_alloc_buffer((t, h), "float32")
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
+        for i, g, c in T.grid(t, h, hd):
+            with T.sblock("head_absmax"):
+                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
+                with T.init():
+                    amax[vi, vg] = T.float32(0)
+                amax[vi, vg] = T.max(amax[vi, vg], _absf(f[vi, vg * hd + vc]))
+        for i, g in T.grid(t, h):
+            # one block per (token, head) writes both outputs: the codes and their absmax
+            with T.sblock("head_quant"):
+                vi, vg = T.axis.remap("SS", [i, g])
+                amax_out[vi, vg] = amax[vi, vg]
+                for c in range(hd):
+                    y[vi, vg * hd + c] = _q8(f[vi, vg * hd + c], amax[vi, vg])
+
+    return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
+    """Per-channel absmax int8 over the tokens: ``v[t,d] f32 -> (q[t,d] int8, amax[d] f32)``."""
+
+    @T.prim_func(s_tir=True)
+    def func(v: T.Buffer((t, d), "float32"), q: T.Buffer((t, d), "int8"),
+             amax: T.Buffer((d,), "float32")):
+        for j, i in T.grid(d, t):
+            with T.sblock("channel_absmax"):
+                vj, vi = T.axis.remap("SR", [j, i])
+                with T.init():
+                    amax[vj] = T.float32(0)
+                amax[vj] = T.max(amax[vj], _absf(v[vi, vj]))
+        for i, j in T.grid(t, d):
+            with T.sblock("channel_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q[vi, vj] = _q8(v[vi, vj], amax[vj])
+
+    return _tag(func, "quantize_channels", t=t, d=d)
+
+
+def int8_attention_codes(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """Integer attention on already-quantized inputs: ``qk[n, 2d]`` int8 with per-(token, head)
+    absmax ``qk_amax[n, 2h]`` (Q heads then K heads), ``v[n, d]`` int8 with per-channel absmax
+    ``v_amax[d]`` -> ``o[n, d]`` f32. Same arithmetic as ``int8_attention_qkv``."""
+    d = h * hd
+
+    @T.prim_func(s_tir=True)
+    def func(qk: T.Buffer((n, 2 * d), "int8"), qk_amax: T.Buffer((n, 2 * h), "float32"),
+             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
+             o: T.Buffer((n, d), "float32")):
+        sacc = T.sblock_alloc_buffer((h, n, n), "int32")
+        logit = T.sblock_alloc_buffer((h, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((h, n), "float32")
+        lsum = T.sblock_alloc_buffer((h, n), "float32")
+        p = T.sblock_alloc_buffer((h, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((h, n, hd), "int32")
+        for hh, i, j, r in T.grid(h, n, n, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
+                with T.init():
+                    sacc[vh, vi, vj] = 0
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qk[vi, vh * hd + vr]) * T.Cast(
+                    "int32", qk[vj, d + vh * hd + vr])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
+                    _scale(qk_amax[vi, vh]) * _scale(qk_amax[vj, h + vh])) * T.float32(scale)
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lmax"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lmax[vh, vi] = T.float32(-3.4e38)
+                lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lsum"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lsum[vh, vi] = T.float32(0)
+                lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
+                    T.float32(255)), T.float32(0)))
+        for hh, i, c, j in T.grid(h, n, hd, n):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = 0
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
+                    "int32", v[vj, vh * hd + vc])
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
+                    _scale(v_amax[vh * hd + vc]) / T.float32(255))
+
+    return _tag(func, "int8_attention_codes", n=n, h=h, hd=hd, scale=repr(float(scale)))

@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-import fter_tvm.compile as fc
+import fter_tvm as fc
 from fter_tvm.models import ternarize
 
 N_INPUTS = 16   # untuned x86 attention costs ~8 s per DeiT-Tiny inference; 64 once issue #5 lands

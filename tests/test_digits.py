@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import fter_tvm.compile as fc
+import fter_tvm as fc
 from fter_tvm.data import digits_split
 from fter_tvm.models import load_demo_model
 

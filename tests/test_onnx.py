@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-import fter_tvm.compile as fc
+import fter_tvm as fc
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from relay_passes.frontend import ImportError_
 

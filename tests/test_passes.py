@@ -229,7 +229,8 @@ def _tiny_vit():
 @pytest.fixture(scope="module")
 def vit_modules():
     """The tiny ViT through the pipeline without, then with, the three layout fusions."""
-    from relay_passes import FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp
+    from relay_passes import (FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp,
+                              SplitQkvAttention)
 
     x = torch.randn(1, 2, 16, 16)
     mod = from_torch_program(export_torch(_tiny_vit(), (x,)))
@@ -238,11 +239,12 @@ def vit_modules():
         FuseInt8Attention(), FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])(mod)
     fused = tvm.transform.Sequential([FusePatchQuantize(), FuseAttentionLayout(),
                                       FuseTernaryMlp()])(base)
-    return base, fused, x.numpy()
+    split = SplitQkvAttention()(fused)
+    return base, fused, split, x.numpy()
 
 
 def test_layout_fusions_structure(vit_modules):
-    base, fused, _ = vit_modules
+    base, fused, split, _ = vit_modules
     assert kinds(base).count("quantize_act") == 3 and "int8_attention" in kinds(base)
     k = kinds(fused)
     assert k.count("quantize_patches") == 1 and k.count("int8_attention_qkv") == 1
@@ -250,18 +252,24 @@ def test_layout_fusions_structure(vit_modules):
     # the MLP's two matmuls and the quantizer between them became one kernel
     assert k.count("ternary_matmul") == kinds(base).count("ternary_matmul") - 2
     assert "relax.take" not in op_names(fused) or op_names(fused).count("relax.take") == 1  # cls
+    k = kinds(split)
+    assert k.count("int8_attention_codes") == 1 and k.count("ternary_matmul_heads") == 1
+    assert k.count("quantize_channels") == 1 and "int8_attention_qkv" not in k
 
 
 def test_layout_fusions_are_exact(vit_modules):
-    base, fused, x = vit_modules
-    np.testing.assert_array_equal(_run_unscheduled(fused, x), _run_unscheduled(base, x))
+    base, fused, split, x = vit_modules
+    expected = _run_unscheduled(base, x)
+    np.testing.assert_array_equal(_run_unscheduled(fused, x), expected)
+    np.testing.assert_array_equal(_run_unscheduled(split, x), expected)
 
 
 def test_layout_fusions_absent_unchanged():
-    from relay_passes import FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp
+    from relay_passes import (FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp,
+                              SplitQkvAttention)
 
     before = FuseTernaryMatmul()(imported(TernaryLinear(8, 4), 1, 8))
-    for p in (FusePatchQuantize(), FuseAttentionLayout(), FuseTernaryMlp()):
+    for p in (FusePatchQuantize(), FuseAttentionLayout(), FuseTernaryMlp(), SplitQkvAttention()):
         tvm.ir.assert_structural_equal(p(before), before)
 
 

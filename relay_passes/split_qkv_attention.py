@@ -1,0 +1,65 @@
+"""Split qkv projection + int8 attention so only int8 Q/K/V ever exist (low-memory targets)."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax import expr_functor
+
+from schedules import kernels
+
+from .base import KernelMutator, const, tensor_sinfo
+from .fuse_ternary_matmul import kernel_const
+from .matching import shape_of
+
+
+@expr_functor.mutator
+class _Rewriter(KernelMutator):
+    def visit_call_(self, call: relax.Call):
+        found = self.kernel_attrs(call)
+        if found is None or found[0] != "int8_attention_qkv":
+            return super().visit_call_(call)
+        att = found[1]
+        n, h, hd = int(att["n"]), int(att["h"]), int(att["hd"])
+        d = h * hd
+        proj = self.single_use_kernel(call.args[1].fields[0], "ternary_matmul")
+        if proj is None or proj[1]["epilogue"] != "none" or int(proj[1]["n"]) != 3 * d:
+            return super().visit_call_(call)
+        tmm, p = proj
+        t, k, fmt = int(p["t"]), int(p["k"]), p["fmt"]
+        q, s = (self.new(a) for a in list(tmm.args[1].fields)[:2])
+        w, alpha, bias = (kernel_const(tmm, i) for i in (2, 3, 4))
+        # V: a plain projection, then int8 per channel over the tokens (the f32 V dies here)
+        v = self.emit_kernel(
+            kernels.ternary_matmul(t, k, d, fmt), kernels.kernel_name(
+                "ternary_matmul", t=t, k=k, n=d, fmt=fmt, epilogue="none"),
+            [q, s, const(w[2 * d:]), const(alpha[2 * d:]), const(bias[2 * d:])],
+            tensor_sinfo((t, d), "float32"))
+        vq = self.emit_kernel(kernels.quantize_channels(t, d),
+                              kernels.kernel_name("quantize_channels", t=t, d=d), [v],
+                              [tensor_sinfo((t, d), "int8"), tensor_sinfo((d,), "float32")])
+        # Q and K: quantized per (token, head) as each projected row is produced
+        qk = self.emit_kernel(
+            kernels.ternary_matmul_heads(t, k, 2 * h, hd, fmt),
+            kernels.kernel_name("ternary_matmul_heads", t=t, k=k, h=2 * h, hd=hd, fmt=fmt),
+            [q, s, const(w[:2 * d]), const(alpha[:2 * d]), const(bias[:2 * d])],
+            [tensor_sinfo((t, 2 * d), "int8"), tensor_sinfo((t, 2 * h), "float32")])
+        items = [self.builder_.emit(relax.TupleGetItem(x, i)) for x in (qk, vq) for i in (0, 1)]
+        out = self.emit_kernel(
+            kernels.int8_attention_codes(n, h, hd, float(att["scale"])),
+            kernels.kernel_name("int8_attention_codes", n=n, h=h, hd=hd), items,
+            tensor_sinfo((n, d), "float32"))
+        return out if shape_of(out) == shape_of(call) else relax.op.reshape(out, shape_of(call))
+
+
+@tvm.transform.module_pass(opt_level=0, name="SplitQkvAttention")
+class SplitQkvAttention:
+    """``int8_attention_qkv(ternary_matmul(x, W_qkv))`` -> V projection + per-channel int8,
+    Q/K projection quantized per (token, head), attention on int8 codes.
+
+    Same arithmetic; the [n, 3d] float projection (the ViT's largest activation) is replaced by
+    int8 Q/K/V plus one [n, d] float V that lives only until it is quantized.
+    """
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return _Rewriter(mod).run()
