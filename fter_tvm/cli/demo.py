@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=_existing_path, default=None,
                         help="evaluate this checkpoint instead of the shipped one")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="only accuracy and sizes; skip the x86/esp32s3 builds and simulators")
+    parser.add_argument("--project", type=Path, default=Path("out/fter_digits"),
+                        help="where to write the ESP-IDF project and report (default: %(default)s)")
+    parser.add_argument("--sim", type=int, default=8, metavar="N",
+                        help="test images to run in the Xtensa simulator (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -48,10 +54,19 @@ def run(args: argparse.Namespace) -> int:
                "teacher_acc": meta.get("teacher_acc"), "recorded": meta, "config": model.config}
     sizes = model_size_bytes(model)
     res["sizes"] = {k: sizes[k] for k in ("params", "fp32", "2bit", "base3")}
+    if not args.no_compile:
+        from fter_tvm.demo import compile_demo
+
+        *_, x_te, y_te = digits_split()
+        res["compiled"] = compile_demo(model, x_te, y_te, args.project, n_sim=args.sim)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:
         _print_human(res, args.retrain)
+        if "compiled" in res:
+            from fter_tvm.demo import print_compile_demo
+
+            print_compile_demo(res["compiled"])
     return 0
 
 
