@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -32,13 +34,14 @@ class Artifact:
 
 
 class X86Artifact(Artifact):
-    """LLVM build of the fused module, executed by TVM's Relax VM."""
+    """LLVM build of the fused module, executed by TVM's Relax VM on ``num_threads`` threads."""
 
     target = "x86"
 
-    def __init__(self, fused_mod, report, input_shape, executable):
+    def __init__(self, fused_mod, report, input_shape, executable, num_threads: int = 2):
         super().__init__(fused_mod, report, input_shape)
         self.executable = executable
+        use_threads(num_threads)
         self._vm = relax.VirtualMachine(executable, tvm.cpu())
 
     def run(self, x) -> np.ndarray:
@@ -47,3 +50,14 @@ class X86Artifact(Artifact):
         while not hasattr(out, "numpy"):    # unwrap (logits,) tuples
             out = out[0]
         return out.numpy()
+
+
+def use_threads(n: int) -> None:
+    """Size TVM's CPU thread pool for ``n`` threads (process-wide).
+
+    The pool is created on the first parallel kernel with ``TVM_NUM_THREADS`` workers, else half
+    the logical CPUs (TVM assumes hyper-threading; on this 2-vCPU VM that is 1) and can only shrink
+    afterwards, so the variable is set before that unless the user set it.
+    """
+    os.environ.setdefault("TVM_NUM_THREADS", str(n))
+    tvm.get_global_func("runtime.config_threadpool")(1, n)

@@ -65,4 +65,4 @@ def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> 
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
     with tvm.transform.PassContext(opt_level=3):
         ex = tvm.compile(scheduled, target=tvm.target.Target(tgt.tvm_target))
-    return X86Artifact(fused, report, _input_shape(fused), ex)
+    return X86Artifact(fused, report, _input_shape(fused), ex, tgt.num_threads)

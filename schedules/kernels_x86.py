@@ -19,7 +19,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import _epilogue, _tag
+from .kernels import ACT_EPS, _absf, _epilogue, _tag
 
 # qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile
 # rows by any factor up to ROW_PAD without a predicated tail (untensorizable, and unvectorized)
@@ -80,3 +80,101 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
             acc = T.sblock_alloc_buffer((tpad, npad), "int32")
             compute(q, s, w, alpha, bias, None, y, qsum, acc)
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+
+
+# ---- per-token kernels with explicit vector lanes -------------------------------------------------
+# TensorIR can only vectorize spatial loops, and rfactor rejects the absmax reducer (its init is 0,
+# not -inf). These variants keep the signature and numerics of kernels.quantize_act /
+# ternary_layernorm_quant but reduce each row in LANES independent partial results (a spatial
+# axis), then fold the lanes. Max is order-independent, so the quantizer is bit-identical; LN sums
+# round in a different order (within float noise).
+
+LANES = 16
+
+
+@T.macro
+def _lane_absmax(t, k, y, q, s, amax_l, amax):
+    for i, ro, l in T.grid(t, k // LANES, LANES):
+        with T.sblock("absmax_lanes"):
+            vi, vro, vl = T.axis.remap("SRS", [i, ro, l])
+            with T.init():
+                amax_l[vi, vl] = T.float32(0)
+            amax_l[vi, vl] = T.max(amax_l[vi, vl], _absf(y[vi, vro * LANES + vl]))
+    for i, l in T.grid(t, LANES):
+        with T.sblock("absmax"):
+            vi, vl = T.axis.remap("SR", [i, l])
+            with T.init():
+                amax[vi] = T.float32(0)
+            amax[vi] = T.max(amax[vi], amax_l[vi, vl])
+    for i in range(t):
+        with T.sblock("scale"):
+            vi = T.axis.remap("S", [i])
+            s[vi] = T.max(amax[vi], T.float32(ACT_EPS)) / T.float32(127.0)
+    for i, j in T.grid(t, k):
+        with T.sblock("quant"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            q[vi, vj] = T.Cast("int8", T.max(T.min(T.nearbyint(y[vi, vj] / s[vi]),
+                                                   T.float32(127)), T.float32(-128)))
+
+
+def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:
+    """``kernels.quantize_act`` with the row absmax split over LANES (``k % LANES == 0``)."""
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
+             s: T.Buffer((t,), "float32")):
+        amax_l = T.sblock_alloc_buffer((t, LANES), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
+        _lane_absmax(t, k, x, q, s, amax_l, amax)
+
+    return _tag(func, "quantize_act", t=t, k=k)
+
+
+def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
+    """``kernels.ternary_layernorm_quant`` with every row reduction split over LANES."""
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
+             ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
+             s: T.Buffer((t,), "float32")):
+        sum_l = T.sblock_alloc_buffer((t, LANES), "float32")
+        total = T.sblock_alloc_buffer((t,), "float32")
+        sq_l = T.sblock_alloc_buffer((t, LANES), "float32")
+        sq = T.sblock_alloc_buffer((t,), "float32")
+        y = T.sblock_alloc_buffer((t, d), "float32")
+        amax_l = T.sblock_alloc_buffer((t, LANES), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
+        for i, ro, l in T.grid(t, d // LANES, LANES):
+            with T.sblock("sum_lanes"):
+                vi, vro, vl = T.axis.remap("SRS", [i, ro, l])
+                with T.init():
+                    sum_l[vi, vl] = T.float32(0)
+                sum_l[vi, vl] = sum_l[vi, vl] + x[vi, vro * LANES + vl]
+        for i, l in T.grid(t, LANES):
+            with T.sblock("sum"):
+                vi, vl = T.axis.remap("SR", [i, l])
+                with T.init():
+                    total[vi] = T.float32(0)
+                total[vi] = total[vi] + sum_l[vi, vl]
+        for i, ro, l in T.grid(t, d // LANES, LANES):
+            with T.sblock("sqsum_lanes"):
+                vi, vro, vl = T.axis.remap("SRS", [i, ro, l])
+                with T.init():
+                    sq_l[vi, vl] = T.float32(0)
+                sq_l[vi, vl] = sq_l[vi, vl] + (x[vi, vro * LANES + vl] - total[vi] / T.float32(d)) * (
+                    x[vi, vro * LANES + vl] - total[vi] / T.float32(d))
+        for i, l in T.grid(t, LANES):
+            with T.sblock("sqsum"):
+                vi, vl = T.axis.remap("SR", [i, l])
+                with T.init():
+                    sq[vi] = T.float32(0)
+                sq[vi] = sq[vi] + sq_l[vi, vl]
+        for i, j in T.grid(t, d):
+            with T.sblock("norm"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = (x[vi, vj] - total[vi] / T.float32(d)) / T.sqrt(
+                    sq[vi] / T.float32(d) + T.float32(eps)) * (ab[0] * T.Cast("float32", g[vj])) + (
+                    ab[1] * T.Cast("float32", b[vj]))
+        _lane_absmax(t, d, y, q, s, amax_l, amax)
+
+    return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))

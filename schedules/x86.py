@@ -1,18 +1,74 @@
 """Schedules of the fused kernels for the LLVM (x86) target.
 
-Row-parallel schedules: each output row (token) is computed by one thread with its accumulator
-kept in registers. VNNI/AVX2 tensorization and tuning are the next steps (issues #5/#6).
+The instruction set comes from the target (``mcpu``/``mattr``; :func:`target_isa`): AVX-512 VNNI
+tensorizes the ternary matmul (``vpdpbusd``, weights in the ``v16x4`` tile layout) and both integer
+matmuls of attention; AVX2 tensorizes the ternary matmul with ``vpmaddubsw``/``vpmaddwd``; anything
+else gets plain row-parallel loops. Every schedule is parallel over the thread pool (2 cores here).
+
+Some kernels are swapped for an x86 formulation with the same signature and integer numerics
+(``kernels_x86``, ``kernels_x86_attention``): layouts the intrinsics read, and row reductions split
+into explicit vector lanes (TensorIR vectorizes only spatial loops).
+
+exp/erf are lowered to vectorizable polynomials (``x86_math``) for every llvm build.
 """
 
 from __future__ import annotations
 
 import tvm
 from tvm import s_tir, tirx
+from tvm.target import codegen
 
+from . import kernels_x86, x86_math
 from .common import stream_attention_rows
+from .formats import get_format
+from .kernels_x86_attention import int8_attention_qkv_vnni, supported as attention_supported
+from .x86_intrin import DOT_INTRINSICS
+
+x86_math.register()
+
+VECTOR = 16      # float32 lanes of a zmm register; shorter vectors are legalized by LLVM
+# register tile of the ternary matmul, rows x output channels: VNNI keeps 5 x 3 zmm accumulators
+# (15 independent vpdpbusd chains: 5-cycle latency x 2 per cycle); the tile must stay under
+# 1 KiB so TVM allocates it on the stack, where LLVM promotes it to registers.
+MATMUL_TILE = {"avx512_vnni": (5, 48), "avx2": (4, 32)}
+ATTENTION_ROWS = 3     # query rows per attention tile (x 4 channel tiles = 12 P.V chains)
 
 
-def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
+def target_isa(target) -> str:
+    """``"avx512_vnni"``, ``"avx2"`` or ``"generic"`` for an llvm target (dict or Target)."""
+    tgt = target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
+    if codegen.target_has_features("avx512vnni", tgt) and codegen.target_has_features("avx512bw", tgt):
+        return "avx512_vnni"
+    if codegen.target_has_features("avx2", tgt):
+        return "avx2"
+    return "generic"
+
+
+def _params(func: tirx.PrimFunc) -> dict:
+    return {k: str(v) for k, v in func.attrs["fter.params"].items()}
+
+
+def _keep_symbol(new: tirx.PrimFunc, old: tirx.PrimFunc) -> tirx.PrimFunc:
+    return new.with_attr("global_symbol", old.attrs["global_symbol"]) if "global_symbol" in old.attrs else new
+
+
+def _vectorize_inner(sch: s_tir.Schedule, block) -> None:
+    """Vectorize the innermost loop of ``block`` in chunks of at most VECTOR lanes (the largest of
+    16, 8, 4 dividing it; short loops whole)."""
+    loop = sch.get_loops(block)[-1]
+    extent = int(sch.get(loop).extent)
+    if extent <= VECTOR:
+        sch.vectorize(loop)
+        return
+    lanes = next((v for v in (VECTOR, 8, 4) if extent % v == 0), None)
+    if lanes is not None:
+        sch.vectorize(sch.split(loop, [None, lanes])[1])
+
+
+# ---- ternary matmul ------------------------------------------------------------------------------
+
+def _schedule_matmul_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Packed formats (b2/b3) or no SIMD dot product: one row per iteration, rows in parallel."""
     sch = s_tir.Schedule(func)
     i, j, _ = sch.get_loops(sch.get_sblock("acc"))
     sch.reverse_compute_at(sch.get_sblock("epilogue"), j)
@@ -20,46 +76,190 @@ def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def _channel_tile(npad: int, want: int, lanes: int) -> int:
+    """Largest multiple of ``lanes`` that is <= ``want`` and divides ``npad``."""
+    return next(c for c in range(want - want % lanes, 0, -lanes) if npad % c == 0)
+
+
+def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
+    """Register-tiled ``v16x4`` matmul: ``rows x channels`` int32 accumulators stay in registers
+    over the whole K loop, the inner 4 x lanes step is one dot intrinsic, the epilogue runs on the
+    finished tile; row tiles (or, for a single row, channel tiles) in parallel."""
+    p = _params(func)
+    t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
+    f = get_format(fmt)
+    if f.tile is None or isa not in MATMUL_TILE or k % f.tile[1]:
+        return _schedule_matmul_rows(func)
+    intrin, lanes = DOT_INTRINSICS[isa]["s8u8"]
+    rows, want = MATMUL_TILE[isa]
+    rows = min(rows, t)
+    cols = _channel_tile(-(-n // f.tile[0]) * f.tile[0], want, lanes)
+
+    sch = s_tir.Schedule(func)
+    acc, ep, qsum = sch.get_sblock("acc"), sch.get_sblock("epilogue"), sch.get_sblock("qsum")
+    i, j = sch.get_loops(ep)
+    io, ii = sch.split(i, [None, rows])
+    jo, ji = sch.split(j, [None, cols])
+    sch.reorder(io, jo, ii, ji)
+    sch.compute_at(acc, jo, preserve_unit_loops=True)
+    sch.compute_at(qsum, io, preserve_unit_loops=True)
+    ai, aj, ar = sch.get_loops(acc)[-3:]
+    jt, jv = sch.split(aj, [None, lanes])
+    ro, rv = sch.split(ar, [None, 4])
+    sch.reorder(ro, ai, jt, jv, rv)
+    sch.parallel(io if t > rows else jo)
+    sch.vectorize(ji)
+    sch.unroll(ii)          # constant tile indices: LLVM keeps the accumulators in registers
+    init = sch.decompose_reduction(acc, ro)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.tensorize(jv, intrin)
+    sch.unroll(ai)
+    sch.unroll(jt)
+    return sch.mod["main"]
+
+
+# ---- per-token kernels ---------------------------------------------------------------------------
+
 def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """Per-token kernels: every block moves under the row loop of the first; rows in parallel."""
+    """Every block under the first block's row loop, rows in parallel, inner loops vectorized
+    where they are spatial (lane blocks: the lanes; elementwise blocks: the row)."""
     sch = s_tir.Schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     row = sch.get_loops(blocks[0])[0]
     for block in blocks[1:]:
         sch.reverse_compute_at(block, row)
     sch.parallel(row)
+    for block in blocks:
+        spatial_inner = sch.get(block).iter_vars[-1].iter_type == 0
+        if len(sch.get_loops(block)) > 1 and spatial_inner:
+            _vectorize_inner(sch, block)
     return sch.mod["main"]
 
 
-def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    sch = s_tir.Schedule(func)
-    stream_attention_rows(sch)
-    sch.parallel(sch.get_loops(sch.get_sblock("out"))[0])     # heads in parallel
+def schedule_quantize_act(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
+    p = _params(func)
+    t, k = int(p["t"]), int(p["k"])
+    if k % kernels_x86.LANES == 0:
+        func = _keep_symbol(kernels_x86.quantize_act_lanes(t, k), func)
+    return _schedule_rows(func)
+
+
+def schedule_layernorm(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
+    p = _params(func)
+    t, d = int(p["t"]), int(p["d"])
+    if d % kernels_x86.LANES == 0 and "eps" in p:
+        func = _keep_symbol(kernels_x86.ternary_layernorm_lanes(t, d, float(p["eps"])), func)
+    return _schedule_rows(func)
+
+
+# ---- attention -----------------------------------------------------------------------------------
+
+def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
+    """VNNI: ``kernels_x86_attention`` layout; K/V quantized once per head (parallel over key
+    tiles / channel tiles), then (head, query-row tile) pairs in parallel, each running scores
+    (tensorized), softmax (vectorized) and P.V (tensorized) on a few rows of scratch."""
+    p = _params(func)
+    n, h, hd, scale = int(p["n"]), int(p["h"]), int(p["hd"]), float(p["scale"])
+    if isa != "avx512_vnni" or not attention_supported(n, h, hd):
+        sch = s_tir.Schedule(func)
+        stream_attention_rows(sch)
+        sch.parallel(sch.get_loops(sch.get_sblock("out"))[0])     # heads in parallel
+        return sch.mod["main"]
+    sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_vnni(n, h, hd, scale), func))
+    _schedule_kv(sch)
+    _schedule_query_rows(sch, min(ATTENTION_ROWS, n))
     return sch.mod["main"]
+
+
+def _schedule_kv(sch: s_tir.Schedule) -> None:
+    get = sch.get_sblock
+    # keys: per-key absmax (the logits read it too), then one 16-key tile per iteration
+    hh, j, _ = sch.get_loops(get("kmax"))
+    key = sch.fuse(hh, j)
+    sch.parallel(key)
+    sch.compute_at(get("kmax_lanes"), key)
+    sch.vectorize(sch.get_loops(get("kmax_lanes"))[-1])
+    hh, j = sch.get_loops(get("kscale"))
+    sch.vectorize(j)
+    hh, jt, cg, jl, cl = sch.get_loops(get("kquant"))
+    sch.reorder(hh, jt, jl, cg, cl)
+    sch.parallel(sch.fuse(hh, jt))
+    sch.vectorize(sch.fuse(cg, cl))
+    # values: per-channel absmax over all keys (channels vectorized), then 16-channel tiles
+    hh, j, c = sch.get_loops(get("vmax"))
+    sch.parallel(hh)
+    _vectorize_inner(sch, get("vmax"))
+    hh, ct, jg, cl, jl = sch.get_loops(get("vquant"))
+    sch.parallel(sch.fuse(hh, ct))
+    sch.vectorize(sch.fuse(cl, jl))
+
+
+def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
+    get = sch.get_sblock
+    hh, i, c = sch.get_loops(get("out"))
+    io, ii = sch.split(i, [None, rows])
+    tile = sch.fuse(hh, io)
+    sch.parallel(tile)
+    sch.vectorize(c)
+    chain = ("pv", "prob", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit", "qk",
+             "qsum", "qquant", "qmax", "qmax_lanes")
+    for name in chain:
+        sch.compute_at(get(name), tile, preserve_unit_loops=True)
+    for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
+        _vectorize_inner(sch, get(name))
+    # scores: 2 key tiles x rows accumulators over the head dimension
+    qk = get("qk")
+    ri, j, c = sch.get_loops(qk)[-3:]
+    jo, jp, jl = sch.split(j, [None, 2, 16])
+    cg, cl = sch.split(c, [None, 4])
+    sch.reorder(jo, cg, ri, jp, jl, cl)
+    sch.decompose_reduction(qk, cg)
+    # P.V: rows x channel tiles accumulators over the keys
+    pv = get("pv")
+    ri, c, j = sch.get_loops(pv)[-3:]
+    ct, cl = sch.split(c, [None, 16])
+    jg, jl = sch.split(j, [None, 4])
+    sch.reorder(jg, ri, ct, cl, jl)
+    sch.decompose_reduction(pv, jg)
+    for name, order in (("qk_update", "s8u8"), ("pv_update", "u8s8")):
+        loops = sch.get_loops(get(name))
+        sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
+        sch.unroll(loops[-3])
+        sch.tensorize(loops[-2], DOT_INTRINSICS["avx512_vnni"][order][0])
 
 
 SCHEDULES = {
-    "ternary_matmul": _schedule_ternary_matmul,
-    "quantize_act": _schedule_rows,
+    "ternary_matmul": schedule_ternary_matmul,
+    "quantize_act": schedule_quantize_act,
+    "ternary_layernorm": schedule_layernorm,
+    "int8_attention_qkv": schedule_attention_qkv,
     # one pass over the image; tiny next to the matmuls
-    "quantize_patches": lambda f: f,
-    "quantize_act_tensor": lambda f: f,
-    "ternary_layernorm": _schedule_rows,
-    # attention keeps its unscheduled loop nest for now: correct, not fast (issue #5)
-    "int8_attention": lambda f: f,
-    "int8_attention_qkv": _schedule_attention_qkv,
+    "quantize_patches": lambda f, isa: f,
+    # attention without the fused-qkv layout (batch > 1): plain loop nest, correct, not fast
+    "int8_attention": lambda f, isa: f,
 }
 
 
 def schedule_module(mod: tvm.IRModule, target, tuning_db=None) -> tvm.IRModule:
-    """Apply the hand schedule of every fter kernel in ``mod``."""
+    """Apply the hand schedule of every fter kernel in ``mod`` for ``target`` (an
+    :class:`fter_tvm.targets.X86Target`, an llvm target dict or ``None`` for this machine)."""
     if tuning_db is not None:
         raise ValueError("tuning databases are not supported yet (autotuning is issue #6)")
+    isa = target_isa(_llvm_target(target))
     mod = tvm.IRModule(dict(mod.functions_items()))
     for gv, func in mod.functions_items():
         if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs:
             kind = str(func.attrs["fter.kind"])
             if kind not in SCHEDULES:
                 raise ValueError(f"no x86 schedule for kernel kind {kind!r} ({gv.name_hint})")
-            mod[gv] = SCHEDULES[kind](func)
+            mod[gv] = SCHEDULES[kind](func, isa)
     return mod
+
+
+def host_target() -> dict:
+    """llvm target for this machine's CPU (``mcpu`` = LLVM's name for it, so its SIMD is used)."""
+    return {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu()}
+
+
+def _llvm_target(target) -> dict:
+    return host_target() if target is None else getattr(target, "tvm_target", target)

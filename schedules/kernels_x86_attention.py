@@ -1,0 +1,187 @@
+"""x86 compute of ``int8_attention_qkv``: the same signature and integer numerics, in VNNI layouts.
+
+``kernels.int8_attention_qkv`` states the meaning; this variant lays the quantized operands out for
+``vpdpbusd`` (u8 x s8 -> s32, 16 lanes x 4) and reduces float rows in explicit lanes, so the x86
+schedule can tensorize both integer matmuls and vectorize the softmax:
+
+* keys: ``kt[h, n16/16, hd/4, 16, 4]`` = ``q8(k) + 128`` as uint8 (padding keys: 128, i.e. 0), so
+  ``sum_c qi*ki = sum_c qi*kt - 128 * sum_c qi`` -- one row sum per query corrects the shift.
+* values: ``vt[h, hd/16, n4/4, 16, 4]`` int8 (padding 0); probabilities are uint8 already.
+* per query row: ``qi`` (int8), ``qsum``; scores ``sacc`` over padded keys; logits, row max and
+  exp-sum in LANES partial lanes (padding keys masked out); ``p`` (uint8, 0 on padding);
+  ``pacc`` = P.V; output.
+
+Query rows are padded to ``n + ROW_PAD - 1`` (repeating the last row, as in the matmul) so the
+schedule can tile rows without predicated tails. The integer scores and P.V sums equal the
+reference's exactly; float rounding matches it except for the order of the row exp-sum.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .kernels import _absf, _q8, _scale, _tag
+from .kernels_x86 import LANES, ROW_PAD
+
+
+def supported(n: int, h: int, hd: int) -> bool:
+    """Head sizes this layout covers (whole 16-lane channel tiles)."""
+    return hd % 16 == 0
+
+
+def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """``qkv[n, 3*h*hd] f32 -> o[n, h*hd] f32`` like ``kernels.int8_attention_qkv`` (see module)."""
+    if not supported(n, h, hd):
+        raise ValueError(f"int8_attention_qkv_vnni needs hd % 16 == 0, got hd={hd}")
+    d = h * hd
+    nk = -(-n // 32) * 32          # keys in whole pairs of 16-key tiles (two accumulator chains)
+    nv = -(-n // 4) * 4            # keys in whole groups of 4 for P.V
+    nq = n + ROW_PAD - 1
+    kl = nk // LANES               # lane steps over the (padded) keys
+
+    @T.prim_func(s_tir=True)
+    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
+        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
+        kmax = T.sblock_alloc_buffer((h, n), "float32")
+        kscale = T.sblock_alloc_buffer((h, nk), "float32")
+        vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        kt = T.sblock_alloc_buffer((h, nk // 16, hd // 4, 16, 4), "uint8")
+        vt = T.sblock_alloc_buffer((h, hd // 16, nv // 4, 16, 4), "int8")
+        qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        qmax = T.sblock_alloc_buffer((h, nq), "float32")
+        qi = T.sblock_alloc_buffer((h, nq, hd), "int8")
+        qsum = T.sblock_alloc_buffer((h, nq), "int32")
+        sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
+        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lmax = T.sblock_alloc_buffer((h, nq), "float32")
+        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lsum = T.sblock_alloc_buffer((h, nq), "float32")
+        p = T.sblock_alloc_buffer((h, nq, nv), "uint8")
+        pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
+        # ---- keys and values of each head (once per head) ----
+        for hh, j, co, l in T.grid(h, n, hd // LANES, LANES):
+            with T.sblock("kmax_lanes"):
+                vh, vj, vco, vl = T.axis.remap("SSRS", [hh, j, co, l])
+                with T.init():
+                    kmax_l[vh, vj, vl] = T.float32(0)
+                kmax_l[vh, vj, vl] = T.max(kmax_l[vh, vj, vl],
+                                           _absf(qkv[vj, d + vh * hd + vco * LANES + vl]))
+        for hh, j, l in T.grid(h, n, LANES):
+            with T.sblock("kmax"):
+                vh, vj, vl = T.axis.remap("SSR", [hh, j, l])
+                with T.init():
+                    kmax[vh, vj] = T.float32(0)
+                kmax[vh, vj] = T.max(kmax[vh, vj], kmax_l[vh, vj, vl])
+        for hh, j in T.grid(h, nk):
+            with T.sblock("kscale"):
+                vh, vj = T.axis.remap("SS", [hh, j])
+                kscale[vh, vj] = _scale(kmax[vh, T.min(vj, n - 1)])
+        for hh, jt, cg, jl, cl in T.grid(h, nk // 16, hd // 4, 16, 4):
+            with T.sblock("kquant"):
+                vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
+                kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", T.if_then_else(
+                    vjt * 16 + vjl < n,
+                    _q8(qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl],
+                        kmax[vh, T.min(vjt * 16 + vjl, n - 1)]), T.int8(0))) + 128)
+        for hh, j, c in T.grid(h, n, hd):
+            with T.sblock("vmax"):
+                vh, vj, vc = T.axis.remap("SRS", [hh, j, c])
+                with T.init():
+                    vmax[vh, vc] = T.float32(0)
+                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
+        for hh, ct, jg, cl, jl in T.grid(h, hd // 16, nv // 4, 16, 4):
+            with T.sblock("vquant"):
+                vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
+                vt[vh, vct, vjg, vcl, vjl] = T.if_then_else(
+                    vjg * 4 + vjl < n,
+                    _q8(qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl],
+                        vmax[vh, vct * 16 + vcl]), T.int8(0))
+        # ---- one query row at a time ----
+        for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
+            with T.sblock("qmax_lanes"):
+                vh, vi, vco, vl = T.axis.remap("SSRS", [hh, i, co, l])
+                with T.init():
+                    qmax_l[vh, vi, vl] = T.float32(0)
+                qmax_l[vh, vi, vl] = T.max(qmax_l[vh, vi, vl],
+                                           _absf(qkv[T.min(vi, n - 1), vh * hd + vco * LANES + vl]))
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("qmax"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    qmax[vh, vi] = T.float32(0)
+                qmax[vh, vi] = T.max(qmax[vh, vi], qmax_l[vh, vi, vl])
+        for hh, i, c in T.grid(h, nq, hd):
+            with T.sblock("qquant"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                qi[vh, vi, vc] = _q8(qkv[T.min(vi, n - 1), vh * hd + vc], qmax[vh, vi])
+        for hh, i, c in T.grid(h, nq, hd):
+            with T.sblock("qsum"):
+                vh, vi, vc = T.axis.remap("SSR", [hh, i, c])
+                with T.init():
+                    qsum[vh, vi] = 0
+                qsum[vh, vi] = qsum[vh, vi] + T.Cast("int32", qi[vh, vi, vc])
+        for hh, i, j, c in T.grid(h, nq, nk, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
+                with T.init():
+                    sacc[vh, vi, vj] = 0
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vc]) * T.Cast(
+                    "int32", kt[vh, vj // 16, vc // 4, vj % 16, vc % 4])
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj] - qsum[vh, vi] * 128) * (
+                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale)
+        for hh, i, jo, l in T.grid(h, nq, kl, LANES):
+            with T.sblock("lmax_lanes"):
+                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
+                with T.init():
+                    lmax_l[vh, vi, vl] = T.float32(-3.4e38)
+                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], T.if_then_else(
+                    vjo * LANES + vl < n, logit[vh, vi, vjo * LANES + vl], T.float32(-3.4e38)))
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("lmax"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    lmax[vh, vi] = T.float32(-3.4e38)
+                lmax[vh, vi] = T.max(lmax[vh, vi], lmax_l[vh, vi, vl])
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("exp"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                e[vh, vi, vj] = T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        for hh, i, jo, l in T.grid(h, nq, kl, LANES):
+            with T.sblock("lsum_lanes"):
+                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
+                with T.init():
+                    lsum_l[vh, vi, vl] = T.float32(0)
+                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + T.if_then_else(
+                    vjo * LANES + vl < n, e[vh, vi, vjo * LANES + vl], T.float32(0))
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("lsum"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    lsum[vh, vi] = T.float32(0)
+                lsum[vh, vi] = lsum[vh, vi] + lsum_l[vh, vi, vl]
+        for hh, i, j in T.grid(h, nq, nv):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                p[vh, vi, vj] = T.if_then_else(vj < n, T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    e[vh, vi, vj] / lsum[vh, vi] * T.float32(255)), T.float32(255)), T.float32(0))),
+                    T.uint8(0))
+        for hh, i, c, j in T.grid(h, nq, hd, nv):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = 0
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
+                    "int32", vt[vh, vc // 16, vj // 4, vc % 16, vj % 4])
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
+                    _scale(vmax[vh, vc]) / T.float32(255))
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
