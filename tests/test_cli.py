@@ -30,17 +30,30 @@ def test_missing_command_module_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "nope", ("fter_tvm.cli.nope_not_written", "placeholder"))
     with pytest.raises(SystemExit, match="not available yet"):
         cli.main(["nope"])
-    assert cli.main(["demo", "--json"]) == 0   # other commands unaffected
+    assert cli.main(["demo", "--json", "--no-compile"]) == 0   # other commands unaffected
 
 
 def test_demo_prints_accuracy_and_sizes(capsys):
-    assert cli.main(["demo"]) == 0
+    assert cli.main(["demo", "--no-compile"]) == 0
     out = capsys.readouterr().out
     assert "student ternary test accuracy" in out and "2-bit" in out and "base-3" in out
 
 
+@pytest.mark.cc
+@pytest.mark.xtensa
+def test_demo_compiles_simulates_and_exports(capsys, tmp_path):
+    """The whole `make demo` path: both targets, the ISS, the ESP-IDF project."""
+    assert cli.main(["demo", "--json", "--project", str(tmp_path / "proj"), "--sim", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)["compiled"]
+    assert res["x86_agree"] >= 0.99 and res["esp32s3_agree"] >= 0.99
+    assert res["sim_bit_identical"] == res["sim_images"] == 2
+    assert res["instructions"] > 0 and res["fused"]["unfused"] == []
+    assert (tmp_path / "proj" / "CMakeLists.txt").exists()
+    assert (tmp_path / "proj" / "report.json").exists()
+
+
 def test_demo_json(capsys):
-    assert cli.main(["demo", "--json"]) == 0
+    assert cli.main(["demo", "--json", "--no-compile"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["student_acc"] >= 0.93 and res["sizes"]["2bit"] < res["sizes"]["fp32"]
 
