@@ -19,7 +19,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import ACT_EPS, _absf, _epilogue, _tag
+from .kernels import ACT_EPS, _absf, _tag
+from .kernels import _epilogue as kernels_epilogue
+from .x86_math import fast_erf
 
 # qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile
 # rows by any factor up to ROW_PAD without a predicated tail (untensorizable, and unvectorized)
@@ -92,6 +94,39 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
 LANES = 16
 
 
+# TVM's vectorizer serializes any loop calling an op not marked TVectorizable -- nearbyint and erf
+# are not -- so the x86 kernels call LLVM's roundeven directly (call_llvm_pure_intrin is) and
+# spell erf as arithmetic.
+
+def round_even(v):
+    """``nearbyint`` in the default rounding mode: round half to even (``llvm.roundeven``)."""
+    return T.call_llvm_pure_intrin("float32", "llvm.roundeven", v)
+
+
+def quant_int8(v):
+    """``int8(clamp(nearbyint(v), -128, 127))`` (clamping first is the same for integer bounds),
+    through int32: a direct f32 -> i8 vector conversion is scalarized by LLVM."""
+    return T.Cast("int8", T.Cast("int32", round_even(T.max(T.min(v, T.float32(127)),
+                                                            T.float32(-128)))))
+
+
+def quant_uint8(v):
+    """``uint8(clamp(nearbyint(v), 0, 255))`` (see :func:`quant_int8`)."""
+    return T.Cast("uint8", T.Cast("int32", round_even(T.max(T.min(v, T.float32(255)),
+                                                             T.float32(0)))))
+
+
+def _gelu(v):
+    return v * T.float32(0.5) * (T.float32(1.0) + fast_erf(v * T.float32(0.7071067811865476)))
+
+
+def _epilogue(v, res, i, j, epilogue):
+    """``kernels._epilogue`` with erf as arithmetic."""
+    if epilogue == "gelu":
+        return _gelu(v)
+    return kernels_epilogue(v, res, i, j, epilogue)
+
+
 @T.macro
 def _lane_absmax(t, k, y, q, s, amax_l, amax):
     for i, ro, l in T.grid(t, k // LANES, LANES):
@@ -113,8 +148,7 @@ def _lane_absmax(t, k, y, q, s, amax_l, amax):
     for i, j in T.grid(t, k):
         with T.sblock("quant"):
             vi, vj = T.axis.remap("SS", [i, j])
-            q[vi, vj] = T.Cast("int8", T.max(T.min(T.nearbyint(y[vi, vj] / s[vi]),
-                                                   T.float32(127)), T.float32(-128)))
+            q[vi, vj] = quant_int8(y[vi, vj] / s[vi])
 
 
 def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:

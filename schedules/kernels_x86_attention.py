@@ -4,9 +4,14 @@
 ``vpdpbusd`` (u8 x s8 -> s32, 16 lanes x 4) and reduces float rows in explicit lanes, so the x86
 schedule can tensorize both integer matmuls and vectorize the softmax:
 
-* keys: ``kt[h, n16/16, hd/4, 16, 4]`` = ``q8(k) + 128`` as uint8 (padding keys: 128, i.e. 0), so
+* keys: ``kt[h, nk/16, hd/4, 16, 4]`` = ``q8(k) + 128`` as uint8, so
   ``sum_c qi*ki = sum_c qi*kt - 128 * sum_c qi`` -- one row sum per query corrects the shift.
-* values: ``vt[h, hd/16, n4/4, 16, 4]`` int8 (padding 0); probabilities are uint8 already.
+* values: ``vt[h, hd/16, nv/4, 16, 4]`` int8; probabilities are uint8 already.
+* padding keys repeat the last key; ``kbias`` (0, or -3.4e38 on padding) is added to their
+  logits, so their exp underflows to ~1e-38: invisible in the row sum (>= 1) and a probability of
+  0 -- masking without selects, which TVM's vectorizer would serialize.
+* per-key and per-channel scales are computed once (``kscale``, ``vscale``); ``x / scale`` is
+  then exactly the reference's ``x / _scale(amax)``.
 * per query row: ``qi`` (int8), ``qsum``; scores ``sacc`` over padded keys; logits, row max and
   exp-sum in LANES partial lanes (padding keys masked out); ``p`` (uint8, 0 on padding);
   ``pacc`` = P.V; output.
@@ -21,8 +26,8 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernels import _absf, _q8, _scale, _tag
-from .kernels_x86 import LANES, ROW_PAD
+from .kernels import _absf, _scale, _tag
+from .kernels_x86 import LANES, ROW_PAD, quant_int8, quant_uint8
 
 
 def supported(n: int, h: int, hd: int) -> bool:
@@ -45,7 +50,9 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
         kmax = T.sblock_alloc_buffer((h, n), "float32")
         kscale = T.sblock_alloc_buffer((h, nk), "float32")
+        kbias = T.sblock_alloc_buffer((nk,), "float32")
         vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        vscale = T.sblock_alloc_buffer((h, hd), "float32")
         kt = T.sblock_alloc_buffer((h, nk // 16, hd // 4, 16, 4), "uint8")
         vt = T.sblock_alloc_buffer((h, hd // 16, nv // 4, 16, 4), "int8")
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
@@ -75,6 +82,10 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                 with T.init():
                     kmax[vh, vj] = T.float32(0)
                 kmax[vh, vj] = T.max(kmax[vh, vj], kmax_l[vh, vj, vl])
+        for j in range(nk):
+            with T.sblock("kbias"):
+                vj = T.axis.remap("S", [j])
+                kbias[vj] = T.Select(vj < n, T.float32(0), T.float32(-3.4e38))
         for hh, j in T.grid(h, nk):
             with T.sblock("kscale"):
                 vh, vj = T.axis.remap("SS", [hh, j])
@@ -82,23 +93,25 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         for hh, jt, cg, jl, cl in T.grid(h, nk // 16, hd // 4, 16, 4):
             with T.sblock("kquant"):
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
-                kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", T.if_then_else(
-                    vjt * 16 + vjl < n,
-                    _q8(qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl],
-                        kmax[vh, T.min(vjt * 16 + vjl, n - 1)]), T.int8(0))) + 128)
+                kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", quant_int8(
+                    qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl]
+                    / kscale[vh, vjt * 16 + vjl])) + 128)
         for hh, j, c in T.grid(h, n, hd):
             with T.sblock("vmax"):
                 vh, vj, vc = T.axis.remap("SRS", [hh, j, c])
                 with T.init():
                     vmax[vh, vc] = T.float32(0)
                 vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
+        for hh, c in T.grid(h, hd):
+            with T.sblock("vscale"):
+                vh, vc = T.axis.remap("SS", [hh, c])
+                vscale[vh, vc] = _scale(vmax[vh, vc])
         for hh, ct, jg, cl, jl in T.grid(h, hd // 16, nv // 4, 16, 4):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
-                vt[vh, vct, vjg, vcl, vjl] = T.if_then_else(
-                    vjg * 4 + vjl < n,
-                    _q8(qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl],
-                        vmax[vh, vct * 16 + vcl]), T.int8(0))
+                vt[vh, vct, vjg, vcl, vjl] = quant_int8(
+                    qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl]
+                    / vscale[vh, vct * 16 + vcl])
         # ---- one query row at a time ----
         for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
             with T.sblock("qmax_lanes"):
@@ -116,7 +129,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = _q8(qkv[T.min(vi, n - 1), vh * hd + vc], qmax[vh, vi])
+                qi[vh, vi, vc] = quant_int8(qkv[T.min(vi, n - 1), vh * hd + vc] / _scale(qmax[vh, vi]))
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qsum"):
                 vh, vi, vc = T.axis.remap("SSR", [hh, i, c])
@@ -134,14 +147,13 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj] - qsum[vh, vi] * 128) * (
-                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale)
+                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
         for hh, i, jo, l in T.grid(h, nq, kl, LANES):
             with T.sblock("lmax_lanes"):
                 vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
                 with T.init():
                     lmax_l[vh, vi, vl] = T.float32(-3.4e38)
-                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], T.if_then_else(
-                    vjo * LANES + vl < n, logit[vh, vi, vjo * LANES + vl], T.float32(-3.4e38)))
+                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], logit[vh, vi, vjo * LANES + vl])
         for hh, i, l in T.grid(h, nq, LANES):
             with T.sblock("lmax"):
                 vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
@@ -157,8 +169,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                 vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
                 with T.init():
                     lsum_l[vh, vi, vl] = T.float32(0)
-                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + T.if_then_else(
-                    vjo * LANES + vl < n, e[vh, vi, vjo * LANES + vl], T.float32(0))
+                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + e[vh, vi, vjo * LANES + vl]
         for hh, i, l in T.grid(h, nq, LANES):
             with T.sblock("lsum"):
                 vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
@@ -168,9 +179,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         for hh, i, j in T.grid(h, nq, nv):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                p[vh, vi, vj] = T.if_then_else(vj < n, T.Cast("uint8", T.max(T.min(T.nearbyint(
-                    e[vh, vi, vj] / lsum[vh, vi] * T.float32(255)), T.float32(255)), T.float32(0))),
-                    T.uint8(0))
+                p[vh, vi, vj] = quant_uint8(e[vh, vi, vj] / lsum[vh, vi] * T.float32(255))
         for hh, i, c, j in T.grid(h, nq, hd, nv):
             with T.sblock("pv"):
                 vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
@@ -182,6 +191,6 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
                 o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
-                    _scale(vmax[vh, vc]) / T.float32(255))
+                    vscale[vh, vc] / T.float32(255))
 
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))

@@ -181,17 +181,23 @@ def _schedule_kv(sch: s_tir.Schedule) -> None:
     sch.vectorize(sch.get_loops(get("kmax_lanes"))[-1])
     hh, j = sch.get_loops(get("kscale"))
     sch.vectorize(j)
+    # one key's 4-channel group per vector: contiguous floats in, contiguous bytes out (kt is a
+    # transpose at 4-byte granularity, so wider vectors would gather or scatter)
     hh, jt, cg, jl, cl = sch.get_loops(get("kquant"))
     sch.reorder(hh, jt, jl, cg, cl)
     sch.parallel(sch.fuse(hh, jt))
-    sch.vectorize(sch.fuse(cg, cl))
+    sch.vectorize(cl)
     # values: per-channel absmax over all keys (channels vectorized), then 16-channel tiles
     hh, j, c = sch.get_loops(get("vmax"))
     sch.parallel(hh)
     _vectorize_inner(sch, get("vmax"))
+    hh, c = sch.get_loops(get("vscale"))
+    sch.vectorize(c)
+    # 16 channels of one key per vector (contiguous floats in, bytes scattered at stride 4)
     hh, ct, jg, cl, jl = sch.get_loops(get("vquant"))
+    sch.reorder(hh, ct, jg, jl, cl)
     sch.parallel(sch.fuse(hh, ct))
-    sch.vectorize(sch.fuse(cl, jl))
+    sch.vectorize(cl)
 
 
 def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
@@ -201,18 +207,24 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
     tile = sch.fuse(hh, io)
     sch.parallel(tile)
     sch.vectorize(c)
-    chain = ("pv", "prob", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit", "qk",
-             "qsum", "qquant", "qmax", "qmax_lanes")
+    chain = ("pv", "prob", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit")
     for name in chain:
+        sch.compute_at(get(name), tile, preserve_unit_loops=True)
+    # scores: per 32-key chunk of the logits, rows x 2 key tiles accumulators over the head dim;
+    # the [rows, 32] int32 tile is small enough for the stack, so it lives in registers
+    ri, j = sch.get_loops(get("logit"))[-2:]
+    jo, jv = sch.split(j, [None, 32])
+    sch.reorder(jo, ri, jv)
+    sch.compute_at(get("qk"), jo, preserve_unit_loops=True)
+    for name in ("qsum", "qquant", "qmax", "qmax_lanes"):
         sch.compute_at(get(name), tile, preserve_unit_loops=True)
     for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
         _vectorize_inner(sch, get(name))
-    # scores: 2 key tiles x rows accumulators over the head dimension
     qk = get("qk")
     ri, j, c = sch.get_loops(qk)[-3:]
-    jo, jp, jl = sch.split(j, [None, 2, 16])
+    jp, jl = sch.split(j, [None, 16])
     cg, cl = sch.split(c, [None, 4])
-    sch.reorder(jo, cg, ri, jp, jl, cl)
+    sch.reorder(cg, ri, jp, jl, cl)
     sch.decompose_reduction(qk, cg)
     # P.V: rows x channel tiles accumulators over the keys
     pv = get("pv")
