@@ -7,6 +7,8 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
+from relay_passes.base import is_kernel_call
+
 # ops that do real arithmetic on large tensors: if one survives fusion it is listed as unfused
 HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn.softmax",
              "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
@@ -14,13 +16,14 @@ FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
 # kernel kinds that count as one of FUSED_KINDS in the report
 KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_codes": "int8_attention"}
 # fused multi-layer kernels: how many of each FUSED_KIND they stand for
-# (a split qkv projection is two kernels: its V part is a plain ternary_matmul and counts the
-# layer once, so the Q/K part counts zero)
-COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}, "ternary_matmul_heads": {}}
+# (a split qkv projection is two kernels: its V part counts the layer once, the Q/K part zero)
+COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}, "ternary_matmul_heads": {},
+              "ternary_matmul_channels": {"ternary_matmul": 1},
+              "int8_attention_block": {"int8_attention": 1, "ternary_matmul": 1}}
 
 
 def _kernel_of(mod: tvm.IRModule, call):
-    if isinstance(call, relax.Call) and call.op == tvm.ir.Op.get("relax.call_tir"):
+    if is_kernel_call(call):
         func = mod[call.args[0]]
         if func.attrs is not None and "fter.kind" in func.attrs:
             return call.args[0].name_hint, str(func.attrs["fter.kind"]), {
@@ -38,6 +41,11 @@ def _macs(kind: str, p: dict) -> int:
         return int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_mlp":
         return 2 * int(p["t"]) * int(p["d"]) * int(p["hidden"])
+    if kind == "int8_attention_block":
+        n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
+        return 2 * h * n * n * hd + n * (h * hd) ** 2
+    if kind == "ternary_matmul_channels":      # projected twice
+        return 2 * int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_matmul_heads":
         return int(p["t"]) * int(p["k"]) * int(p["h"]) * int(p["hd"])
     if kind == "int8_attention":

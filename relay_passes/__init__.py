@@ -6,6 +6,7 @@ from .canonicalize_gelu import CanonicalizeGelu
 from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
+from .fuse_attention_projection import FuseAttentionProjection
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
 from .fuse_patch_quantize import FusePatchQuantize

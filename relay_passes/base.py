@@ -48,6 +48,14 @@ class KernelMutator(PyExprMutator):
         self.rewrites += 1
         return self.builder_.emit(relax.call_tir(gv, list(args), out_sinfo))
 
+    def emit_kernel_inplace(self, func: tirx.PrimFunc, name: str, args, index: int,
+                            out_sinfo) -> relax.Var:
+        """Like :meth:`emit_kernel`, as ``call_tir_inplace`` writing into ``args[index]``
+        (the caller has checked nothing reads that tensor afterwards)."""
+        gv = self._find_kernel(func.with_attr("global_symbol", c_identifier(name)), c_identifier(name))
+        self.rewrites += 1
+        return self.builder_.emit(relax.call_tir_inplace(gv, list(args), [index], out_sinfo))
+
     def _find_kernel(self, func: tirx.PrimFunc, name: str) -> tvm.ir.GlobalVar:
         """The module's GlobalVar for ``func``: reused when an equal kernel exists, else added
         under ``name`` (suffixed when a different kernel already holds that name)."""
@@ -65,7 +73,7 @@ class KernelMutator(PyExprMutator):
 
     def kernel_attrs(self, call: relax.Call) -> tuple[str, dict] | None:
         """``(kind, params)`` when ``call`` is a call_tir of one of our kernels."""
-        if not (isinstance(call, relax.Call) and call.op == tvm.ir.Op.get("relax.call_tir")):
+        if not is_kernel_call(call):
             return None
         gv = call.args[0]
         func = self.builder_.get()[gv] if gv.name_hint in _names(self.builder_.get()) else None
@@ -90,6 +98,15 @@ class KernelMutator(PyExprMutator):
                 self.lookup = Lookup(func)
                 self.builder_.update_func(gv, self.visit_expr(func))
         return relax.transform.DeadCodeElimination()(self.builder_.get())
+
+
+KERNEL_CALL_OPS = ("relax.call_tir", "relax.call_tir_inplace")
+
+
+def is_kernel_call(call) -> bool:
+    """``call_tir`` or ``call_tir_inplace`` (the callee still has to be one of ours)."""
+    return isinstance(call, relax.Call) and isinstance(call.op, tvm.ir.Op) and \
+        call.op.name in KERNEL_CALL_OPS
 
 
 def _names(mod: tvm.IRModule) -> set[str]:

@@ -43,10 +43,14 @@ class _Rewriter(KernelMutator):
         t, d, hidden, fmt = int(p1["t"]), int(p1["k"]), int(p1["n"]), p1["fmt"]
         q, s, w1, a1, b1 = (self.new(a) for a in fc1_call.args[1].fields)
         _, _, w2, a2, b2, res = (self.new(a) for a in fc2_args)
+        args = [q, s, w1, a1, b1, w2, a2, b2, res]
+        inplace = isinstance(fc2_args[5], relax.Var) and self.lookup.dead_after(fc2_args[5], call)
         name = kernels.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
-        return self.emit_kernel(kernels.ternary_mlp(t, d, hidden, fmt), name,
-                                [q, s, w1, a1, b1, w2, a2, b2, res],
-                                tensor_sinfo((t, d), "float32"))
+        func = kernels.ternary_mlp(t, d, hidden, fmt, inplace=inplace)
+        if inplace:   # the residual stream is updated where it is: no second [t, d] buffer
+            return self.emit_kernel_inplace(func, name + "_inplace", args, 8,
+                                            tensor_sinfo((t, d), "float32"))
+        return self.emit_kernel(func, name, args, tensor_sinfo((t, d), "float32"))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FuseTernaryMlp")

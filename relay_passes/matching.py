@@ -100,10 +100,42 @@ class Lookup:
 
     def __init__(self, func: relax.Function):
         self.var2val = relax.analysis.get_var2val(func)
+        self.bindings = [(b.var, b.value) for block in func.body.blocks for b in block.bindings]
+        self.result = func.body.body
         self.uses: dict = {}
         for value in list(self.var2val.values()) + [func.body.body]:
             for var in relax.analysis.free_vars(value):
                 self.uses[var] = self.uses.get(var, 0) + 1
+
+    def _view_source(self, var):
+        v = self.var2val.get(var)
+        if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) and v.op.name in VIEW_OPS \
+                and isinstance(v.args[0], relax.Var):
+            return v.args[0]
+        return None
+
+    def dead_after(self, var, call) -> bool:
+        """True when nothing reads ``var`` -- or any view sharing its storage -- after ``call``
+        (the binding value), so a kernel may update it in place."""
+        index = next((i for i, (_, val) in enumerate(self.bindings) if val.same_as(call)), None)
+        if index is None:
+            return False
+        root = var
+        while self._view_source(root) is not None:
+            root = self._view_source(root)
+        aliases = {root}
+        for bvar, _ in self.bindings:           # views of the storage, in binding order
+            src = self._view_source(bvar)
+            if src is not None and src in aliases:
+                aliases.add(bvar)
+        if any(a in aliases for a in relax.analysis.free_vars(self.result)):
+            return False
+        for bvar, val in self.bindings[index + 1:]:
+            if bvar in aliases:
+                continue
+            if any(v in aliases for v in relax.analysis.free_vars(val)):
+                return False
+        return True
 
     def single_use_chain(self, expr) -> relax.Expr | None:
         """Like :meth:`strip_views`, but None when any variable on the way has another user."""

@@ -11,6 +11,7 @@ from .canonicalize_gelu import CanonicalizeGelu
 from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
+from .fuse_attention_projection import FuseAttentionProjection
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
 from .fuse_patch_quantize import FusePatchQuantize
@@ -52,7 +53,8 @@ def phases(fmt: str = "b3", strict: bool = False, low_memory: bool = False
         # 7. epilogues: bias, LayerScale into scales, then GELU / residual add
         ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
         # 8. optional, low memory: the MLP as one token-streamed kernel; int8-only Q/K/V
-        ("low_memory", tvm.transform.Sequential([FuseTernaryMlp(), SplitQkvAttention()])
+        ("low_memory", tvm.transform.Sequential([FuseTernaryMlp(), SplitQkvAttention(),
+                                                 FuseAttentionProjection()])
          if low_memory else tvm.transform.Sequential([])),
         ("cleanup", relax.transform.DeadCodeElimination()),
     ]

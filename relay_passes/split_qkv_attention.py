@@ -29,15 +29,12 @@ class _Rewriter(KernelMutator):
         t, k, fmt = int(p["t"]), int(p["k"]), p["fmt"]
         q, s = (self.new(a) for a in list(tmm.args[1].fields)[:2])
         w, alpha, bias = (kernel_const(tmm, i) for i in (2, 3, 4))
-        # V: a plain projection, then int8 per channel over the tokens (the f32 V dies here)
-        v = self.emit_kernel(
-            kernels.ternary_matmul(t, k, d, fmt), kernels.kernel_name(
-                "ternary_matmul", t=t, k=k, n=d, fmt=fmt, epilogue="none"),
+        # V: projected twice (channel absmax, then quantize) -- never a float [t, d] tensor
+        vq = self.emit_kernel(
+            kernels.ternary_matmul_channels(t, k, d, fmt),
+            kernels.kernel_name("ternary_matmul_channels", t=t, k=k, n=d, fmt=fmt),
             [q, s, const(w[2 * d:]), const(alpha[2 * d:]), const(bias[2 * d:])],
-            tensor_sinfo((t, d), "float32"))
-        vq = self.emit_kernel(kernels.quantize_channels(t, d),
-                              kernels.kernel_name("quantize_channels", t=t, d=d), [v],
-                              [tensor_sinfo((t, d), "int8"), tensor_sinfo((d,), "float32")])
+            [tensor_sinfo((t, d), "int8"), tensor_sinfo((d,), "float32")])
         # Q and K: quantized per (token, head) as each projected row is produced
         qk = self.emit_kernel(
             kernels.ternary_matmul_heads(t, k, 2 * h, hd, fmt),
@@ -54,11 +51,11 @@ class _Rewriter(KernelMutator):
 
 @tvm.transform.module_pass(opt_level=0, name="SplitQkvAttention")
 class SplitQkvAttention:
-    """``int8_attention_qkv(ternary_matmul(x, W_qkv))`` -> V projection + per-channel int8,
-    Q/K projection quantized per (token, head), attention on int8 codes.
+    """``int8_attention_qkv(ternary_matmul(x, W_qkv))`` -> V projection quantized per channel
+    (two passes), Q/K projection quantized per (token, head), attention on int8 codes.
 
     Same arithmetic; the [n, 3d] float projection (the ViT's largest activation) is replaced by
-    int8 Q/K/V plus one [n, d] float V that lives only until it is quantized.
+    int8 Q/K/V, for n*d*d extra MACs (the second V pass).
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:

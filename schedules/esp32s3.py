@@ -178,6 +178,34 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One token row at a time: scores/softmax/P.V for every head, the row's int8 quantization,
+    the projection (tensorized) and the in-place residual update. Scratch: O(n) per row."""
+    p = _params(func)
+    d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
+    loop = tile_accumulation(sch, acc, residual, d)
+    row = sch.get_loops(residual)[0]
+    for block in reversed(attention):
+        sch.compute_at(block, row)
+    tensorize_accumulation(sch, acc, loop, d, d, fmt)
+    return sch.mod["main"]
+
+
+def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Both projection passes row by row (tensorized tiles); nothing of size [t, n] remains."""
+    p = _params(func)
+    k, n, fmt = int(p["k"]), int(p["n"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    acc1, absmax, acc2, quant = sch.get_child_blocks(sch.get_sblock("root"))
+    loop1 = tile_accumulation(sch, acc1, absmax, n)
+    loop2 = tile_accumulation(sch, acc2, quant, n)
+    tensorize_accumulation(sch, acc1, loop1, k, n, fmt)
+    tensorize_accumulation(sch, acc2, loop2, k, n, fmt)
+    return sch.mod["main"]
+
+
 def _schedule_attention_codes(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     stream_attention_rows(sch)
@@ -193,4 +221,6 @@ def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
 SCHEDULES["int8_attention_qkv"] = _schedule_attention_qkv
 SCHEDULES["ternary_matmul_heads"] = _schedule_matmul_heads
 SCHEDULES["int8_attention_codes"] = _schedule_attention_codes
+SCHEDULES["int8_attention_block"] = _schedule_attention_block
+SCHEDULES["ternary_matmul_channels"] = _schedule_matmul_channels
 SCHEDULES["quantize_channels"] = lambda f: f     # two passes over V: the plain loops are those

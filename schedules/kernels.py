@@ -373,26 +373,18 @@ def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
 
 
-def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3") -> tirx.PrimFunc:
+def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
+                ) -> tirx.PrimFunc:
     """The whole ViT MLP in one kernel: ``y = res + fc2(quant(gelu(fc1(q, s))))``.
 
     Numerically the chain ternary_matmul(gelu) -> quantize_act -> ternary_matmul(residual), but as
     one kernel a schedule can run it token by token, so the [t, hidden] activations never exist.
+    ``inplace``: no ``y``; ``res`` is updated in place (for ``call_tir_inplace``).
     """
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
 
-    @T.prim_func(s_tir=True)
-    def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-             w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-             b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-             a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-             res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-        acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-        hf = T.sblock_alloc_buffer((t, hidden), "float32")
-        amax = T.sblock_alloc_buffer((t,), "float32")
-        s2 = T.sblock_alloc_buffer((t,), "float32")
-        q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-        acc2 = T.sblock_alloc_buffer((t, d), "int32")
+    @T.macro
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, hf, amax, s2, q2, acc2):
         for i, j, r in T.grid(t, hidden, d):
             with T.sblock("acc1"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -415,7 +407,35 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3") -> tirx.PrimFunc:
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
 
-    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
+    if inplace:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32")):
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            hf = T.sblock_alloc_buffer((t, hidden), "float32")
+            amax = T.sblock_alloc_buffer((t,), "float32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res, acc1, hf, amax, s2, q2, acc2)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            hf = T.sblock_alloc_buffer((t, hidden), "float32")
+            amax = T.sblock_alloc_buffer((t,), "float32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, hf, amax, s2, q2, acc2)
+    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
 def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
@@ -600,3 +620,130 @@ def int8_attention_codes(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc
                     _scale(v_amax[vh * hd + vc]) / T.float32(255))
 
     return _tag(func, "int8_attention_codes", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """Attention on int8 codes + output projection + residual, updating ``x`` in place.
+
+    ``x[n, d] += proj(quant(attention(qk, v)))`` row by row: with the residual stream updated in
+    place (``call_tir_inplace``), neither the attention output nor a second [n, d] stream exist.
+    Inputs as ``int8_attention_codes`` plus the projection's packed weights, scales and bias.
+    """
+    d = h * hd
+    kb = get_format(fmt).row_bytes(d)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((n, d), "float32"), qk: T.Buffer((n, 2 * d), "int8"),
+             qk_amax: T.Buffer((n, 2 * h), "float32"), v: T.Buffer((n, d), "int8"),
+             v_amax: T.Buffer((d,), "float32"), w: T.Buffer((d, kb), "uint8"),
+             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32")):
+        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
+        logit = T.sblock_alloc_buffer((n, h, n), "float32")
+        lmax = T.sblock_alloc_buffer((n, h), "float32")
+        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        p = T.sblock_alloc_buffer((n, h, n), "uint8")
+        pacc = T.sblock_alloc_buffer((n, d), "int32")
+        of = T.sblock_alloc_buffer((n, d), "float32")
+        oamax = T.sblock_alloc_buffer((n,), "float32")
+        os = T.sblock_alloc_buffer((n,), "float32")
+        oq = T.sblock_alloc_buffer((n, d), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        for i, hh, j, r in T.grid(n, h, n, hd):
+            with T.sblock("qk"):
+                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
+                with T.init():
+                    sacc[vi, vh, vj] = 0
+                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qk[vi, vh * hd + vr]) * T.Cast(
+                    "int32", qk[vj, d + vh * hd + vr])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("logit"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
+                    _scale(qk_amax[vi, vh]) * _scale(qk_amax[vj, h + vh])) * T.float32(scale)
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lmax"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lmax[vi, vh] = T.float32(-3.4e38)
+                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lsum"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lsum[vi, vh] = T.float32(0)
+                lsum[vi, vh] = lsum[vi, vh] + T.exp(logit[vi, vh, vj] - lmax[vi, vh])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("prob"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vi, vh, vj] - lmax[vi, vh]) / lsum[vi, vh] * T.float32(255)),
+                    T.float32(255)), T.float32(0)))
+        for i, c, j in T.grid(n, d, n):
+            with T.sblock("pv"):
+                vi, vc, vj = T.axis.remap("SSR", [i, c, j])
+                with T.init():
+                    pacc[vi, vc] = 0
+                pacc[vi, vc] = pacc[vi, vc] + T.Cast("int32", p[vi, vc // hd, vj]) * T.Cast(
+                    "int32", v[vj, vc])
+        for i, c in T.grid(n, d):
+            with T.sblock("attn_out"):
+                vi, vc = T.axis.remap("SS", [i, c])
+                of[vi, vc] = T.Cast("float32", pacc[vi, vc]) * (_scale(v_amax[vc]) / T.float32(255))
+        _absmax_quant(n, d, of, oq, os, oamax)
+        for i, j, r in T.grid(n, d, d):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(n, d):
+            with T.sblock("residual"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
+
+    return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+
+
+def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """A ternary projection quantized per output channel over the tokens, without ever storing it
+    in float: ``x[t,k] int8, s[t] -> (y[t,n] int8, amax[n] f32)``.
+
+    The projection runs twice -- first for each channel's absmax, then to quantize with it --
+    the price (t*k*n MACs) of not holding a [t, n] float tensor. Same values as
+    ``ternary_matmul`` followed by ``quantize_channels``.
+    """
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax: T.Buffer((n,), "float32")):
+        acc1 = T.sblock_alloc_buffer((t, n), "int32")
+        acc2 = T.sblock_alloc_buffer((t, n), "int32")
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc1"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1[vi, vj] = 0
+                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_absmax"):
+                vi, vj = T.axis.remap("RS", [i, j])
+                with T.init():
+                    amax[vj] = T.float32(0)
+                amax[vj] = T.max(amax[vj], _absf(
+                    T.Cast("float32", acc1[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]))
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc2"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc2[vi, vj] = 0
+                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _q8(T.Cast("float32", acc2[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
+                                amax[vj])
+
+    return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)

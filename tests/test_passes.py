@@ -15,7 +15,7 @@ from fter_tvm.models import Int8Attention, TernaryLayerNorm, TernaryLinear
 from fter_tvm.models.quant import ternary_codes
 from relay_passes import (FoldLayerScale, FuseEpilogue, FuseInt8Attention, FuseTernaryLayerNorm,
                           FuseTernaryMatmul, SimplifySTE, fter_pipeline)
-from relay_passes.base import FusionError
+from relay_passes.base import FusionError, is_kernel_call
 from relay_passes.frontend import ImportError_, export_torch, from_torch_program
 from schedules.formats import pack, unpack
 
@@ -30,7 +30,7 @@ def kernel_calls(mod) -> list[tuple[str, relax.Call]]:
     for block in mod["main"].body.blocks:
         for b in block.bindings:
             v = b.value
-            if isinstance(v, relax.Call) and v.op == tvm.ir.Op.get("relax.call_tir"):
+            if is_kernel_call(v):
                 out.append((str(mod[v.args[0]].attrs["fter.kind"]), v))
     return out
 
@@ -229,8 +229,8 @@ def _tiny_vit():
 @pytest.fixture(scope="module")
 def vit_modules():
     """The tiny ViT through the pipeline without, then with, the three layout fusions."""
-    from relay_passes import (FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp,
-                              SplitQkvAttention)
+    from relay_passes import (FuseAttentionLayout, FuseAttentionProjection, FusePatchQuantize,
+                              FuseTernaryMlp, SplitQkvAttention)
 
     x = torch.randn(1, 2, 16, 16)
     mod = from_torch_program(export_torch(_tiny_vit(), (x,)))
@@ -239,7 +239,7 @@ def vit_modules():
         FuseInt8Attention(), FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])(mod)
     fused = tvm.transform.Sequential([FusePatchQuantize(), FuseAttentionLayout(),
                                       FuseTernaryMlp()])(base)
-    split = SplitQkvAttention()(fused)
+    split = tvm.transform.Sequential([SplitQkvAttention(), FuseAttentionProjection()])(fused)
     return base, fused, split, x.numpy()
 
 
@@ -253,8 +253,11 @@ def test_layout_fusions_structure(vit_modules):
     assert k.count("ternary_matmul") == kinds(base).count("ternary_matmul") - 2
     assert "relax.take" not in op_names(fused) or op_names(fused).count("relax.take") == 1  # cls
     k = kinds(split)
-    assert k.count("int8_attention_codes") == 1 and k.count("ternary_matmul_heads") == 1
-    assert k.count("quantize_channels") == 1 and "int8_attention_qkv" not in k
+    assert k.count("int8_attention_block") == 1 and k.count("ternary_matmul_heads") == 1
+    assert k.count("ternary_matmul_channels") == 1 and "int8_attention_qkv" not in k
+    # the MLP and the attention block update the residual stream in place
+    inplace = [c for _, c in kernel_calls(split) if c.op.name == "relax.call_tir_inplace"]
+    assert len(inplace) == 2
 
 
 def test_layout_fusions_are_exact(vit_modules):

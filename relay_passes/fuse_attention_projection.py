@@ -1,0 +1,57 @@
+"""Fuse int8 attention, the output projection and the residual add into one in-place kernel."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax import expr_functor
+
+from schedules import kernels
+
+from .base import KernelMutator, tensor_sinfo
+
+
+@expr_functor.mutator
+class _Rewriter(KernelMutator):
+    def _attention(self, q_expr):
+        """``(attention call, params)`` when ``q_expr`` is the int8 output of a single-use
+        quantizer of a single-use ``int8_attention_codes`` result."""
+        item = self.lookup.value(q_expr)
+        if not isinstance(item, relax.TupleGetItem) or item.index != 0:
+            return None
+        quant = self.lookup.value(item.tuple_value)
+        found = self.kernel_attrs(quant)
+        if found is None or found[0] != "quantize_act":
+            return None
+        return self.single_use_kernel(quant.args[1].fields[0], "int8_attention_codes")
+
+    def visit_call_(self, call: relax.Call):
+        found = self.kernel_attrs(call)
+        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+            return super().visit_call_(call)
+        args = list(call.args[1].fields)
+        att = self._attention(args[0])
+        res = args[5]
+        if att is None or not isinstance(res, relax.Var) or not self.lookup.dead_after(res, call):
+            return super().visit_call_(call)
+        att_call, ap = att
+        n, h, hd = int(ap["n"]), int(ap["h"]), int(ap["hd"])
+        fmt = found[1]["fmt"]
+        if int(found[1]["t"]) != n or int(found[1]["n"]) != h * hd:
+            return super().visit_call_(call)
+        codes = [self.new(a) for a in att_call.args[1].fields]          # qk, qk_amax, v, v_amax
+        w, alpha, bias = (self.new(a) for a in args[2:5])
+        name = kernels.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
+        return self.emit_kernel_inplace(
+            kernels.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
+            [self.new(res), *codes, w, alpha, bias], 0, tensor_sinfo((n, h * hd), "float32"))
+
+
+@tvm.transform.module_pass(opt_level=0, name="FuseAttentionProjection")
+class FuseAttentionProjection:
+    """``x + proj(quant(int8_attention_codes(...)))`` -> ``int8_attention_block`` updating ``x``
+    in place (``call_tir_inplace``), when nothing reads ``x`` afterwards: the attention output
+    and the second residual buffer disappear (low-memory targets)."""
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return _Rewriter(mod).run()
