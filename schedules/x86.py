@@ -83,15 +83,18 @@ def _channel_tile(npad: int, want: int, lanes: int) -> int:
 
 def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     """Register-tiled ``v16x4`` matmul: ``rows x channels`` int32 accumulators stay in registers
-    over the whole K loop, the inner 4 x lanes step is one dot intrinsic, the epilogue runs on the
-    finished tile; row tiles (or, for a single row, channel tiles) in parallel."""
+    over the whole K loop, the inner 4 x lanes step is one dot intrinsic (without one: a vector
+    loop over the lanes), the epilogue runs on the finished tile; row tiles (or, for a single row,
+    channel tiles) in parallel. Packed formats (b2/b3) get :func:`_schedule_matmul_rows`."""
     p = _params(func)
     t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     f = get_format(fmt)
-    if f.tile is None or isa not in MATMUL_TILE or k % f.tile[1]:
+    if f.tile is None:
         return _schedule_matmul_rows(func)
-    intrin, lanes = DOT_INTRINSICS[isa]["s8u8"]
-    rows, want = MATMUL_TILE[isa]
+    intrin, lanes = DOT_INTRINSICS[isa].get("s8u8", (None, f.tile[0]))
+    if k % f.tile[1]:
+        intrin = None            # a partial 4-group: the intrinsic would read past the row
+    rows, want = MATMUL_TILE.get(isa, MATMUL_TILE["avx2"])
     rows = min(rows, t)
     cols = _channel_tile(-(-n // f.tile[0]) * f.tile[0], want, lanes)
 
@@ -106,13 +109,16 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     ai, aj, ar = sch.get_loops(acc)[-3:]
     jt, jv = sch.split(aj, [None, lanes])
     ro, rv = sch.split(ar, [None, 4])
-    sch.reorder(ro, ai, jt, jv, rv)
+    sch.reorder(ro, ai, jt, jv, rv) if intrin else sch.reorder(ro, ai, jt, rv, jv)
     sch.parallel(io if t > rows else jo)
     sch.vectorize(ji)
     sch.unroll(ii)          # constant tile indices: LLVM keeps the accumulators in registers
+    if intrin is None:
+        sch.vectorize(jv)
     init = sch.decompose_reduction(acc, ro)
     sch.vectorize(sch.get_loops(init)[-1])
-    sch.tensorize(jv, intrin)
+    if intrin is not None:
+        sch.tensorize(jv, intrin)
     sch.unroll(ai)
     sch.unroll(jt)
     return sch.mod["main"]

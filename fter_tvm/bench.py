@@ -1,0 +1,174 @@
+"""``fter_tvm.bench``: fter-tvm against its peers on one architecture, measured in the same run.
+
+For a timm ViT/DeiT name: the FP32 timm model (random weights) runs in PyTorch eager, in ONNX
+Runtime (fp32) and in ONNX Runtime with dynamic int8 quantization (``quantize_dynamic``); its
+ternarized copy (``fter_tvm.models.ternarize``) is compiled by fter-tvm. Batch 1, the same thread
+count everywhere; each engine gets warm-up runs, then the median of ``runs`` timed runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ENGINES = ("fter-tvm", "torch-fp32", "ort-fp32", "ort-int8")
+
+
+def _median_ms(fn, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def _ort_sessions(fp_model, x, threads: int, workdir: Path):
+    """ONNX export of the FP model and its dynamic-int8 twin, as ORT sessions."""
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp_path, int8_path = workdir / "model_fp32.onnx", workdir / "model_int8.onnx"
+    torch.onnx.export(fp_model, (x,), str(fp_path), input_names=["x"], output_names=["y"],
+                      opset_version=17, dynamo=False)
+    quantize_dynamic(str(fp_path), str(int8_path), weight_type=QuantType.QInt8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return {name: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+            for name, p in (("ort-fp32", fp_path), ("ort-int8", int8_path))}
+
+
+def kernel_profile(art, x, runs: int = 5) -> list[dict]:
+    """Time every call the Relax VM makes (PrimFuncs and builtins) over ``runs`` inferences.
+
+    Returns rows ``{"name", "calls", "ms", "share"}`` per callee, slowest first: ``ms`` is the
+    median over the runs of that callee's time per inference (robust to a preempted run on a
+    shared machine). The instrumentation adds a few microseconds per call, so builtins look
+    slower than they are and ``share`` is the honest column.
+    """
+    import tvm
+
+    vm = art._vm
+    per_run, calls, start = [], collections.Counter(), {}
+
+    def instrument(_func, name, before, _ret, *_args):
+        if before:
+            start[name] = time.perf_counter()
+        else:
+            per_run[-1][name] += time.perf_counter() - start[name]
+            calls[name] += 1
+        return 0
+
+    xt = tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32))
+    vm["main"](xt)
+    vm.set_instrument(instrument)
+    try:
+        for _ in range(runs):
+            per_run.append(collections.defaultdict(float))
+            vm["main"](xt)
+    finally:
+        vm.set_instrument(lambda *_a: 0)
+    ms = {name: float(np.median([r[name] for r in per_run])) * 1e3 for name in calls}
+    whole = sum(ms.values())
+    rows = [{"name": k, "calls": calls[k] // runs, "ms": v, "share": v / whole} for k, v in ms.items()]
+    return sorted(rows, key=lambda r: -r["ms"])
+
+
+def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, threads: int = 2,
+          seed: int = 0, model_kwargs: dict | None = None, profile: bool = False) -> dict:
+    """Benchmark fter-tvm against PyTorch eager and ONNX Runtime (fp32, dynamic int8).
+
+    Args:
+        model_name: timm model name (a ViT/DeiT that ``ternarize`` accepts).
+        target: fter-tvm target; only ``"x86"`` (or an ``X86Target``) runs on this machine.
+        runs, warmup: timed and untimed inferences per engine (the median of ``runs`` is reported).
+        threads: threads for every engine (TVM thread pool, torch, ORT intra-op).
+        seed: seed of the random weights and of the input.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. a tiny config for tests).
+        profile: also time each kernel of the fter-tvm build (``kernel_profile``).
+
+    Returns:
+        ``{"model", "threads", "runs", "ms": {engine: ms}, "compile_s", "max_abs_dlogit",
+        "top1_agree", "ratio_vs_ort_int8", "report", "profile"}``; ``max_abs_dlogit``/``top1_agree``
+        compare fter-tvm with the ternarized PyTorch model on the benchmark input.
+
+    Raises:
+        ValueError: a target other than x86, or a model ``ternarize`` rejects.
+    """
+    import timm
+    import torch
+
+    from . import compile as fter_compile
+    from .models import ternarize
+    from .targets import X86Target, get_target
+
+    tgt = get_target(target)
+    if not isinstance(tgt, X86Target):
+        raise ValueError(f"bench runs on this machine: target must be x86, got {tgt.name!r}")
+    if tgt.num_threads != threads:
+        from dataclasses import replace
+
+        tgt = replace(tgt, num_threads=threads)
+    torch.manual_seed(seed)
+    fp = timm.create_model(model_name, pretrained=False, **(model_kwargs or {})).eval()
+    student = ternarize(fp).eval()
+    shape = (1, *fp.default_cfg.get("input_size", (3, 224, 224)))
+    if model_kwargs and "img_size" in model_kwargs:
+        shape = (1, fp.patch_embed.proj.in_channels, *fp.patch_embed.img_size)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    xn = x.numpy()
+
+    t0 = time.perf_counter()
+    art = fter_compile(student, tgt, (x,))
+    compile_s = time.perf_counter() - t0
+    with torch.no_grad():
+        ref = student(x).numpy()
+    got = art.run(xn)
+
+    ms = {"fter-tvm": _median_ms(lambda: art.run(xn), runs, warmup)}
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            ms["torch-fp32"] = _median_ms(lambda: fp(x), runs, warmup)
+    finally:
+        torch.set_num_threads(torch_threads)
+    with tempfile.TemporaryDirectory() as d:
+        for name, sess in _ort_sessions(fp, x, threads, Path(d)).items():
+            ms[name] = _median_ms(lambda s=sess: s.run(None, {"x": xn}), runs, warmup)
+    return {
+        "model": model_name, "threads": threads, "runs": runs, "ms": ms,
+        "compile_s": compile_s,
+        "max_abs_dlogit": float(np.abs(ref - got).max()),
+        "top1_agree": bool(ref.argmax() == got.argmax()),
+        "ratio_vs_ort_int8": ms["fter-tvm"] / ms["ort-int8"],
+        "report": art.report,
+        "profile": kernel_profile(art, xn) if profile else None,
+    }
+
+
+def format_table(result: dict) -> str:
+    """The human table: ms per engine and each engine's speedup over it; last line the ratio."""
+    ms = result["ms"]
+    lines = [f"{result['model']}: batch 1, {result['threads']} threads, median of {result['runs']} runs",
+             f"{'engine':<12}{'ms':>10}{'fter-tvm speedup':>18}"]
+    for name in ENGINES:
+        lines.append(f"{name:<12}{ms[name]:>10.2f}{ms[name] / ms['fter-tvm']:>17.2f}x")
+    lines.append(f"fter-tvm compile {result['compile_s']:.1f} s; vs ternarized torch: max |dlogit| "
+                 f"{result['max_abs_dlogit']:.4f}, top-1 {'agrees' if result['top1_agree'] else 'differs'}")
+    if result.get("profile"):
+        lines.append(f"{'kernel':<52}{'calls':>6}{'ms':>9}{'share':>8}")
+        for row in result["profile"][:15]:
+            lines.append(f"{row['name'][:51]:<52}{row['calls']:>6}{row['ms']:>9.3f}"
+                         f"{100 * row['share']:>7.1f}%")
+    lines.append(f"ratio_vs_ort_int8={result['ratio_vs_ort_int8']:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""``fter-tvm bench`` on a tiny timm ViT: every engine runs, the table ends with the ratio line
+(no timing assertions: this machine is shared)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fter_tvm.__main__ import main
+from fter_tvm.bench import ENGINES, bench, format_table
+
+TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 1, "num_heads": 2,
+        "num_classes": 10}
+
+
+def test_bench_tiny_model():
+    r = bench("deit_tiny_patch16_224", runs=2, warmup=1, model_kwargs=TINY, profile=True)
+    assert set(r["ms"]) == set(ENGINES) and all(v > 0 for v in r["ms"].values())
+    assert r["ratio_vs_ort_int8"] == pytest.approx(r["ms"]["fter-tvm"] / r["ms"]["ort-int8"])
+    assert r["max_abs_dlogit"] < 1e-2
+    assert r["report"]["fused"]["unfused"] == []
+    assert any(row["name"].startswith("ternary_matmul") for row in r["profile"])
+    table = format_table(r)
+    assert table.splitlines()[-1] == f"ratio_vs_ort_int8={r['ratio_vs_ort_int8']:.3f}"
+
+
+def test_bench_cli(capsys):
+    args = ["bench", "--target", "x86", "--model", "deit_tiny_patch16_224", "--runs", "2",
+            "--warmup", "0"] + [f"--set={k}={v}" for k, v in TINY.items()]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("ort-int8") for line in lines)
+    assert lines[-1].startswith("ratio_vs_ort_int8=") and float(lines[-1].split("=")[1]) > 0
+
+
+def test_bench_rejects_other_targets():
+    with pytest.raises(ValueError, match="x86"):
+        bench("deit_tiny_patch16_224", target="esp32s3", model_kwargs=TINY)
