@@ -13,13 +13,16 @@ from relay_passes.base import is_kernel_call
 HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn.softmax",
              "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
 FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
+# kernel arguments holding the cls token / position embedding (reported apart from scales)
+EMBEDDING_ARGS = {"patch_embed": (4, 5)}
 # kernel kinds that count as one of FUSED_KINDS in the report
-KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_codes": "int8_attention"}
+KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_q": "int8_attention"}
 # fused multi-layer kernels: how many of each FUSED_KIND they stand for
-# (a split qkv projection is two kernels: its V part counts the layer once, the Q/K part zero)
+# (a split qkv projection is three kernels: its V part counts the layer once, K and Q zero)
 COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}, "ternary_matmul_heads": {},
               "ternary_matmul_channels": {"ternary_matmul": 1},
-              "int8_attention_block": {"int8_attention": 1, "ternary_matmul": 1}}
+              "int8_attention_block": {"int8_attention": 1, "ternary_matmul": 1},
+              "patch_embed": {"ternary_matmul": 1}}
 
 
 def _kernel_of(mod: tvm.IRModule, call):
@@ -41,9 +44,11 @@ def _macs(kind: str, p: dict) -> int:
         return int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_mlp":
         return 2 * int(p["t"]) * int(p["d"]) * int(p["hidden"])
-    if kind == "int8_attention_block":
+    if kind in ("int8_attention_q", "int8_attention_block"):    # + Q projection (+ output proj)
         n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
-        return 2 * h * n * n * hd + n * (h * hd) ** 2
+        return 2 * h * n * n * hd + n * (h * hd) ** 2 * (2 if kind == "int8_attention_block" else 1)
+    if kind == "patch_embed":
+        return int(p["gh"]) * int(p["gw"]) * int(p["c"]) * int(p["p"]) ** 2 * int(p["d"])
     if kind == "ternary_matmul_channels":      # projected twice
         return 2 * int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_matmul_heads":
@@ -58,7 +63,7 @@ def build_report(mod: tvm.IRModule) -> dict:
     """Report of a module after the fter pipeline (before lowering)."""
     counts = {k: 0 for k in FUSED_KINDS}
     unfused, layers = [], []
-    weight_bytes = {"packed_weights": 0, "scales": 0, "other_constants": 0}
+    weight_bytes = {"packed_weights": 0, "scales": 0, "embeddings": 0, "other_constants": 0}
     for binding in _bindings(mod):
         value = binding.value
         kernel = _kernel_of(mod, value)
@@ -67,12 +72,15 @@ def build_report(mod: tvm.IRModule) -> dict:
             kind = KIND_ALIASES.get(kind, kind)
             for part, n in COMPOSITES.get(kind, {kind: 1}).items():
                 counts[part] = counts.get(part, 0) + n
-            consts = [a for a in value.args[1].fields if isinstance(a, Constant)]
+            fields = list(value.args[1].fields)
+            consts = [a for a in fields if isinstance(a, Constant)]
             nbytes = sum(c.value.numpy().nbytes for c in consts)
-            for c in consts:
-                arr = c.value.numpy()
-                key = "packed_weights" if arr.dtype == np.uint8 else "scales"
-                weight_bytes[key] += arr.nbytes
+            for i, c in enumerate(fields):
+                if isinstance(c, Constant):
+                    arr = c.value.numpy()
+                    key = ("embeddings" if i in EMBEDDING_ARGS.get(kind, ()) else
+                           "packed_weights" if arr.dtype in (np.uint8, np.int8) else "scales")
+                    weight_bytes[key] += arr.nbytes
             layers.append({"kernel": name, "kind": kind, "macs": _macs(kind, params),
                            "const_bytes": nbytes, "params": params})
         elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):

@@ -9,6 +9,7 @@ from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_attention_projection import FuseAttentionProjection
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
+from .fuse_patch_embedding import FusePatchEmbedding
 from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm

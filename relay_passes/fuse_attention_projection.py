@@ -15,7 +15,7 @@ from .base import KernelMutator, tensor_sinfo
 class _Rewriter(KernelMutator):
     def _attention(self, q_expr):
         """``(attention call, params)`` when ``q_expr`` is the int8 output of a single-use
-        quantizer of a single-use ``int8_attention_codes`` result."""
+        quantizer of a single-use ``int8_attention_q`` result."""
         item = self.lookup.value(q_expr)
         if not isinstance(item, relax.TupleGetItem) or item.index != 0:
             return None
@@ -23,7 +23,7 @@ class _Rewriter(KernelMutator):
         found = self.kernel_attrs(quant)
         if found is None or found[0] != "quantize_act":
             return None
-        return self.single_use_kernel(quant.args[1].fields[0], "int8_attention_codes")
+        return self.single_use_kernel(quant.args[1].fields[0], "int8_attention_q")
 
     def visit_call_(self, call: relax.Call):
         found = self.kernel_attrs(call)
@@ -39,17 +39,17 @@ class _Rewriter(KernelMutator):
         fmt = found[1]["fmt"]
         if int(found[1]["t"]) != n or int(found[1]["n"]) != h * hd:
             return super().visit_call_(call)
-        codes = [self.new(a) for a in att_call.args[1].fields]          # qk, qk_amax, v, v_amax
+        att_args = [self.new(a) for a in att_call.args[1].fields]   # xq, xs, Wq.., k.., v..
         w, alpha, bias = (self.new(a) for a in args[2:5])
         name = kernels.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
         return self.emit_kernel_inplace(
             kernels.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
-            [self.new(res), *codes, w, alpha, bias], 0, tensor_sinfo((n, h * hd), "float32"))
+            [self.new(res), *att_args, w, alpha, bias], 0, tensor_sinfo((n, h * hd), "float32"))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FuseAttentionProjection")
 class FuseAttentionProjection:
-    """``x + proj(quant(int8_attention_codes(...)))`` -> ``int8_attention_block`` updating ``x``
+    """``x + proj(quant(int8_attention_q(...)))`` -> ``int8_attention_block`` updating ``x``
     in place (``call_tir_inplace``), when nothing reads ``x`` afterwards: the attention output
     and the second residual buffer disappear (low-memory targets)."""
 

@@ -14,6 +14,7 @@ from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_attention_projection import FuseAttentionProjection
 from .fuse_epilogue import FuseEpilogue
 from .fuse_int8_attention import FuseInt8Attention
+from .fuse_patch_embedding import FusePatchEmbedding
 from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
@@ -54,7 +55,7 @@ def phases(fmt: str = "b3", strict: bool = False, low_memory: bool = False
         ("epilogue", tvm.transform.Sequential([FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])),
         # 8. optional, low memory: the MLP as one token-streamed kernel; int8-only Q/K/V
         ("low_memory", tvm.transform.Sequential([FuseTernaryMlp(), SplitQkvAttention(),
-                                                 FuseAttentionProjection()])
+                                                 FuseAttentionProjection(), FusePatchEmbedding()])
          if low_memory else tvm.transform.Sequential([])),
         ("cleanup", relax.transform.DeadCodeElimination()),
     ]

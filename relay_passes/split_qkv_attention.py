@@ -1,4 +1,4 @@
-"""Split qkv projection + int8 attention so only int8 Q/K/V ever exist (low-memory targets)."""
+"""Split qkv projection + int8 attention so only int8 K and V are ever stored (low-memory targets)."""
 
 from __future__ import annotations
 
@@ -35,16 +35,18 @@ class _Rewriter(KernelMutator):
             kernels.kernel_name("ternary_matmul_channels", t=t, k=k, n=d, fmt=fmt),
             [q, s, const(w[2 * d:]), const(alpha[2 * d:]), const(bias[2 * d:])],
             [tensor_sinfo((t, d), "int8"), tensor_sinfo((d,), "float32")])
-        # Q and K: quantized per (token, head) as each projected row is produced
-        qk = self.emit_kernel(
-            kernels.ternary_matmul_heads(t, k, 2 * h, hd, fmt),
-            kernels.kernel_name("ternary_matmul_heads", t=t, k=k, h=2 * h, hd=hd, fmt=fmt),
-            [q, s, const(w[:2 * d]), const(alpha[:2 * d]), const(bias[:2 * d])],
-            [tensor_sinfo((t, 2 * d), "int8"), tensor_sinfo((t, 2 * h), "float32")])
-        items = [self.builder_.emit(relax.TupleGetItem(x, i)) for x in (qk, vq) for i in (0, 1)]
+        # K: quantized per (token, head) as each projected row is produced
+        kc = self.emit_kernel(
+            kernels.ternary_matmul_heads(t, k, h, hd, fmt),
+            kernels.kernel_name("ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt),
+            [q, s, const(w[d:2 * d]), const(alpha[d:2 * d]), const(bias[d:2 * d])],
+            [tensor_sinfo((t, d), "int8"), tensor_sinfo((t, h), "float32")])
+        codes = [self.builder_.emit(relax.TupleGetItem(x, i)) for x in (kc, vq) for i in (0, 1)]
+        # Q: projected one row at a time inside the attention kernel
         out = self.emit_kernel(
-            kernels.int8_attention_codes(n, h, hd, float(att["scale"])),
-            kernels.kernel_name("int8_attention_codes", n=n, h=h, hd=hd), items,
+            kernels.int8_attention_q(n, h, hd, fmt, float(att["scale"])),
+            kernels.kernel_name("int8_attention_q", n=n, h=h, hd=hd, fmt=fmt),
+            [q, s, const(w[:d]), const(alpha[:d]), const(bias[:d]), *codes],
             tensor_sinfo((n, d), "float32"))
         return out if shape_of(out) == shape_of(call) else relax.op.reshape(out, shape_of(call))
 
@@ -52,10 +54,11 @@ class _Rewriter(KernelMutator):
 @tvm.transform.module_pass(opt_level=0, name="SplitQkvAttention")
 class SplitQkvAttention:
     """``int8_attention_qkv(ternary_matmul(x, W_qkv))`` -> V projection quantized per channel
-    (two passes), Q/K projection quantized per (token, head), attention on int8 codes.
+    (two passes), K projection quantized per (token, head), and attention that projects Q one
+    row at a time.
 
     Same arithmetic; the [n, 3d] float projection (the ViT's largest activation) is replaced by
-    int8 Q/K/V, for n*d*d extra MACs (the second V pass).
+    int8 K and V, for n*d*d extra MACs (the second V pass).
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:

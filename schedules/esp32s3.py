@@ -178,18 +178,54 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def _stream_q_attention(sch: s_tir.Schedule, blocks, anchor, d: int):
+    """Compute ``blocks`` (the row-wise Q projection + attention, in order) inside the row loop of
+    ``anchor`` and tile the Q projection's accumulation; returns ``(qacc, loop to tensorize)``."""
+    qacc, q_value, *rest = blocks
+    row = sch.get_loops(anchor)[0]
+    for block in reversed([q_value, *rest]):
+        sch.compute_at(block, row)
+    return qacc, tile_accumulation(sch, qacc, q_value, d)
+
+
+def _schedule_attention_q(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One token row at a time: Q row (tensorized), scores, softmax, P.V for every head."""
+    p = _params(func)
+    d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    qacc, loop = _stream_q_attention(sch, blocks[:-1], blocks[-1], d)
+    tensorize_accumulation(sch, qacc, loop, d, d, fmt)
+    return sch.mod["main"]
+
+
 def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """One token row at a time: scores/softmax/P.V for every head, the row's int8 quantization,
-    the projection (tensorized) and the in-place residual update. Scratch: O(n) per row."""
+    """One token row at a time: Q row, attention for every head, the row's int8 quantization,
+    the projection and the in-place residual update (three tensorized accumulations in all)."""
     p = _params(func)
     d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
     sch = s_tir.Schedule(func)
     *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
     loop = tile_accumulation(sch, acc, residual, d)
-    row = sch.get_loops(residual)[0]
-    for block in reversed(attention):
-        sch.compute_at(block, row)
+    qacc, qloop = _stream_q_attention(sch, attention, residual, d)
     tensorize_accumulation(sch, acc, loop, d, d, fmt)
+    tensorize_accumulation(sch, qacc, qloop, d, d, fmt)
+    return sch.mod["main"]
+
+
+def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One patch at a time: its absmax, scale and codes, then its token row (tensorized)."""
+    p = _params(func)
+    f = int(p["c"]) * int(p["p"]) ** 2
+    d, fmt = int(p["d"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    _cls, absmax, scale, quant, acc, token = sch.get_child_blocks(sch.get_sblock("root"))
+    loop = tile_accumulation(sch, acc, token, d)
+    row = sch.get_loops(token)[0]
+    for block in (quant, scale, absmax):
+        sch.compute_at(block, row)
+    sch.decompose_reduction(absmax, sch.get_loops(absmax)[-1])   # gcc: no conditional init
+    tensorize_accumulation(sch, acc, loop, f, d, fmt)
     return sch.mod["main"]
 
 
@@ -206,12 +242,6 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
-def _schedule_attention_codes(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    sch = s_tir.Schedule(func)
-    stream_attention_rows(sch)
-    return sch.mod["main"]
-
-
 def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     stream_attention_rows(sch)
@@ -220,7 +250,8 @@ def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 SCHEDULES["int8_attention_qkv"] = _schedule_attention_qkv
 SCHEDULES["ternary_matmul_heads"] = _schedule_matmul_heads
-SCHEDULES["int8_attention_codes"] = _schedule_attention_codes
+SCHEDULES["int8_attention_q"] = _schedule_attention_q
 SCHEDULES["int8_attention_block"] = _schedule_attention_block
 SCHEDULES["ternary_matmul_channels"] = _schedule_matmul_channels
+SCHEDULES["patch_embed"] = _schedule_patch_embed
 SCHEDULES["quantize_channels"] = lambda f: f     # two passes over V: the plain loops are those

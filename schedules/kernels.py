@@ -560,150 +560,6 @@ def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_channels", t=t, d=d)
 
 
-def int8_attention_codes(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
-    """Integer attention on already-quantized inputs: ``qk[n, 2d]`` int8 with per-(token, head)
-    absmax ``qk_amax[n, 2h]`` (Q heads then K heads), ``v[n, d]`` int8 with per-channel absmax
-    ``v_amax[d]`` -> ``o[n, d]`` f32. Same arithmetic as ``int8_attention_qkv``."""
-    d = h * hd
-
-    @T.prim_func(s_tir=True)
-    def func(qk: T.Buffer((n, 2 * d), "int8"), qk_amax: T.Buffer((n, 2 * h), "float32"),
-             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
-             o: T.Buffer((n, d), "float32")):
-        sacc = T.sblock_alloc_buffer((h, n, n), "int32")
-        logit = T.sblock_alloc_buffer((h, n, n), "float32")
-        lmax = T.sblock_alloc_buffer((h, n), "float32")
-        lsum = T.sblock_alloc_buffer((h, n), "float32")
-        p = T.sblock_alloc_buffer((h, n, n), "uint8")
-        pacc = T.sblock_alloc_buffer((h, n, hd), "int32")
-        for hh, i, j, r in T.grid(h, n, n, hd):
-            with T.sblock("qk"):
-                vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
-                with T.init():
-                    sacc[vh, vi, vj] = 0
-                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qk[vi, vh * hd + vr]) * T.Cast(
-                    "int32", qk[vj, d + vh * hd + vr])
-        for hh, i, j in T.grid(h, n, n):
-            with T.sblock("logit"):
-                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
-                    _scale(qk_amax[vi, vh]) * _scale(qk_amax[vj, h + vh])) * T.float32(scale)
-        for hh, i, j in T.grid(h, n, n):
-            with T.sblock("lmax"):
-                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
-                with T.init():
-                    lmax[vh, vi] = T.float32(-3.4e38)
-                lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
-        for hh, i, j in T.grid(h, n, n):
-            with T.sblock("lsum"):
-                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
-                with T.init():
-                    lsum[vh, vi] = T.float32(0)
-                lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
-        for hh, i, j in T.grid(h, n, n):
-            with T.sblock("prob"):
-                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
-                    T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
-                    T.float32(255)), T.float32(0)))
-        for hh, i, c, j in T.grid(h, n, hd, n):
-            with T.sblock("pv"):
-                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
-                with T.init():
-                    pacc[vh, vi, vc] = 0
-                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
-                    "int32", v[vj, vh * hd + vc])
-        for hh, i, c in T.grid(h, n, hd):
-            with T.sblock("out"):
-                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
-                    _scale(v_amax[vh * hd + vc]) / T.float32(255))
-
-    return _tag(func, "int8_attention_codes", n=n, h=h, hd=hd, scale=repr(float(scale)))
-
-
-def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
-    """Attention on int8 codes + output projection + residual, updating ``x`` in place.
-
-    ``x[n, d] += proj(quant(attention(qk, v)))`` row by row: with the residual stream updated in
-    place (``call_tir_inplace``), neither the attention output nor a second [n, d] stream exist.
-    Inputs as ``int8_attention_codes`` plus the projection's packed weights, scales and bias.
-    """
-    d = h * hd
-    kb = get_format(fmt).row_bytes(d)
-
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((n, d), "float32"), qk: T.Buffer((n, 2 * d), "int8"),
-             qk_amax: T.Buffer((n, 2 * h), "float32"), v: T.Buffer((n, d), "int8"),
-             v_amax: T.Buffer((d,), "float32"), w: T.Buffer((d, kb), "uint8"),
-             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32")):
-        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
-        logit = T.sblock_alloc_buffer((n, h, n), "float32")
-        lmax = T.sblock_alloc_buffer((n, h), "float32")
-        lsum = T.sblock_alloc_buffer((n, h), "float32")
-        p = T.sblock_alloc_buffer((n, h, n), "uint8")
-        pacc = T.sblock_alloc_buffer((n, d), "int32")
-        of = T.sblock_alloc_buffer((n, d), "float32")
-        oamax = T.sblock_alloc_buffer((n,), "float32")
-        os = T.sblock_alloc_buffer((n,), "float32")
-        oq = T.sblock_alloc_buffer((n, d), "int8")
-        acc = T.sblock_alloc_buffer((n, d), "int32")
-        for i, hh, j, r in T.grid(n, h, n, hd):
-            with T.sblock("qk"):
-                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
-                with T.init():
-                    sacc[vi, vh, vj] = 0
-                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qk[vi, vh * hd + vr]) * T.Cast(
-                    "int32", qk[vj, d + vh * hd + vr])
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("logit"):
-                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
-                logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
-                    _scale(qk_amax[vi, vh]) * _scale(qk_amax[vj, h + vh])) * T.float32(scale)
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lmax"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lmax[vi, vh] = T.float32(-3.4e38)
-                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lsum"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lsum[vi, vh] = T.float32(0)
-                lsum[vi, vh] = lsum[vi, vh] + T.exp(logit[vi, vh, vj] - lmax[vi, vh])
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("prob"):
-                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
-                p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
-                    T.exp(logit[vi, vh, vj] - lmax[vi, vh]) / lsum[vi, vh] * T.float32(255)),
-                    T.float32(255)), T.float32(0)))
-        for i, c, j in T.grid(n, d, n):
-            with T.sblock("pv"):
-                vi, vc, vj = T.axis.remap("SSR", [i, c, j])
-                with T.init():
-                    pacc[vi, vc] = 0
-                pacc[vi, vc] = pacc[vi, vc] + T.Cast("int32", p[vi, vc // hd, vj]) * T.Cast(
-                    "int32", v[vj, vc])
-        for i, c in T.grid(n, d):
-            with T.sblock("attn_out"):
-                vi, vc = T.axis.remap("SS", [i, c])
-                of[vi, vc] = T.Cast("float32", pacc[vi, vc]) * (_scale(v_amax[vc]) / T.float32(255))
-        _absmax_quant(n, d, of, oq, os, oamax)
-        for i, j, r in T.grid(n, d, d):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
-        for i, j in T.grid(n, d):
-            with T.sblock("residual"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
-
-    return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
-
-
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """A ternary projection quantized per output channel over the tokens, without ever storing it
     in float: ``x[t,k] int8, s[t] -> (y[t,n] int8, amax[n] f32)``.
@@ -747,3 +603,212 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                                 amax[vj])
 
     return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
+
+
+@T.macro
+def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, qacc,
+                      qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, o):
+    """Per token row: its Q projection (quantized per head), scores against every int8 K,
+    softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention kernels.
+    (``d = h * hd`` is passed in: an assignment in a macro would be a non-block statement.)"""
+    for i, j, r in T.grid(n, d, d):
+        with T.sblock("qacc"):
+            vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+            with T.init():
+                qacc[vi, vj] = 0
+            qacc[vi, vj] = qacc[vi, vj] + T.Cast("int32", xq[vi, vr]) * _trit(wq, vj, vr, fmt)
+    for i, j in T.grid(n, d):
+        with T.sblock("q_value"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            qf[vi, vj] = T.Cast("float32", qacc[vi, vj]) * (aq[vj] * xs[vi]) + bq[vj]
+    for i, hh, c in T.grid(n, h, hd):
+        with T.sblock("q_absmax"):
+            vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+            with T.init():
+                qamax[vi, vh] = T.float32(0)
+            qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
+    for i, j in T.grid(n, d):
+        with T.sblock("q_codes"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            qc[vi, vj] = _q8(qf[vi, vj], qamax[vi, vj // hd])
+    for i, hh, j, r in T.grid(n, h, n, hd):
+        with T.sblock("qk"):
+            vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
+            with T.init():
+                sacc[vi, vh, vj] = 0
+            sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * T.Cast(
+                "int32", k[vj, vh * hd + vr])
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("logit"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
+                _scale(qamax[vi, vh]) * _scale(k_amax[vj, vh])) * T.float32(scale)
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("lmax"):
+            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+            with T.init():
+                lmax[vi, vh] = T.float32(-3.4e38)
+            lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("lsum"):
+            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+            with T.init():
+                lsum[vi, vh] = T.float32(0)
+            lsum[vi, vh] = lsum[vi, vh] + T.exp(logit[vi, vh, vj] - lmax[vi, vh])
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("prob"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                T.exp(logit[vi, vh, vj] - lmax[vi, vh]) / lsum[vi, vh] * T.float32(255)),
+                T.float32(255)), T.float32(0)))
+    for i, c, j in T.grid(n, d, n):
+        with T.sblock("pv"):
+            vi, vc, vj = T.axis.remap("SSR", [i, c, j])
+            with T.init():
+                pacc[vi, vc] = 0
+            pacc[vi, vc] = pacc[vi, vc] + T.Cast("int32", p[vi, vc // hd, vj]) * T.Cast(
+                "int32", v[vj, vc])
+    for i, c in T.grid(n, d):
+        with T.sblock("attn_out"):
+            vi, vc = T.axis.remap("SS", [i, c])
+            o[vi, vc] = T.Cast("float32", pacc[vi, vc]) * (_scale(v_amax[vc]) / T.float32(255))
+
+
+def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """Integer attention that projects Q itself, row by row, from the int8 LayerNorm output.
+
+    ``xq[n,d] int8, xs[n]`` + Q weights, int8 ``k[n,d]`` with per-(token, head) absmax
+    ``k_amax[n,h]``, int8 ``v[n,d]`` with per-channel absmax ``v_amax[d]`` -> ``o[n,d]`` f32.
+    Same arithmetic as the qkv projection followed by ``int8_attention_qkv``; Q never exists
+    beyond one row.
+    """
+    d = h * hd
+    kb = get_format(fmt).row_bytes(d)
+
+    @T.prim_func(s_tir=True)
+    def func(xq: T.Buffer((n, d), "int8"), xs: T.Buffer((n,), "float32"),
+             wq: T.Buffer((d, kb), "uint8"), aq: T.Buffer((d,), "float32"),
+             bq: T.Buffer((d,), "float32"), k: T.Buffer((n, d), "int8"),
+             k_amax: T.Buffer((n, h), "float32"), v: T.Buffer((n, d), "int8"),
+             v_amax: T.Buffer((d,), "float32"), o: T.Buffer((n, d), "float32")):
+        qacc = T.sblock_alloc_buffer((n, d), "int32")
+        qf = T.sblock_alloc_buffer((n, d), "float32")
+        qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qc = T.sblock_alloc_buffer((n, d), "int8")
+        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
+        logit = T.sblock_alloc_buffer((n, h, n), "float32")
+        lmax = T.sblock_alloc_buffer((n, h), "float32")
+        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        p = T.sblock_alloc_buffer((n, h, n), "uint8")
+        pacc = T.sblock_alloc_buffer((n, d), "int32")
+        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
+                          qacc, qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, o)
+
+    return _tag(func, "int8_attention_q", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+
+
+def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """``int8_attention_q`` + output projection + residual, updating ``x`` in place.
+
+    ``x[n, d] += proj(quant(attention(...)))`` row by row: with ``call_tir_inplace`` neither the
+    attention output nor a second residual buffer exist. Arguments: ``x``, then those of
+    ``int8_attention_q`` (without ``o``), then the projection's packed weights, scales, bias.
+    """
+    d = h * hd
+    kb = get_format(fmt).row_bytes(d)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
+             xs: T.Buffer((n,), "float32"), wq: T.Buffer((d, kb), "uint8"),
+             aq: T.Buffer((d,), "float32"), bq: T.Buffer((d,), "float32"),
+             k: T.Buffer((n, d), "int8"), k_amax: T.Buffer((n, h), "float32"),
+             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
+             w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
+             bias: T.Buffer((d,), "float32")):
+        qacc = T.sblock_alloc_buffer((n, d), "int32")
+        qf = T.sblock_alloc_buffer((n, d), "float32")
+        qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qc = T.sblock_alloc_buffer((n, d), "int8")
+        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
+        logit = T.sblock_alloc_buffer((n, h, n), "float32")
+        lmax = T.sblock_alloc_buffer((n, h), "float32")
+        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        p = T.sblock_alloc_buffer((n, h, n), "uint8")
+        pacc = T.sblock_alloc_buffer((n, d), "int32")
+        of = T.sblock_alloc_buffer((n, d), "float32")
+        oamax = T.sblock_alloc_buffer((n,), "float32")
+        os = T.sblock_alloc_buffer((n,), "float32")
+        oq = T.sblock_alloc_buffer((n, d), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
+                          qacc, qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, of)
+        _absmax_quant(n, d, of, oq, os, oamax)
+        for i, j, r in T.grid(n, d, d):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(n, d):
+            with T.sblock("residual"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
+
+    return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+
+
+def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """The whole token embedding of one image: per patch int8 quantization, ternary projection,
+    bias, then ``[cls; tokens] + pos`` written straight into ``x[1 + gh*gw, d]``.
+
+    Same values as quantize_patches -> ternary_matmul -> concat(cls) -> add(pos), with no
+    [patches, c*p*p] or [patches, d] intermediate.
+    """
+    n, f = gh * gw, c * p * p
+    kb = get_format(fmt).row_bytes(f)
+
+    @T.prim_func(s_tir=True)
+    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
+             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
+             cls: T.Buffer((d,), "float32"), pos: T.Buffer((n + 1, d), "float32"),
+             x: T.Buffer((n + 1, d), "float32")):
+        amax = T.sblock_alloc_buffer((n,), "float32")
+        s = T.sblock_alloc_buffer((n,), "float32")
+        q = T.sblock_alloc_buffer((n, f), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        for j in range(d):
+            with T.sblock("cls_row"):
+                vj = T.axis.remap("S", [j])
+                x[0, vj] = cls[vj] + pos[0, vj]
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_absmax"):
+                vt, vr = T.axis.remap("SR", [t, r])
+                with T.init():
+                    amax[vt] = T.float32(0)
+                amax[vt] = T.max(amax[vt], _absf(_patch_pixel(img, vt, vr, gw, p)))
+        for t in range(n):
+            with T.sblock("patch_scale"):
+                vt = T.axis.remap("S", [t])
+                s[vt] = _scale(amax[vt])
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_quant"):
+                vt, vr = T.axis.remap("SS", [t, r])
+                q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
+        for t, j, r in T.grid(n, d, f):
+            with T.sblock("acc"):
+                vt, vj, vr = T.axis.remap("SSR", [t, j, r])
+                with T.init():
+                    acc[vt, vj] = 0
+                acc[vt, vj] = acc[vt, vj] + T.Cast("int32", q[vt, vr]) * _trit(w, vj, vr, fmt)
+        for t, j in T.grid(n, d):
+            with T.sblock("token"):
+                vt, vj = T.axis.remap("SS", [t, j])
+                x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
+                    pos[vt + 1, vj]
+
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt)
+
+
+def _patch_pixel(img, t, r, gw, p):
+    """Pixel ``r`` (in (c, kh, kw) order) of patch ``t`` (row-major over the patch grid)."""
+    return img[0, r // (p * p), (t // gw) * p + (r // p) % p, (t % gw) * p + r % p]

@@ -229,8 +229,8 @@ def _tiny_vit():
 @pytest.fixture(scope="module")
 def vit_modules():
     """The tiny ViT through the pipeline without, then with, the three layout fusions."""
-    from relay_passes import (FuseAttentionLayout, FuseAttentionProjection, FusePatchQuantize,
-                              FuseTernaryMlp, SplitQkvAttention)
+    from relay_passes import (FuseAttentionLayout, FuseAttentionProjection, FusePatchEmbedding,
+                              FusePatchQuantize, FuseTernaryMlp, SplitQkvAttention)
 
     x = torch.randn(1, 2, 16, 16)
     mod = from_torch_program(export_torch(_tiny_vit(), (x,)))
@@ -239,7 +239,8 @@ def vit_modules():
         FuseInt8Attention(), FuseEpilogue(), FoldLayerScale(), FuseEpilogue()])(mod)
     fused = tvm.transform.Sequential([FusePatchQuantize(), FuseAttentionLayout(),
                                       FuseTernaryMlp()])(base)
-    split = tvm.transform.Sequential([SplitQkvAttention(), FuseAttentionProjection()])(fused)
+    split = tvm.transform.Sequential([SplitQkvAttention(), FuseAttentionProjection(),
+                                      FusePatchEmbedding()])(fused)
     return base, fused, split, x.numpy()
 
 
@@ -255,6 +256,8 @@ def test_layout_fusions_structure(vit_modules):
     k = kinds(split)
     assert k.count("int8_attention_block") == 1 and k.count("ternary_matmul_heads") == 1
     assert k.count("ternary_matmul_channels") == 1 and "int8_attention_qkv" not in k
+    assert k.count("patch_embed") == 1 and "quantize_patches" not in k
+    assert "relax.concat" not in op_names(split)
     # the MLP and the attention block update the residual stream in place
     inplace = [c for _, c in kernel_calls(split) if c.op.name == "relax.call_tir_inplace"]
     assert len(inplace) == 2

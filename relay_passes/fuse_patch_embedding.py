@@ -1,0 +1,87 @@
+"""Fuse the whole token embedding (patch quantize + projection + cls + pos) into one kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant
+from tvm.relax import expr_functor
+
+from schedules import kernels
+
+from .base import KernelMutator, const, tensor_sinfo
+from .fuse_ternary_matmul import kernel_const
+from .matching import shape_of
+
+LAYOUT_OPS = ("relax.reshape", "relax.permute_dims")
+
+
+@expr_functor.mutator
+class _Rewriter(KernelMutator):
+    def _tokens(self, expr):
+        """``(patch ternary_matmul call, params)`` when ``expr`` is its output through a
+        reshape/permute chain that leaves the [tokens, d] element order unchanged."""
+        chain = []
+        while True:
+            if isinstance(expr, relax.Var) and self.lookup.uses.get(expr, 0) != 1:
+                return None
+            v = self.lookup.value(expr)
+            if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) and v.op.name in LAYOUT_OPS:
+                chain.append(v)
+                expr = v.args[0]
+                continue
+            break
+        found = self.kernel_attrs(v)
+        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "none":
+            return None
+        index = np.arange(int(np.prod(shape_of(v)))).reshape(shape_of(v))
+        for op in reversed(chain):   # replay the layout ops on element indices
+            if op.op.name == "relax.reshape":
+                index = index.reshape(shape_of(op))
+            else:
+                index = index.transpose([int(a) for a in op.attrs.axes])
+        return (v, found[1]) if np.array_equal(index.reshape(-1), np.arange(index.size)) else None
+
+    def visit_call_(self, call: relax.Call):
+        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.add"):
+            return super().visit_call_(call)
+        for cat_expr, pos in (call.args, call.args[::-1]):
+            cat = self.lookup.call(cat_expr, "relax.concat")
+            if cat is None or not isinstance(pos, Constant) or int(cat.attrs.axis) not in (1, -2):
+                continue
+            fields = list(self.lookup.value(cat.args[0]).fields)
+            if len(fields) != 2 or not isinstance(fields[0], Constant):
+                continue
+            found = self._tokens(fields[1])
+            if found is None:
+                continue
+            tmm, params = found
+            quant = self.lookup.value(self.lookup.value(tmm.args[1].fields[0]).tuple_value)
+            qk = self.kernel_attrs(quant)
+            if qk is None or qk[0] != "quantize_patches" or int(qk[1]["b"]) != 1:
+                continue
+            c, gh, gw, p = (int(qk[1][x]) for x in ("c", "gh", "gw", "p"))
+            d = int(params["n"])
+            if shape_of(call) != [1, gh * gw + 1, d]:
+                continue
+            image = self.new(quant.args[1].fields[0])
+            args = [image, *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
+                    const(fields[0].value.numpy().reshape(d).astype(np.float32)),
+                    const(pos.value.numpy().reshape(gh * gw + 1, d).astype(np.float32))]
+            name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d,
+                                       fmt=params["fmt"])
+            x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"]), name, args,
+                                 tensor_sinfo((gh * gw + 1, d), "float32"))
+            return relax.op.reshape(x, shape_of(call))
+        return super().visit_call_(call)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FusePatchEmbedding")
+class FusePatchEmbedding:
+    """``concat([cls, layout(ternary_matmul(quantize_patches(img)))]) + pos`` -> ``patch_embed``
+    (batch 1; the layout chain must keep the token order). The int8 patch matrix, the projected
+    tokens and the concatenation copy all disappear (low-memory targets)."""
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return _Rewriter(mod).run()
