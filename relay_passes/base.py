@@ -92,6 +92,18 @@ class KernelMutator(PyExprMutator):
             return None
         return call, found[1]
 
+    def kernel_behind_quantizer(self, q_expr, kind: str):
+        """``(call, params)`` of a single-use ``kind`` kernel whose output reaches ``q_expr`` --
+        the int8 codes of a ``quantize_act`` -- through that quantizer and views only."""
+        item = self.lookup.value(q_expr)
+        if not isinstance(item, relax.TupleGetItem) or item.index != 0:
+            return None
+        quant = self.lookup.value(item.tuple_value)
+        found = self.kernel_attrs(quant)
+        if found is None or found[0] != "quantize_act":
+            return None
+        return self.single_use_kernel(quant.args[1].fields[0], kind)
+
     def run(self) -> tvm.IRModule:
         for gv, func in self.mod.functions_items():
             if isinstance(func, relax.Function):
@@ -121,15 +133,12 @@ def tensor_sinfo(shape, dtype: str) -> relax.TensorType:
     return relax.TensorType([int(d) for d in shape], dtype)
 
 
-def fusion_pass(mutator_cls, name: str, fixpoint: bool = False):
-    """Wrap a ``KernelMutator`` subclass as a module pass (optionally repeated until nothing changes)."""
-
-    def transform(mod: tvm.IRModule, _ctx, **kwargs) -> tvm.IRModule:
-        for _ in range(16 if fixpoint else 1):
-            mutator = mutator_cls(mod, **kwargs)
-            mod = mutator.run()
-            if not mutator.rewrites:
-                break
-        return mod
-
-    return transform
+def rewrite_to_fixpoint(mutator_cls, mod: tvm.IRModule, max_rounds: int = 8) -> tvm.IRModule:
+    """Run a ``KernelMutator`` until a round rewrites nothing: each round matches against the
+    module as the previous one left it, so chained epilogues fold one link per round."""
+    for _ in range(max_rounds):
+        mutator = mutator_cls(mod)
+        mod = mutator.run()
+        if not mutator.rewrites:
+            break
+    return mod

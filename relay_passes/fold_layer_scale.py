@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from .base import KernelMutator
+from .base import KernelMutator, rewrite_to_fixpoint
 from .fuse_epilogue import channel_vector, reshaped
 from .fuse_ternary_matmul import kernel_const, reemit_ternary_matmul
 
@@ -38,9 +38,4 @@ class FoldLayerScale:
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        for _ in range(4):
-            rewriter = _Rewriter(mod)
-            mod = rewriter.run()
-            if not rewriter.rewrites:
-                break
-        return mod
+        return rewrite_to_fixpoint(_Rewriter, mod)

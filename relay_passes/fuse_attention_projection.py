@@ -13,24 +13,12 @@ from .base import KernelMutator, tensor_sinfo
 
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
-    def _attention(self, q_expr):
-        """``(attention call, params)`` when ``q_expr`` is the int8 output of a single-use
-        quantizer of a single-use ``int8_attention_q`` result."""
-        item = self.lookup.value(q_expr)
-        if not isinstance(item, relax.TupleGetItem) or item.index != 0:
-            return None
-        quant = self.lookup.value(item.tuple_value)
-        found = self.kernel_attrs(quant)
-        if found is None or found[0] != "quantize_act":
-            return None
-        return self.single_use_kernel(quant.args[1].fields[0], "int8_attention_q")
-
     def visit_call_(self, call: relax.Call):
         found = self.kernel_attrs(call)
         if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
             return super().visit_call_(call)
         args = list(call.args[1].fields)
-        att = self._attention(args[0])
+        att = self.kernel_behind_quantizer(args[0], "int8_attention_q")
         res = args[5]
         if att is None or not isinstance(res, relax.Var) or not self.lookup.dead_after(res, call):
             return super().visit_call_(call)

@@ -8,7 +8,7 @@ from tvm import relax
 from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
-from .base import KernelMutator
+from .base import KernelMutator, rewrite_to_fixpoint
 from .fuse_ternary_matmul import kernel_const, reemit_ternary_matmul
 from .matching import shape_of
 
@@ -67,9 +67,4 @@ class FuseEpilogue:
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        for _ in range(8):
-            rewriter = _Rewriter(mod)
-            mod = rewriter.run()
-            if not rewriter.rewrites:
-                break
-        return mod
+        return rewrite_to_fixpoint(_Rewriter, mod)

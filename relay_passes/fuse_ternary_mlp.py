@@ -13,28 +13,13 @@ from .base import KernelMutator, tensor_sinfo
 
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
-    def _quantized_gelu_fc(self, q_expr):
-        """``(fc1 call, fc1 params)`` when ``q_expr`` is the int8 output of a single-use quantizer
-        of a GELU-epilogue ternary_matmul."""
-        item = self.lookup.value(q_expr)
-        if not isinstance(item, relax.TupleGetItem) or item.index != 0:
-            return None
-        quant = self.lookup.value(item.tuple_value)
-        found = self.kernel_attrs(quant)
-        if found is None or found[0] != "quantize_act":
-            return None
-        fc1 = self.single_use_kernel(quant.args[1].fields[0], "ternary_matmul")
-        if fc1 is None or fc1[1]["epilogue"] != "gelu":
-            return None
-        return fc1
-
     def visit_call_(self, call: relax.Call):
         found = self.kernel_attrs(call)
         if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
             return super().visit_call_(call)
         fc2_args = list(call.args[1].fields)
-        fc1 = self._quantized_gelu_fc(fc2_args[0])
-        if fc1 is None:
+        fc1 = self.kernel_behind_quantizer(fc2_args[0], "ternary_matmul")
+        if fc1 is None or fc1[1]["epilogue"] != "gelu":
             return super().visit_call_(call)
         fc1_call, p1 = fc1
         p2 = found[1]
