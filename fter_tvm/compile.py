@@ -60,9 +60,9 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
 
 
 def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> X86Artifact:
-    from schedules.x86 import schedule_module
+    from schedules.x86 import PASS_CONFIG, schedule_module
 
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
-    with tvm.transform.PassContext(opt_level=3):
+    with tvm.transform.PassContext(opt_level=3, config=PASS_CONFIG):
         ex = tvm.compile(scheduled, target=tvm.target.Target(tgt.tvm_target))
     return X86Artifact(fused, report, _input_shape(fused), ex, tgt.num_threads)

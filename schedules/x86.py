@@ -22,7 +22,8 @@ from . import kernels_x86, x86_math
 from .common import stream_attention_rows
 from .formats import get_format
 from .kernels_x86_attention import int8_attention_qkv_vnni, supported as attention_supported
-from .x86_intrin import DOT_INTRINSICS
+from .tuned import apply_database
+from .x86_intrin import DOT_INTRINSICS, VNNI_S8U8_16x4, VNNI_U8S8_16x4
 
 x86_math.register()
 
@@ -32,6 +33,10 @@ VECTOR = 16      # float32 lanes of a zmm register; shorter vectors are legalize
 # 1 KiB so TVM allocates it on the stack, where LLVM promotes it to registers.
 MATMUL_TILE = {"avx512_vnni": (5, 48), "avx2": (4, 32)}
 ATTENTION_ROWS = 3     # query rows per attention tile (x 4 channel tiles = 12 P.V chains)
+# TIR build options for scheduled x86 modules: StorageRewrite would fold the small per-tile
+# accumulators into one shared scratch allocation that LLVM cannot prove disjoint from the K/V
+# tiles, so they would be stored to memory every step instead of kept in registers.
+PASS_CONFIG = {"tirx.disable_storage_rewrite": True}
 
 
 def target_isa(target) -> str:
@@ -213,7 +218,7 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
     tile = sch.fuse(hh, io)
     sch.parallel(tile)
     sch.vectorize(c)
-    chain = ("pv", "prob", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit")
+    chain = ("pv", "prob", "pscale", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit")
     for name in chain:
         sch.compute_at(get(name), tile, preserve_unit_loops=True)
     # scores: per 32-key chunk of the logits, rows x 2 key tiles accumulators over the head dim;
@@ -239,11 +244,11 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
     jg, jl = sch.split(j, [None, 4])
     sch.reorder(jg, ri, ct, cl, jl)
     sch.decompose_reduction(pv, jg)
-    for name, order in (("qk_update", "s8u8"), ("pv_update", "u8s8")):
+    for name, intrin in (("qk_update", VNNI_S8U8_16x4), ("pv_update", VNNI_U8S8_16x4)):
         loops = sch.get_loops(get(name))
         sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
         sch.unroll(loops[-3])
-        sch.tensorize(loops[-2], DOT_INTRINSICS["avx512_vnni"][order][0])
+        sch.tensorize(loops[-2], intrin)
 
 
 SCHEDULES = {
@@ -261,12 +266,12 @@ SCHEDULES = {
 def schedule_module(mod: tvm.IRModule, target, tuning_db=None) -> tvm.IRModule:
     """Apply the hand schedule of every fter kernel in ``mod`` for ``target`` (an
     :class:`fter_tvm.targets.X86Target`, an llvm target dict or ``None`` for this machine)."""
-    if tuning_db is not None:
-        raise ValueError("tuning databases are not supported yet (autotuning is issue #6)")
+    mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (schedules/tuned.py)
     isa = target_isa(_llvm_target(target))
     mod = tvm.IRModule(dict(mod.functions_items()))
     for gv, func in mod.functions_items():
-        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs:
+        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs \
+                and gv.name_hint not in tuned:
             kind = str(func.attrs["fter.kind"])
             if kind not in SCHEDULES:
                 raise ValueError(f"no x86 schedule for kernel kind {kind!r} ({gv.name_hint})")
