@@ -11,7 +11,6 @@ from tvm.relax import expr_functor
 from schedules import kernels
 
 from .base import KernelMutator, const, tensor_sinfo
-from .fuse_ternary_matmul import kernel_const
 from .matching import shape_of
 
 LAYOUT_OPS = ("relax.reshape", "relax.permute_dims")
@@ -43,45 +42,66 @@ class _Rewriter(KernelMutator):
                 index = index.transpose([int(a) for a in op.attrs.axes])
         return (v, found[1]) if np.array_equal(index.reshape(-1), np.arange(index.size)) else None
 
+    def _embedding(self, call: relax.Call):
+        """``(cls [d], patch-tokens expr, pos [n+1, d])`` for either embedding order:
+        ``concat([cls, tokens]) + pos`` (ViT/DeiT) or ``concat([cls, tokens + pos])`` (DeiT-III,
+        no position embedding on the cls token)."""
+        op = call.op.name if isinstance(call.op, tvm.ir.Op) else None
+        if op == "relax.add":
+            for cat_expr, pos in (call.args, call.args[::-1]):
+                cat = self.lookup.call(cat_expr, "relax.concat")
+                fields = self._cls_concat(cat)
+                if fields is not None and isinstance(pos, Constant):
+                    d = shape_of(call)[-1]
+                    return fields[0], fields[1], pos.value.numpy().reshape(-1, d)
+        if op == "relax.concat":
+            fields = self._cls_concat(call)
+            add = None if fields is None else self.lookup.call(fields[1], "relax.add")
+            if add is not None:
+                for tokens, pos in (add.args, add.args[::-1]):
+                    if isinstance(pos, Constant):
+                        d = shape_of(call)[-1]
+                        pos = pos.value.numpy().reshape(-1, d)
+                        return fields[0], tokens, np.concatenate([np.zeros((1, d), pos.dtype), pos])
+        return None
+
+    def _cls_concat(self, cat):
+        if cat is None or int(cat.attrs.axis) not in (1, -2):
+            return None
+        fields = list(self.lookup.value(cat.args[0]).fields)
+        if len(fields) != 2 or not isinstance(fields[0], Constant):
+            return None
+        return fields
+
     def visit_call_(self, call: relax.Call):
-        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.add"):
+        emb = self._embedding(call)
+        found = None if emb is None else self._tokens(emb[1])
+        if found is None:
             return super().visit_call_(call)
-        for cat_expr, pos in (call.args, call.args[::-1]):
-            cat = self.lookup.call(cat_expr, "relax.concat")
-            if cat is None or not isinstance(pos, Constant) or int(cat.attrs.axis) not in (1, -2):
-                continue
-            fields = list(self.lookup.value(cat.args[0]).fields)
-            if len(fields) != 2 or not isinstance(fields[0], Constant):
-                continue
-            found = self._tokens(fields[1])
-            if found is None:
-                continue
-            tmm, params = found
-            quant = self.lookup.value(self.lookup.value(tmm.args[1].fields[0]).tuple_value)
-            qk = self.kernel_attrs(quant)
-            if qk is None or qk[0] != "quantize_patches" or int(qk[1]["b"]) != 1:
-                continue
-            c, gh, gw, p = (int(qk[1][x]) for x in ("c", "gh", "gw", "p"))
-            d = int(params["n"])
-            if shape_of(call) != [1, gh * gw + 1, d]:
-                continue
-            image = self.new(quant.args[1].fields[0])
-            args = [image, *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
-                    const(fields[0].value.numpy().reshape(d).astype(np.float32)),
-                    const(pos.value.numpy().reshape(gh * gw + 1, d).astype(np.float32))]
-            name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d,
-                                       fmt=params["fmt"])
-            x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"]), name, args,
-                                 tensor_sinfo((gh * gw + 1, d), "float32"))
-            return relax.op.reshape(x, shape_of(call))
-        return super().visit_call_(call)
+        cls, _, pos = emb
+        tmm, params = found
+        quant = self.lookup.value(self.lookup.value(tmm.args[1].fields[0]).tuple_value)
+        qk = self.kernel_attrs(quant)
+        if qk is None or qk[0] != "quantize_patches" or int(qk[1]["b"]) != 1:
+            return super().visit_call_(call)
+        c, gh, gw, p = (int(qk[1][x]) for x in ("c", "gh", "gw", "p"))
+        d = int(params["n"])
+        if shape_of(call) != [1, gh * gw + 1, d] or pos.shape != (gh * gw + 1, d):
+            return super().visit_call_(call)
+        args = [self.new(quant.args[1].fields[0]), *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
+                const(cls.value.numpy().reshape(d).astype(np.float32)), const(pos.astype(np.float32))]
+        name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"])
+        x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"]), name, args,
+                             tensor_sinfo((gh * gw + 1, d), "float32"))
+        return relax.op.reshape(x, shape_of(call))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FusePatchEmbedding")
 class FusePatchEmbedding:
-    """``concat([cls, layout(ternary_matmul(quantize_patches(img)))]) + pos`` -> ``patch_embed``
-    (batch 1; the layout chain must keep the token order). The int8 patch matrix, the projected
-    tokens and the concatenation copy all disappear (low-memory targets)."""
+    """``concat([cls, tokens]) + pos`` or ``concat([cls, tokens + pos])`` with
+    ``tokens = layout(ternary_matmul(quantize_patches(img)))`` -> ``patch_embed`` (batch 1; the
+    layout chain must keep the token order). The int8 patch matrix, the projected tokens and the
+    concatenation copy all disappear (low-memory targets)."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         return _Rewriter(mod).run()

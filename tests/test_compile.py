@@ -186,3 +186,15 @@ def test_independent_bitnet_vit_is_recognised_by_math():
     top1, dmax = agreement(art, model, xs)
     print(f"BitNet-style ViT: top-1 agreement {top1:.3f}, max |dlogit| {dmax:.2e}")
     assert top1 >= 0.9
+
+
+@pytest.mark.cc
+def test_esp32s3_deit3_style_embedding_and_layer_scale(inputs):
+    """DeiT-III order (position embedding on the patch tokens only, then cls) and LayerScale:
+    the whole embedding still becomes one kernel, and results match PyTorch."""
+    model = tiny_model(seed=4, layer_scale_init=0.1, no_embed_class=True)
+    art = fc.compile(model, "esp32s3", (inputs[0],))
+    names = [c["name"] for c in art.report["kernel_calls"]]
+    assert names[0].startswith("patch_embed") and art.report["fused"]["unfused"] == []
+    top1, dmax = agreement(art, model, inputs)
+    assert top1 >= 0.9 and dmax < 1e-2
