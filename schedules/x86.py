@@ -89,8 +89,8 @@ def _channel_tile(npad: int, want: int, lanes: int) -> int:
 def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     """Register-tiled ``v16x4`` matmul: ``rows x channels`` int32 accumulators stay in registers
     over the whole K loop, the inner 4 x lanes step is one dot intrinsic (without one: a vector
-    loop over the lanes), the epilogue runs on the finished tile; row tiles (or, for a single row,
-    channel tiles) in parallel. Packed formats (b2/b3) get :func:`_schedule_matmul_rows`."""
+    loop over the lanes), the epilogue runs on the finished tile; channel blocks in parallel, row
+    tiles inside them. Packed formats (b2/b3) get :func:`_schedule_matmul_rows`."""
     p = _params(func)
     t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     f = get_format(fmt)
@@ -105,17 +105,20 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
 
     sch = s_tir.Schedule(func)
     acc, ep, qsum = sch.get_sblock("acc"), sch.get_sblock("epilogue"), sch.get_sblock("qsum")
+    # channel blocks outermost (and in parallel): a block's weights (k x cols bytes) stay in L1/L2
+    # while every row tile passes; the other order streamed the whole matrix once per row tile
     i, j = sch.get_loops(ep)
     io, ii = sch.split(i, [None, rows])
     jo, ji = sch.split(j, [None, cols])
-    sch.reorder(io, jo, ii, ji)
-    sch.compute_at(acc, jo, preserve_unit_loops=True)
-    sch.compute_at(qsum, io, preserve_unit_loops=True)
+    sch.reorder(jo, io, ii, ji)
+    sch.compute_at(acc, io, preserve_unit_loops=True)
+    # row sums once per row, before the tiles (under the tiles they would repeat per block)
+    sch.parallel(sch.get_loops(qsum)[0])
     ai, aj, ar = sch.get_loops(acc)[-3:]
     jt, jv = sch.split(aj, [None, lanes])
     ro, rv = sch.split(ar, [None, 4])
     sch.reorder(ro, ai, jt, jv, rv) if intrin else sch.reorder(ro, ai, jt, rv, jv)
-    sch.parallel(io if t > rows else jo)
+    sch.parallel(jo)
     sch.vectorize(ji)
     sch.unroll(ii)          # constant tile indices: LLVM keeps the accumulators in registers
     if intrin is None:
