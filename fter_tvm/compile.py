@@ -10,6 +10,7 @@ from tvm import relax
 from relay_passes.base import FusionError
 from relay_passes.frontend import import_model
 from relay_passes.pipeline import fter_pipeline
+from schedules.tuned import tuning_summary
 
 from .artifact import X86Artifact
 from .report import build_report
@@ -44,6 +45,28 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         relay_passes.base.FusionError: ``strict`` and something is left unfused (names the node).
     """
     tgt = get_target(target)
+    fused, report = fuse_model(model, tgt, example_inputs, pack_format=pack_format, strict=strict,
+                               dump_dir=dump_dir)
+    if tuning_db is not None:
+        report["tuning"] = tuning_summary(fused, tgt, tuning_db)
+    if isinstance(tgt, X86Target):
+        return _build_x86(fused, report, tgt, tuning_db)
+    from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
+
+    return build_esp32s3(fused, report, tgt, tuning_db, example_inputs)
+
+
+def fuse_model(model, target, example_inputs=None, *, pack_format: str | None = None,
+               strict: bool = False, dump_dir: str | Path | None = None) -> tuple[tvm.IRModule, dict]:
+    """Import ``model`` and run the fter pipeline for ``target`` (the first half of
+    :func:`compile`, shared with :func:`fter_tvm.tune`).
+
+    Returns:
+        ``(fused, report)``: the module whose ``main`` calls our kernels, and its report.
+    Raises:
+        the errors of :func:`compile`.
+    """
+    tgt = get_target(target)
     mod = import_model(model, example_inputs)
     fused = fter_pipeline(fmt=pack_format or tgt.pack_format, strict=strict, dump_dir=dump_dir,
                           low_memory=tgt.low_memory)(mod)
@@ -52,11 +75,7 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
     report["pack_format"] = pack_format or tgt.pack_format
     if strict and report["fused"]["unfused"]:
         raise FusionError("strict mode: unfused nodes remain: " + ", ".join(report["fused"]["unfused"]))
-    if isinstance(tgt, X86Target):
-        return _build_x86(fused, report, tgt, tuning_db)
-    from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
-
-    return build_esp32s3(fused, report, tgt, tuning_db, example_inputs)
+    return fused, report
 
 
 def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> X86Artifact:

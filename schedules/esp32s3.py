@@ -9,6 +9,9 @@ intrinsic's desc is the scalar meaning (int8 x decoded trit, int32 accumulate); 
 
 from __future__ import annotations
 
+import re
+import threading
+
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import TensorIntrin
@@ -17,18 +20,28 @@ from tvm.script import tirx as T
 from .formats import get_format
 from .common import stream_attention_rows
 from .kernels import _trit
+from .tuned import apply_database, is_tuned
 
 N_BLOCK = 16
 
 
-def intrin_name(k: int, nb: int, fmt: str) -> str:
-    """Name of the tensor intrinsic for one specialization, e.g. ``fter_tmm_k64_n16_b3``."""
-    return f"fter_tmm_k{k}_n{nb}_{fmt}"
+# Micro-kernel variants with the same contract: "" is the lane kernel (runtime/kernels/
+# ternary_matmul_xtensa.c), "lut" builds a table of partial sums per token and K block and so
+# pays off only when one call covers many output channels. The tuner picks per shape.
+TMM_VARIANTS = ("", "lut")
+_REGISTER_LOCK = threading.Lock()
+_INTRIN_RE = re.compile(r"fter_tmm_k(\d+)_n(\d+)_([a-z0-9]+?)(?:_(lut))?")
 
 
-def _make_intrin(k: int, nb: int, fmt: str):
+def intrin_name(k: int, nb: int, fmt: str, variant: str = "") -> str:
+    """Name of the tensor intrinsic for one specialization, e.g. ``fter_tmm_k64_n16_b3`` or
+    ``fter_tmm_k64_n576_b3_lut``."""
+    return f"fter_tmm_k{k}_n{nb}_{fmt}" + (f"_{variant}" if variant else "")
+
+
+def _make_intrin(k: int, nb: int, fmt: str, variant: str = ""):
     kb = get_format(fmt).row_bytes(k)
-    extern = f"fter_tmm_{fmt}"
+    extern = f"fter_tmm_{fmt}" + (f"_{variant}" if variant else "")
 
     @T.prim_func(s_tir=True)
     def desc(q: T.Buffer((1, k), "int8", offset_factor=1),
@@ -57,32 +70,49 @@ def _make_intrin(k: int, nb: int, fmt: str):
     return desc, impl
 
 
-def ensure_intrin(k: int, nb: int, fmt: str) -> str:
+def ensure_intrin(k: int, nb: int, fmt: str, variant: str = "") -> str:
     """Register (once) and return the intrinsic for this specialization."""
-    name = intrin_name(k, nb, fmt)
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_make_intrin(k, nb, fmt))
+    if variant not in TMM_VARIANTS:
+        raise ValueError(f"unknown micro-kernel variant {variant!r}; choose one of {TMM_VARIANTS}")
+    name = intrin_name(k, nb, fmt, variant)
+    with _REGISTER_LOCK:   # MetaSchedule runs postprocessors (which tensorize) on several threads
+        if TensorIntrin.get(name, allow_missing=True) is None:
+            TensorIntrin.register(name, *_make_intrin(k, nb, fmt, variant))
     return name
+
+
+def ensure_intrin_by_name(name: str) -> bool:
+    """Register the intrinsic ``name`` if it is one of ours (``fter_tmm_k.._n.._<fmt>[_<variant>]``);
+    tuning records replay ``tensorize`` by name, in processes that never scheduled that shape."""
+    m = _INTRIN_RE.fullmatch(name)
+    if m is None:
+        return False
+    ensure_intrin(int(m[1]), int(m[2]), m[3], m[4] or "")
+    return True
 
 
 def _n_block(n: int) -> int:
     return N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
 
 
-def tile_accumulation(sch: s_tir.Schedule, acc, consumer, n: int):
+def tile_accumulation(sch: s_tir.Schedule, acc, consumer, n: int, nb=None):
     """Compute the int32 accumulation block ``acc`` per N-block of its elementwise ``consumer``,
-    so the accumulator is one [1, nb] tile; returns the loop to tensorize."""
+    so the accumulator is one [1, nb] tile; returns the loop to tensorize. ``nb`` (an int or a
+    sampled factor) defaults to the hand-picked block."""
     j = sch.get_loops(consumer)[-1]
-    jo, _ = sch.split(j, [None, _n_block(n)])
-    sch.compute_at(acc, jo)
+    jo, _ = sch.split(j, [None, _n_block(n) if nb is None else nb])
+    # unit loops kept: a sampled nb of 1 must leave the same loop nest (traces replay by position)
+    sch.compute_at(acc, jo, preserve_unit_loops=True)
     return sch.get_loops(acc)[-2]
 
 
-def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: str) -> None:
-    """Replace the tile at ``loop`` by a ``fter_tmm_<fmt>`` call (last step: blocks after
-    tensorization no longer take part in compute_at dependency analysis)."""
+def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: str,
+                           variant: str = "") -> None:
+    """Replace the tile at ``loop`` by a ``fter_tmm_<fmt>[_<variant>]`` call (last step: blocks
+    after tensorization no longer take part in compute_at dependency analysis)."""
     sch.decompose_reduction(acc, loop)
-    sch.tensorize(loop, ensure_intrin(k, _n_block(n), fmt))
+    nb = int(sch.get(loop).extent)
+    sch.tensorize(loop, ensure_intrin(k, nb, fmt, variant))
 
 
 def _params(func: tirx.PrimFunc) -> dict:
@@ -151,12 +181,14 @@ SCHEDULES = {
 
 
 def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRModule:
-    """Apply the ESP32-S3 schedule to every fter kernel in ``mod``."""
-    if tuning_db is not None:
-        raise ValueError("tuning databases are not supported yet (autotuning is issue #6)")
+    """Apply the ESP32-S3 schedule to every fter kernel in ``mod``: the tuning record from
+    ``tuning_db`` (a directory written by ``fter_tvm.tune``) where there is one, else the hand
+    schedule."""
+    mod, _ = apply_database(mod, target, tuning_db)
     mod = tvm.IRModule(dict(mod.functions_items()))
     for gv, func in mod.functions_items():
-        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs:
+        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs \
+                and not is_tuned(func):
             kind = str(func.attrs["fter.kind"])
             if kind not in SCHEDULES:
                 raise ValueError(f"no esp32s3 schedule for kernel kind {kind!r} ({gv.name_hint})")
@@ -211,7 +243,6 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     tensorize_accumulation(sch, acc, loop, d, d, fmt)
     tensorize_accumulation(sch, qacc, qloop, d, d, fmt)
     return sch.mod["main"]
-
 
 def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """One patch at a time: its absmax, scale and codes, then its token row (tensorized)."""
