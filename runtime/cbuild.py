@@ -34,6 +34,7 @@ _COMMON_SOURCES = (
     "libc/fter_tvm_backend.c",
     "kernels/ternary_matmul_ref.c",
     "kernels/ternary_matmul_xtensa.c",
+    "kernels/ternary_matmul_lut.c",
     "kernels/int8_dot_ref.c",
     "kernels/int8_dot_xtensa.c",
     "kernels/kernel_dispatch.c",

@@ -67,6 +67,25 @@ void fter_tmm_b3_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t
                         int32_t w_stride);
 
 /**
+ * @brief Ternary matmul by table lookup, formats b3 and b2: the contract of
+ * fter_tmm_b3 / fter_tmm_b2 (bit-identical results), a different cost.
+ * Per call and block of 200 (b3) / 160 (b2) weights it builds 256-entry
+ * int16 tables of partial sums of the activations (~256 adds per weight
+ * byte of x), then spends one load and one add per weight byte and row, so
+ * it wins when n is large.  Uses a 20 KiB static buffer: not re-entrant.
+ * The optimised versions live in ternary_matmul_lut.c; with
+ * FTER_KERNELS_REF the public names forward to the references.
+ */
+void fter_tmm_b3_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride);
+void fter_tmm_b3_lut_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                            int32_t w_stride);
+void fter_tmm_b2_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride);
+void fter_tmm_b2_lut_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                            int32_t w_stride);
+
+/**
  * @brief int8 dot product sum_{i<n} a[i] * b[i] (rows of Q and K in
  * attention scores).  Exact int32 result, no saturation: |sum| <= 2^14 * n
  * fits for n < 2^17.  No alignment required.

@@ -21,6 +21,24 @@ void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
   FTER_IMPL(fter_tmm_b3)(acc, x, w, k, n, w_stride);
 }
 
+/* The LUT variants (ternary_matmul_lut.c): the tuner picks them per shape; their reference
+ * is the plain kernel's. */
+#ifdef FTER_KERNELS_REF
+#define FTER_LUT(fmt) fter_tmm_##fmt##_ref
+#else
+#define FTER_LUT(fmt) fter_tmm_##fmt##_lut_xtensa
+#endif
+
+void fter_tmm_b2_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride) {
+  FTER_LUT(b2)(acc, x, w, k, n, w_stride);
+}
+
+void fter_tmm_b3_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                     int32_t w_stride) {
+  FTER_LUT(b3)(acc, x, w, k, n, w_stride);
+}
+
 int32_t fter_dot_s8(const int8_t *a, const int8_t *b, int32_t n) {
   return FTER_IMPL(fter_dot_s8)(a, b, n);
 }

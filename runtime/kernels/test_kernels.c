@@ -1,9 +1,9 @@
 /* Kernel test program (host and Xtensa simulator, driven by
  * tests/test_kernels_c.py).  For each case from the input stream it places
  * the data at the requested offsets from 16-byte-aligned buffers, runs the
- * reference, the optimised and the public (dispatched) kernel, checks that
- * all three agree bit for bit, writes the result and reports cycle counts
- * as FTER_COUNT c<case>_ref / c<case>_opt.
+ * reference, the optimised, the public (dispatched) and, for the ternary
+ * matmuls, the LUT kernel, checks that all agree bit for bit, writes the
+ * result and reports cycle counts as FTER_COUNT c<case>_ref / _opt / _lut.
  *
  * Input: int32 case count, then per case int32 header
  *   {op, k, n, stride, x_off, w_off} followed by the operands:
@@ -22,7 +22,7 @@
 
 static int8_t xbuf[MAX_BYTES] __attribute__((aligned(16)));
 static uint8_t wbuf[MAX_BYTES] __attribute__((aligned(16)));
-static int32_t acc_in[MAX_N], acc_ref[MAX_N], acc_opt[MAX_N], acc_pub[MAX_N];
+static int32_t acc_in[MAX_N], acc_ref[MAX_N], acc_opt[MAX_N], acc_pub[MAX_N], acc_lut[MAX_N];
 
 static void count(const char *suffix, int32_t idx, uint32_t cycles) {
   char name[32] = "c";
@@ -44,17 +44,21 @@ static int run_tmm(int32_t op, int32_t idx, int32_t k, int32_t n, int32_t stride
   tmm_fn ref = op == 0 ? fter_tmm_b2_ref : fter_tmm_b3_ref;
   tmm_fn opt = op == 0 ? fter_tmm_b2_xtensa : fter_tmm_b3_xtensa;
   tmm_fn pub = op == 0 ? fter_tmm_b2 : fter_tmm_b3;
-  for (int32_t j = 0; j < n; ++j) acc_ref[j] = acc_opt[j] = acc_pub[j] = acc_in[j];
+  tmm_fn lut = op == 0 ? fter_tmm_b2_lut_xtensa : fter_tmm_b3_lut_xtensa;
+  for (int32_t j = 0; j < n; ++j) acc_ref[j] = acc_opt[j] = acc_pub[j] = acc_lut[j] = acc_in[j];
   uint32_t t0 = fter_cycles();
   ref(acc_ref, x, w, k, n, stride);
   uint32_t t1 = fter_cycles();
   opt(acc_opt, x, w, k, n, stride);
   uint32_t t2 = fter_cycles();
   pub(acc_pub, x, w, k, n, stride);
+  uint32_t t3 = fter_cycles();
+  lut(acc_lut, x, w, k, n, stride);
   count("_ref", idx, t1 - t0);
   count("_opt", idx, t2 - t1);
+  count("_lut", idx, fter_cycles() - t3);
   for (int32_t j = 0; j < n; ++j) {
-    if (acc_ref[j] != acc_opt[j] || acc_ref[j] != acc_pub[j]) {
+    if (acc_ref[j] != acc_opt[j] || acc_ref[j] != acc_pub[j] || acc_ref[j] != acc_lut[j]) {
       fter_log("MISMATCH case ");
       fter_log_int(idx);
       fter_log(" row ");
