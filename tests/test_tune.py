@@ -1,0 +1,193 @@
+"""Autotuning: databases written by fter_tvm.tune, applied by compile, resumed, measured over RPC,
+failures recorded as errors. A tiny FTerViT and a handful of trials; Xtensa tests are marked."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+import tvm
+import tvm_ffi
+
+import fter_tvm.compile as fc
+from fter_tvm.models.vit import FTerViT, FTerViTConfig
+from fter_tvm.tune import tune
+from fter_tvm.tuning.measure import esp32s3_measurer, x86_measurer
+from fter_tvm.tuning.tasks import allocate_trials, extract_tasks
+from schedules import kernels
+from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, open_database,
+                             replay_record, task_module)
+
+TINY = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=1,
+            num_heads=2, mlp_ratio=2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return FTerViT(FTerViTConfig(**TINY)).eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def records(work_dir) -> list[tuple[int, str]]:
+    """(workload index, trace JSON) of every record line in the database."""
+    out = []
+    for line in (work_dir / DB_RECORD_FILE).read_text().splitlines():
+        wl, rec = json.loads(line)
+        out.append((wl, json.dumps(rec[0])))
+    return out
+
+
+def force_records(work_dir) -> None:
+    # compile keeps the hand schedule unless a record beats it; a handful of trials need not
+    # find one, so tests of the "records are used" path drop the measured baseline
+    (work_dir / BASELINE_FILE).unlink()
+
+
+# ---------------------------------------------------------------- pure Python
+
+def test_allocate_trials_split_and_floor():
+    assert allocate_trials(10, [1, 1]) == [5, 5]
+    assert sum(allocate_trials(17, [5, 1, 1, 3])) == 17
+    assert min(allocate_trials(20, [100, 1, 1])) == 2          # every task gets a couple
+    assert allocate_trials(3, [1, 1, 1, 1, 1]) == [1, 1, 1, 0, 0]
+
+
+def test_tasks_are_distinct_kernels_weighted_by_calls(model, x):
+    fused, _ = fc.fuse_model(model, "esp32s3", (x,))
+    tasks, untuned = extract_tasks(fused, "esp32s3")
+    assert tasks and all(t.kind in ("ternary_matmul", "ternary_mlp") for t in tasks)
+    for i, a in enumerate(tasks):
+        assert all(not tvm_ffi.structural_equal(a.func, b.func) for b in tasks[i + 1:])
+    assert not set(untuned) & {n for t in tasks for n in t.names}
+
+
+def test_tune_refuses_a_directory_of_another_target(model, x, tmp_path):
+    (tmp_path / "target.json").write_text('{"target": "x86"}')
+    with pytest.raises(ValueError, match="x86 tuning database"):
+        tune(model, "esp32s3", trials=1, work_dir=tmp_path, example_inputs=(x,), compare=False)
+
+
+# ---------------------------------------------------------------- esp32s3 (Xtensa ISS)
+
+@pytest.mark.xtensa
+def test_esp32s3_database_applied_bit_identical(model, x, tmp_path):
+    rep = tune(model, "esp32s3", trials=6, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    assert (tmp_path / DB_WORKLOAD_FILE).is_file() and len(records(tmp_path)) == 6
+    assert rep["unit"] == "instructions" and all(r["hand"] > 0 for r in rep["tasks"])
+    untuned = fc.compile(model, "esp32s3", (x,))
+    force_records(tmp_path)
+    art = fc.compile(model, "esp32s3", (x,), tuning_db=tmp_path)
+    applied = art.report["tuning"]["applied"]
+    assert applied and set(applied) <= {n for r in rep["tasks"] if r["tuned"] for n in [r["task"]]}
+    y = art.run(x)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(y - ref).max() < 1e-2
+    assert y.tobytes() == untuned.run(x).tobytes()      # same numerics, other loop nest
+    y_sim, stats = art.simulate(x)
+    assert y_sim.tobytes() == y.tobytes()
+
+
+@pytest.mark.xtensa
+def test_esp32s3_resume_keeps_records_and_measures_nothing_twice(model, x, tmp_path):
+    tune(model, "esp32s3", trials=4, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    first = records(tmp_path)
+    rep = tune(model, "esp32s3", trials=9, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    second = records(tmp_path)
+    assert second[:len(first)] == first and len(second) > len(first)
+    assert sum(t["new"] for t in rep["trials"].values()) == len(second) - len(first)
+    # no schedule was measured twice: every record replays to a different module
+    db = open_database(tmp_path)
+    fused, _ = fc.fuse_model(model, "esp32s3", (x,))
+    tasks, _ = extract_tasks(fused, "esp32s3")
+    seen = set()
+    for task in tasks:
+        for rec in db.get_all_tuning_records():
+            if tvm_ffi.structural_equal(rec.workload.mod, task.mod):
+                h = tvm_ffi.structural_hash(replay_record(task.func, rec).mod)
+                assert h not in seen
+                seen.add(h)
+    assert len(seen) == len(second)
+
+
+@pytest.mark.xtensa
+def test_esp32s3_failing_candidates_are_error_results(tmp_path):
+    m = esp32s3_measurer(tmp_path / "b")
+    good = task_module(kernels.ternary_matmul(3, 16, 8, "b3", "none"))
+    from tvm.script import tirx as T
+
+    @T.prim_func(s_tir=True)
+    def unlinkable(a: T.Buffer((4,), "int32")):
+        T.evaluate(T.call_extern("void", "fter_no_such_kernel", a.data))
+
+    results = m.measure([good, task_module(unlinkable)])
+    assert results[0].error_msg is None and results[0].run_secs[0] > 0
+    assert "fter_no_such_kernel" in results[1].error_msg
+    # a candidate computing something else than the hand schedule is an error too
+    from schedules.tuned import kernel_key
+
+    m.references[kernel_key(good["main"])] = 12345
+    assert "wrong result" in m.measure([good])[0].error_msg
+
+
+# ---------------------------------------------------------------- x86
+
+def test_x86_database_applied_matches_torch(model, x, tmp_path):
+    rep = tune(model, "x86", trials=2, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    assert rep["unit"] == "s" and len(records(tmp_path)) == 2
+    force_records(tmp_path)
+    art = fc.compile(model, "x86", (x,), tuning_db=tmp_path)
+    assert art.report["tuning"]["applied"]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(art.run(x) - ref).max() < 1e-2
+
+
+def test_x86_failing_candidates_are_error_results():
+    m = x86_measurer(tvm.target.Target({"kind": "llvm"}), timeout=30)
+    from tvm.script import tirx as T
+
+    @T.prim_func(s_tir=True)
+    def unlinkable(a: T.Buffer((4,), "float32")):       # builds; fails when loaded and run
+        T.evaluate(T.call_extern("void", "fter_no_such_function", a.data))
+
+    @T.prim_func(s_tir=True)
+    def unbuildable(a: T.Buffer((4,), "float32")):      # LLVM rejects the intrinsic's types
+        a[0] = T.call_llvm_pure_intrin("float32", "llvm.sqrt", T.int32(1))
+
+    results = m.measure([task_module(unlinkable), task_module(unbuildable)])
+    assert all(r.error_msg and r.run_secs is None for r in results)
+    assert "llvm.sqrt" in results[1].error_msg
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_x86_rpc_tracker_loopback(model, x, tmp_path):
+    from tvm.rpc.server import Server
+    from tvm.rpc.tracker import Tracker
+
+    port = _free_port()
+    tracker = Tracker("127.0.0.1", port=port, port_end=port + 50, silent=True)
+    server = Server("127.0.0.1", port=tracker.port + 51, port_end=tracker.port + 100, key="fter-test",
+                    tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    try:
+        rep = tune(model, "x86", trials=2, work_dir=tmp_path, example_inputs=(x,), compare=False,
+                   rpc_tracker=f"127.0.0.1:{tracker.port}", rpc_key="fter-test")
+        measured = [r for r in rep["tasks"] if r["tuned"] is not None]
+        assert measured and all(r["hand"] > 0 for r in rep["tasks"])
+        assert len(records(tmp_path)) == 2
+    finally:
+        server.terminate()
+        tracker.terminate()
