@@ -7,6 +7,8 @@ starts without importing torch and TVM.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -26,3 +28,17 @@ def __getattr__(name: str):
     value = getattr(value, attr) if attr else value
     globals()[name] = value      # later lookups skip __getattr__
     return value
+
+
+class _Package(types.ModuleType):
+    """``fter_tvm.compile`` / ``fter_tvm.tune`` are functions living in same-named submodules.
+    Importing a submodule makes Python set it as the package attribute, which would shadow the
+    function; that one assignment is refused, and ``__getattr__`` serves the function."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name, (None, None))[1]:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
