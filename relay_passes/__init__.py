@@ -4,6 +4,7 @@ The folder keeps the design card's name; Relay no longer exists, these are Relax
 """
 from .canonicalize_gelu import CanonicalizeGelu
 from .conv_patch_to_matmul import ConvPatchToMatmul
+from .fold_constant_numpy import FoldConstantNumpy
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_attention_projection import FuseAttentionProjection

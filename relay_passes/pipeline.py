@@ -9,6 +9,7 @@ from tvm import relax
 
 from .canonicalize_gelu import CanonicalizeGelu
 from .conv_patch_to_matmul import ConvPatchToMatmul
+from .fold_constant_numpy import FoldConstantNumpy
 from .fold_layer_scale import FoldLayerScale
 from .fuse_attention_layout import FuseAttentionLayout
 from .fuse_attention_projection import FuseAttentionProjection
@@ -42,7 +43,8 @@ def phases(fmt: str = "b3", strict: bool = False, low_memory: bool = False
     for activation memory: token-streamed MLP, int8-only Q/K/V."""
     return [
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
-        ("canonicalize", tvm.transform.Sequential([SimplifySTE(), relax.transform.FoldConstant(),
+        ("canonicalize", tvm.transform.Sequential([SimplifySTE(), FoldConstantNumpy(),
+                                                   relax.transform.FoldConstant(),
                                                    CanonicalizeGelu(), ConvPatchToMatmul()])),
         # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
         ("ternary_matmul", tvm.transform.Sequential([FuseTernaryMatmul(fmt=fmt, strict=strict),
