@@ -212,3 +212,39 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
         _lane_absmax(t, d, y, q, s, amax_l, amax)
 
     return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
+
+
+def quantize_patches_lanes(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
+    """``kernels.quantize_patches`` with each patch's absmax split over its ``p`` columns (the
+    lanes: contiguous pixels); bit-identical (max)."""
+    t, f = b * gh * gw, c * p * p
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((b, c, gh * p, gw * p), "float32"), q: T.Buffer((t, f), "int8"),
+             s: T.Buffer((t,), "float32")):
+        amax_l = T.sblock_alloc_buffer((b, gh, gw, p), "float32")
+        amax = T.sblock_alloc_buffer((b, gh, gw), "float32")
+        for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
+            with T.sblock("absmax_lanes"):
+                vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSRRS", [bi, gy, gx, ci, ky, kx])
+                with T.init():
+                    amax_l[vb, vy, vx, vkx] = T.float32(0)
+                amax_l[vb, vy, vx, vkx] = T.max(amax_l[vb, vy, vx, vkx],
+                                                _absf(x[vb, vc, vy * p + vky, vx * p + vkx]))
+        for bi, gy, gx, kx in T.grid(b, gh, gw, p):
+            with T.sblock("absmax"):
+                vb, vy, vx, vkx = T.axis.remap("SSSR", [bi, gy, gx, kx])
+                with T.init():
+                    amax[vb, vy, vx] = T.float32(0)
+                amax[vb, vy, vx] = T.max(amax[vb, vy, vx], amax_l[vb, vy, vx, vkx])
+        for bi, gy, gx in T.grid(b, gh, gw):
+            with T.sblock("scale"):
+                vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
+                s[(vb * gh + vy) * gw + vx] = T.max(amax[vb, vy, vx], T.float32(ACT_EPS)) / T.float32(127.0)
+        for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
+            with T.sblock("quant"):
+                vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSSSS", [bi, gy, gx, ci, ky, kx])
+                q[(vb * gh + vy) * gw + vx, (vc * p + vky) * p + vkx] = quant_int8(
+                    x[vb, vc, vy * p + vky, vx * p + vkx] / s[(vb * gh + vy) * gw + vx])
+
+    return _tag(func, "quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)

@@ -166,6 +166,20 @@ def schedule_layernorm(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     return _schedule_rows(func)
 
 
+def schedule_quantize_patches(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
+    """Lane absmax and quantization each parallel over rows of patches (batch x patch row), the
+    patch's pixel columns as vector lanes; the per-patch scales in between are a few hundred
+    scalars. (Separate loop nests: the flattened token index of ``s``/``q`` defeats compute_at.)"""
+    p = _params(func)
+    b, c, gh, gw, pp = (int(p[k]) for k in ("b", "c", "gh", "gw", "p"))
+    sch = s_tir.Schedule(_keep_symbol(kernels_x86.quantize_patches_lanes(b, c, gh, gw, pp), func))
+    for name in ("absmax_lanes", "quant"):
+        bi, gy, *_, kx = sch.get_loops(sch.get_sblock(name))
+        sch.parallel(sch.fuse(bi, gy))
+        sch.vectorize(kx)
+    return sch.mod["main"]
+
+
 # ---- attention -----------------------------------------------------------------------------------
 
 def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
@@ -259,8 +273,7 @@ SCHEDULES = {
     "quantize_act": schedule_quantize_act,
     "ternary_layernorm": schedule_layernorm,
     "int8_attention_qkv": schedule_attention_qkv,
-    # one pass over the image; tiny next to the matmuls
-    "quantize_patches": lambda f, isa: f,
+    "quantize_patches": schedule_quantize_patches,
     # attention without the fused-qkv layout (batch > 1): plain loop nest, correct, not fast
     "int8_attention": lambda f, isa: f,
 }

@@ -187,6 +187,20 @@ def test_row_kernels_match_reference(kind):
     assert np.abs(q.astype(int) - q_ref).max() <= (0 if kind == "quantize_act" else 1)
 
 
+def test_quantize_patches_bit_identical():
+    b, c, gh, gw, p = 1, 3, 3, 2, 8
+    func = kernels.quantize_patches(b, c, gh, gw, p)
+    x = RNG.standard_normal((b, c, gh * p, gw * p)).astype(np.float32)
+    outs = []
+    for f in (x86.schedule_quantize_patches(func, x86.target_isa(HOST)), func):
+        args = [tvm.runtime.tensor(a) for a in (x, np.zeros((gh * gw, c * p * p), np.int8),
+                                                np.zeros(gh * gw, np.float32))]
+        _build(f)[0](*args)
+        outs.append([a.numpy() for a in args[1:]])
+    for got, ref in zip(*outs):
+        np.testing.assert_array_equal(got, ref)
+
+
 @needs_vnni
 def test_attention_vnni_matches_reference():
     n, h, hd = 21, 2, 32
