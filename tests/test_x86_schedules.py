@@ -12,7 +12,7 @@ import tvm
 from tvm import s_tir
 from tvm.script import tirx as T
 
-import fter_tvm.compile as fc
+import fter_tvm
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.targets import X86Target
 from schedules import kernels, x86, x86_math
@@ -225,7 +225,7 @@ def test_compile_avx2_forced_matches_vnni_build():
                                   layer_scale_init=0.1)).eval()
     g = torch.Generator().manual_seed(1)
     xs = [torch.randn(1, 1, 16, 16, generator=g) for _ in range(4)]
-    builds = {name: fc.compile(model, X86Target(tvm_target=tgt), (xs[0],))
+    builds = {name: fter_tvm.compile(model, X86Target(tvm_target=tgt), (xs[0],))
               for name, tgt in (("host", HOST), ("avx2", AVX2))}
     with torch.no_grad():
         for x in xs:
