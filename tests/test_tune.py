@@ -3,6 +3,7 @@ failures recorded as errors. A tiny FTerViT and a handful of trials; Xtensa test
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 
@@ -12,7 +13,6 @@ import torch
 import tvm
 import tvm_ffi
 
-import fter_tvm.compile as fc
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.tune import tune
 from fter_tvm.tuning.measure import esp32s3_measurer, x86_measurer
@@ -20,6 +20,9 @@ from fter_tvm.tuning.tasks import allocate_trials, extract_tasks
 from schedules import kernels
 from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, open_database,
                              replay_record, task_module)
+
+# the module (the package attribute fter_tvm.compile is the function)
+fc = importlib.import_module("fter_tvm.compile")
 
 TINY = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=1,
             num_heads=2, mlp_ratio=2)
