@@ -47,6 +47,15 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
     tgt = get_target(target)
     fused, report = fuse_model(model, tgt, example_inputs, pack_format=pack_format, strict=strict,
                                dump_dir=dump_dir)
+    return build_fused(fused, report, tgt, tuning_db=tuning_db, example_inputs=example_inputs)
+
+
+def build_fused(fused: tvm.IRModule, report: dict, target, *, tuning_db=None, example_inputs=None):
+    """Schedule and build a module from :func:`fuse_model` (the second half of :func:`compile`;
+    ``fter_tvm.tune`` builds one fused module with and without its database). ``report`` is
+    copied, not changed."""
+    tgt = get_target(target)
+    report = dict(report)
     if tuning_db is not None:
         report["tuning"] = tuning_summary(fused, tgt, tuning_db)
     if isinstance(tgt, X86Target):

@@ -24,11 +24,10 @@ from typing import Callable
 
 import tvm
 
-from schedules.search_space import design_space
+from schedules.search_space import design_space, has_choices
 from schedules.tuned import BASELINE_FILE, open_database, task_module, tvm_target
 
-from .compile import compile as fter_compile
-from .compile import fuse_model
+from .compile import build_fused, fuse_model
 from .targets import get_target
 from .tuning.compare import end_to_end, format_cost, format_report, task_rows, weighted_total
 from .tuning.measure import Measurer, cost_of, esp32s3_measurer, x86_measurer
@@ -52,7 +51,7 @@ def tune(model, target="x86", trials: int = 64, work_dir: str | Path = "fter_tun
         work_dir: database directory (created; reused to resume).
         example_inputs: tuple of example tensors (required for ``nn.Module``).
         pack_format: as for :func:`fter_tvm.compile` (tune and compile with the same one).
-        kinds: kernel kinds to tune (default ``tuning.tasks.TUNABLE_KINDS[target]``).
+        kinds: kernel kinds to tune (default: every kind with a design space that has choices).
         rpc_tracker: ``"host:port"`` of a TVM RPC tracker measuring x86 candidates.
         rpc_key: device key the RPC servers registered with.
         seed: random state of the search.
@@ -69,25 +68,21 @@ def tune(model, target="x86", trials: int = 64, work_dir: str | Path = "fter_tun
     if rpc_tracker is not None and tgt.name != "x86":
         raise ValueError("RPC measurement is for x86; esp32s3 candidates run in the Xtensa ISS")
     work_dir = Path(work_dir)
-    _claim(work_dir, tgt.name)
+    claim_work_dir(work_dir, tgt.name)
     started = time.time()
-    fused, _ = fuse_model(model, tgt, example_inputs, pack_format=pack_format)
-    tasks, untuned = extract_tasks(fused, tgt.name, kinds)
+    fused, fused_report = fuse_model(model, tgt, example_inputs, pack_format=pack_format)
+    tasks, spaces, untuned = tunable_tasks(fused, tgt, kinds)
     progress(f"{len(tasks)} tuning tasks ({sum(t.weight for t in tasks)} kernel calls); "
              f"hand schedules only: {', '.join(untuned) or 'none'}")
     db = open_database(work_dir, create=True)
     with tempfile.TemporaryDirectory(prefix="fter_tune_") as scratch:
-        measurer = _measurer(tgt, Path(scratch), rpc_tracker, rpc_key)
-        hand = _measure_hand(tasks, tgt, measurer, work_dir, progress)
+        measurer = make_measurer(tgt, Path(scratch), rpc_tracker, rpc_key)
+        hand = measure_hand(tasks, tgt, measurer, work_dir, progress)
         shares = [t.weight * (hand.get(t.key) or 1.0) for t in tasks]
         budget = allocate_trials(trials, shares)
         results = {}
         for i, (task, n) in enumerate(zip(tasks, budget)):
-            space = design_space(task.kind, tgt.name, measurer.target, task.params)
-            if space is None:
-                progress(f"[task {i + 1}/{len(tasks)}] {task.name}: no design space, hand schedule")
-                continue
-            res = tune_task(task, space, db, measurer, n, work_dir=work_dir, seed=seed + i,
+            res = tune_task(task, spaces[task.name], db, measurer, n, work_dir=work_dir, seed=seed + i,
                             progress=progress, label=f"[task {i + 1}/{len(tasks)}]")
             results[task.name] = {"budget": n, "records": res.measured, "new": res.new,
                                   "errors": res.errors}
@@ -99,12 +94,23 @@ def tune(model, target="x86", trials: int = 64, work_dir: str | Path = "fter_tun
     if compare:
         x = example_inputs[0] if example_inputs else _random_input(fused)
         report["end_to_end"] = end_to_end(
-            lambda db_: fter_compile(model, tgt, example_inputs, pack_format=pack_format,
-                                     tuning_db=work_dir if db_ else None), tgt.name, x)
+            lambda db_: build_fused(fused, fused_report, tgt, example_inputs=example_inputs,
+                                    tuning_db=work_dir if db_ else None), tgt.name, x)
     report["seconds"] = round(time.time() - started, 1)
     (work_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, default=str))
     progress(format_report(report))
     return report
+
+
+def tunable_tasks(fused: tvm.IRModule, tgt, kinds=None):
+    """``(tasks, spaces, untuned)``: the tasks of ``fused`` that have a design space with choices
+    on ``tgt``, their spaces by task name, and the names of the kernels left to hand schedules
+    (per-token glue has nothing to choose, x86 spaces need a tiled weight format)."""
+    tasks, untuned = extract_tasks(fused, kinds)
+    spaces = {t.name: design_space(t.kind, tgt.name, tvm_target(tgt), t.params) for t in tasks}
+    keep = [t for t in tasks if spaces[t.name] is not None and has_choices(spaces[t.name], t.mod)]
+    untuned += [n for t in tasks if not any(t is k for k in keep) for n in t.names]
+    return keep, spaces, untuned
 
 
 def _random_input(fused: tvm.IRModule):
@@ -114,7 +120,7 @@ def _random_input(fused: tvm.IRModule):
     return np.random.default_rng(0).standard_normal(shape).astype("float32")
 
 
-def _claim(work_dir: Path, target_name: str) -> None:
+def claim_work_dir(work_dir: Path, target_name: str) -> None:
     """One target per database directory: its records are not comparable across targets."""
     path = work_dir / TARGET_FILE
     if path.is_file():
@@ -127,7 +133,7 @@ def _claim(work_dir: Path, target_name: str) -> None:
     path.write_text(json.dumps({"target": target_name}) + "\n")
 
 
-def _measurer(tgt, scratch: Path, rpc_tracker, rpc_key) -> Measurer:
+def make_measurer(tgt, scratch: Path, rpc_tracker, rpc_key) -> Measurer:
     if tgt.name == "esp32s3":
         return esp32s3_measurer(scratch)
     return x86_measurer(tvm_target(tgt), rpc_tracker, rpc_key)
@@ -143,7 +149,7 @@ def hand_schedule(func, tgt):
     return schedule_module(tvm.IRModule({gv: func}), tgt)[gv]
 
 
-def _measure_hand(tasks: list[Task], tgt, measurer: Measurer, work_dir: Path,
+def measure_hand(tasks: list[Task], tgt, measurer: Measurer, work_dir: Path,
                   progress) -> dict[str, float | None]:
     """Cost of every task's hand schedule (also the reference output hash on esp32s3); written to
     ``baseline.json`` so that compile keeps the hand schedule where the search found nothing

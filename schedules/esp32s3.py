@@ -9,6 +9,7 @@ intrinsic's desc is the scalar meaning (int8 x decoded trit, int32 accumulate); 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 
@@ -91,6 +92,32 @@ def ensure_intrin_by_name(name: str) -> bool:
     return True
 
 
+# ---- hand schedules as design spaces -------------------------------------------------------------
+# Inside `design_space(sch)` the hand schedules run on MetaSchedule's traced schedule, and the two
+# choices they make per accumulation tile become decisions: tile_accumulation samples the N-block,
+# tensorize_accumulation samples the micro-kernel variant and only annotates the tile loop (the
+# intrinsic's name depends on both; schedules.search_space.TensorizeTernaryMatmul tensorizes it
+# after a sampled trace is replayed). Outside, they are the fixed hand choices.
+TMM_ANN = "fter.tmm"                  # on a tile loop: "<k>_<fmt>" of the accumulation
+TMM_VARIANT_ANN = "fter.tmm_variant"  # on the same loop: index into TMM_VARIANTS
+_SPACE = threading.local()
+
+
+@contextlib.contextmanager
+def design_space(sch: s_tir.Schedule):
+    """Run hand schedules on ``sch`` with their tile choices sampled (see above)."""
+    _SPACE.sch = sch
+    try:
+        yield
+    finally:
+        _SPACE.sch = None
+
+
+def _schedule(func: tirx.PrimFunc) -> s_tir.Schedule:
+    space = getattr(_SPACE, "sch", None)
+    return space if space is not None else s_tir.Schedule(func)
+
+
 def _n_block(n: int) -> int:
     return N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
 
@@ -100,6 +127,8 @@ def tile_accumulation(sch: s_tir.Schedule, acc, consumer, n: int, nb=None):
     so the accumulator is one [1, nb] tile; returns the loop to tensorize. ``nb`` (an int or a
     sampled factor) defaults to the hand-picked block."""
     j = sch.get_loops(consumer)[-1]
+    if nb is None and getattr(_SPACE, "sch", None) is sch:
+        nb = sch.sample_perfect_tile(j, n=2, max_innermost_factor=n)[1]
     jo, _ = sch.split(j, [None, _n_block(n) if nb is None else nb])
     # unit loops kept: a sampled nb of 1 must leave the same loop nest (traces replay by position)
     sch.compute_at(acc, jo, preserve_unit_loops=True)
@@ -111,6 +140,12 @@ def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: 
     """Replace the tile at ``loop`` by a ``fter_tmm_<fmt>[_<variant>]`` call (last step: blocks
     after tensorization no longer take part in compute_at dependency analysis)."""
     sch.decompose_reduction(acc, loop)
+    if getattr(_SPACE, "sch", None) is sch:
+        count = len(TMM_VARIANTS)
+        sch.annotate(loop, TMM_ANN, f"{k}_{fmt}")
+        sch.annotate(loop, TMM_VARIANT_ANN,
+                     sch.sample_categorical(list(range(count)), [1.0 / count] * count))
+        return
     nb = int(sch.get(loop).extent)
     sch.tensorize(loop, ensure_intrin(k, nb, fmt, variant))
 
@@ -121,7 +156,7 @@ def _params(func: tirx.PrimFunc) -> dict:
 
 def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     acc = sch.get_sblock("acc")
     loop = tile_accumulation(sch, acc, sch.get_sblock("epilogue"), int(p["n"]))
     tensorize_accumulation(sch, acc, loop, int(p["k"]), int(p["n"]), p["fmt"])
@@ -133,7 +168,7 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     -> residual; scratch is one row of the hidden layer."""
     p = _params(func)
     d, hidden, fmt = int(p["d"]), int(p["hidden"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     acc1, hid, absmax, scale, quant, acc2, out = sch.get_child_blocks(sch.get_sblock("root"))
     loop2 = tile_accumulation(sch, acc2, out, d)
     row = sch.get_loops(out)[0]
@@ -147,7 +182,7 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Per-token kernels: all blocks under the first block's row loop (one row of scratch)."""
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     row = sch.get_loops(blocks[0])[0]
     for block in blocks[1:]:
@@ -157,7 +192,7 @@ def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _schedule_patches(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """One patch at a time: its absmax, scale and codes under the patch loops."""
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     absmax, scale, quant = sch.get_child_blocks(sch.get_sblock("root"))
     loops = sch.get_loops(absmax)
     sch.reverse_compute_at(scale, loops[2])
@@ -200,7 +235,7 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Row by row: the projected row (tensorized tiles), its per-head absmax, its int8 codes."""
     p = _params(func)
     k, n, fmt = int(p["k"]), int(p["h"]) * int(p["hd"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     acc, value, absmax, quant = sch.get_child_blocks(sch.get_sblock("root"))
     row = sch.get_loops(quant)[0]
     sch.compute_at(absmax, row)
@@ -224,7 +259,7 @@ def _schedule_attention_q(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """One token row at a time: Q row (tensorized), scores, softmax, P.V for every head."""
     p = _params(func)
     d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     qacc, loop = _stream_q_attention(sch, blocks[:-1], blocks[-1], d)
     tensorize_accumulation(sch, qacc, loop, d, d, fmt)
@@ -236,7 +271,7 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     the projection and the in-place residual update (three tensorized accumulations in all)."""
     p = _params(func)
     d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
     loop = tile_accumulation(sch, acc, residual, d)
     qacc, qloop = _stream_q_attention(sch, attention, residual, d)
@@ -249,7 +284,7 @@ def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     f = int(p["c"]) * int(p["p"]) ** 2
     d, fmt = int(p["d"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     _cls, absmax, scale, quant, acc, token = sch.get_child_blocks(sch.get_sblock("root"))
     loop = tile_accumulation(sch, acc, token, d)
     row = sch.get_loops(token)[0]
@@ -264,7 +299,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Both projection passes row by row (tensorized tiles); nothing of size [t, n] remains."""
     p = _params(func)
     k, n, fmt = int(p["k"]), int(p["n"]), p["fmt"]
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     acc1, absmax, acc2, quant = sch.get_child_blocks(sch.get_sblock("root"))
     loop1 = tile_accumulation(sch, acc1, absmax, n)
     loop2 = tile_accumulation(sch, acc2, quant, n)
@@ -274,7 +309,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    sch = s_tir.Schedule(func)
+    sch = _schedule(func)
     stream_attention_rows(sch)
     return sch.mod["main"]
 

@@ -185,12 +185,13 @@ def tuning_summary(mod: tvm.IRModule, target, db) -> dict:
 
 def called_kernels(mod: tvm.IRModule) -> dict[str, int]:
     """Name -> number of ``call_tir`` sites in ``main`` for every fter kernel ``main`` calls."""
-    call_tir = tvm.ir.Op.get("relax.call_tir")
+    # in-place kernels (the streamed MLP and attention update the residual) use call_tir_inplace
+    call_tir = [tvm.ir.Op.get(op) for op in ("relax.call_tir", "relax.call_tir_inplace")]
     kernels = {gv.name_hint for gv, _ in fter_kernels(mod)}
     counts: dict[str, int] = {}
 
     def visit(expr):
-        if isinstance(expr, tvm.relax.Call) and expr.op.same_as(call_tir):
+        if isinstance(expr, tvm.relax.Call) and any(expr.op.same_as(op) for op in call_tir):
             name = expr.args[0].name_hint
             if name in kernels:
                 counts[name] = counts.get(name, 0) + 1

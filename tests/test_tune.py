@@ -3,7 +3,6 @@ failures recorded as errors. A tiny FTerViT and a handful of trials; Xtensa test
 
 from __future__ import annotations
 
-import importlib
 import json
 import socket
 
@@ -13,17 +12,18 @@ import torch
 import tvm
 import tvm_ffi
 
+from fter_tvm.compile import compile as fter_compile
+from fter_tvm.compile import fuse_model
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.tune import tune
 from fter_tvm.tuning.measure import esp32s3_measurer, x86_measurer
 from fter_tvm.tuning.tasks import allocate_trials, extract_tasks
 from schedules import kernels
-from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, open_database,
-                             replay_record, task_module)
+from schedules.search_space import design_space, has_choices
+from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, called_kernels,
+                             open_database, replay_record, task_module)
 
-# the module (the package attribute fter_tvm.compile is the function)
-fc = importlib.import_module("fter_tvm.compile")
-
+MATMUL = ["ternary_matmul"]     # tests tune the plain matmuls only: fewer tasks, same machinery
 TINY = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=1,
             num_heads=2, mlp_ratio=2)
 
@@ -37,6 +37,11 @@ def model():
 @pytest.fixture(scope="module")
 def x():
     return torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def tune_tiny(model, x, target, trials, work_dir, **kw) -> dict:
+    return tune(model, target, trials=trials, work_dir=work_dir, example_inputs=(x,), compare=False,
+                kinds=MATMUL, **kw)
 
 
 def records(work_dir) -> list[tuple[int, str]]:
@@ -64,30 +69,40 @@ def test_allocate_trials_split_and_floor():
 
 
 def test_tasks_are_distinct_kernels_weighted_by_calls(model, x):
-    fused, _ = fc.fuse_model(model, "esp32s3", (x,))
-    tasks, untuned = extract_tasks(fused, "esp32s3")
-    assert tasks and all(t.kind in ("ternary_matmul", "ternary_mlp") for t in tasks)
+    fused, _ = fuse_model(model, "esp32s3", (x,))
+    tasks, others = extract_tasks(fused)
+    assert tasks and not others
+    assert sum(t.weight for t in tasks) == sum(called_kernels(fused).values())
     for i, a in enumerate(tasks):
         assert all(not tvm_ffi.structural_equal(a.func, b.func) for b in tasks[i + 1:])
-    assert not set(untuned) & {n for t in tasks for n in t.names}
+    only_mm, others = extract_tasks(fused, kinds=["ternary_matmul"])
+    assert {t.kind for t in only_mm} == {"ternary_matmul"} and others
+
+
+def test_esp32s3_spaces_are_the_hand_schedules_with_choices(model, x):
+    fused, _ = fuse_model(model, "esp32s3", (x,))
+    tasks, _ = extract_tasks(fused)
+    tunable = [t for t in tasks if has_choices(design_space(t.kind, "esp32s3"), t.mod)]
+    assert any(t.kind == "ternary_matmul" for t in tunable)
+    assert all(t.kind != "ternary_layernorm" for t in tunable)     # nothing to choose there
 
 
 def test_tune_refuses_a_directory_of_another_target(model, x, tmp_path):
     (tmp_path / "target.json").write_text('{"target": "x86"}')
     with pytest.raises(ValueError, match="x86 tuning database"):
-        tune(model, "esp32s3", trials=1, work_dir=tmp_path, example_inputs=(x,), compare=False)
+        tune_tiny(model, x, "esp32s3", 1, tmp_path)
 
 
 # ---------------------------------------------------------------- esp32s3 (Xtensa ISS)
 
 @pytest.mark.xtensa
 def test_esp32s3_database_applied_bit_identical(model, x, tmp_path):
-    rep = tune(model, "esp32s3", trials=6, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    rep = tune_tiny(model, x, "esp32s3", 6, tmp_path)
     assert (tmp_path / DB_WORKLOAD_FILE).is_file() and len(records(tmp_path)) == 6
     assert rep["unit"] == "instructions" and all(r["hand"] > 0 for r in rep["tasks"])
-    untuned = fc.compile(model, "esp32s3", (x,))
+    untuned = fter_compile(model, "esp32s3", (x,))
     force_records(tmp_path)
-    art = fc.compile(model, "esp32s3", (x,), tuning_db=tmp_path)
+    art = fter_compile(model, "esp32s3", (x,), tuning_db=tmp_path)
     applied = art.report["tuning"]["applied"]
     assert applied and set(applied) <= {n for r in rep["tasks"] if r["tuned"] for n in [r["task"]]}
     y = art.run(x)
@@ -101,16 +116,16 @@ def test_esp32s3_database_applied_bit_identical(model, x, tmp_path):
 
 @pytest.mark.xtensa
 def test_esp32s3_resume_keeps_records_and_measures_nothing_twice(model, x, tmp_path):
-    tune(model, "esp32s3", trials=4, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    tune_tiny(model, x, "esp32s3", 3, tmp_path)
     first = records(tmp_path)
-    rep = tune(model, "esp32s3", trials=9, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    rep = tune_tiny(model, x, "esp32s3", 6, tmp_path)
     second = records(tmp_path)
     assert second[:len(first)] == first and len(second) > len(first)
     assert sum(t["new"] for t in rep["trials"].values()) == len(second) - len(first)
     # no schedule was measured twice: every record replays to a different module
     db = open_database(tmp_path)
-    fused, _ = fc.fuse_model(model, "esp32s3", (x,))
-    tasks, _ = extract_tasks(fused, "esp32s3")
+    fused, _ = fuse_model(model, "esp32s3", (x,))
+    tasks, _ = extract_tasks(fused)
     seen = set()
     for task in tasks:
         for rec in db.get_all_tuning_records():
@@ -144,10 +159,10 @@ def test_esp32s3_failing_candidates_are_error_results(tmp_path):
 # ---------------------------------------------------------------- x86
 
 def test_x86_database_applied_matches_torch(model, x, tmp_path):
-    rep = tune(model, "x86", trials=2, work_dir=tmp_path, example_inputs=(x,), compare=False)
+    rep = tune_tiny(model, x, "x86", 2, tmp_path)
     assert rep["unit"] == "s" and len(records(tmp_path)) == 2
     force_records(tmp_path)
-    art = fc.compile(model, "x86", (x,), tuning_db=tmp_path)
+    art = fter_compile(model, "x86", (x,), tuning_db=tmp_path)
     assert art.report["tuning"]["applied"]
     with torch.no_grad():
         ref = model(x).numpy()
@@ -186,8 +201,8 @@ def test_x86_rpc_tracker_loopback(model, x, tmp_path):
     server = Server("127.0.0.1", port=tracker.port + 51, port_end=tracker.port + 100, key="fter-test",
                     tracker_addr=("127.0.0.1", tracker.port), silent=True)
     try:
-        rep = tune(model, "x86", trials=2, work_dir=tmp_path, example_inputs=(x,), compare=False,
-                   rpc_tracker=f"127.0.0.1:{tracker.port}", rpc_key="fter-test")
+        rep = tune_tiny(model, x, "x86", 2, tmp_path, rpc_tracker=f"127.0.0.1:{tracker.port}",
+                        rpc_key="fter-test")
         measured = [r for r in rep["tasks"] if r["tuned"] is not None]
         assert measured and all(r["hand"] > 0 for r in rep["tasks"])
         assert len(records(tmp_path)) == 2

@@ -9,6 +9,7 @@ their cost.
 from __future__ import annotations
 
 import shutil
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,11 @@ class Measurer:
 
 
 def cost_of(result: RunnerResult) -> float | None:
-    """Mean cost of a successful result, None for an error."""
+    """Median cost of a successful result's repeats (robust to a busy machine), None for an
+    error."""
     if result.error_msg is not None or not result.run_secs:
         return None
-    secs = [float(x) for x in result.run_secs]
-    return sum(secs) / len(secs)
+    return statistics.median(float(x) for x in result.run_secs)
 
 
 def esp32s3_measurer(work_dir: Path, max_workers: int = 2) -> Measurer:
@@ -77,7 +78,8 @@ def esp32s3_measurer(work_dir: Path, max_workers: int = 2) -> Measurer:
 
 
 def x86_measurer(tvm_target: tvm.target.Target, rpc: str | None = None, rpc_key: str | None = None,
-                 timeout: float = 60.0, number: int = 3, repeat: int = 3) -> Measurer:
+                 timeout: float = 60.0, number: int = 3, repeat: int = 5,
+                 min_repeat_ms: int = 20) -> Measurer:
     """Seconds per call on this machine, or on the machines an RPC tracker hands out.
 
     Args:
@@ -85,12 +87,13 @@ def x86_measurer(tvm_target: tvm.target.Target, rpc: str | None = None, rpc_key:
         rpc: ``"host:port"`` of an RPC tracker (``python -m tvm.exec.rpc_tracker``); None: local.
         rpc_key: the device key the servers registered with (required with ``rpc``).
         timeout: seconds per measurement before it counts as an error.
-        number, repeat: TVM's time_evaluator settings (``repeat`` means of ``number`` calls).
+        number, repeat, min_repeat_ms: TVM's time_evaluator settings: ``repeat`` means of at
+            least ``number`` calls lasting ``min_repeat_ms``; the cost is their median.
     Raises:
         ValueError: ``rpc`` is not ``host:port`` or ``rpc_key`` is missing.
     """
-    evaluator = ms.runner.EvaluatorConfig(number=number, repeat=repeat, min_repeat_ms=0,
-                                          enable_cpu_cache_flush=False)
+    evaluator = ms.runner.EvaluatorConfig(number=number, repeat=repeat,
+                                          min_repeat_ms=min_repeat_ms, enable_cpu_cache_flush=False)
     if rpc is None:
         runner = ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
     else:
@@ -104,15 +107,18 @@ def x86_measurer(tvm_target: tvm.target.Target, rpc: str | None = None, rpc_key:
 
 
 def build_and_export(mod: tvm.IRModule, target: tvm.target.Target) -> str:
-    """LocalBuilder's default build and export minus its ``import tvm.s_tir.tensor_intrin``, which
-    parses every TVM-bundled intrinsic from TVMScript (~25 s per fresh worker here, more than
-    the builds); our candidates carry their intrinsics inlined. Returns the artifact path."""
+    """Build a candidate the way ``fter_tvm.compile`` builds x86 kernels (opt_level 3 and
+    ``schedules.x86.PASS_CONFIG``: measured under other TIR options, a schedule's cost says little
+    about the model) and export it like LocalBuilder, without LocalBuilder's ``import
+    tvm.s_tir.tensor_intrin`` (it parses every TVM-bundled intrinsic, ~25 s per fresh worker
+    here; our candidates carry their intrinsics inlined). Returns the artifact path."""
     from tvm.driver import build as tvm_build
     from tvm.s_tir.meta_schedule.builder.local_builder import default_export
-    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
-    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
-    return default_export(tvm_build(mod, target=target))
+    from schedules.x86 import PASS_CONFIG
+
+    with tvm.transform.PassContext(opt_level=3, config=PASS_CONFIG):
+        return default_export(tvm_build(mod, target=target))
 
 
 @derived_object

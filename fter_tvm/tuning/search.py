@@ -102,27 +102,21 @@ def tune_task(task: Task, space, db, measurer: Measurer, trials: int, *, work_di
         candidates = ctx.generate_measure_candidates()
         if not candidates:
             break
-        results: list[RunnerResult | None] = [None] * len(candidates)
-        fresh = []
-        for i, cand in enumerate(candidates):
-            h = tvm_ffi.structural_hash(cand.sch.mod)
-            if h in known:     # measured by an earlier run (or earlier in this batch): reuse
-                cost = known[h][1]
-                results[i] = RunnerResult([cost], None) if cost is not None else \
-                    RunnerResult(None, "error recorded by an earlier run")
-            elif len(fresh) < remaining - result.new:
+        hashes = [tvm_ffi.structural_hash(c.sch.mod) for c in candidates]
+        fresh: list[int] = []     # first candidate of each schedule not in the database yet
+        for i, h in enumerate(hashes):
+            if h not in known and all(hashes[j] != h for j in fresh) \
+                    and len(fresh) < remaining - result.new:
                 fresh.append(i)
-                known[h] = (None, None, None)   # a duplicate later in the batch: not measured twice
         idle = 0 if fresh else idle + 1
         measured = measurer.measure([candidates[i].sch.mod for i in fresh],
                                     [candidates[i].args_info for i in fresh])
         for i, res in zip(fresh, measured):
             cand, cost = candidates[i], cost_of(res)
-            results[i] = res
             rec = TuningRecord(cand.sch.trace, workload, [cost if cost is not None else ERROR_COST],
                                target, cand.args_info)
             db.commit_tuning_record(rec)
-            known[tvm_ffi.structural_hash(cand.sch.mod)] = (rec, cost, None)
+            known[hashes[i]] = (rec, cost, None)
             result.new += 1
             result.measured += 1
             if cost is None:
@@ -130,6 +124,8 @@ def tune_task(task: Task, space, db, measurer: Measurer, trials: int, *, work_di
                 _log_error(work_dir, task, cand, res.error_msg)
             elif result.best is None or cost < result.best:
                 result.best = cost
+        # schedules measured before (earlier runs, or twice in this batch) reuse their result
+        results = [_result(known.get(h)) for h in hashes]
         # the search and the cost model learn from the whole batch, reused results included
         keep = [i for i, r in enumerate(results) if r is not None]
         ctx.notify_runner_results([candidates[i] for i in keep], [results[i] for i in keep])
@@ -139,6 +135,13 @@ def tune_task(task: Task, space, db, measurer: Measurer, trials: int, *, work_di
                  f"{len(keep) - len(fresh)} reused), errors {result.errors}, best {best}")
     ctx.post_tuning()
     return result
+
+
+def _result(entry) -> RunnerResult | None:
+    if entry is None:
+        return None            # over this run's budget: never measured
+    cost = entry[1]
+    return RunnerResult([cost], None) if cost is not None else RunnerResult(None, "error (recorded)")
 
 
 def _tune_context(mod, target, space, strategy, name: str, seed: int, num_threads: int):

@@ -10,12 +10,6 @@ from tvm import tirx
 
 from schedules.tuned import called_kernels, fter_kernels, kernel_key, task_module
 
-# kernel kinds with a design space per target (schedules/search_space.py); the others keep their
-# hand schedules. x86 swaps several kernels for other formulations inside its hand schedules, so
-# only the ternary matmul's workload is the kernel the model calls.
-TUNABLE_KINDS = {"esp32s3": ("ternary_matmul", "ternary_mlp"), "x86": ("ternary_matmul",)}
-
-
 @dataclass
 class Task:
     """One workload: an unscheduled kernel and every layer that calls it."""
@@ -39,21 +33,19 @@ class Task:
         return kernel_key(self.func)
 
 
-def extract_tasks(fused: tvm.IRModule, target_name: str, kinds=None) -> tuple[list[Task], list[str]]:
-    """Tuning tasks of ``fused`` for ``target_name``.
+def extract_tasks(fused: tvm.IRModule, kinds=None) -> tuple[list[Task], list[str]]:
+    """Tuning tasks of ``fused``: one per distinct fter kernel ``main`` calls.
 
     Kernels that are structurally equal (same computation under different names) become one task
     whose weight is their total number of calls.
 
     Args:
         fused: the module after ``relay_passes.pipeline.fter_pipeline``.
-        target_name: "esp32s3" or "x86".
-        kinds: kernel kinds to tune (default :data:`TUNABLE_KINDS` of the target).
+        kinds: kernel kinds to consider (default: all).
     Returns:
-        ``(tasks, untuned)``: tasks by decreasing weight, and the names of called kernels whose
-        kind is not tuned.
+        ``(tasks, others)``: tasks by decreasing weight, and the names of called kernels of other
+        kinds.
     """
-    kinds = TUNABLE_KINDS[target_name] if kinds is None else tuple(kinds)
     calls = called_kernels(fused)
     funcs = {gv.name_hint: f for gv, f in fter_kernels(fused)}
     tasks: list[Task] = []
@@ -61,7 +53,7 @@ def extract_tasks(fused: tvm.IRModule, target_name: str, kinds=None) -> tuple[li
     for name, count in calls.items():
         func = funcs[name]
         kind = str(func.attrs["fter.kind"])
-        if kind not in kinds:
+        if kinds is not None and kind not in kinds:
             untuned.append(name)
             continue
         same = next((t for t in tasks if tvm_ffi.structural_equal(t.func, func)), None)
