@@ -102,24 +102,25 @@ static void lookup_rows(int32_t *acc, const uint8_t *w, int32_t n, int32_t w_str
   }
 }
 
-void fter_tmm_b3_lut_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
-                     int32_t w_stride) {
+/* Per K block of LUT_GROUPS weight bytes: the block's tables, then every row's lookups. */
+static void tmm_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                    int32_t w_stride, int32_t per_byte,
+                    void (*build_group)(int16_t *, const int8_t *, int32_t)) {
   int32_t byte0 = 0;
-  for (int32_t i0 = 0; i0 < k; i0 += 5 * LUT_GROUPS, byte0 += LUT_GROUPS) {
+  for (int32_t i0 = 0; i0 < k; i0 += per_byte * LUT_GROUPS, byte0 += LUT_GROUPS) {
     int32_t groups = 0;
-    for (int32_t i = i0; i < k && groups < LUT_GROUPS; i += 5, ++groups)
-      build_b3_group(lut[groups], x + i, k - i);
+    for (int32_t i = i0; i < k && groups < LUT_GROUPS; i += per_byte, ++groups)
+      build_group(lut[groups], x + i, k - i);
     lookup_rows(acc, w + byte0, n, w_stride, groups);
   }
 }
 
+void fter_tmm_b3_lut_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
+                            int32_t w_stride) {
+  tmm_lut(acc, x, w, k, n, w_stride, 5, build_b3_group);
+}
+
 void fter_tmm_b2_lut_xtensa(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
-                     int32_t w_stride) {
-  int32_t byte0 = 0;
-  for (int32_t i0 = 0; i0 < k; i0 += 4 * LUT_GROUPS, byte0 += LUT_GROUPS) {
-    int32_t groups = 0;
-    for (int32_t i = i0; i < k && groups < LUT_GROUPS; i += 4, ++groups)
-      build_b2_group(lut[groups], x + i, k - i);
-    lookup_rows(acc, w + byte0, n, w_stride, groups);
-  }
+                            int32_t w_stride) {
+  tmm_lut(acc, x, w, k, n, w_stride, 4, build_b2_group);
 }
