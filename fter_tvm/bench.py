@@ -3,7 +3,8 @@
 For a timm ViT/DeiT name: the FP32 timm model (random weights) runs in PyTorch eager, in ONNX
 Runtime (fp32) and in ONNX Runtime with dynamic int8 quantization (``quantize_dynamic``); its
 ternarized copy (``fter_tvm.models.ternarize``) is compiled by fter-tvm. Batch 1, the same thread
-count everywhere; each engine gets warm-up runs, then the median of ``runs`` timed runs.
+count everywhere; each engine gets warm-up runs, then the median of ``runs`` timed runs, taken in
+interleaved blocks (see :func:`_interleaved_median_ms`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,26 @@ import numpy as np
 ENGINES = ("fter-tvm", "torch-fp32", "ort-fp32", "ort-int8")
 
 
-def _median_ms(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+BLOCK = 5   # timed runs per engine per round
+
+
+def _interleaved_median_ms(engines: dict, runs: int, warmup: int) -> dict:
+    """Median ms per engine. After ``warmup`` calls each, engines take turns in blocks of BLOCK
+    timed calls (one untimed call first, to re-warm caches and thread pools): on a machine shared
+    with other jobs, load that comes and goes then falls on every engine alike, where one long
+    stretch per engine would hand the quiet minutes to whichever ran first."""
+    for fn in engines.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in engines}
+    while min(len(t) for t in times.values()) < runs:
+        for name, fn in engines.items():
+            fn()
+            for _ in range(min(BLOCK, runs - len(times[name]))):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
 
 
 def _ort_sessions(fp_model, x, threads: int, workdir: Path):
@@ -134,17 +146,17 @@ def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, thread
         ref = student(x).numpy()
     got = art.run(xn)
 
-    ms = {"fter-tvm": _median_ms(lambda: art.run(xn), runs, warmup)}
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.no_grad():
-            ms["torch-fp32"] = _median_ms(lambda: fp(x), runs, warmup)
+        with tempfile.TemporaryDirectory() as d, torch.no_grad():
+            sessions = _ort_sessions(fp, x, threads, Path(d))
+            engines = {"fter-tvm": lambda: art.run(xn), "torch-fp32": lambda: fp(x)}
+            engines.update({name: (lambda s=sess: s.run(None, {"x": xn}))
+                            for name, sess in sessions.items()})
+            ms = _interleaved_median_ms(engines, runs, warmup)
     finally:
         torch.set_num_threads(torch_threads)
-    with tempfile.TemporaryDirectory() as d:
-        for name, sess in _ort_sessions(fp, x, threads, Path(d)).items():
-            ms[name] = _median_ms(lambda s=sess: s.run(None, {"x": xn}), runs, warmup)
     return {
         "model": model_name, "threads": threads, "runs": runs, "ms": ms,
         "compile_s": compile_s,
