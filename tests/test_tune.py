@@ -209,3 +209,22 @@ def test_x86_rpc_tracker_loopback(model, x, tmp_path):
     finally:
         server.terminate()
         tracker.terminate()
+
+
+# ---------------------------------------------------------------- CLI
+
+@pytest.mark.xtensa
+def test_cli_tunes_the_demo_checkpoint(tmp_path, capsys):
+    from pathlib import Path
+
+    from fter_tvm.__main__ import main
+
+    ckpt = Path(__file__).resolve().parents[1] / "fter_tvm" / "checkpoints" / "digits_fter_vit.pt"
+    args = ["tune", str(ckpt), "--target", "esp32s3", "--trials", "2", "--work-dir", str(tmp_path),
+            "--kinds", "ternary_matmul", "--no-compare"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "hand schedules:" in out and "tuned vs untuned" in out and str(tmp_path) in out
+    assert len(records(tmp_path)) == 2
+    with pytest.raises(SystemExit):
+        main(["tune", str(ckpt), "--target", "x86", "--rpc-tracker", "localhost:9190"])
