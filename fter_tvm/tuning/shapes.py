@@ -17,13 +17,13 @@ from pathlib import Path
 
 from schedules import kernels
 from schedules.search_space import design_space
+from schedules.tuned import open_database, tvm_target
 
 from ..targets import get_target
 from ..tune import claim_work_dir, make_measurer, measure_hand
 from .compare import format_report, task_rows
 from .search import tune_task
 from .tasks import Task
-from schedules.tuned import open_database, tvm_target
 
 # (t, k, n, epilogue): DeiT-Tiny's ternary matmuls
 DEIT_TINY = ((197, 192, 576, "none"), (197, 192, 192, "residual"), (197, 192, 768, "gelu"),

@@ -26,9 +26,9 @@ from tvm.s_tir.meta_schedule.runner import (PyRunner, PyRunnerFuture, RunnerFutu
                                             RunnerResult)
 
 from runtime import cbuild
-from schedules.tuned import kernel_key
 from runtime.host_sim import ProgramError
 from runtime.xtensa_sim import run_xtensa
+from schedules.tuned import kernel_key
 
 # Large enough for every kernel's TVMBackendAllocWorkspace scratch at DeiT-Small sizes; the ISS
 # has 64 MB and measurement is not about memory.
