@@ -19,20 +19,28 @@ import numpy as np
 ENGINES = ("fter-tvm", "torch-fp32", "ort-fp32", "ort-int8")
 
 
-BLOCK = 5   # timed runs per engine per round
+BLOCK = 5      # timed runs per engine per round
+SETTLE_S = 0.3  # pause before each block: the previous engine's idle threads stop spinning
 
 
 def _interleaved_median_ms(engines: dict, runs: int, warmup: int) -> dict:
     """Median ms per engine. After ``warmup`` calls each, engines take turns in blocks of BLOCK
     timed calls (one untimed call first, to re-warm caches and thread pools): on a machine shared
     with other jobs, load that comes and goes then falls on every engine alike, where one long
-    stretch per engine would hand the quiet minutes to whichever ran first."""
+    stretch per engine would hand the quiet minutes to whichever ran first.
+
+    The engines share the process, and each one's thread pool (OpenMP for torch, ORT's, TVM's)
+    busy-waits for a while after its last task; on 2 cores that starved the next engine (torch
+    measured 45x slower right after the others), so every block starts after SETTLE_S of quiet.
+    """
     for fn in engines.values():
+        time.sleep(SETTLE_S)
         for _ in range(warmup):
             fn()
     times = {name: [] for name in engines}
     while min(len(t) for t in times.values()) < runs:
         for name, fn in engines.items():
+            time.sleep(SETTLE_S)
             fn()
             for _ in range(min(BLOCK, runs - len(times[name]))):
                 t0 = time.perf_counter()
@@ -57,6 +65,11 @@ def _ort_sessions(fp_model, x, threads: int, workdir: Path):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return {name: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
             for name, p in (("ort-fp32", fp_path), ("ort-int8", int8_path))}
+
+
+def _settled(fn, *args):
+    time.sleep(SETTLE_S)
+    return fn(*args)
 
 
 def kernel_profile(art, x, runs: int = 5) -> list[dict]:
@@ -164,7 +177,7 @@ def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, thread
         "top1_agree": bool(ref.argmax() == got.argmax()),
         "ratio_vs_ort_int8": ms["fter-tvm"] / ms["ort-int8"],
         "report": art.report,
-        "profile": kernel_profile(art, xn) if profile else None,
+        "profile": _settled(kernel_profile, art, xn) if profile else None,
     }
 
 
