@@ -281,8 +281,13 @@ SCHEDULES = {
 
 
 def schedule_module(mod: tvm.IRModule, target, tuning_db=None) -> tvm.IRModule:
-    """Apply the hand schedule of every fter kernel in ``mod`` for ``target`` (an
-    :class:`fter_tvm.targets.X86Target`, an llvm target dict or ``None`` for this machine)."""
+    """Schedule every fter kernel in ``mod`` for ``target`` (an :class:`fter_tvm.targets.X86Target`,
+    an llvm target dict or ``None`` for this machine): records of ``tuning_db`` first
+    (``schedules/tuned.py``), the hand schedules of this module for the rest.
+
+    Raises:
+        ValueError: a kernel kind without an x86 schedule (names the kernel).
+    """
     mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (schedules/tuned.py)
     isa = target_isa(_llvm_target(target))
     mod = tvm.IRModule(dict(mod.functions_items()))
