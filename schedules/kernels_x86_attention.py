@@ -10,8 +10,9 @@ schedule can tensorize both integer matmuls and vectorize the softmax:
 * padding keys repeat the last key; ``kbias`` (0, or -3.4e38 on padding) is added to their
   logits, so their exp underflows to ~1e-38: invisible in the row sum (>= 1) and a probability of
   0 -- masking without selects, which TVM's vectorizer would serialize.
-* per-key and per-channel scales are computed once (``kscale``, ``vscale``); ``x / scale`` is
-  then exactly the reference's ``x / _scale(amax)``.
+* per-key and per-channel scales are computed once (``kscale``, ``vscale``), and Q/K/V are
+  quantized by multiplying with the reciprocal scale (see ``kernels_x86``: a code can differ from
+  the reference's ``x / scale`` by one step next to a rounding boundary).
 * per query row: ``qi`` (int8), ``qsum``; scores ``sacc`` over padded keys; logits, row max and
   exp-sum in LANES partial lanes (padding keys masked out); ``p`` (uint8, 0 on padding);
   ``pacc`` = P.V; output.
@@ -56,6 +57,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         kbias = T.sblock_alloc_buffer((nk,), "float32")
         vmax = T.sblock_alloc_buffer((h, hd), "float32")
         vscale = T.sblock_alloc_buffer((h, hd), "float32")
+        vinv = T.sblock_alloc_buffer((h, hd), "float32")
         kt = T.sblock_alloc_buffer((h, nk // 16, hd // 4, 16, 4), "uint8")
         vt = T.sblock_alloc_buffer((h, hd // 16, nv // 4, 16, 4), "int8")
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
@@ -99,7 +101,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
                 kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", quant_int8(
                     qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl]
-                    / kscale[vh, vjt * 16 + vjl])) + 128)
+                    * (T.float32(1) / kscale[vh, vjt * 16 + vjl]))) + 128)
         for hh, j, c in T.grid(h, n, hd):
             with T.sblock("vmax"):
                 vh, vj, vc = T.axis.remap("SRS", [hh, j, c])
@@ -110,12 +112,16 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
             with T.sblock("vscale"):
                 vh, vc = T.axis.remap("SS", [hh, c])
                 vscale[vh, vc] = _scale(vmax[vh, vc])
+        for hh, c in T.grid(h, hd):
+            with T.sblock("vinv"):
+                vh, vc = T.axis.remap("SS", [hh, c])
+                vinv[vh, vc] = T.float32(1) / vscale[vh, vc]
         for hh, ct, jg, cl, jl in T.grid(h, hd // 16, nv // 4, 16, 4):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
                 vt[vh, vct, vjg, vcl, vjl] = quant_int8(
                     qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl]
-                    / vscale[vh, vct * 16 + vcl])
+                    * vinv[vh, vct * 16 + vcl])
         # ---- one query row at a time ----
         for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
             with T.sblock("qmax_lanes"):
@@ -133,7 +139,8 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = quant_int8(qkv[T.min(vi, n - 1), vh * hd + vc] / _scale(qmax[vh, vi]))
+                qi[vh, vi, vc] = quant_int8(qkv[T.min(vi, n - 1), vh * hd + vc]
+                                            * (T.float32(1) / _scale(qmax[vh, vi])))
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qsum"):
                 vh, vi, vc = T.axis.remap("SSR", [hh, i, c])

