@@ -105,17 +105,21 @@ def round_even(v):
     return T.call_llvm_pure_intrin("float32", "llvm.roundeven", v)
 
 
+def clamp_round(v, lo: float, hi: float):
+    """``nearbyint(clamp(v, lo, hi))`` in float32: an integer code kept as a float (clamping first
+    is the same as after for integer bounds)."""
+    return round_even(T.max(T.min(v, T.float32(hi)), T.float32(lo)))
+
+
 def quant_int8(v):
-    """``int8(clamp(nearbyint(v), -128, 127))`` (clamping first is the same for integer bounds),
-    through int32: a direct f32 -> i8 vector conversion is scalarized by LLVM."""
-    return T.Cast("int8", T.Cast("int32", round_even(T.max(T.min(v, T.float32(127)),
-                                                            T.float32(-128)))))
+    """``int8(clamp(nearbyint(v), -128, 127))`` through int32: a direct f32 -> i8 vector
+    conversion is scalarized by LLVM."""
+    return T.Cast("int8", T.Cast("int32", clamp_round(v, -128, 127)))
 
 
 def quant_uint8(v):
     """``uint8(clamp(nearbyint(v), 0, 255))`` (see :func:`quant_int8`)."""
-    return T.Cast("uint8", T.Cast("int32", round_even(T.max(T.min(v, T.float32(255)),
-                                                             T.float32(0)))))
+    return T.Cast("uint8", T.Cast("int32", clamp_round(v, 0, 255)))
 
 
 def _gelu(v):

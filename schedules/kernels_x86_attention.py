@@ -31,12 +31,134 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .kernels import _absf, _scale, _tag
-from .kernels_x86 import LANES, ROW_PAD, quant_int8, quant_uint8
+from .kernels_x86 import LANES, ROW_PAD, clamp_round, quant_int8, quant_uint8
 
 
 def supported(n: int, h: int, hd: int) -> bool:
-    """Head sizes this layout covers (whole 16-lane channel tiles)."""
+    """Head sizes the VNNI layout covers (whole 16-lane channel tiles)."""
     return hd % 16 == 0
+
+
+# float32 represents every integer up to 2^24 exactly, so sums of int8 x int8 (scores) and
+# uint8 x int8 (P.V) products accumulate exactly in float32 FMAs while |sum| stays below that
+F32_EXACT = 1 << 24
+
+
+def supported_f32(n: int, h: int, hd: int) -> bool:
+    """Sizes whose integer sums stay exact in float32 (``int8_attention_qkv_f32``): the scores of
+    ``hd`` products of at most 128 * 128, the P.V sums of ``n`` products of at most 255 * 128;
+    channels in whole 8-lane vectors."""
+    return hd % 8 == 0 and hd * 128 * 128 <= F32_EXACT and n * 255 * 128 <= F32_EXACT
+
+
+# ---- blocks both layouts share (the same buffers, the same names) ---------------------------------
+
+def _shared_blocks():
+    """The macros both kernels expand: per-key scales and padding mask, per-channel value scales,
+    per-query absmax, the softmax in lanes. Made afresh per kernel: TVMScript suffixes a macro's
+    block names with its call count in the process (``kmax``, ``kmax_1``, ...), and the schedules
+    look blocks up by name."""
+
+    @T.macro
+    def _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale):
+        """Per-key absmax in LANES lanes, the padding-key mask and the per-key scales."""
+        for hh, j, co, l in T.grid(h, n, hd // LANES, LANES):
+            with T.sblock("kmax_lanes"):
+                vh, vj, vco, vl = T.axis.remap("SSRS", [hh, j, co, l])
+                with T.init():
+                    kmax_l[vh, vj, vl] = T.float32(0)
+                kmax_l[vh, vj, vl] = T.max(kmax_l[vh, vj, vl],
+                                           _absf(qkv[vj, d + vh * hd + vco * LANES + vl]))
+        for hh, j, l in T.grid(h, n, LANES):
+            with T.sblock("kmax"):
+                vh, vj, vl = T.axis.remap("SSR", [hh, j, l])
+                with T.init():
+                    kmax[vh, vj] = T.float32(0)
+                kmax[vh, vj] = T.max(kmax[vh, vj], kmax_l[vh, vj, vl])
+        for j in range(nk):
+            with T.sblock("kbias"):
+                vj = T.axis.remap("S", [j])
+                kbias[vj] = T.Select(vj < n, T.float32(0), T.float32(-3.4e38))
+        for hh, j in T.grid(h, nk):
+            with T.sblock("kscale"):
+                vh, vj = T.axis.remap("SS", [hh, j])
+                kscale[vh, vj] = _scale(kmax[vh, T.min(vj, n - 1)])
+
+
+    @T.macro
+    def _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv):
+        """Per-channel absmax of the values over all keys, the scales and their reciprocals."""
+        for hh, j, c in T.grid(h, n, hd):
+            with T.sblock("vmax"):
+                vh, vj, vc = T.axis.remap("SRS", [hh, j, c])
+                with T.init():
+                    vmax[vh, vc] = T.float32(0)
+                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
+        for hh, c in T.grid(h, hd):
+            with T.sblock("vscale"):
+                vh, vc = T.axis.remap("SS", [hh, c])
+                vscale[vh, vc] = _scale(vmax[vh, vc])
+        for hh, c in T.grid(h, hd):
+            with T.sblock("vinv"):
+                vh, vc = T.axis.remap("SS", [hh, c])
+                vinv[vh, vc] = T.float32(1) / vscale[vh, vc]
+
+
+    @T.macro
+    def _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax):
+        """Per-query absmax in LANES lanes (padding rows repeat the last query)."""
+        for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
+            with T.sblock("qmax_lanes"):
+                vh, vi, vco, vl = T.axis.remap("SSRS", [hh, i, co, l])
+                with T.init():
+                    qmax_l[vh, vi, vl] = T.float32(0)
+                qmax_l[vh, vi, vl] = T.max(qmax_l[vh, vi, vl],
+                                           _absf(qkv[T.min(vi, n - 1), vh * hd + vco * LANES + vl]))
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("qmax"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    qmax[vh, vi] = T.float32(0)
+                qmax[vh, vi] = T.max(qmax[vh, vi], qmax_l[vh, vi, vl])
+
+
+    @T.macro
+    def _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale):
+        """Row max and exp-sum of the logits in LANES lanes; ``pscale`` = 255 / sum."""
+        for hh, i, jo, l in T.grid(h, nq, nk // LANES, LANES):
+            with T.sblock("lmax_lanes"):
+                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
+                with T.init():
+                    lmax_l[vh, vi, vl] = T.float32(-3.4e38)
+                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], logit[vh, vi, vjo * LANES + vl])
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("lmax"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    lmax[vh, vi] = T.float32(-3.4e38)
+                lmax[vh, vi] = T.max(lmax[vh, vi], lmax_l[vh, vi, vl])
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("exp"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                e[vh, vi, vj] = T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        for hh, i, jo, l in T.grid(h, nq, nk // LANES, LANES):
+            with T.sblock("lsum_lanes"):
+                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
+                with T.init():
+                    lsum_l[vh, vi, vl] = T.float32(0)
+                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + e[vh, vi, vjo * LANES + vl]
+        for hh, i, l in T.grid(h, nq, LANES):
+            with T.sblock("lsum"):
+                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                with T.init():
+                    lsum[vh, vi] = T.float32(0)
+                lsum[vh, vi] = lsum[vh, vi] + lsum_l[vh, vi, vl]
+        for hh, i in T.grid(h, nq):
+            with T.sblock("pscale"):
+                vh, vi = T.axis.remap("SS", [hh, i])
+                pscale[vh, vi] = T.float32(255) / lsum[vh, vi]
+
+    return _key_scales, _value_scales, _query_absmax, _softmax_lanes
 
 
 def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
@@ -47,7 +169,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
     nk = -(-n // 32) * 32          # keys in whole pairs of 16-key tiles (two accumulator chains)
     nv = -(-n // 4) * 4            # keys in whole groups of 4 for P.V
     nq = n + ROW_PAD - 1
-    kl = nk // LANES               # lane steps over the (padded) keys
+    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
@@ -75,47 +197,14 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         p = T.sblock_alloc_buffer((h, nq, nv), "uint8")
         pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
         # ---- keys and values of each head (once per head) ----
-        for hh, j, co, l in T.grid(h, n, hd // LANES, LANES):
-            with T.sblock("kmax_lanes"):
-                vh, vj, vco, vl = T.axis.remap("SSRS", [hh, j, co, l])
-                with T.init():
-                    kmax_l[vh, vj, vl] = T.float32(0)
-                kmax_l[vh, vj, vl] = T.max(kmax_l[vh, vj, vl],
-                                           _absf(qkv[vj, d + vh * hd + vco * LANES + vl]))
-        for hh, j, l in T.grid(h, n, LANES):
-            with T.sblock("kmax"):
-                vh, vj, vl = T.axis.remap("SSR", [hh, j, l])
-                with T.init():
-                    kmax[vh, vj] = T.float32(0)
-                kmax[vh, vj] = T.max(kmax[vh, vj], kmax_l[vh, vj, vl])
-        for j in range(nk):
-            with T.sblock("kbias"):
-                vj = T.axis.remap("S", [j])
-                kbias[vj] = T.Select(vj < n, T.float32(0), T.float32(-3.4e38))
-        for hh, j in T.grid(h, nk):
-            with T.sblock("kscale"):
-                vh, vj = T.axis.remap("SS", [hh, j])
-                kscale[vh, vj] = _scale(kmax[vh, T.min(vj, n - 1)])
+        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
         for hh, jt, cg, jl, cl in T.grid(h, nk // 16, hd // 4, 16, 4):
             with T.sblock("kquant"):
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
                 kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", quant_int8(
                     qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl]
                     * (T.float32(1) / kscale[vh, vjt * 16 + vjl]))) + 128)
-        for hh, j, c in T.grid(h, n, hd):
-            with T.sblock("vmax"):
-                vh, vj, vc = T.axis.remap("SRS", [hh, j, c])
-                with T.init():
-                    vmax[vh, vc] = T.float32(0)
-                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
-        for hh, c in T.grid(h, hd):
-            with T.sblock("vscale"):
-                vh, vc = T.axis.remap("SS", [hh, c])
-                vscale[vh, vc] = _scale(vmax[vh, vc])
-        for hh, c in T.grid(h, hd):
-            with T.sblock("vinv"):
-                vh, vc = T.axis.remap("SS", [hh, c])
-                vinv[vh, vc] = T.float32(1) / vscale[vh, vc]
+        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
         for hh, ct, jg, cl, jl in T.grid(h, hd // 16, nv // 4, 16, 4):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
@@ -123,19 +212,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                     qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl]
                     * vinv[vh, vct * 16 + vcl])
         # ---- one query row at a time ----
-        for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
-            with T.sblock("qmax_lanes"):
-                vh, vi, vco, vl = T.axis.remap("SSRS", [hh, i, co, l])
-                with T.init():
-                    qmax_l[vh, vi, vl] = T.float32(0)
-                qmax_l[vh, vi, vl] = T.max(qmax_l[vh, vi, vl],
-                                           _absf(qkv[T.min(vi, n - 1), vh * hd + vco * LANES + vl]))
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("qmax"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    qmax[vh, vi] = T.float32(0)
-                qmax[vh, vi] = T.max(qmax[vh, vi], qmax_l[vh, vi, vl])
+        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
@@ -159,38 +236,7 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj] - qsum[vh, vi] * 128) * (
                     _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
-        for hh, i, jo, l in T.grid(h, nq, kl, LANES):
-            with T.sblock("lmax_lanes"):
-                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
-                with T.init():
-                    lmax_l[vh, vi, vl] = T.float32(-3.4e38)
-                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], logit[vh, vi, vjo * LANES + vl])
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("lmax"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    lmax[vh, vi] = T.float32(-3.4e38)
-                lmax[vh, vi] = T.max(lmax[vh, vi], lmax_l[vh, vi, vl])
-        for hh, i, j in T.grid(h, nq, nk):
-            with T.sblock("exp"):
-                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                e[vh, vi, vj] = T.exp(logit[vh, vi, vj] - lmax[vh, vi])
-        for hh, i, jo, l in T.grid(h, nq, kl, LANES):
-            with T.sblock("lsum_lanes"):
-                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
-                with T.init():
-                    lsum_l[vh, vi, vl] = T.float32(0)
-                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + e[vh, vi, vjo * LANES + vl]
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("lsum"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    lsum[vh, vi] = T.float32(0)
-                lsum[vh, vi] = lsum[vh, vi] + lsum_l[vh, vi, vl]
-        for hh, i in T.grid(h, nq):
-            with T.sblock("pscale"):
-                vh, vi = T.axis.remap("SS", [hh, i])
-                pscale[vh, vi] = T.float32(255) / lsum[vh, vi]
+        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
         for hh, i, j in T.grid(h, nq, nv):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
@@ -207,5 +253,96 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
                 o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
                     vscale[vh, vc] / T.float32(255))
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,
+                           key_block: int = 16) -> tirx.PrimFunc:
+    """``kernels.int8_attention_qkv`` for targets without an exact u8 x s8 dot instruction (AVX2:
+    ``vpmaddubsw`` saturates): the quantized codes are kept as float32 integers and both integer
+    matmuls run as float FMAs, exact while the sums stay below 2^24 (:func:`supported_f32`).
+
+    Layouts: keys transposed, ``kf[h, hd, nk]`` (a query row's scores over 8 keys are one FMA per
+    channel), values ``vf[h, nv, hd]`` (padding keys repeat the last, their probability is 0); the softmax, the key masking and the reciprocal scales are
+    the VNNI variant's (module docstring), so both variants compute the same codes.
+    """
+    if not supported_f32(n, h, hd):
+        raise ValueError(f"int8_attention_qkv_f32 needs hd % 8 == 0, hd <= 1024 and n <= 514 "
+                         f"(exact float32 sums), got n={n}, hd={hd}")
+    d = h * hd
+    nk = -(-n // key_block) * key_block   # keys in whole score tiles (key_block % LANES == 0)
+    nv = -(-n // 8) * 8            # keys of P.V in whole vectors (padding: probability 0)
+    nq = n + ROW_PAD - 1
+    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
+
+    @T.prim_func(s_tir=True)
+    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
+        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
+        kmax = T.sblock_alloc_buffer((h, n), "float32")
+        kscale = T.sblock_alloc_buffer((h, nk), "float32")
+        kbias = T.sblock_alloc_buffer((nk,), "float32")
+        vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        vscale = T.sblock_alloc_buffer((h, hd), "float32")
+        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kf = T.sblock_alloc_buffer((h, hd, nk), "float32")
+        vf = T.sblock_alloc_buffer((h, nv, hd), "float32")
+        qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        qmax = T.sblock_alloc_buffer((h, nq), "float32")
+        qf = T.sblock_alloc_buffer((h, nq, hd), "float32")
+        sacc = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lmax = T.sblock_alloc_buffer((h, nq), "float32")
+        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lsum = T.sblock_alloc_buffer((h, nq), "float32")
+        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        pf = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        pacc = T.sblock_alloc_buffer((h, nq, hd), "float32")
+        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
+        for hh, c, j in T.grid(h, hd, nk):
+            with T.sblock("kquant"):
+                vh, vc, vj = T.axis.remap("SSS", [hh, c, j])
+                kf[vh, vc, vj] = clamp_round(qkv[T.min(vj, n - 1), d + vh * hd + vc]
+                                             * (T.float32(1) / kscale[vh, vj]), -128, 127)
+        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
+        for hh, j, c in T.grid(h, nv, hd):
+            with T.sblock("vquant"):
+                vh, vj, vc = T.axis.remap("SSS", [hh, j, c])
+                vf[vh, vj, vc] = clamp_round(qkv[T.min(vj, n - 1), 2 * d + vh * hd + vc]
+                                             * vinv[vh, vc], -128, 127)
+        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
+        for hh, i, c in T.grid(h, nq, hd):
+            with T.sblock("qquant"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                qf[vh, vi, vc] = clamp_round(qkv[T.min(vi, n - 1), vh * hd + vc]
+                                             * (T.float32(1) / _scale(qmax[vh, vi])), -128, 127)
+        for hh, i, j, c in T.grid(h, nq, nk, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
+                with T.init():
+                    sacc[vh, vi, vj] = T.float32(0)
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + qf[vh, vi, vc] * kf[vh, vc, vj]
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = sacc[vh, vi, vj] * (
+                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
+        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                pf[vh, vi, vj] = clamp_round(e[vh, vi, vj] * pscale[vh, vi], 0, 255)
+        for hh, i, c, j in T.grid(h, nq, hd, nv):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = T.float32(0)
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + pf[vh, vi, vj] * vf[vh, vj, vc]
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = pacc[vh, vi, vc] * (vscale[vh, vc] / T.float32(255))
 
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))

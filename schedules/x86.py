@@ -21,7 +21,9 @@ from tvm.target import codegen
 from . import kernels_x86, x86_math
 from .common import stream_attention_rows
 from .formats import get_format
-from .kernels_x86_attention import int8_attention_qkv_vnni, supported as attention_supported
+from .kernels_x86_attention import (int8_attention_qkv_f32, int8_attention_qkv_vnni,
+                                    supported as attention_supported,
+                                    supported_f32 as attention_supported_f32)
 from .tuned import apply_database
 from .x86_intrin import DOT_INTRINSICS, VNNI_S8U8_16x4, VNNI_U8S8_16x4
 
@@ -37,6 +39,9 @@ MATMUL_TILE = {"avx512_vnni": (5, 48), "avx2": (4, 16)}
 # across the row tiles; 32 channels x 6 rows keeps 12 chains (fc2 of DeiT-S: 169 vs 183 us)
 MATMUL_TILE_LONG_K = {"avx512_vnni": (6, 32)}
 ATTENTION_ROWS = 3     # query rows per attention tile (x 4 channel tiles = 12 P.V chains)
+# float variant: rows x (key vectors | channel vectors) of 8 floats; with the operand vectors and a
+# broadcast they must fit AVX2's 16 ymm registers, or LLVM spills accumulators every step
+ATTENTION_F32_TILE = (4, 2, 2)
 # TIR build options for scheduled x86 modules: StorageRewrite would fold the small per-tile
 # accumulators into one shared scratch allocation that LLVM cannot prove disjoint from the K/V
 # tiles, so they would be stored to memory every step instead of kept in registers.
@@ -188,25 +193,36 @@ def schedule_quantize_patches(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
 # ---- attention -----------------------------------------------------------------------------------
 
 def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
-    """VNNI: ``kernels_x86_attention`` layout; K/V quantized once per head (parallel over key
-    tiles / channel tiles), then (head, query-row tile) pairs in parallel, each running scores
-    (tensorized), softmax (vectorized) and P.V (tensorized) on a few rows of scratch."""
+    """K/V quantized once per head (parallel over keys / channels), then (head, query-row tile)
+    pairs in parallel, each running scores, softmax (vectorized) and P.V on a few rows of scratch.
+
+    VNNI: ``int8_attention_qkv_vnni`` (uint8/int8 tiles, both matmuls tensorized with
+    ``vpdpbusd``). Other x86 (AVX2 has no exact u8 x s8 dot): ``int8_attention_qkv_f32`` (integer
+    codes in float32, exact FMAs, register tiles of rows x 32 keys / channels). Sizes neither
+    covers: the reference loop nest, rows streamed, heads in parallel.
+    """
     p = _params(func)
     n, h, hd, scale = int(p["n"]), int(p["h"]), int(p["hd"]), float(p["scale"])
-    if isa != "avx512_vnni" or not attention_supported(n, h, hd):
-        sch = s_tir.Schedule(func)
-        stream_attention_rows(sch)
-        sch.parallel(sch.get_loops(sch.get_sblock("out"))[0])     # heads in parallel
+    if isa == "avx512_vnni" and attention_supported(n, h, hd):
+        sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_vnni(n, h, hd, scale), func))
+        _schedule_kv(sch)
+        _schedule_query_rows(sch, min(ATTENTION_ROWS, n))
         return sch.mod["main"]
-    sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_vnni(n, h, hd, scale), func))
-    _schedule_kv(sch)
-    _schedule_query_rows(sch, min(ATTENTION_ROWS, n))
+    if attention_supported_f32(n, h, hd):
+        rows, kv, cv = ATTENTION_F32_TILE
+        sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_f32(n, h, hd, scale, 8 * kv), func))
+        _schedule_kv_f32(sch)
+        _schedule_query_rows_f32(sch, min(rows, n), 8 * kv, _channel_tile(hd, 8 * cv, 8))
+        return sch.mod["main"]
+    sch = s_tir.Schedule(func)
+    stream_attention_rows(sch)
+    sch.parallel(sch.get_loops(sch.get_sblock("out"))[0])     # heads in parallel
     return sch.mod["main"]
 
 
-def _schedule_kv(sch: s_tir.Schedule) -> None:
+def _schedule_scales(sch: s_tir.Schedule) -> None:
+    """Per-key absmax (parallel over keys, lanes vectorized) and per-channel value absmax."""
     get = sch.get_sblock
-    # keys: per-key absmax (the logits read it too), then one 16-key tile per iteration
     hh, j, _ = sch.get_loops(get("kmax"))
     key = sch.fuse(hh, j)
     sch.parallel(key)
@@ -214,18 +230,22 @@ def _schedule_kv(sch: s_tir.Schedule) -> None:
     sch.vectorize(sch.get_loops(get("kmax_lanes"))[-1])
     hh, j = sch.get_loops(get("kscale"))
     sch.vectorize(j)
+    hh, j, c = sch.get_loops(get("vmax"))
+    sch.parallel(hh)
+    _vectorize_inner(sch, get("vmax"))
+    hh, c = sch.get_loops(get("vscale"))
+    sch.vectorize(c)
+
+
+def _schedule_kv(sch: s_tir.Schedule) -> None:
+    get = sch.get_sblock
+    _schedule_scales(sch)
     # one key's 4-channel group per vector: contiguous floats in, contiguous bytes out (kt is a
     # transpose at 4-byte granularity, so wider vectors would gather or scatter)
     hh, jt, cg, jl, cl = sch.get_loops(get("kquant"))
     sch.reorder(hh, jt, jl, cg, cl)
     sch.parallel(sch.fuse(hh, jt))
     sch.vectorize(cl)
-    # values: per-channel absmax over all keys (channels vectorized), then 16-channel tiles
-    hh, j, c = sch.get_loops(get("vmax"))
-    sch.parallel(hh)
-    _vectorize_inner(sch, get("vmax"))
-    hh, c = sch.get_loops(get("vscale"))
-    sch.vectorize(c)
     # 16 channels of one key per vector (contiguous floats in, bytes scattered at stride 4)
     hh, ct, jg, cl, jl = sch.get_loops(get("vquant"))
     sch.reorder(hh, ct, jg, jl, cl)
@@ -233,22 +253,49 @@ def _schedule_kv(sch: s_tir.Schedule) -> None:
     sch.vectorize(cl)
 
 
-def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
+def _schedule_kv_f32(sch: s_tir.Schedule) -> None:
+    get = sch.get_sblock
+    _schedule_scales(sch)
+    # keys transposed: one channel of 8 keys per vector (strided reads, contiguous writes)
+    hh, c, j = sch.get_loops(get("kquant"))
+    sch.parallel(sch.fuse(hh, c))
+    _vectorize_inner(sch, get("kquant"))
+    hh, j, c = sch.get_loops(get("vquant"))
+    sch.parallel(sch.fuse(hh, j))
+    _vectorize_inner(sch, get("vquant"))
+
+
+def _query_row_tiles(sch: s_tir.Schedule, rows: int, keys: int = 32, channels: int | None = None):
+    """(head, row tile) loop of the output in parallel; every per-row block computed inside it,
+    the scores per ``keys``-key chunk of the logits, P.V per ``channels``-channel chunk of the
+    output if given (accumulators that small are stack arrays, which LLVM keeps in registers;
+    a larger one is workspace memory, stored to every step). Returns the tile loop."""
     get = sch.get_sblock
     hh, i, c = sch.get_loops(get("out"))
     io, ii = sch.split(i, [None, rows])
     tile = sch.fuse(hh, io)
     sch.parallel(tile)
-    sch.vectorize(c)
-    chain = ("pv", "prob", "pscale", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit")
+    chain = ["pv", "prob", "pscale", "lsum", "lsum_lanes", "exp", "lmax", "lmax_lanes", "logit"]
+    if channels is None:
+        sch.vectorize(c)
+    else:
+        co, ci = sch.split(c, [None, channels])
+        sch.reorder(co, ii, ci)
+        sch.vectorize(ci)
+        sch.compute_at(get(chain.pop(0)), co, preserve_unit_loops=True)
     for name in chain:
         sch.compute_at(get(name), tile, preserve_unit_loops=True)
-    # scores: per 32-key chunk of the logits, rows x 2 key tiles accumulators over the head dim;
-    # the [rows, 32] int32 tile is small enough for the stack, so it lives in registers
+    # scores: per chunk of the logits, rows x keys accumulators over the head dim
     ri, j = sch.get_loops(get("logit"))[-2:]
-    jo, jv = sch.split(j, [None, 32])
+    jo, jv = sch.split(j, [None, keys])
     sch.reorder(jo, ri, jv)
     sch.compute_at(get("qk"), jo, preserve_unit_loops=True)
+    return tile
+
+
+def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
+    get = sch.get_sblock
+    tile = _query_row_tiles(sch, rows)
     for name in ("qsum", "qquant", "qmax", "qmax_lanes"):
         sch.compute_at(get(name), tile, preserve_unit_loops=True)
     for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
@@ -271,6 +318,38 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
         sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
         sch.unroll(loops[-3])
         sch.tensorize(loops[-2], intrin)
+
+
+def _schedule_query_rows_f32(sch: s_tir.Schedule, rows: int, keys: int, ctile: int) -> None:
+    """Float-FMA register tiles: scores ``rows x keys`` per channel step, P.V ``rows x ctile``
+    per key step (both in vectors of 8 lanes)."""
+    get = sch.get_sblock
+    tile = _query_row_tiles(sch, rows, keys, ctile)
+    for name in ("qquant", "qmax", "qmax_lanes"):
+        sch.compute_at(get(name), tile, preserve_unit_loops=True)
+    for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
+        _vectorize_inner(sch, get(name))
+    # vectorize and unroll while the blocks are still reductions, then split off the inits
+    qk = get("qk")
+    ri, j, c = sch.get_loops(qk)[-3:]
+    jt, jl = sch.split(j, [None, 8])
+    sch.reorder(c, ri, jt, jl)
+    _register_tile(sch, qk, (ri, jt, jl), c)
+    pv = get("pv")
+    ri, c, j = sch.get_loops(pv)[-3:]
+    cv, cl = sch.split(c, [None, 8])
+    sch.reorder(j, ri, cv, cl)
+    _register_tile(sch, pv, (ri, cv, cl), j)
+
+
+def _register_tile(sch: s_tir.Schedule, block, tile_loops, reduce_loop) -> None:
+    """rows x vectors of accumulators: the last tile loop vectorized, the others unrolled, the
+    init split off above ``reduce_loop``."""
+    *unrolled, lanes = tile_loops
+    sch.vectorize(lanes)
+    for loop in unrolled:
+        sch.unroll(loop)
+    sch.decompose_reduction(block, reduce_loop)
 
 
 SCHEDULES = {

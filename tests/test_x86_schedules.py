@@ -15,7 +15,7 @@ from tvm.script import tirx as T
 import fter_tvm
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.targets import X86Target
-from schedules import kernels, x86, x86_math
+from schedules import kernels, kernels_x86_attention, x86, x86_math
 from schedules.formats import pack, unpack
 from schedules.x86_intrin import AVX2_S8U8_8x4, VNNI_S8U8_16x4, VNNI_U8S8_16x4
 
@@ -214,6 +214,33 @@ def test_attention_vnni_matches_reference():
     got = _run(lib, qkv, np.zeros((n, h * hd), np.float32))
     ref = _run(_build(func)[0], qkv, np.zeros((n, h * hd), np.float32))
     np.testing.assert_allclose(got, ref, atol=2e-3)
+
+
+@needs_avx2
+@pytest.mark.parametrize("n,h,hd", [(21, 2, 32), (40, 3, 16)])
+def test_attention_f32_matches_reference(n, h, hd):
+    """AVX2 attention: integer codes as float32, both matmuls as FMAs over register tiles; exact
+    sums, so the output equals the reference's but for a probability or code moved by one step."""
+    func = kernels.int8_attention_qkv(n, h, hd, hd ** -0.5)
+    scheduled = x86.schedule_attention_qkv(func, "avx2")
+    assert scheduled.attrs["fter.kind"] == "int8_attention_qkv"
+    sch = s_tir.Schedule(scheduled)
+    for name in ("qk_init", "qk_update", "pv_init", "pv_update"):   # register tiles, inits split
+        sch.get_sblock(name)
+    with tvm.transform.PassContext(config=x86.PASS_CONFIG):
+        lib, asm = _build(scheduled, AVX2)
+    assert "vfmadd231ps" in asm and "ymm" in asm and "vpdpbusd" not in asm and "zmm" not in asm
+    qkv = RNG.standard_normal((n, 3 * h * hd)).astype(np.float32)
+    got = _run(lib, qkv, np.zeros((n, h * hd), np.float32))
+    ref = _run(_build(func)[0], qkv, np.zeros((n, h * hd), np.float32))
+    np.testing.assert_allclose(got, ref, atol=2e-3)
+
+
+def test_attention_f32_exactness_bound():
+    assert kernels_x86_attention.supported_f32(197, 3, 64)
+    assert not kernels_x86_attention.supported_f32(600, 3, 64)     # P.V sums could pass 2^24
+    with pytest.raises(ValueError, match="n=600"):
+        kernels_x86_attention.int8_attention_qkv_f32(600, 3, 64, 0.125)
 
 
 # ---- whole model, AVX2 forced through the target ----------------------------------------------
