@@ -84,6 +84,84 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
+# int16 pair sums of a weight code (0..2) and an int8 activation are at most 2 * 2 * 128 = 512 in
+# magnitude, so a k-block of up to I16_MAX_STEPS 4-groups sums in int16 without overflow
+I16_MAX_STEPS = 32767 // 512
+
+
+def i16_k_block(k: int) -> int | None:
+    """Largest k-block (a multiple of 4 dividing ``k``, at most I16_MAX_STEPS groups of 4) of
+    :func:`ternary_matmul_i16`, or None if ``k`` has none."""
+    return next((kb for kb in range(4 * min(I16_MAX_STEPS, k // 4), 0, -4) if k % kb == 0), None)
+
+
+def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none") -> tirx.PrimFunc:
+    """``ternary_matmul_tiled`` with the dot products summed in int16 within k-blocks (AVX2:
+    ``vpmaddubsw`` + ``vpaddw`` per step, see ``x86_intrin``): ``acc16[i, kblock, j, half]``
+    holds the pair sums of one k-block (the two halves of each 4-group, as ``vpmaddubsw`` lays
+    them out), ``acc`` adds them up in int32. Exact: no int16 sum can overflow
+    (:func:`i16_k_block`). Same buffers and meaning as :func:`ternary_matmul_tiled`."""
+    f = get_format(fmt)
+    tn, tk = f.tile
+    kb = i16_k_block(k)
+    if tk != 4 or kb is None:
+        raise ValueError(f"ternary_matmul_i16 needs 4-deep tiles and k % 4 == 0, got {fmt}, k={k}")
+    nt, kt = -(-n // tn), k // tk
+    npad = nt * tn
+    tpad = t + ROW_PAD - 1
+    nb, steps = k // kb, kb // 4
+
+    @T.macro
+    def compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc):
+        for i, r in T.grid(tpad, k):
+            with T.sblock("qsum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    qsum[vi] = 0
+                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+        for i, j, b, h, st, r in T.grid(tpad, npad, nb, 2, steps, 2):
+            with T.sblock("acc16"):
+                vi, vj, vb, vh, vs, vr = T.axis.remap("SSSSRR", [i, j, b, h, st, r])
+                with T.init():
+                    acc16[vi, vb, vj, vh] = T.int16(0)
+                acc16[vi, vb, vj, vh] = acc16[vi, vb, vj, vh] + T.Cast(
+                    "int16", q[T.min(vi, t - 1), vb * kb + vs * 4 + vh * 2 + vr]) * T.Cast(
+                    "int16", w[vj // tn, vb * steps + vs, vj % tn, vh * 2 + vr])
+        for i, j, b, h in T.grid(tpad, npad, nb, 2):
+            with T.sblock("acc"):
+                vi, vj, vb, vh = T.axis.remap("SSRR", [i, j, b, h])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", acc16[vi, vb, vj, vh])
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    if epilogue == "residual":
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+                 y: T.Buffer((t, n), "float32")):
+            qsum = T.sblock_alloc_buffer((tpad,), "int32")
+            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
+            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+            compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
+            qsum = T.sblock_alloc_buffer((tpad,), "int32")
+            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
+            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+            compute(q, s, w, alpha, bias, None, y, qsum, acc16, acc)
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+
+
 # ---- per-token kernels with explicit vector lanes -------------------------------------------------
 # TensorIR can only vectorize spatial loops, and rfactor rejects the absmax reducer (its init is 0,
 # not -inf). These variants keep the signature and numerics of kernels.quantize_act /

@@ -25,7 +25,8 @@ from .kernels_x86_attention import (int8_attention_qkv_f32, int8_attention_qkv_v
                                     supported as attention_supported,
                                     supported_f32 as attention_supported_f32)
 from .tuned import apply_database
-from .x86_intrin import DOT_INTRINSICS, VNNI_S8U8_16x4, VNNI_U8S8_16x4
+from .x86_intrin import (AVX2_PAIR16_8x4, AVX2_WIDEN16_8x2, DOT_INTRINSICS, VNNI_S8U8_16x4,
+                         VNNI_U8S8_16x4)
 
 x86_math.register()
 
@@ -38,6 +39,8 @@ MATMUL_TILE = {"avx512_vnni": (5, 48), "avx2": (4, 16)}
 # long rows (k >= 768): a 48-channel block is 48*k bytes of weights, which no longer stays in L1
 # across the row tiles; 32 channels x 6 rows keeps 12 chains (fc2 of DeiT-S: 169 vs 183 us)
 MATMUL_TILE_LONG_K = {"avx512_vnni": (6, 32)}
+# AVX2 with int16 accumulation (the default there): rows x channels of int16 pair sums
+MATMUL_TILE_I16 = (4, 16)
 ATTENTION_ROWS = 3     # query rows per attention tile (x 4 channel tiles = 12 P.V chains)
 # float variant: rows x (key vectors | channel vectors) of 8 floats; with the operand vectors and a
 # broadcast they must fit AVX2's 16 ymm registers, or LLVM spills accumulators every step
@@ -105,6 +108,11 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     f = get_format(fmt)
     if f.tile is None:
         return _schedule_matmul_rows(func)
+    if isa == "avx2" and f.tile[1] == 4 and kernels_x86.i16_k_block(k) is not None:
+        rows, cols = MATMUL_TILE_I16
+        return _schedule_matmul_i16(
+            _keep_symbol(kernels_x86.ternary_matmul_i16(t, k, n, fmt, p["epilogue"]), func),
+            min(rows, t), _channel_tile(-(-n // f.tile[0]) * f.tile[0], cols, 8))
     intrin, lanes = DOT_INTRINSICS[isa].get("s8u8", (None, f.tile[0]))
     if k % f.tile[1]:
         intrin = None            # a partial 4-group: the intrinsic would read past the row
@@ -139,6 +147,44 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
         sch.tensorize(jv, intrin)
     sch.unroll(ai)
     sch.unroll(jt)
+    return sch.mod["main"]
+
+
+def _schedule_matmul_i16(func: tirx.PrimFunc, rows: int, cols: int) -> tirx.PrimFunc:
+    """AVX2 register tile of ``kernels_x86.ternary_matmul_i16``: per k-block, ``rows x cols``
+    int16 pair sums in registers (one ``vpmaddubsw`` + ``vpaddw`` per 8 channels x 4 k), then
+    widened into the int32 tile (``vpmaddwd``); channel blocks in parallel, as the VNNI tile."""
+    sch = s_tir.Schedule(func)
+    get = sch.get_sblock
+    acc16, acc, ep = get("acc16"), get("acc"), get("epilogue")
+    i, j = sch.get_loops(ep)
+    io, ii = sch.split(i, [None, rows])
+    jo, ji = sch.split(j, [None, cols])
+    sch.reorder(jo, io, ii, ji)
+    sch.compute_at(acc, io, preserve_unit_loops=True)
+    ai, aj, ab, ah = sch.get_loops(acc)[-4:]
+    sch.reorder(ab, ai, aj, ah)
+    sch.compute_at(acc16, ab, preserve_unit_loops=True)
+    sch.parallel(jo)                # (while every block is still a complete/reduction block)
+    sch.vectorize(ji)
+    sch.unroll(ii)
+    # int16 tile: 4-group steps outermost, rows x 8-channel vectors unrolled, one intrinsic each
+    *_, bi, bj, _bb, bh, bs, br = sch.get_loops(acc16)
+    bjt, bjl = sch.split(bj, [None, 8])
+    sch.reorder(bs, bi, bjt, bjl, bh, br)
+    init16 = sch.decompose_reduction(acc16, bs)
+    sch.vectorize(sch.fuse(*sch.get_loops(init16)[-2:]))
+    sch.tensorize(bjl, AVX2_PAIR16_8x4)
+    sch.unroll(bi)
+    sch.unroll(bjt)
+    # widen: acc[rows, cols] += the two int16 halves of each channel
+    ajt, ajl = sch.split(aj, [None, 8])
+    sch.reorder(ai, ajt, ajl, ah)
+    init = sch.decompose_reduction(acc, ab)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.tensorize(ajl, AVX2_WIDEN16_8x2)
+    sch.unroll(ai)
+    sch.unroll(ajt)
     return sch.mod["main"]
 
 

@@ -89,6 +89,62 @@ def _avx2_s8u8_impl(a: T.Buffer((4,), "int8", offset_factor=1),
             T.broadcast(T.int16(1), 16), dtype="int32x8")
 
 
+# ---- AVX2 with int16 accumulation (``kernels_x86.ternary_matmul_i16``) ---------------------------
+# vpmaddubsw's int16 pair sums of weight codes (<= 2) and int8 activations are at most 512 in
+# magnitude, so up to 63 of them add up in int16 without overflow: the inner loop is one
+# vpmaddubsw + one vpaddw per 32 MACs, and the vpmaddwd widening to int32 runs once per k-block.
+
+@T.prim_func(s_tir=True)
+def _pair16_desc(a: T.Buffer((4,), "int8", offset_factor=1),
+                 b: T.Buffer((8, 4), "uint8", offset_factor=1),
+                 c: T.Buffer((8, 2), "int16", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8, 0:2], a[0:4], b[0:8, 0:4])
+        T.writes(c[0:8, 0:2])
+        for i, h, r in T.grid(8, 2, 2):
+            with T.sblock("update"):
+                vi, vh, vr = T.axis.remap("SSR", [i, h, r])
+                c[vi, vh] = c[vi, vh] + T.Cast("int16", a[vh * 2 + vr]) * T.Cast(
+                    "int16", b[vi, vh * 2 + vr])
+
+
+@T.prim_func(s_tir=True)
+def _pair16_impl(a: T.Buffer((4,), "int8", offset_factor=1),
+                 b: T.Buffer((8, 4), "uint8", offset_factor=1),
+                 c: T.Buffer((8, 2), "int16", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8, 0:2], a[0:4], b[0:8, 0:4])
+        T.writes(c[0:8, 0:2])
+        c.vstore([0, 0], c.vload([0, 0], "int16x16") + T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.ub.sw"),
+            b.vload([0, 0], "uint8x32"),
+            T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "int8x4"), dtype="int32"), 8),
+                          dtype="int8x32"), dtype="int16x16"))
+
+
+@T.prim_func(s_tir=True)
+def _widen16_desc(a: T.Buffer((8, 2), "int16", offset_factor=1),
+                  c: T.Buffer((8,), "int32", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8], a[0:8, 0:2])
+        T.writes(c[0:8])
+        for i, h in T.grid(8, 2):
+            with T.sblock("update"):
+                vi, vh = T.axis.remap("SR", [i, h])
+                c[vi] = c[vi] + T.Cast("int32", a[vi, vh])
+
+
+@T.prim_func(s_tir=True)
+def _widen16_impl(a: T.Buffer((8, 2), "int16", offset_factor=1),
+                  c: T.Buffer((8,), "int32", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8], a[0:8, 0:2])
+        T.writes(c[0:8])
+        c[T.ramp(T.int32(0), 1, 8)] = c.vload([0], "int32x8") + T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), a.vload([0, 0], "int16x16"),
+            T.broadcast(T.int16(1), 16), dtype="int32x8")
+
+
 VNNI_S8U8_16x4 = "fter_x86_dot_s8u8_16x4_vnni"
 VNNI_U8S8_16x4 = "fter_x86_dot_u8s8_16x4_vnni"
 AVX2_S8U8_8x4 = "fter_x86_dot_s8u8_8x4_avx2"
@@ -96,6 +152,10 @@ AVX2_S8U8_8x4 = "fter_x86_dot_s8u8_8x4_avx2"
 TensorIntrin.register(VNNI_S8U8_16x4, _desc(16, "int8", "uint8"), _vnni_impl("int8", "uint8"))
 TensorIntrin.register(VNNI_U8S8_16x4, _desc(16, "uint8", "int8"), _vnni_impl("uint8", "int8"))
 TensorIntrin.register(AVX2_S8U8_8x4, _desc(8, "int8", "uint8"), _avx2_s8u8_impl)
+AVX2_PAIR16_8x4 = "fter_x86_pair16_s8u8_8x4_avx2"
+AVX2_WIDEN16_8x2 = "fter_x86_widen16_8x2_avx2"
+TensorIntrin.register(AVX2_PAIR16_8x4, _pair16_desc, _pair16_impl)
+TensorIntrin.register(AVX2_WIDEN16_8x2, _widen16_desc, _widen16_impl)
 
 # instruction set -> {operand order: (intrinsic, lanes)}
 DOT_INTRINSICS = {

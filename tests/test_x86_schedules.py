@@ -146,6 +146,32 @@ def test_ternary_matmul_bit_exact(target, insn, t, k, n, epilogue):
     np.testing.assert_array_equal(_run(lib, *args), ints)
 
 
+def test_i16_k_block_bounds_the_int16_sums():
+    from schedules.kernels_x86 import I16_MAX_STEPS, i16_k_block
+    assert I16_MAX_STEPS * 512 <= 32767 < (I16_MAX_STEPS + 1) * 512
+    assert i16_k_block(192) == 192 and i16_k_block(1536) == 192 and i16_k_block(504) == 252
+    assert i16_k_block(24) == 24 and i16_k_block(30) is None      # k % 4 != 0: no 4-groups
+
+
+@needs_avx2
+@pytest.mark.parametrize("q_value,code", [(-128, 2), (127, 2), (-128, 0)])
+def test_avx2_i16_matmul_worst_case_is_exact(q_value, code):
+    """k = 504: one k-block of 63 4-groups, the most int16 can hold; all activations at an
+    extreme and all weights one sign, so every int16 pair sum is as large as it gets (+-512)."""
+    t, k, n = 5, 504, 16
+    func = kernels.ternary_matmul(t, k, n, "v16x4", "none")
+    scheduled = x86.schedule_ternary_matmul(func, "avx2")
+    sch = s_tir.Schedule(scheduled)
+    sch.get_sblock("acc16_update_o")                      # the int16 tile is tensorized
+    lib, asm = _build(scheduled, AVX2)
+    assert all(insn in asm for insn in ("vpmaddubsw", "vpaddw", "vpmaddwd"))
+    q = np.full((t, k), q_value, np.int8)
+    codes = np.full((n, k), code - 1, np.int8)
+    args = [q, np.ones(t, np.float32), pack(codes, "v16x4"), np.ones(n, np.float32),
+            np.zeros(n, np.float32), np.zeros((t, n), np.float32)]
+    np.testing.assert_array_equal(_run(lib, *args), q.astype(np.int64) @ codes.T.astype(np.int64))
+
+
 def test_ternary_matmul_epilogues_match_reference():
     t, k, n = 9, 32, 32
     for epilogue in ("none", "gelu", "residual"):
