@@ -1,13 +1,19 @@
 """Schedules of the fused kernels for the LLVM (x86) target.
 
-The instruction set comes from the target (``mcpu``/``mattr``; :func:`target_isa`): AVX-512 VNNI
-tensorizes the ternary matmul (``vpdpbusd``, weights in the ``v16x4`` tile layout) and both integer
-matmuls of attention; AVX2 tensorizes the ternary matmul with ``vpmaddubsw``/``vpmaddwd``; anything
-else gets plain row-parallel loops. Every schedule is parallel over the thread pool (2 cores here).
+The instruction set comes from the target (``mcpu``/``mattr``; :func:`target_isa`):
 
-Some kernels are swapped for an x86 formulation with the same signature and integer numerics
-(``kernels_x86``, ``kernels_x86_attention``): layouts the intrinsics read, and row reductions split
-into explicit vector lanes (TensorIR vectorizes only spatial loops).
+* AVX-512 VNNI: the ternary matmul (``vpdpbusd``, weights in the ``v16x4`` tile layout) and both
+  integer matmuls of attention are tensorized.
+* AVX2 (no exact u8 x s8 dot: ``vpmaddubsw`` saturates int16): the ternary matmul sums
+  ``vpmaddubsw`` pairs in int16 within k-blocks (``kernels_x86.ternary_matmul_i16``); attention
+  keeps its int8 codes as float32 integers and runs both matmuls as exact FMAs
+  (``kernels_x86_attention.int8_attention_qkv_f32``).
+* anything else: plain row-parallel loops.
+
+Every schedule is parallel over the thread pool (2 cores here). The x86 formulations
+(``kernels_x86``, ``kernels_x86_attention``) keep each kernel's signature and integer numerics:
+layouts the intrinsics read, and row reductions split into explicit vector lanes (TensorIR
+vectorizes only spatial loops).
 
 exp/erf are lowered to vectorizable polynomials (``x86_math``) for every llvm build.
 """
