@@ -1,6 +1,9 @@
-"""x86 compute of ``int8_attention_qkv``: the same signature and integer numerics, in VNNI layouts.
+"""x86 compute of ``int8_attention_qkv``: the same signature and integer numerics, in the layouts
+of three instruction sets -- VNNI (``int8_attention_qkv_vnni``, described here), AVX2
+(``int8_attention_qkv_i16``: int16 codes for ``vpmaddwd``) and plain FMAs
+(``int8_attention_qkv_f32``); the blocks they share are ``_shared_blocks``.
 
-``kernels.int8_attention_qkv`` states the meaning; this variant lays the quantized operands out for
+``kernels.int8_attention_qkv`` states the meaning; the VNNI variant lays the quantized operands out for
 ``vpdpbusd`` (u8 x s8 -> s32, 16 lanes x 4) and reduces float rows in explicit lanes, so the x86
 schedule can tensorize both integer matmuls and vectorize the softmax:
 
@@ -248,6 +251,110 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
                     pacc[vh, vi, vc] = 0
                 pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
                     "int32", vt[vh, vc // 16, vj // 4, vc % 16, vj % 4])
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
+                    vscale[vh, vc] / T.float32(255))
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+def supported_i16(n: int, h: int, hd: int) -> bool:
+    """Sizes of ``int8_attention_qkv_i16``: channels in whole 8-lane tiles."""
+    return hd % 8 == 0
+
+
+def quant_int16(v):
+    """An int8 code (``clamp(nearbyint(v), -128, 127)``) as int16, through int32."""
+    return T.Cast("int16", T.Cast("int32", clamp_round(v, -128, 127)))
+
+
+def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
+                           key_block: int = 16) -> tirx.PrimFunc:
+    """``kernels.int8_attention_qkv`` in the layouts of AVX2's ``vpmaddwd`` (int16 x int16 pairs
+    summed into 8 int32 lanes; exact): the int8 codes of Q, K, V and the uint8 probabilities are
+    stored as int16, keys as ``kt[h, nk/8, hd/2, 8, 2]``, values as ``vt[h, hd/8, nv/2, 8, 2]``,
+    so one broadcast pair of a query (or of probabilities) against one tile is 16 MACs. No shift
+    or row-sum correction is needed (both operands are signed). Softmax, key masking and the
+    reciprocal scales are the VNNI variant's."""
+    if not supported_i16(n, h, hd):
+        raise ValueError(f"int8_attention_qkv_i16 needs hd % 8 == 0, got hd={hd}")
+    d = h * hd
+    nk = -(-n // key_block) * key_block   # keys in whole score chunks (key_block % LANES == 0)
+    nv = -(-n // 8) * 8            # keys of P.V in whole vectors (padding: probability 0)
+    nq = n + ROW_PAD - 1
+    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
+
+    @T.prim_func(s_tir=True)
+    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
+        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
+        kmax = T.sblock_alloc_buffer((h, n), "float32")
+        kscale = T.sblock_alloc_buffer((h, nk), "float32")
+        kbias = T.sblock_alloc_buffer((nk,), "float32")
+        vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        vscale = T.sblock_alloc_buffer((h, hd), "float32")
+        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kt = T.sblock_alloc_buffer((h, nk // 8, hd // 2, 8, 2), "int16")
+        vt = T.sblock_alloc_buffer((h, hd // 8, nv // 2, 8, 2), "int16")
+        qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        qmax = T.sblock_alloc_buffer((h, nq), "float32")
+        qi = T.sblock_alloc_buffer((h, nq, hd), "int16")
+        sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
+        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lmax = T.sblock_alloc_buffer((h, nq), "float32")
+        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
+        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
+        lsum = T.sblock_alloc_buffer((h, nq), "float32")
+        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        p = T.sblock_alloc_buffer((h, nq, nv), "int16")
+        pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
+        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
+        for hh, jt, cg, jl, cl in T.grid(h, nk // 8, hd // 2, 8, 2):
+            with T.sblock("kquant"):
+                vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
+                kt[vh, vjt, vcg, vjl, vcl] = quant_int16(
+                    qkv[T.min(vjt * 8 + vjl, n - 1), d + vh * hd + vcg * 2 + vcl]
+                    * (T.float32(1) / kscale[vh, vjt * 8 + vjl]))
+        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
+        for hh, ct, jg, cl, jl in T.grid(h, hd // 8, nv // 2, 8, 2):
+            with T.sblock("vquant"):
+                vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
+                vt[vh, vct, vjg, vcl, vjl] = quant_int16(
+                    qkv[T.min(vjg * 2 + vjl, n - 1), 2 * d + vh * hd + vct * 8 + vcl]
+                    * vinv[vh, vct * 8 + vcl])
+        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
+        for hh, i, c in T.grid(h, nq, hd):
+            with T.sblock("qquant"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                qi[vh, vi, vc] = quant_int16(qkv[T.min(vi, n - 1), vh * hd + vc]
+                                             * (T.float32(1) / _scale(qmax[vh, vi])))
+        for hh, i, j, c in T.grid(h, nq, nk, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
+                with T.init():
+                    sacc[vh, vi, vj] = 0
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vc]) * T.Cast(
+                    "int32", kt[vh, vj // 8, vc // 2, vj % 8, vc % 2])
+        for hh, i, j in T.grid(h, nq, nk):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
+                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
+        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
+        for hh, i, j in T.grid(h, nq, nv):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                p[vh, vi, vj] = T.Cast("int16", T.Cast("int32", clamp_round(
+                    e[vh, vi, vj] * pscale[vh, vi], 0, 255)))
+        for hh, i, c, j in T.grid(h, nq, hd, nv):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = 0
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
+                    "int32", vt[vh, vc // 8, vj // 2, vc % 8, vj % 2])
         for hh, i, c in T.grid(h, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])

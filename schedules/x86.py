@@ -6,9 +6,10 @@ The instruction set comes from the target (``mcpu``/``mattr``; :func:`target_isa
   integer matmuls of attention are tensorized.
 * AVX2 (no exact u8 x s8 dot: ``vpmaddubsw`` saturates int16): the ternary matmul sums
   ``vpmaddubsw`` pairs in int16 within k-blocks (``kernels_x86.ternary_matmul_i16``); attention
-  keeps its int8 codes as float32 integers and runs both matmuls as exact FMAs
+  stores its codes as int16 and tensorizes both matmuls with ``vpmaddwd``
+  (``kernels_x86_attention.int8_attention_qkv_i16``).
+* anything else: plain row-parallel loops; attention as exact float32 FMAs
   (``kernels_x86_attention.int8_attention_qkv_f32``).
-* anything else: plain row-parallel loops.
 
 Every schedule is parallel over the thread pool (2 cores here). The x86 formulations
 (``kernels_x86``, ``kernels_x86_attention``) keep each kernel's signature and integer numerics:
@@ -27,12 +28,13 @@ from tvm.target import codegen
 from . import kernels_x86, x86_math
 from .common import stream_attention_rows
 from .formats import get_format
-from .kernels_x86_attention import (int8_attention_qkv_f32, int8_attention_qkv_vnni,
-                                    supported as attention_supported,
-                                    supported_f32 as attention_supported_f32)
+from .kernels_x86_attention import (int8_attention_qkv_f32, int8_attention_qkv_i16,
+                                    int8_attention_qkv_vnni, supported as attention_supported,
+                                    supported_f32 as attention_supported_f32,
+                                    supported_i16 as attention_supported_i16)
 from .tuned import apply_database
-from .x86_intrin import (AVX2_PAIR16_8x4, AVX2_WIDEN16_8x2, DOT_INTRINSICS, VNNI_S8U8_16x4,
-                         VNNI_U8S8_16x4)
+from .x86_intrin import (AVX2_I16_8x2, AVX2_PAIR16_8x4, AVX2_WIDEN16_8x2, DOT_INTRINSICS,
+                         VNNI_S8U8_16x4, VNNI_U8S8_16x4)
 
 x86_math.register()
 
@@ -51,6 +53,8 @@ ATTENTION_ROWS = 3     # query rows per attention tile (x 4 channel tiles = 12 P
 # float variant: rows x (key vectors | channel vectors) of 8 floats; with the operand vectors and a
 # broadcast they must fit AVX2's 16 ymm registers, or LLVM spills accumulators every step
 ATTENTION_F32_TILE = (4, 2, 2)
+# AVX2 int16 variant (vpmaddwd): rows, keys per score chunk, channels per P.V chunk
+ATTENTION_I16_TILE = (4, 16, 16)
 # TIR build options for scheduled x86 modules: StorageRewrite would fold the small per-tile
 # accumulators into one shared scratch allocation that LLVM cannot prove disjoint from the K/V
 # tiles, so they would be stored to memory every step instead of kept in registers.
@@ -249,9 +253,10 @@ def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     pairs in parallel, each running scores, softmax (vectorized) and P.V on a few rows of scratch.
 
     VNNI: ``int8_attention_qkv_vnni`` (uint8/int8 tiles, both matmuls tensorized with
-    ``vpdpbusd``). Other x86 (AVX2 has no exact u8 x s8 dot): ``int8_attention_qkv_f32`` (integer
-    codes in float32, exact FMAs, register tiles of rows x 32 keys / channels). Sizes neither
-    covers: the reference loop nest, rows streamed, heads in parallel.
+    ``vpdpbusd``). AVX2 (no exact u8 x s8 dot): ``int8_attention_qkv_i16`` (int16 codes, both
+    matmuls tensorized with ``vpmaddwd``). Other x86: ``int8_attention_qkv_f32`` (integer codes in
+    float32, exact FMAs over register tiles). Sizes none covers: the reference loop nest, rows
+    streamed, heads in parallel.
     """
     p = _params(func)
     n, h, hd, scale = int(p["n"]), int(p["h"]), int(p["hd"]), float(p["scale"])
@@ -259,6 +264,13 @@ def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
         sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_vnni(n, h, hd, scale), func))
         _schedule_kv(sch)
         _schedule_query_rows(sch, min(ATTENTION_ROWS, n))
+        return sch.mod["main"]
+    if isa == "avx2" and attention_supported_i16(n, h, hd):
+        rows, keys, channels = ATTENTION_I16_TILE
+        sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_i16(n, h, hd, scale, keys), func))
+        _schedule_kv(sch)
+        _schedule_query_rows(sch, min(rows, n), keys, _channel_tile(hd, channels, 8), (8, 2),
+                             (AVX2_I16_8x2, AVX2_I16_8x2))
         return sch.mod["main"]
     if attention_supported_f32(n, h, hd):
         rows, kv, cv = ATTENTION_F32_TILE
@@ -345,31 +357,46 @@ def _query_row_tiles(sch: s_tir.Schedule, rows: int, keys: int = 32, channels: i
     return tile
 
 
-def _schedule_query_rows(sch: s_tir.Schedule, rows: int) -> None:
+def _schedule_query_rows(sch: s_tir.Schedule, rows: int, keys: int = 32,
+                         channels: int | None = None, tile=(16, 4),
+                         intrinsics=(VNNI_S8U8_16x4, VNNI_U8S8_16x4)) -> None:
+    """Integer register tiles, tensorized: scores ``rows x keys`` and P.V ``rows x channels``
+    (all of the head dim if None) accumulators; ``tile`` = (lanes, group) of the dot intrinsics
+    (VNNI: 16 x 4, AVX2 int16: 8 x 2)."""
     get = sch.get_sblock
-    tile = _query_row_tiles(sch, rows)
+    lanes, group = tile
+    tile_loop = _query_row_tiles(sch, rows, keys, channels)
     for name in ("qsum", "qquant", "qmax", "qmax_lanes"):
-        sch.compute_at(get(name), tile, preserve_unit_loops=True)
+        if _has_block(sch, name):          # qsum: VNNI only (its shifted keys)
+            sch.compute_at(get(name), tile_loop, preserve_unit_loops=True)
     for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
         _vectorize_inner(sch, get(name))
     qk = get("qk")
     ri, j, c = sch.get_loops(qk)[-3:]
-    jp, jl = sch.split(j, [None, 16])
-    cg, cl = sch.split(c, [None, 4])
+    jp, jl = sch.split(j, [None, lanes])
+    cg, cl = sch.split(c, [None, group])
     sch.reorder(cg, ri, jp, jl, cl)
     sch.decompose_reduction(qk, cg)
     # P.V: rows x channel tiles accumulators over the keys
     pv = get("pv")
     ri, c, j = sch.get_loops(pv)[-3:]
-    ct, cl = sch.split(c, [None, 16])
-    jg, jl = sch.split(j, [None, 4])
+    ct, cl = sch.split(c, [None, lanes])
+    jg, jl = sch.split(j, [None, group])
     sch.reorder(jg, ri, ct, cl, jl)
     sch.decompose_reduction(pv, jg)
-    for name, intrin in (("qk_update", VNNI_S8U8_16x4), ("pv_update", VNNI_U8S8_16x4)):
+    for name, intrin in zip(("qk_update", "pv_update"), intrinsics):
         loops = sch.get_loops(get(name))
         sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
         sch.unroll(loops[-3])
         sch.tensorize(loops[-2], intrin)
+
+
+def _has_block(sch: s_tir.Schedule, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+    except tvm.s_tir.schedule.ScheduleError:
+        return False
+    return True
 
 
 def _schedule_query_rows_f32(sch: s_tir.Schedule, rows: int, keys: int, ctile: int) -> None:

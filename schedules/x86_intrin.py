@@ -145,6 +145,32 @@ def _widen16_impl(a: T.Buffer((8, 2), "int16", offset_factor=1),
             T.broadcast(T.int16(1), 16), dtype="int32x8")
 
 
+@T.prim_func(s_tir=True)
+def _i16_desc(a: T.Buffer((2,), "int16", offset_factor=1),
+              b: T.Buffer((8, 2), "int16", offset_factor=1),
+              c: T.Buffer((8,), "int32", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8], a[0:2], b[0:8, 0:2])
+        T.writes(c[0:8])
+        for i, r in T.grid(8, 2):
+            with T.sblock("update"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                c[vi] = c[vi] + T.Cast("int32", a[vr]) * T.Cast("int32", b[vi, vr])
+
+
+@T.prim_func(s_tir=True)
+def _i16_impl(a: T.Buffer((2,), "int16", offset_factor=1),
+              b: T.Buffer((8, 2), "int16", offset_factor=1),
+              c: T.Buffer((8,), "int32", offset_factor=1)):
+    with T.sblock("root"):
+        T.reads(c[0:8], a[0:2], b[0:8, 0:2])
+        T.writes(c[0:8])
+        c[T.ramp(T.int32(0), 1, 8)] = c.vload([0], "int32x8") + T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), b.vload([0, 0], "int16x16"),
+            T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "int16x2"), dtype="int32"), 8),
+                          dtype="int16x16"), dtype="int32x8")
+
+
 VNNI_S8U8_16x4 = "fter_x86_dot_s8u8_16x4_vnni"
 VNNI_U8S8_16x4 = "fter_x86_dot_u8s8_16x4_vnni"
 AVX2_S8U8_8x4 = "fter_x86_dot_s8u8_8x4_avx2"
@@ -156,6 +182,9 @@ AVX2_PAIR16_8x4 = "fter_x86_pair16_s8u8_8x4_avx2"
 AVX2_WIDEN16_8x2 = "fter_x86_widen16_8x2_avx2"
 TensorIntrin.register(AVX2_PAIR16_8x4, _pair16_desc, _pair16_impl)
 TensorIntrin.register(AVX2_WIDEN16_8x2, _widen16_desc, _widen16_impl)
+# attention on AVX2: int16 codes, one broadcast pair against an [8 x 2] tile (vpmaddwd, exact)
+AVX2_I16_8x2 = "fter_x86_dot_i16_8x2_avx2"
+TensorIntrin.register(AVX2_I16_8x2, _i16_desc, _i16_impl)
 
 # instruction set -> {operand order: (intrinsic, lanes)}
 DOT_INTRINSICS = {

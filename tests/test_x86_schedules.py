@@ -242,24 +242,41 @@ def test_attention_vnni_matches_reference():
     np.testing.assert_allclose(got, ref, atol=2e-3)
 
 
-@needs_avx2
-@pytest.mark.parametrize("n,h,hd", [(21, 2, 32), (40, 3, 16)])
-def test_attention_f32_matches_reference(n, h, hd):
-    """AVX2 attention: integer codes as float32, both matmuls as FMAs over register tiles; exact
-    sums, so the output equals the reference's but for a probability or code moved by one step."""
+def _attention_case(n, h, hd, isa, target):
     func = kernels.int8_attention_qkv(n, h, hd, hd ** -0.5)
-    scheduled = x86.schedule_attention_qkv(func, "avx2")
+    scheduled = x86.schedule_attention_qkv(func, isa)
     assert scheduled.attrs["fter.kind"] == "int8_attention_qkv"
-    sch = s_tir.Schedule(scheduled)
-    for name in ("qk_init", "qk_update", "pv_init", "pv_update"):   # register tiles, inits split
-        sch.get_sblock(name)
     with tvm.transform.PassContext(config=x86.PASS_CONFIG):
-        lib, asm = _build(scheduled, AVX2)
-    assert "vfmadd231ps" in asm and "ymm" in asm and "vpdpbusd" not in asm and "zmm" not in asm
+        lib, asm = _build(scheduled, target)
     qkv = RNG.standard_normal((n, 3 * h * hd)).astype(np.float32)
     got = _run(lib, qkv, np.zeros((n, h * hd), np.float32))
     ref = _run(_build(func)[0], qkv, np.zeros((n, h * hd), np.float32))
     np.testing.assert_allclose(got, ref, atol=2e-3)
+    return scheduled, asm
+
+
+@needs_avx2
+@pytest.mark.parametrize("n,h,hd", [(21, 2, 32), (40, 3, 16), (197, 1, 64)])
+def test_attention_avx2_i16_matches_reference(n, h, hd):
+    """AVX2 attention: int16 codes, both matmuls tensorized with vpmaddwd (exact); the output
+    equals the reference's but for a probability or code moved by one step."""
+    scheduled, asm = _attention_case(n, h, hd, "avx2", AVX2)
+    sch = s_tir.Schedule(scheduled)
+    for name in ("qk_update_o", "pv_update_o"):          # both integer matmuls tensorized
+        sch.get_sblock(name)
+    assert "vpmaddwd" in asm and "vpdpbusd" not in asm and "zmm" not in asm
+
+
+@needs_avx2
+@pytest.mark.parametrize("n,h,hd", [(21, 2, 32), (40, 3, 16)])
+def test_attention_f32_matches_reference(n, h, hd):
+    """Attention without an integer dot ISA: int8 codes as float32, both matmuls as FMAs over
+    register tiles (exact sums)."""
+    scheduled, asm = _attention_case(n, h, hd, "generic", AVX2)
+    sch = s_tir.Schedule(scheduled)
+    for name in ("qk_init", "qk_update", "pv_init", "pv_update"):   # register tiles, inits split
+        sch.get_sblock(name)
+    assert "vfmadd231ps" in asm and "ymm" in asm and "vpdpbusd" not in asm
 
 
 def test_attention_f32_exactness_bound():
