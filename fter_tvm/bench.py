@@ -10,6 +10,8 @@ interleaved blocks (see :func:`_interleaved_median_ms`).
 from __future__ import annotations
 
 import collections
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -108,6 +110,32 @@ def kernel_profile(art, x, runs: int = 5) -> list[dict]:
     return sorted(rows, key=lambda r: -r["ms"])
 
 
+PEAK_PROBE = Path(__file__).resolve().parent.parent / "runtime" / "bench" / "x86_peak.c"
+# probe name (x86_peak.c output) -> label in the table
+PEAK_NAMES = {"int8_vpdpbusd": "int8 (vpdpbusd)", "int8_vpmaddubsw": "int8 (vpmaddubsw+vpaddw)",
+              "int16_vpmaddwd": "int16 (vpmaddwd+vpaddd)", "fp32_fma": "fp32 FMA"}
+
+
+def machine_peak(threads: int) -> dict[str, float]:
+    """GMAC/s of this machine's multiply-accumulate instructions on ``threads`` threads at once:
+    ``runtime/bench/x86_peak.c`` (12 independent chains per thread, inline asm), built with the
+    host C compiler. Keys are the probe names of :data:`PEAK_NAMES` the CPU supports.
+
+    Raises:
+        RuntimeError: no C compiler, or the probe failed (its stderr is in the message).
+    """
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise RuntimeError("machine_peak needs a C compiler (gcc or cc) on PATH")
+    with tempfile.TemporaryDirectory() as d:
+        exe = Path(d) / "x86_peak"
+        for cmd in ([cc, "-O2", "-pthread", str(PEAK_PROBE), "-o", str(exe)], [str(exe), str(threads)]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return {name: float(value) for name, value in (line.split() for line in proc.stdout.splitlines())}
+
+
 def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, threads: int = 2,
           seed: int = 0, model_kwargs: dict | None = None, profile: bool = False) -> dict:
     """Benchmark fter-tvm against PyTorch eager and ONNX Runtime (fp32, dynamic int8).
@@ -119,11 +147,13 @@ def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, thread
         threads: threads for every engine (TVM thread pool, torch, ORT intra-op).
         seed: seed of the random weights and of the input.
         model_kwargs: extra ``timm.create_model`` arguments (e.g. a tiny config for tests).
-        profile: also time each kernel of the fter-tvm build (``kernel_profile``).
+        profile: also time each kernel of the fter-tvm build (``kernel_profile``, with GMAC/s where
+            the report knows the kernel's MACs) and measure the machine's peak rates
+            (:func:`machine_peak`) for the gap to peak.
 
     Returns:
         ``{"model", "threads", "runs", "ms": {engine: ms}, "compile_s", "max_abs_dlogit",
-        "top1_agree", "ratio_vs_ort_int8", "report", "profile"}``; ``max_abs_dlogit``/``top1_agree``
+        "top1_agree", "ratio_vs_ort_int8", "report", "profile", "peak"}``; ``max_abs_dlogit``/``top1_agree``
         compare fter-tvm with the ternarized PyTorch model on the benchmark input.
 
     Raises:
@@ -177,8 +207,18 @@ def bench(model_name: str, target="x86", runs: int = 20, warmup: int = 5, thread
         "top1_agree": bool(ref.argmax() == got.argmax()),
         "ratio_vs_ort_int8": ms["fter-tvm"] / ms["ort-int8"],
         "report": art.report,
-        "profile": _settled(kernel_profile, art, xn) if profile else None,
+        "profile": _with_rates(_settled(kernel_profile, art, xn), art.report) if profile else None,
+        "peak": _settled(machine_peak, threads) if profile else None,
     }
+
+
+def _with_rates(rows: list[dict], report: dict) -> list[dict]:
+    """Add ``gmacs`` (GMAC/s) to the profile rows of kernels whose MACs the report counts."""
+    macs = {layer["kernel"]: layer["macs"] for layer in report["layers"]}
+    for row in rows:
+        m = macs.get(row["name"], 0)
+        row["gmacs"] = m * row["calls"] / (row["ms"] * 1e6) if m and row["ms"] > 0 else None
+    return rows
 
 
 def format_table(result: dict) -> str:
@@ -191,9 +231,19 @@ def format_table(result: dict) -> str:
     lines.append(f"fter-tvm compile {result['compile_s']:.1f} s; vs ternarized torch: max |dlogit| "
                  f"{result['max_abs_dlogit']:.4f}, top-1 {'agrees' if result['top1_agree'] else 'differs'}")
     if result.get("profile"):
-        lines.append(f"{'kernel':<52}{'calls':>6}{'ms':>9}{'share':>8}")
+        lines.append(f"{'kernel':<52}{'calls':>6}{'ms':>9}{'share':>8}{'GMAC/s':>8}")
         for row in result["profile"][:15]:
+            rate = f"{row['gmacs']:>8.1f}" if row.get("gmacs") else ""
             lines.append(f"{row['name'][:51]:<52}{row['calls']:>6}{row['ms']:>9.3f}"
-                         f"{100 * row['share']:>7.1f}%")
+                         f"{100 * row['share']:>7.1f}%{rate}")
+    if result.get("peak"):
+        peak = result["peak"]
+        lines.append(f"machine peak, {result['threads']} threads (GMAC/s): " + ", ".join(
+            f"{PEAK_NAMES.get(k, k)} {v:.1f}" for k, v in peak.items()))
+        best_int = max((v for k, v in peak.items() if k.startswith("int8")), default=None)
+        if best_int:
+            rate = result["report"]["macs"] / (result["ms"]["fter-tvm"] * 1e6)
+            lines.append(f"fter-tvm end to end {rate:.1f} GMAC/s = {100 * rate / best_int:.0f}% "
+                         f"of the int8 peak")
     lines.append(f"ratio_vs_ort_int8={result['ratio_vs_ort_int8']:.3f}")
     return "\n".join(lines)

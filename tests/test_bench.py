@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fter_tvm.__main__ import main
-from fter_tvm.bench import ENGINES, bench, format_table
+from fter_tvm.bench import ENGINES, bench, format_table, machine_peak
+from schedules import x86
 
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 1, "num_heads": 2,
         "num_classes": 10}
@@ -19,8 +20,22 @@ def test_bench_tiny_model():
     assert r["max_abs_dlogit"] < 1e-2
     assert r["report"]["fused"]["unfused"] == []
     assert any(row["name"].startswith("ternary_matmul") for row in r["profile"])
+    matmuls = [row for row in r["profile"] if row["name"].startswith("ternary_matmul")]
+    assert all(row["gmacs"] > 0 for row in matmuls)          # MACs known from the report
+    assert {"fp32_fma"} <= set(r["peak"]) and all(v > 0 for v in r["peak"].values())
     table = format_table(r)
     assert table.splitlines()[-1] == f"ratio_vs_ort_int8={r['ratio_vs_ort_int8']:.3f}"
+    assert any(line.startswith("machine peak, 2 threads (GMAC/s): ") for line in table.splitlines())
+    assert "% of the int8 peak" in table
+
+
+@pytest.mark.skipif(x86.target_isa(x86.host_target()) == "generic", reason="this CPU has no AVX2")
+def test_machine_peak_probe():
+    """The probe runs on this machine (x86 with at least FMA and AVX2 here) and names what it
+    measured; the int8 sequence moves more MACs per second than fp32 FMAs."""
+    peak = machine_peak(1)
+    assert {"int8_vpmaddubsw", "int16_vpmaddwd", "fp32_fma"} <= set(peak)
+    assert peak["int8_vpmaddubsw"] > peak["fp32_fma"] > 0
 
 
 def test_bench_cli(capsys):
