@@ -1,7 +1,8 @@
 """x86 compute of ``int8_attention_qkv``: the same signature and integer numerics, in the layouts
 of three instruction sets -- VNNI (``int8_attention_qkv_vnni``, described here), AVX2
 (``int8_attention_qkv_i16``: int16 codes for ``vpmaddwd``) and plain FMAs
-(``int8_attention_qkv_f32``); the blocks they share are ``_shared_blocks``.
+(``int8_attention_qkv_f32``). The two integer layouts are one builder over a ``DotLayout``
+(``_int8_attention_tiled``); the blocks all three share are ``_shared_blocks``.
 
 ``kernels.int8_attention_qkv`` states the meaning; the VNNI variant lays the quantized operands out for
 ``vpdpbusd`` (u8 x s8 -> s32, 16 lanes x 4) and reduces float rows in explicit lanes, so the x86
@@ -30,11 +31,13 @@ element (a third of the kernel's time); a probability can move by one step of 1/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tvm import tirx
 from tvm.script import tirx as T
 
 from .kernels import _absf, _scale, _tag
-from .kernels_x86 import LANES, ROW_PAD, clamp_round, quant_int8, quant_uint8
+from .kernels_x86 import LANES, ROW_PAD, clamp_round
 
 
 def supported(n: int, h: int, hd: int) -> bool:
@@ -164,13 +167,52 @@ def _shared_blocks():
     return _key_scales, _value_scales, _query_absmax, _softmax_lanes
 
 
-def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
-    """``qkv[n, 3*h*hd] f32 -> o[n, h*hd] f32`` like ``kernels.int8_attention_qkv`` (see module)."""
-    if not supported(n, h, hd):
-        raise ValueError(f"int8_attention_qkv_vnni needs hd % 16 == 0, got hd={hd}")
+@dataclass(frozen=True)
+class DotLayout:
+    """How the integer attention kernel stores its operands for one dot instruction: ``lanes``
+    int32 outputs, each the sum of ``group`` products; key / query / value / probability dtypes;
+    ``key_shift`` added to the key codes (VNNI multiplies unsigned by signed bytes, so keys are
+    shifted into uint8 and one query row sum per row corrects the scores)."""
+
+    lanes: int
+    group: int
+    key: str
+    query: str
+    value: str
+    prob: str
+    key_shift: int = 0
+
+
+VNNI_LAYOUT = DotLayout(16, 4, key="uint8", query="int8", value="int8", prob="uint8", key_shift=128)
+I16_LAYOUT = DotLayout(8, 2, key="int16", query="int16", value="int16", prob="int16")
+
+
+def _code(v, dtype: str, shift: int = 0):
+    """An int8 code (``clamp(nearbyint(v), -128, 127)``) plus ``shift``, stored as ``dtype``
+    (through int32: LLVM scalarizes direct float -> narrow int vector conversions)."""
+    code = T.Cast("int32", clamp_round(v, -128, 127))
+    return T.Cast(dtype, code + shift if shift else code)
+
+
+def _logit(score, qmax, kscale, scale: float, kbias):
+    """Scaled logit of an integer score (with the key shift already taken off:
+    ``sum_c q*(k + shift) - shift * sum_c q``), plus the padding-key mask."""
+    return T.Cast("float32", score) * (_scale(qmax) * kscale) * T.float32(scale) + kbias
+
+
+def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
+                          key_block: int) -> tirx.PrimFunc:
+    """The integer attention kernel in the tile layout ``lay`` (see module docstring): keys
+    ``kt[h, nk/lanes, hd/group, lanes, group]``, values ``vt[h, hd/lanes, nv/group, lanes, group]``,
+    keys padded to whole ``key_block`` score chunks, P.V keys to whole groups."""
+    if hd % lay.lanes:
+        raise ValueError(f"int8 attention with {lay.lanes}-lane tiles needs hd % {lay.lanes} == 0, "
+                         f"got hd={hd}")
     d = h * hd
-    nk = -(-n // 32) * 32          # keys in whole pairs of 16-key tiles (two accumulator chains)
-    nv = -(-n // 4) * 4            # keys in whole groups of 4 for P.V
+    ln, gr, shift = lay.lanes, lay.group, lay.key_shift
+    shifted = shift != 0           # (TVMScript takes Python bools as parse-time conditions)
+    nk = -(-n // key_block) * key_block   # keys in whole score chunks (key_block % LANES == 0)
+    nv = -(-n // max(gr, 8)) * max(gr, 8)  # P.V keys in whole groups (and whole prob vectors)
     nq = n + ROW_PAD - 1
     _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
 
@@ -183,12 +225,13 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         vmax = T.sblock_alloc_buffer((h, hd), "float32")
         vscale = T.sblock_alloc_buffer((h, hd), "float32")
         vinv = T.sblock_alloc_buffer((h, hd), "float32")
-        kt = T.sblock_alloc_buffer((h, nk // 16, hd // 4, 16, 4), "uint8")
-        vt = T.sblock_alloc_buffer((h, hd // 16, nv // 4, 16, 4), "int8")
+        kt = T.sblock_alloc_buffer((h, nk // ln, hd // gr, ln, gr), lay.key)
+        vt = T.sblock_alloc_buffer((h, hd // ln, nv // gr, ln, gr), lay.value)
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
         qmax = T.sblock_alloc_buffer((h, nq), "float32")
-        qi = T.sblock_alloc_buffer((h, nq, hd), "int8")
-        qsum = T.sblock_alloc_buffer((h, nq), "int32")
+        qi = T.sblock_alloc_buffer((h, nq, hd), lay.query)
+        if shifted:
+            qsum = T.sblock_alloc_buffer((h, nq), "int32")
         sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
         logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
         lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
@@ -197,156 +240,58 @@ def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimF
         lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
         lsum = T.sblock_alloc_buffer((h, nq), "float32")
         pscale = T.sblock_alloc_buffer((h, nq), "float32")
-        p = T.sblock_alloc_buffer((h, nq, nv), "uint8")
+        p = T.sblock_alloc_buffer((h, nq, nv), lay.prob)
         pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
         # ---- keys and values of each head (once per head) ----
         _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
-        for hh, jt, cg, jl, cl in T.grid(h, nk // 16, hd // 4, 16, 4):
+        for hh, jt, cg, jl, cl in T.grid(h, nk // ln, hd // gr, ln, gr):
             with T.sblock("kquant"):
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
-                kt[vh, vjt, vcg, vjl, vcl] = T.Cast("uint8", T.Cast("int32", quant_int8(
-                    qkv[T.min(vjt * 16 + vjl, n - 1), d + vh * hd + vcg * 4 + vcl]
-                    * (T.float32(1) / kscale[vh, vjt * 16 + vjl]))) + 128)
+                kt[vh, vjt, vcg, vjl, vcl] = _code(
+                    qkv[T.min(vjt * ln + vjl, n - 1), d + vh * hd + vcg * gr + vcl]
+                    * (T.float32(1) / kscale[vh, vjt * ln + vjl]), lay.key, shift)
         _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
-        for hh, ct, jg, cl, jl in T.grid(h, hd // 16, nv // 4, 16, 4):
+        for hh, ct, jg, cl, jl in T.grid(h, hd // ln, nv // gr, ln, gr):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
-                vt[vh, vct, vjg, vcl, vjl] = quant_int8(
-                    qkv[T.min(vjg * 4 + vjl, n - 1), 2 * d + vh * hd + vct * 16 + vcl]
-                    * vinv[vh, vct * 16 + vcl])
+                vt[vh, vct, vjg, vcl, vjl] = _code(
+                    qkv[T.min(vjg * gr + vjl, n - 1), 2 * d + vh * hd + vct * ln + vcl]
+                    * vinv[vh, vct * ln + vcl], lay.value)
         # ---- one query row at a time ----
         _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = quant_int8(qkv[T.min(vi, n - 1), vh * hd + vc]
-                                            * (T.float32(1) / _scale(qmax[vh, vi])))
-        for hh, i, c in T.grid(h, nq, hd):
-            with T.sblock("qsum"):
-                vh, vi, vc = T.axis.remap("SSR", [hh, i, c])
-                with T.init():
-                    qsum[vh, vi] = 0
-                qsum[vh, vi] = qsum[vh, vi] + T.Cast("int32", qi[vh, vi, vc])
+                qi[vh, vi, vc] = _code(qkv[T.min(vi, n - 1), vh * hd + vc]
+                                       * (T.float32(1) / _scale(qmax[vh, vi])), lay.query)
+        if shifted:             # row sums of the queries: the shifted keys' correction
+            for hh, i, c in T.grid(h, nq, hd):
+                with T.sblock("qsum"):
+                    vh, vi, vc = T.axis.remap("SSR", [hh, i, c])
+                    with T.init():
+                        qsum[vh, vi] = 0
+                    qsum[vh, vi] = qsum[vh, vi] + T.Cast("int32", qi[vh, vi, vc])
         for hh, i, j, c in T.grid(h, nq, nk, hd):
             with T.sblock("qk"):
                 vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
                 with T.init():
                     sacc[vh, vi, vj] = 0
                 sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vc]) * T.Cast(
-                    "int32", kt[vh, vj // 16, vc // 4, vj % 16, vc % 4])
+                    "int32", kt[vh, vj // ln, vc // gr, vj % ln, vc % gr])
         for hh, i, j in T.grid(h, nq, nk):
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj] - qsum[vh, vi] * 128) * (
-                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
+                if shifted:
+                    logit[vh, vi, vj] = _logit(sacc[vh, vi, vj] - qsum[vh, vi] * shift,
+                                               qmax[vh, vi], kscale[vh, vj], scale, kbias[vj])
+                else:
+                    logit[vh, vi, vj] = _logit(sacc[vh, vi, vj], qmax[vh, vi], kscale[vh, vj],
+                                               scale, kbias[vj])
         _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
         for hh, i, j in T.grid(h, nq, nv):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                p[vh, vi, vj] = quant_uint8(e[vh, vi, vj] * pscale[vh, vi])
-        for hh, i, c, j in T.grid(h, nq, hd, nv):
-            with T.sblock("pv"):
-                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
-                with T.init():
-                    pacc[vh, vi, vc] = 0
-                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
-                    "int32", vt[vh, vc // 16, vj // 4, vc % 16, vj % 4])
-        for hh, i, c in T.grid(h, n, hd):
-            with T.sblock("out"):
-                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
-                    vscale[vh, vc] / T.float32(255))
-
-    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
-
-
-def supported_i16(n: int, h: int, hd: int) -> bool:
-    """Sizes of ``int8_attention_qkv_i16``: channels in whole 8-lane tiles."""
-    return hd % 8 == 0
-
-
-def quant_int16(v):
-    """An int8 code (``clamp(nearbyint(v), -128, 127)``) as int16, through int32."""
-    return T.Cast("int16", T.Cast("int32", clamp_round(v, -128, 127)))
-
-
-def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
-                           key_block: int = 16) -> tirx.PrimFunc:
-    """``kernels.int8_attention_qkv`` in the layouts of AVX2's ``vpmaddwd`` (int16 x int16 pairs
-    summed into 8 int32 lanes; exact): the int8 codes of Q, K, V and the uint8 probabilities are
-    stored as int16, keys as ``kt[h, nk/8, hd/2, 8, 2]``, values as ``vt[h, hd/8, nv/2, 8, 2]``,
-    so one broadcast pair of a query (or of probabilities) against one tile is 16 MACs. No shift
-    or row-sum correction is needed (both operands are signed). Softmax, key masking and the
-    reciprocal scales are the VNNI variant's."""
-    if not supported_i16(n, h, hd):
-        raise ValueError(f"int8_attention_qkv_i16 needs hd % 8 == 0, got hd={hd}")
-    d = h * hd
-    nk = -(-n // key_block) * key_block   # keys in whole score chunks (key_block % LANES == 0)
-    nv = -(-n // 8) * 8            # keys of P.V in whole vectors (padding: probability 0)
-    nq = n + ROW_PAD - 1
-    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
-
-    @T.prim_func(s_tir=True)
-    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        kscale = T.sblock_alloc_buffer((h, nk), "float32")
-        kbias = T.sblock_alloc_buffer((nk,), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        vscale = T.sblock_alloc_buffer((h, hd), "float32")
-        vinv = T.sblock_alloc_buffer((h, hd), "float32")
-        kt = T.sblock_alloc_buffer((h, nk // 8, hd // 2, 8, 2), "int16")
-        vt = T.sblock_alloc_buffer((h, hd // 8, nv // 2, 8, 2), "int16")
-        qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        qmax = T.sblock_alloc_buffer((h, nq), "float32")
-        qi = T.sblock_alloc_buffer((h, nq, hd), "int16")
-        sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
-        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lmax = T.sblock_alloc_buffer((h, nq), "float32")
-        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lsum = T.sblock_alloc_buffer((h, nq), "float32")
-        pscale = T.sblock_alloc_buffer((h, nq), "float32")
-        p = T.sblock_alloc_buffer((h, nq, nv), "int16")
-        pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
-        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
-        for hh, jt, cg, jl, cl in T.grid(h, nk // 8, hd // 2, 8, 2):
-            with T.sblock("kquant"):
-                vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
-                kt[vh, vjt, vcg, vjl, vcl] = quant_int16(
-                    qkv[T.min(vjt * 8 + vjl, n - 1), d + vh * hd + vcg * 2 + vcl]
-                    * (T.float32(1) / kscale[vh, vjt * 8 + vjl]))
-        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
-        for hh, ct, jg, cl, jl in T.grid(h, hd // 8, nv // 2, 8, 2):
-            with T.sblock("vquant"):
-                vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
-                vt[vh, vct, vjg, vcl, vjl] = quant_int16(
-                    qkv[T.min(vjg * 2 + vjl, n - 1), 2 * d + vh * hd + vct * 8 + vcl]
-                    * vinv[vh, vct * 8 + vcl])
-        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
-        for hh, i, c in T.grid(h, nq, hd):
-            with T.sblock("qquant"):
-                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = quant_int16(qkv[T.min(vi, n - 1), vh * hd + vc]
-                                             * (T.float32(1) / _scale(qmax[vh, vi])))
-        for hh, i, j, c in T.grid(h, nq, nk, hd):
-            with T.sblock("qk"):
-                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
-                with T.init():
-                    sacc[vh, vi, vj] = 0
-                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vc]) * T.Cast(
-                    "int32", kt[vh, vj // 8, vc // 2, vj % 8, vc % 2])
-        for hh, i, j in T.grid(h, nq, nk):
-            with T.sblock("logit"):
-                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
-                    _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
-        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
-        for hh, i, j in T.grid(h, nq, nv):
-            with T.sblock("prob"):
-                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
-                p[vh, vi, vj] = T.Cast("int16", T.Cast("int32", clamp_round(
+                p[vh, vi, vj] = T.Cast(lay.prob, T.Cast("int32", clamp_round(
                     e[vh, vi, vj] * pscale[vh, vi], 0, 255)))
         for hh, i, c, j in T.grid(h, nq, hd, nv):
             with T.sblock("pv"):
@@ -354,7 +299,7 @@ def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
                 with T.init():
                     pacc[vh, vi, vc] = 0
                 pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
-                    "int32", vt[vh, vc // 8, vj // 2, vc % 8, vj % 2])
+                    "int32", vt[vh, vc // ln, vj // gr, vc % ln, vj % gr])
         for hh, i, c in T.grid(h, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
@@ -362,6 +307,31 @@ def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
                     vscale[vh, vc] / T.float32(255))
 
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """``qkv[n, 3*h*hd] f32 -> o[n, h*hd] f32`` like ``kernels.int8_attention_qkv`` (see module);
+    keys in whole pairs of 16-key tiles (two accumulator chains)."""
+    if not supported(n, h, hd):
+        raise ValueError(f"int8_attention_qkv_vnni needs hd % 16 == 0, got hd={hd}")
+    return _int8_attention_tiled(n, h, hd, scale, VNNI_LAYOUT, 32)
+
+
+def supported_i16(n: int, h: int, hd: int) -> bool:
+    """Sizes of ``int8_attention_qkv_i16``: channels in whole 8-lane tiles."""
+    return hd % 8 == 0
+
+
+def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
+                           key_block: int = 16) -> tirx.PrimFunc:
+    """``kernels.int8_attention_qkv`` in the layouts of AVX2's ``vpmaddwd`` (int16 x int16 pairs
+    summed into 8 int32 lanes; exact): the int8 codes of Q, K, V and the uint8 probabilities are
+    stored as int16, keys as ``kt[h, nk/8, hd/2, 8, 2]``, values as ``vt[h, hd/8, nv/2, 8, 2]``,
+    so one broadcast pair of a query (or of probabilities) against one tile is 16 MACs. Both
+    operands are signed: no key shift, no query row sums."""
+    if not supported_i16(n, h, hd):
+        raise ValueError(f"int8_attention_qkv_i16 needs hd % 8 == 0, got hd={hd}")
+    return _int8_attention_tiled(n, h, hd, scale, I16_LAYOUT, key_block)
 
 
 def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,

@@ -28,8 +28,9 @@ from tvm.target import codegen
 from . import kernels_x86, x86_math
 from .common import stream_attention_rows
 from .formats import get_format
-from .kernels_x86_attention import (int8_attention_qkv_f32, int8_attention_qkv_i16,
-                                    int8_attention_qkv_vnni, supported as attention_supported,
+from .kernels_x86_attention import (I16_LAYOUT, VNNI_LAYOUT, DotLayout, int8_attention_qkv_f32,
+                                    int8_attention_qkv_i16, int8_attention_qkv_vnni,
+                                    supported as attention_supported,
                                     supported_f32 as attention_supported_f32,
                                     supported_i16 as attention_supported_i16)
 from .tuned import apply_database
@@ -263,14 +264,15 @@ def schedule_attention_qkv(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     if isa == "avx512_vnni" and attention_supported(n, h, hd):
         sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_vnni(n, h, hd, scale), func))
         _schedule_kv(sch)
-        _schedule_query_rows(sch, min(ATTENTION_ROWS, n))
+        _schedule_query_rows(sch, min(ATTENTION_ROWS, n), VNNI_LAYOUT,
+                             (VNNI_S8U8_16x4, VNNI_U8S8_16x4))
         return sch.mod["main"]
     if isa == "avx2" and attention_supported_i16(n, h, hd):
         rows, keys, channels = ATTENTION_I16_TILE
         sch = s_tir.Schedule(_keep_symbol(int8_attention_qkv_i16(n, h, hd, scale, keys), func))
         _schedule_kv(sch)
-        _schedule_query_rows(sch, min(rows, n), keys, _channel_tile(hd, channels, 8), (8, 2),
-                             (AVX2_I16_8x2, AVX2_I16_8x2))
+        _schedule_query_rows(sch, min(rows, n), I16_LAYOUT, (AVX2_I16_8x2, AVX2_I16_8x2), keys,
+                             _channel_tile(hd, channels, 8))
         return sch.mod["main"]
     if attention_supported_f32(n, h, hd):
         rows, kv, cv = ATTENTION_F32_TILE
@@ -357,18 +359,17 @@ def _query_row_tiles(sch: s_tir.Schedule, rows: int, keys: int = 32, channels: i
     return tile
 
 
-def _schedule_query_rows(sch: s_tir.Schedule, rows: int, keys: int = 32,
-                         channels: int | None = None, tile=(16, 4),
-                         intrinsics=(VNNI_S8U8_16x4, VNNI_U8S8_16x4)) -> None:
-    """Integer register tiles, tensorized: scores ``rows x keys`` and P.V ``rows x channels``
-    (all of the head dim if None) accumulators; ``tile`` = (lanes, group) of the dot intrinsics
-    (VNNI: 16 x 4, AVX2 int16: 8 x 2)."""
+def _schedule_query_rows(sch: s_tir.Schedule, rows: int, layout: DotLayout, intrinsics,
+                         keys: int = 32, channels: int | None = None) -> None:
+    """Integer register tiles of ``_int8_attention_tiled`` in ``layout``, tensorized with
+    ``intrinsics`` (scores, P.V): scores ``rows x keys`` and P.V ``rows x channels`` (all of the
+    head dim if None) accumulators."""
     get = sch.get_sblock
-    lanes, group = tile
+    lanes, group = layout.lanes, layout.group
     tile_loop = _query_row_tiles(sch, rows, keys, channels)
-    for name in ("qsum", "qquant", "qmax", "qmax_lanes"):
-        if _has_block(sch, name):          # qsum: VNNI only (its shifted keys)
-            sch.compute_at(get(name), tile_loop, preserve_unit_loops=True)
+    row_blocks = ("qsum",) if layout.key_shift else ()   # shifted keys' query row sums
+    for name in (*row_blocks, "qquant", "qmax", "qmax_lanes"):
+        sch.compute_at(get(name), tile_loop, preserve_unit_loops=True)
     for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
         _vectorize_inner(sch, get(name))
     qk = get("qk")
@@ -389,14 +390,6 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int, keys: int = 32,
         sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
         sch.unroll(loops[-3])
         sch.tensorize(loops[-2], intrin)
-
-
-def _has_block(sch: s_tir.Schedule, name: str) -> bool:
-    try:
-        sch.get_sblock(name)
-    except tvm.s_tir.schedule.ScheduleError:
-        return False
-    return True
 
 
 def _schedule_query_rows_f32(sch: s_tir.Schedule, rows: int, keys: int, ctile: int) -> None:

@@ -23,15 +23,17 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 
-def _desc(lanes: int, a_dtype: str, b_dtype: str):
+def _desc(lanes: int, a_dtype: str, b_dtype: str, group: int = 4):
+    """``c[i] += sum_r a[r] * b[i, r]`` in int32: ``group`` broadcast values against a
+    [lanes x group] tile."""
     @T.prim_func(s_tir=True)
-    def desc(a: T.Buffer((4,), a_dtype, offset_factor=1),
-             b: T.Buffer((lanes, 4), b_dtype, offset_factor=1),
+    def desc(a: T.Buffer((group,), a_dtype, offset_factor=1),
+             b: T.Buffer((lanes, group), b_dtype, offset_factor=1),
              c: T.Buffer((lanes,), "int32", offset_factor=1)):
         with T.sblock("root"):
-            T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
+            T.reads(c[0:lanes], a[0:group], b[0:lanes, 0:group])
             T.writes(c[0:lanes])
-            for i, r in T.grid(lanes, 4):
+            for i, r in T.grid(lanes, group):
                 with T.sblock("update"):
                     vi, vr = T.axis.remap("SR", [i, r])
                     c[vi] = c[vi] + T.Cast("int32", a[vr]) * T.Cast("int32", b[vi, vr])
@@ -146,19 +148,6 @@ def _widen16_impl(a: T.Buffer((8, 2), "int16", offset_factor=1),
 
 
 @T.prim_func(s_tir=True)
-def _i16_desc(a: T.Buffer((2,), "int16", offset_factor=1),
-              b: T.Buffer((8, 2), "int16", offset_factor=1),
-              c: T.Buffer((8,), "int32", offset_factor=1)):
-    with T.sblock("root"):
-        T.reads(c[0:8], a[0:2], b[0:8, 0:2])
-        T.writes(c[0:8])
-        for i, r in T.grid(8, 2):
-            with T.sblock("update"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                c[vi] = c[vi] + T.Cast("int32", a[vr]) * T.Cast("int32", b[vi, vr])
-
-
-@T.prim_func(s_tir=True)
 def _i16_impl(a: T.Buffer((2,), "int16", offset_factor=1),
               b: T.Buffer((8, 2), "int16", offset_factor=1),
               c: T.Buffer((8,), "int32", offset_factor=1)):
@@ -184,7 +173,7 @@ TensorIntrin.register(AVX2_PAIR16_8x4, _pair16_desc, _pair16_impl)
 TensorIntrin.register(AVX2_WIDEN16_8x2, _widen16_desc, _widen16_impl)
 # attention on AVX2: int16 codes, one broadcast pair against an [8 x 2] tile (vpmaddwd, exact)
 AVX2_I16_8x2 = "fter_x86_dot_i16_8x2_avx2"
-TensorIntrin.register(AVX2_I16_8x2, _i16_desc, _i16_impl)
+TensorIntrin.register(AVX2_I16_8x2, _desc(8, "int16", "int16", group=2), _i16_impl)
 
 # instruction set -> {operand order: (intrinsic, lanes)}
 DOT_INTRINSICS = {

@@ -26,41 +26,21 @@ static double now(void) {
 #define CLOBBERS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
                  "xmm9", "xmm10", "xmm11"
 
-static void run_fma(long n) {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(
+/* one probe: `n` iterations of the instruction sequence `seq` */
+#define PROBE(name, seq)                                              \
+    static void name(long n) {                                        \
+        for (long i = 0; i < n; i++) __asm__ volatile(seq ::: CLOBBERS); \
+    }
+
 #define FMA(a, b) "vfmadd231ps %%ymm12, %%ymm13, %%ymm" #a "\n vfmadd231ps %%ymm12, %%ymm13, %%ymm" #b "\n"
-            SIX(FMA)
-#undef FMA
-            ::: CLOBBERS);
-}
-
-static void run_maddwd(long n) {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(
 #define MWD(a, t) "vpmaddwd %%ymm12, %%ymm13, %%ymm" #t "\n vpaddd %%ymm" #t ", %%ymm" #a ", %%ymm" #a "\n"
-            SIX(MWD) SIX(MWD)
-#undef MWD
-            ::: CLOBBERS);
-}
-
-static void run_maddubsw(long n) {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(
 #define MUB(a, t) "vpmaddubsw %%ymm12, %%ymm13, %%ymm" #t "\n vpaddw %%ymm" #t ", %%ymm" #a ", %%ymm" #a "\n"
-            SIX(MUB) SIX(MUB)
-#undef MUB
-            ::: CLOBBERS);
-}
-
-static void run_vnni(long n) {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(
 #define VNNI(a, b) "vpdpbusd %%zmm12, %%zmm13, %%zmm" #a "\n vpdpbusd %%zmm12, %%zmm13, %%zmm" #b "\n"
-            SIX(VNNI)
-#undef VNNI
-            ::: CLOBBERS);
-}
+
+PROBE(run_fma, SIX(FMA))                  /* 12 FMAs */
+PROBE(run_maddwd, SIX(MWD) SIX(MWD))      /* 12 vpmaddwd (+ 12 vpaddd) */
+PROBE(run_maddubsw, SIX(MUB) SIX(MUB))    /* 12 vpmaddubsw (+ 12 vpaddw) */
+PROBE(run_vnni, SIX(VNNI))                /* 12 vpdpbusd */
 
 typedef struct { void (*fn)(long); long n; } job_t;
 
