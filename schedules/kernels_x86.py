@@ -189,15 +189,11 @@ def clamp_round(v, lo: float, hi: float):
     return round_even(T.max(T.min(v, T.float32(hi)), T.float32(lo)))
 
 
-def quant_int8(v):
-    """``int8(clamp(nearbyint(v), -128, 127))`` through int32: a direct f32 -> i8 vector
-    conversion is scalarized by LLVM."""
-    return T.Cast("int8", T.Cast("int32", clamp_round(v, -128, 127)))
-
-
-def quant_uint8(v):
-    """``uint8(clamp(nearbyint(v), 0, 255))`` (see :func:`quant_int8`)."""
-    return T.Cast("uint8", T.Cast("int32", clamp_round(v, 0, 255)))
+def quant_int8(v, dtype: str = "int8", shift: int = 0):
+    """The int8 code ``clamp(nearbyint(v), -128, 127)`` plus ``shift``, stored as ``dtype``,
+    through int32: a direct f32 -> narrow int vector conversion is scalarized by LLVM."""
+    code = T.Cast("int32", clamp_round(v, -128, 127))
+    return T.Cast(dtype, code + shift if shift else code)
 
 
 def _gelu(v):

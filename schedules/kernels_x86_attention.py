@@ -37,7 +37,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .kernels import _absf, _scale, _tag
-from .kernels_x86 import LANES, ROW_PAD, clamp_round
+from .kernels_x86 import LANES, ROW_PAD, clamp_round, quant_int8
 
 
 def supported(n: int, h: int, hd: int) -> bool:
@@ -187,13 +187,6 @@ VNNI_LAYOUT = DotLayout(16, 4, key="uint8", query="int8", value="int8", prob="ui
 I16_LAYOUT = DotLayout(8, 2, key="int16", query="int16", value="int16", prob="int16")
 
 
-def _code(v, dtype: str, shift: int = 0):
-    """An int8 code (``clamp(nearbyint(v), -128, 127)``) plus ``shift``, stored as ``dtype``
-    (through int32: LLVM scalarizes direct float -> narrow int vector conversions)."""
-    code = T.Cast("int32", clamp_round(v, -128, 127))
-    return T.Cast(dtype, code + shift if shift else code)
-
-
 def _logit(score, qmax, kscale, scale: float, kbias):
     """Scaled logit of an integer score (with the key shift already taken off:
     ``sum_c q*(k + shift) - shift * sum_c q``), plus the padding-key mask."""
@@ -247,14 +240,14 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
         for hh, jt, cg, jl, cl in T.grid(h, nk // ln, hd // gr, ln, gr):
             with T.sblock("kquant"):
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
-                kt[vh, vjt, vcg, vjl, vcl] = _code(
+                kt[vh, vjt, vcg, vjl, vcl] = quant_int8(
                     qkv[T.min(vjt * ln + vjl, n - 1), d + vh * hd + vcg * gr + vcl]
                     * (T.float32(1) / kscale[vh, vjt * ln + vjl]), lay.key, shift)
         _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
         for hh, ct, jg, cl, jl in T.grid(h, hd // ln, nv // gr, ln, gr):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
-                vt[vh, vct, vjg, vcl, vjl] = _code(
+                vt[vh, vct, vjg, vcl, vjl] = quant_int8(
                     qkv[T.min(vjg * gr + vjl, n - 1), 2 * d + vh * hd + vct * ln + vcl]
                     * vinv[vh, vct * ln + vcl], lay.value)
         # ---- one query row at a time ----
@@ -262,7 +255,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = _code(qkv[T.min(vi, n - 1), vh * hd + vc]
+                qi[vh, vi, vc] = quant_int8(qkv[T.min(vi, n - 1), vh * hd + vc]
                                        * (T.float32(1) / _scale(qmax[vh, vi])), lay.query)
         if shifted:             # row sums of the queries: the shifted keys' correction
             for hh, i, c in T.grid(h, nq, hd):
