@@ -37,6 +37,11 @@ _COMMON_SOURCES = (
     "kernels/ternary_matmul_lut.c",
     "kernels/int8_dot_ref.c",
     "kernels/int8_dot_xtensa.c",
+    "kernels/ternary_matmul_pie.c",
+    "kernels/attention_ref.c",
+    "kernels/attention_pie.c",
+    "kernels/pie/fter_pie.c",
+    "kernels/pie/fter_pie_emu.c",
     "kernels/kernel_dispatch.c",
     "sim/harness_common.c",
 )

@@ -104,6 +104,68 @@ int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_st
 int32_t fter_dot_u8s8_ref(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride);
 int32_t fter_dot_u8s8_xtensa(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride);
 
+/**
+ * @brief Weight-stationary ternary matmul tile, format b3 (fmt b2: same with
+ * b2 rows): for i < t, j < nb,
+ * acc[i*acc_stride + j] += sum_{r<k} x[i*x_stride + r] * w_j[r], where the
+ * packed row w_j starts at w + j*w_stride.
+ *
+ * Exact int32, accumulates.  `_ref` runs fter_tmm_b3_ref per token.  `_pie`
+ * (ESP32-S3 PIE, emulated exactly on other cores, ternary_matmul_pie.c)
+ * decodes each group of 16 rows once into a 16-byte-aligned static scratch
+ * of (FTER_PIE_MAX_K + 16) * 16 bytes (FTER_PIE_MAX_K defaults to 1536; larger
+ * k uses the reference) and accumulates 16 channels per token in QACC
+ * (17 PIE instructions per 256 MACs).  x rows are read in place when x is
+ * 16-byte aligned and k, x_stride are multiples of 16, else copied.  No
+ * saturation for any k (QACC read out every 4080 k).  Not re-entrant.
+ */
+void fter_tmm_tile_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                      int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b3_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b3_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                      int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b2_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+
+/** @brief Builds the PIE tile's decode tables (called by fter_kernels_init). */
+void fter_tmm_pie_init(void);
+
+/**
+ * @brief Attention scores of one query row: scores[j] = sum_{c<hd} q[c] *
+ * k[j*k_stride + c] for j < n (one head).  Exact int32, overwrites.  `_pie`
+ * keeps the query in PIE registers and accumulates each key in ACCX; it
+ * needs hd a multiple of 16 and <= 96, q and k 16-byte aligned, k_stride a
+ * multiple of 16, else it runs the reference (attention_ref.c).
+ */
+void fter_qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                 int32_t k_stride);
+void fter_qk_row_ref(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride);
+void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride);
+
+/**
+ * @brief One row of probabilities times V: out[c] = sum_{j<n} p[j] *
+ * v[j*v_stride + c] for c < hd (uint8 p, int8 V).  Exact int32 for any
+ * input, overwrites.  `_pie` accumulates 16 channels in QACC with min(p,127)
+ * and a fix-up pass for p > 127, reading QACC out whenever the block's
+ * probability sum would pass 4095 (no saturation).  Needs hd a multiple of
+ * 16, v 16-byte aligned, v_stride a multiple of 16 and n <= FTER_PIE_MAX_N
+ * (default 1024), else it runs the reference.  Not re-entrant (static
+ * buffers of ~6 n bytes).
+ */
+void fter_pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                 int32_t v_stride);
+void fter_pv_row_ref(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride);
+void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,3 +46,31 @@ int32_t fter_dot_s8(const int8_t *a, const int8_t *b, int32_t n) {
 int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_stride) {
   return FTER_IMPL(fter_dot_u8s8)(p, v, n, v_stride);
 }
+
+/* The PIE kernels (ternary_matmul_pie.c, attention_pie.c): on cores without PIE the layer
+ * emulates it (exact, slow), so builds for those cores should select the reference. */
+#ifdef FTER_KERNELS_REF
+#define FTER_PIE_IMPL(name) name##_ref
+#else
+#define FTER_PIE_IMPL(name) name##_pie
+#endif
+
+void fter_tmm_tile_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                      int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  FTER_PIE_IMPL(fter_tmm_tile_b3)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}
+
+void fter_tmm_tile_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                      int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  FTER_PIE_IMPL(fter_tmm_tile_b2)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}
+
+void fter_qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                 int32_t k_stride) {
+  FTER_PIE_IMPL(fter_qk_row)(scores, q, k, hd, n, k_stride);
+}
+
+void fter_pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                 int32_t v_stride) {
+  FTER_PIE_IMPL(fter_pv_row)(out, p, v, n, hd, v_stride);
+}

@@ -32,3 +32,20 @@ void fter_tmm_b3_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
     acc[j] += sum;
   }
 }
+
+/* Tiles: t tokens (rows of x, x_stride apart) against the same nb rows. */
+static void tile_ref(void (*ref)(int32_t *, const int8_t *, const uint8_t *, int32_t, int32_t, int32_t),
+                     int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                     int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  for (int32_t i = 0; i < t; ++i, x += x_stride, acc += acc_stride) ref(acc, x, w, k, nb, w_stride);
+}
+
+void fter_tmm_tile_b3_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  tile_ref(fter_tmm_b3_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}
+
+void fter_tmm_tile_b2_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  tile_ref(fter_tmm_b2_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}

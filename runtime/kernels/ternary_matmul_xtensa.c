@@ -54,6 +54,7 @@ void fter_kernels_init(void) {
     for (int32_t t = 0; t < 5 && ++d[t] == 3; ++t) d[t] = 0;
   }
   tables_ready = 1;
+  fter_tmm_pie_init();
 }
 
 /* x[0 .. len) as lane words, per weight byte (b2: 4 activations -> 2

@@ -1,0 +1,166 @@
+/* int8 attention rows on the ESP32-S3's PIE (emulated exactly elsewhere,
+ * see pie/fter_pie.h).
+ *
+ * QK: the query row (hd/16 <= 6 chunks) stays in q0-q5; per key ACCX
+ * accumulates the chunks, loading K chunk c+1 into q6/q7 while multiplying
+ * chunk c (vmulas.s8.accx.ld.ip).  |score| <= 2^14 * 96: no saturation.
+ *
+ * PV: QACC lane l = channel 16g + l; per key j one 128-bit load of V[j, 16g..]
+ * and one vsmulas.s8.qacc broadcasting the probability from q1 (16 of them).
+ * PIE multiplies s8 x s8, so the main pass uses min(p, 127) and a fix-up pass
+ * adds (p - 127) V[j] for p > 127 (128 split as 127 + 1).  Keys are taken in
+ * chunks of 16 and chunks in blocks whose probability sum is <= 4095, read
+ * out into int32 at each block end: |lane| <= 4095 * 128 < 2^19, exact for
+ * any input.
+ *
+ * Both fall back to the reference unless hd is a multiple of 16, the rows
+ * are 16-byte aligned with strides multiples of 16 (and, QK, hd <= 96; PV,
+ * n <= FTER_PIE_MAX_N).
+ */
+#include <stdint.h>
+
+#include "fter_kernels.h"
+#include "pie/fter_pie.h"
+
+#ifndef FTER_PIE_MAX_N
+#define FTER_PIE_MAX_N 1024
+#endif
+#define MAX_N_PAD ((FTER_PIE_MAX_N + 15) & ~15)
+#define BLOCK_SUM 4095 /* 4095 * 128 < 2^19 */
+
+static int aligned16(const void *p, int32_t stride) {
+  return ((uintptr_t)p & 15) == 0 && (stride & 15) == 0;
+}
+
+/* ---------------------------------------------------------------- QK */
+
+/* Score of the key at kp with the query in q0..q(n-1); K chunks alternate q6/q7. */
+#define QK_KEYS(CHAIN)                                   \
+  for (int32_t j = 0; j < n; ++j, krow += k_stride) {    \
+    const int8_t *kp = krow;                             \
+    int32_t s;                                           \
+    PIE_ZERO_ACCX();                                     \
+    PIE_VLD_128_IP(6, kp, 16);                           \
+    CHAIN;                                               \
+    PIE_SRS_ACCX(s);                                     \
+    scores[j] = s;                                       \
+  }
+#define LD(qu, qq, qk) PIE_VMULAS_S8_ACCX_LD_IP(qu, kp, 16, qq, qk)
+
+void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride) {
+  if ((hd & 15) != 0 || hd <= 0 || hd > 96 || !aligned16(q, 0) || !aligned16(k, k_stride)) {
+    fter_qk_row_ref(scores, q, k, hd, n, k_stride);
+    return;
+  }
+  const int32_t chunks = hd >> 4;
+  const int8_t *qp = q, *krow = k;
+  PIE_VLD_128_IP(0, qp, 16);
+  if (chunks > 1) PIE_VLD_128_IP(1, qp, 16);
+  if (chunks > 2) PIE_VLD_128_IP(2, qp, 16);
+  if (chunks > 3) PIE_VLD_128_IP(3, qp, 16);
+  if (chunks > 4) PIE_VLD_128_IP(4, qp, 16);
+  if (chunks > 5) PIE_VLD_128_IP(5, qp, 16);
+  switch (chunks) {
+    case 1: QK_KEYS(PIE_VMULAS_S8_ACCX(0, 6)) break;
+    case 2: QK_KEYS(LD(7, 0, 6); PIE_VMULAS_S8_ACCX(1, 7)) break;
+    case 3: QK_KEYS(LD(7, 0, 6); LD(6, 1, 7); PIE_VMULAS_S8_ACCX(2, 6)) break;
+    case 4: QK_KEYS(LD(7, 0, 6); LD(6, 1, 7); LD(7, 2, 6); PIE_VMULAS_S8_ACCX(3, 7)) break;
+    case 5:
+      QK_KEYS(LD(7, 0, 6); LD(6, 1, 7); LD(7, 2, 6); LD(6, 3, 7); PIE_VMULAS_S8_ACCX(4, 6)) break;
+    default:
+      QK_KEYS(LD(7, 0, 6); LD(6, 1, 7); LD(7, 2, 6); LD(6, 3, 7); LD(7, 4, 6);
+              PIE_VMULAS_S8_ACCX(5, 7)) break;
+  }
+}
+
+/* ---------------------------------------------------------------- PV */
+
+/* s8 multipliers (16-padded with 0), byte offsets of their V rows, and the
+ * sum of each chunk of 16: the main pass (all keys) and the fix-up entries. */
+static int8_t main_val[MAX_N_PAD] __attribute__((aligned(16)));
+static int8_t fix_val[2 * MAX_N_PAD] __attribute__((aligned(16)));
+static int32_t fix_off[2 * MAX_N_PAD];
+static int32_t main_sum[MAX_N_PAD / 16], fix_sum[2 * MAX_N_PAD / 16];
+static uint8_t qacc_buf[48] __attribute__((aligned(16)));
+
+static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
+  for (int32_t c = 0, j = 0; j < count; ++c, j += 16) {
+    int32_t s = 0;
+    for (int32_t i = 0; i < 16; ++i) s += val[j + i]; /* zero padded */
+    sums[c] = s;
+  }
+}
+
+static void add_qacc(int32_t *tot) {
+  int32_t lanes[16];
+  fter_pie_read_qacc(lanes, qacc_buf);
+  for (int32_t l = 0; l < 16; ++l) tot[l] += lanes[l];
+}
+
+#define SEL16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+/* main pass: V rows in order, v_stride apart */
+#define MAIN_STEP(s) PIE_VLD_128_XP(0, vp, v_stride); PIE_VSMULAS_S8_QACC(0, 1, s);
+#define MAIN_TAIL(s) if (s < m) { MAIN_STEP(s) }
+/* fix-up: gathered rows */
+#define FIX_STEP(s) if (s < m) { const int8_t *rp = vcol + off[s]; PIE_VLD_128_IP(0, rp, 0); PIE_VSMULAS_S8_QACC(0, 1, s); }
+
+/* tot[l] += sum_e val[e] * V[row_e, l] over count entries; off == NULL: rows 0, 1, 2, ... */
+static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const int32_t *sums,
+                    int32_t count, const int8_t *vcol, int32_t v_stride) {
+  const int8_t *vp = vcol, *pp = val;
+  int32_t block = 0;
+  PIE_ZERO_QACC();
+  for (int32_t j = 0, c = 0; j < count; j += 16, ++c) {
+    const int32_t m = count - j < 16 ? count - j : 16;
+    if (block + sums[c] > BLOCK_SUM) {
+      add_qacc(tot);
+      PIE_ZERO_QACC();
+      block = 0;
+    }
+    block += sums[c];
+    PIE_VLD_128_IP(1, pp, 16);
+    if (off != 0) {
+      SEL16(FIX_STEP)
+      off += 16;
+    } else if (m == 16) {
+      SEL16(MAIN_STEP)
+    } else {
+      SEL16(MAIN_TAIL)
+    }
+  }
+  add_qacc(tot);
+}
+
+void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride) {
+  if ((hd & 15) != 0 || hd <= 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
+    fter_pv_row_ref(out, p, v, n, hd, v_stride);
+    return;
+  }
+  int32_t nfix = 0;
+  for (int32_t j = 0, o = 0; j < n; ++j, o += v_stride) {
+    const int32_t pj = p[j];
+    main_val[j] = (int8_t)(pj < 127 ? pj : 127);
+    if (pj > 127) {
+      const int32_t d = pj - 127; /* 1..128 */
+      fix_val[nfix] = (int8_t)(d < 127 ? d : 127);
+      fix_off[nfix++] = o;
+      if (d == 128) {
+        fix_val[nfix] = 1;
+        fix_off[nfix++] = o;
+      }
+    }
+  }
+  const int32_t npad = (n + 15) & ~15, fpad = (nfix + 15) & ~15;
+  for (int32_t j = n; j < npad; ++j) main_val[j] = 0;
+  for (int32_t j = nfix; j < fpad; ++j) fix_val[j] = 0, fix_off[j] = 0;
+  chunk_sums(main_sum, main_val, n);
+  chunk_sums(fix_sum, fix_val, nfix);
+  for (int32_t g = 0; g < hd; g += 16) {
+    int32_t tot[16] = {0};
+    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride);
+    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride);
+    for (int32_t l = 0; l < 16; ++l) out[g + l] = tot[l];
+  }
+}

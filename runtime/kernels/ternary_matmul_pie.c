@@ -1,0 +1,121 @@
+/* Weight-stationary ternary matmul tile on the ESP32-S3's PIE (emulated
+ * exactly on the host and the lx106, see pie/fter_pie.h).
+ *
+ * Per group of 16 output channels the packed rows are decoded once into a
+ * [kpad][16] int8 scratch (lane l = channel j0 + l; missing channels and k
+ * padding are 0, plus one zero column for the last prefetch).  Per token,
+ * QACC lane l accumulates sum_r x[r] * w_{j0+l}[r]: each chunk of 16 k is one
+ * 128-bit load of x and 16 vsmulas.s8.qacc.ld.incp (broadcast x[r] times
+ * column r while loading column r+1), 17 instructions per 256 MACs.  A lane
+ * holds at most 128 * 4080 < 2^19 (k blocks of <= 255 chunks, each read out
+ * into int32), so nothing saturates.  x rows are used in place when
+ * 16-byte aligned with k and x_stride multiples of 16, else copied into a
+ * zero-padded aligned row.  k > FTER_PIE_MAX_K uses the reference.
+ */
+#include <stdint.h>
+
+#include "fter_kernels.h"
+#include "pie/fter_pie.h"
+
+#ifndef FTER_PIE_MAX_K
+#define FTER_PIE_MAX_K 1536
+#endif
+#define KPAD_MAX ((FTER_PIE_MAX_K + 15) & ~15)
+#define BLOCK_CHUNKS 255 /* 128 * 255 * 16 < 2^19 */
+
+/* [kpad + 1][16] weights; words so the zeroing loops may use 32-bit stores. */
+static uint32_t scratch_words[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
+static uint32_t xrow_words[KPAD_MAX / 4] __attribute__((aligned(16)));
+static uint8_t qacc_buf[48] __attribute__((aligned(16)));
+
+/* Weights of each packed byte (b3: 5 trits, b2: 4), built once. */
+static int8_t b3_trits[256][5];
+static int8_t b2_trits[256][4];
+static int trits_ready;
+
+void fter_tmm_pie_init(void) {
+  int32_t d[5] = {0, 0, 0, 0, 0}; /* base-3 digits of b, counted up (bytes >= 243 wrap like the reference) */
+  for (int32_t b = 0; b < 256; ++b) {
+    for (int32_t t = 0; t < 4; ++t) b2_trits[b][t] = (int8_t)(((b >> (2 * t)) & 3) - 1);
+    for (int32_t t = 0; t < 5; ++t) b3_trits[b][t] = (int8_t)(d[t] - 1);
+    for (int32_t t = 0; t < 5 && ++d[t] == 3; ++t) d[t] = 0;
+  }
+  trits_ready = 1;
+}
+
+static void zero_words(uint32_t *p, int32_t words) {
+  for (int32_t i = 0; i < words; ++i) p[i] = 0;
+}
+
+/* Column l of the scratch from one packed row: weight r at dst[16 * r]. */
+static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
+  const int32_t per = b3 ? 5 : 4;
+  int32_t r = 0;
+  if (b3) {
+    for (; r + 5 <= k; r += 5, dst += 80) {
+      const int8_t *t = b3_trits[*row++];
+      dst[0] = t[0], dst[16] = t[1], dst[32] = t[2], dst[48] = t[3], dst[64] = t[4];
+    }
+  } else {
+    for (; r + 4 <= k; r += 4, dst += 64) {
+      const int8_t *t = b2_trits[*row++];
+      dst[0] = t[0], dst[16] = t[1], dst[32] = t[2], dst[48] = t[3];
+    }
+  }
+  if (r < k) {
+    const int8_t *t = b3 ? b3_trits[*row] : b2_trits[*row];
+    for (int32_t i = 0; i < per && r < k; ++i, ++r, dst += 16) dst[0] = t[i];
+  }
+}
+
+static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                 int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3) {
+  int8_t *scratch = (int8_t *)scratch_words;
+  int8_t *xrow = (int8_t *)xrow_words;
+  const int32_t kpad = (k + 15) & ~15, chunks = kpad >> 4;
+  const int direct = ((uintptr_t)x & 15) == 0 && (x_stride & 15) == 0 && (k & 15) == 0;
+  if (!trits_ready) fter_tmm_pie_init();
+  if (!direct) zero_words(xrow_words + (k >> 2), (kpad >> 2) - (k >> 2)); /* tail of xrow */
+  for (int32_t j0 = 0; j0 < nb; j0 += 16) {
+    const int32_t lanes = nb - j0 < 16 ? nb - j0 : 16;
+    if (lanes < 16)
+      zero_words(scratch_words, (kpad + 16) * 4);
+    else
+      zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
+    for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
+    const int8_t *xr = x;
+    int32_t *ar = acc + j0;
+    for (int32_t i = 0; i < t; ++i, xr += x_stride, ar += acc_stride) {
+      const int8_t *xp = xr;
+      if (!direct) {
+        for (int32_t r = 0; r < k; ++r) xrow[r] = xr[r];
+        xp = xrow;
+      }
+      const int8_t *wp = scratch;
+      PIE_VLD_128_IP(1, wp, 16);
+      for (int32_t c = 0; c < chunks; c += BLOCK_CHUNKS) {
+        int32_t q[16];
+        PIE_ZERO_QACC();
+        fter_pie_tmm_chunks(&xp, &wp, chunks - c < BLOCK_CHUNKS ? chunks - c : BLOCK_CHUNKS);
+        fter_pie_read_qacc(q, qacc_buf);
+        for (int32_t l = 0; l < lanes; ++l) ar[l] += q[l];
+      }
+    }
+  }
+}
+
+void fter_tmm_tile_b3_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  if (k > FTER_PIE_MAX_K)
+    fter_tmm_tile_b3_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  else
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1);
+}
+
+void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  if (k > FTER_PIE_MAX_K)
+    fter_tmm_tile_b2_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  else
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0);
+}

@@ -1,0 +1,173 @@
+"""The PIE layer (runtime/kernels/pie) and the PIE kernels, bit-exact against NumPy.
+
+runtime/kernels/pie/test_pie.c checks each emulated PIE instruction against
+hand-computed values and every PIE kernel against its reference on the same
+data; here the results are also compared with NumPy.  Host (marker ``cc``)
+and lx106 in QEMU (marker ``xtensa``); run with -s for instruction counts.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import numpy as np
+import pytest
+
+from runtime import packing
+from runtime.cbuild import RUNTIME_DIR
+from runtime.host_sim import build_host, run_host
+from runtime.xtensa_sim import build_xtensa, run_xtensa
+
+PIE_TEST = RUNTIME_DIR / "kernels" / "pie" / "test_pie.c"
+DIMS = (1, 3, 15, 16, 17, 33, 100, 197)
+MAX_K = 4608  # FTER_PIE_MAX_K of the test build: k > 4080 exercises the QACC block readout
+DEFINES = {"FTER_PIE_COUNT": None, "FTER_PIE_MAX_K": MAX_K}
+# DeiT-Tiny shapes whose counts are reported.
+DEIT = {("b3", 192, 16, 197): "tile_b3 k=192 nb=16 t=197", ("b3", 768, 16, 197): "tile_b3 k=768 nb=16 t=197",
+        ("qk", 64, 197): "qk hd=64 n=197", ("pv", 64, 197): "pv hd=64 n=197"}
+
+
+def header(*values: int) -> bytes:
+    return struct.pack("<8i", *(list(values) + [0] * (8 - len(values))))
+
+
+class Cases:
+    """Input stream for test_pie.c and the NumPy expectation of each case."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.blob: list[bytes] = [header(0)]
+        self.expected: list[tuple[object, np.ndarray]] = [("self-test", np.zeros(1, np.int32))]
+
+    def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None):
+        rng = self.rng
+        wt = rng.integers(-1, 2, size=(nb, k)).astype(np.int8) if wt is None else wt
+        x = rng.integers(-128, 128, size=(t, k)).astype(np.int8) if x is None else x
+        rb = packing.row_bytes(k, fmt)
+        w_stride = rb if aligned else rb + 1
+        x_stride, x_off = ((k + 15) & ~15, 0) if aligned else (k + 1, 3)
+        acc_stride = nb if aligned else nb + 2
+        w = np.zeros((nb, w_stride), np.uint8)
+        w[:, :rb] = packing.pack(wt, fmt)
+        xs = rng.integers(-128, 128, size=(t, x_stride)).astype(np.int8)  # garbage past k
+        xs[:, :k] = x
+        acc = rng.integers(-1000, 1000, size=(t, acc_stride)).astype(np.int32)
+        want = acc.astype(np.int64)
+        want[:, :nb] += x.astype(np.int64) @ wt.T.astype(np.int64)
+        op = 1 if fmt == "b2" else 2
+        self.blob += [header(op, k, nb, t, w_stride, x_stride, acc_stride, x_off), xs.tobytes(),
+                      w.tobytes(), acc.tobytes()]
+        self.expected.append(((fmt, k, nb, t) if aligned else (fmt, k, nb, t, "misaligned"),
+                              want.astype(np.int32).ravel()))
+
+    def qk(self, hd, n, aligned=True):
+        q = self.rng.integers(-128, 128, size=hd).astype(np.int8)
+        k_stride = (hd + 15) & ~15 if aligned else hd + 3
+        k = self.rng.integers(-128, 128, size=(n, k_stride)).astype(np.int8)
+        off = (0, 0) if aligned else (1, 5)
+        self.blob += [header(3, hd, n, k_stride, *off), q.tobytes(), k.tobytes()]
+        want = k[:, :hd].astype(np.int64) @ q.astype(np.int64)
+        self.expected.append((("qk", hd, n) if aligned else ("qk", hd, n, "misaligned"), want.astype(np.int32)))
+
+    def pv(self, hd, n, p=None, v=None, v_stride=None, v_off=0, tag="random"):
+        p = self.rng.integers(0, 256, size=n).astype(np.uint8) if p is None else p
+        v_stride = (hd + 15) & ~15 if v_stride is None else v_stride
+        v = self.rng.integers(-128, 128, size=(n, v_stride)).astype(np.int8) if v is None else v
+        self.blob += [header(4, n, hd, v_stride, 0, v_off), p.tobytes(), v.tobytes()]
+        want = p.astype(np.int64) @ v[:, :hd].astype(np.int64)
+        self.expected.append((("pv", hd, n, tag) if tag != "deit" else ("pv", hd, n), want.astype(np.int32)))
+
+    def stream(self) -> bytes:
+        return struct.pack("<i", len(self.expected)) + b"".join(self.blob)
+
+
+def pie_cases(seed: int = 0) -> Cases:
+    c = Cases(seed)
+    rng = c.rng
+    # every value of every dimension, the other two varied (product bounded for QEMU)
+    for dim in range(3):
+        for val in DIMS:
+            while True:
+                kn_t = [int(rng.choice(DIMS)) for _ in range(3)]
+                kn_t[dim] = val
+                if np.prod(kn_t) <= 700_000:
+                    break
+            k, nb, t = kn_t
+            c.tile("b3" if (dim + val) % 2 else "b2", k, nb, t, aligned=bool(val % 3))
+    for fmt in ("b2", "b3"):
+        c.tile(fmt, 33, 17, 3, aligned=False)
+        c.tile(fmt, 64, 16, 5, aligned=True)
+    c.tile("b3", 192, 16, 197)
+    c.tile("b3", 768, 16, 197)
+    # lane bound: x = -128, w = -1 at the largest k (QACC read out per 4080), and k > FTER_PIE_MAX_K
+    for k in (4080, MAX_K):
+        c.tile("b3", k, 17, 2, x=np.full((2, k), -128, np.int8), wt=np.full((17, k), -1, np.int8))
+    c.tile("b2", MAX_K + 5, 3, 2)
+    for hd in (16, 32, 64, 48, 20, 96):
+        for n in (1, 17, 197):
+            c.qk(hd, n)
+        c.qk(hd, 33, aligned=False)
+    for hd in (16, 32, 64, 48, 20):
+        for n in (1, 3, 17, 197):
+            c.pv(hd, n)  # random p: sum far above 4095, many p > 127
+    # softmax-like rows: small values plus a few > 127 (255 splits its 128 as 127 + 1)
+    p = np.zeros(197, np.uint8)
+    p[[0, 5, 100, 196]] = [255, 128, 200, 130]
+    p[rng.integers(0, 197, 40)] = rng.integers(0, 4, 40).astype(np.uint8)
+    c.pv(64, 197, p=p, tag="softmax")
+    c.pv(64, 197, p=np.full(197, 255, np.uint8), v=np.full((197, 64), -128, np.int8), tag="extreme")
+    c.pv(32, 40, v_stride=40, tag="stride40")  # stride not a multiple of 16: reference
+    soft = np.exp(rng.standard_normal(197) * 2)
+    c.pv(64, 197, p=np.minimum(np.round(255 * soft / soft.max()), 255).astype(np.uint8), tag="deit")
+    return c
+
+
+def check_output(output: bytes, expected) -> None:
+    got = np.frombuffer(output, np.int32)
+    assert got.shape == (sum(len(e) for _, e in expected),)
+    at = 0
+    for desc, e in expected:
+        np.testing.assert_array_equal(got[at:at + len(e)], e, err_msg=str(desc))
+        at += len(e)
+
+
+def pie_counts(stdout: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(r"^FTER_PIE (\S+) (\d+)$", stdout, re.M)}
+
+
+def deit_rows(cases: Cases) -> list[tuple[str, int]]:
+    descs = [d for d, _ in cases.expected]
+    return [(label, descs.index(key)) for key, label in DEIT.items()]
+
+
+@pytest.mark.cc
+def test_pie_host(tmp_path):
+    cases = pie_cases()
+    exe = build_host([PIE_TEST], tmp_path, DEFINES)
+    res = run_host(exe, cases.stream())
+    assert "pie ok" in res.stdout and "FAIL" not in res.stdout, res.stdout
+    check_output(res.output, cases.expected)
+    counts = pie_counts(res.stdout)
+    report = []
+    for label, i in deit_rows(cases):
+        report.append(f"{label}: {counts[f'c{i}']} emulated PIE instructions")
+    # 17 instructions per 16-k chunk and token, + 6 per token and group (zero, first column, readout)
+    assert counts[f"c{deit_rows(cases)[1][1]}"] == 197 * (48 * 17 + 6)
+    print("\n".join(report))
+
+
+@pytest.mark.xtensa
+def test_pie_xtensa(tmp_path):
+    cases = pie_cases()
+    elf = build_xtensa([PIE_TEST], tmp_path, DEFINES)
+    res = run_xtensa(elf, cases.stream(), timeout=600)
+    assert "pie ok" in res.stdout and "FAIL" not in res.stdout, res.stdout
+    check_output(res.output, cases.expected)
+    counts = pie_counts(res.stdout)
+    report = []
+    for label, i in deit_rows(cases):
+        ref, pie = res.counters[f"c{i}_ref"], res.counters[f"c{i}_pie"]
+        report.append(f"{label}: lx106 ref {ref} instructions, pie (emulated) {pie}; "
+                      f"{counts[f'c{i}']} PIE instructions")
+    print("\n".join(report))
