@@ -145,7 +145,7 @@ def component_files(aot) -> dict[str, Path]:
     and DLPack headers actually included in third_party/include/."""
     files = {f"src/{p.name}": p for p in (aot.model_c, aot.kernels_c, aot.weights_c)}
     files.update({f"runtime/{p.name}": p for p in component_runtime_sources()})
-    fter_dirs = [cbuild.RUNTIME_DIR / "include", Path(aot.out_dir)]
+    fter_dirs = [cbuild.RUNTIME_DIR / "include", cbuild.RUNTIME_DIR / "kernels" / "pie", Path(aot.out_dir)]
     tvm_dirs = cbuild.tvm_include_dirs()
     headers = _include_closure([files[k] for k in sorted(files)], fter_dirs + tvm_dirs)
     for name, path in sorted(headers.items()):

@@ -77,7 +77,7 @@ class Toolchain:
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...] = ()
     sources: tuple[str, ...] = _COMMON_SOURCES
-    include_dirs: tuple[str, ...] = ("include", "sim", "libc/include")
+    include_dirs: tuple[str, ...] = ("include", "kernels/pie", "sim", "libc/include")
     exe_suffix: str = ""
     run_tools: tuple[tuple[str, str], ...] = ()  # (executable, apt package) needed to run
 
@@ -107,7 +107,7 @@ XTENSA = Toolchain(
         "libc/softfloat.c",
         "libc/libgcc_lx106.c",
     ),
-    include_dirs=("include", "sim", "libc/include", "libc/include_freestanding"),
+    include_dirs=("include", "kernels/pie", "sim", "libc/include", "libc/include_freestanding"),
     exe_suffix=".elf",
     run_tools=(("qemu-system-xtensa", "qemu-system-misc"),),
 )

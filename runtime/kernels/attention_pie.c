@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "fter_kernels.h"
-#include "pie/fter_pie.h"
+#include "fter_pie.h"
 
 #ifndef FTER_PIE_MAX_N
 #define FTER_PIE_MAX_N 1024

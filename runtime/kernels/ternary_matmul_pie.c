@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "fter_kernels.h"
-#include "pie/fter_pie.h"
+#include "fter_pie.h"
 
 #ifndef FTER_PIE_MAX_K
 #define FTER_PIE_MAX_K 1536
