@@ -50,7 +50,7 @@ class Esp32s3Target(Target):
 
     name: str = "esp32s3"
     tvm_target: dict = field(default_factory=lambda: {"kind": "c"})
-    kernel_variant: str = "xtensa"
+    kernel_variant: str = "pie"   # "pie": PIE micro-kernels (C-emulated off the chip); "xtensa": scalar
     low_memory: bool = True
     board: BoardLimits = field(default_factory=BoardLimits)
 

@@ -20,7 +20,9 @@ from tvm.script import tirx as T
 
 from .formats import get_format
 from .common import stream_attention_rows
+from .esp32s3_pie import pv_row_intrin, qk_row_intrin, tile_intrin
 from .kernels import _trit
+from .kernels_stationary import stationary_form
 from .tuned import apply_database, is_tuned
 
 N_BLOCK = 16
@@ -28,10 +30,13 @@ N_BLOCK = 16
 
 # Micro-kernel variants with the same contract: "" is the lane kernel (runtime/kernels/
 # ternary_matmul_xtensa.c), "lut" builds a table of partial sums per token and K block and so
-# pays off only when one call covers many output channels. The tuner picks per shape.
-TMM_VARIANTS = ("", "lut")
+# pays off only when one call covers many output channels, "pie" is the PIE tile kernel
+# (ternary_matmul_pie.c) called for one token. The tuner picks per shape; the hand schedules use
+# the target's default (``Esp32s3Target.kernel_variant``). Indices are stored in tuning records:
+# append only.
+TMM_VARIANTS = ("", "lut", "pie")
 _REGISTER_LOCK = threading.Lock()
-_INTRIN_RE = re.compile(r"fter_tmm_k(\d+)_n(\d+)_([a-z0-9]+?)(?:_(lut))?")
+_INTRIN_RE = re.compile(r"fter_tmm_k(\d+)_n(\d+)_([a-z0-9]+?)(?:_(lut|pie))?")
 
 
 def intrin_name(k: int, nb: int, fmt: str, variant: str = "") -> str:
@@ -43,6 +48,10 @@ def intrin_name(k: int, nb: int, fmt: str, variant: str = "") -> str:
 def _make_intrin(k: int, nb: int, fmt: str, variant: str = ""):
     kb = get_format(fmt).row_bytes(k)
     extern = f"fter_tmm_{fmt}" + (f"_{variant}" if variant else "")
+    if variant == "pie":   # the tile kernel for one token row: (t, x_stride, acc_stride) = (1, k, nb)
+        extern, tail = f"fter_tmm_tile_{fmt}", (1, k, nb)
+    else:
+        tail = ()
 
     @T.prim_func(s_tir=True)
     def desc(q: T.Buffer((1, k), "int8", offset_factor=1),
@@ -66,7 +75,7 @@ def _make_intrin(k: int, nb: int, fmt: str, variant: str = ""):
             # address_of, not access_ptr: StorageRewrite may retype a reused scratch buffer and
             # then rejects tvm_access_ptr on it (seen with the MLP kernel's int32/f32 tiles)
             T.evaluate(T.call_extern("void", extern, T.address_of(acc[0, 0]), T.address_of(q[0, 0]),
-                                     T.address_of(w[0, 0]), k, nb, kb))
+                                     T.address_of(w[0, 0]), k, nb, kb, *tail))
 
     return desc, impl
 
@@ -101,6 +110,26 @@ def ensure_intrin_by_name(name: str) -> bool:
 TMM_ANN = "fter.tmm"                  # on a tile loop: "<k>_<fmt>" of the accumulation
 TMM_VARIANT_ANN = "fter.tmm_variant"  # on the same loop: index into TMM_VARIANTS
 _SPACE = threading.local()
+_TARGET = threading.local()           # .variant: the hand schedules' micro-kernel (schedule_module)
+
+
+@contextlib.contextmanager
+def kernel_variant(variant: str):
+    """Hand schedules inside use ``variant`` ("" lane, "lut", "pie") for their tiles."""
+    if variant not in TMM_VARIANTS:
+        raise ValueError(f"unknown micro-kernel variant {variant!r}; choose one of {TMM_VARIANTS}")
+    old = getattr(_TARGET, "variant", "")
+    _TARGET.variant = variant
+    try:
+        yield
+    finally:
+        _TARGET.variant = old
+
+
+def _pie() -> bool:
+    """Whether the hand schedules target the PIE micro-kernels (and not inside a design space,
+    whose sampled traces must keep the hand schedule's loop structure)."""
+    return getattr(_TARGET, "variant", "") == "pie" and getattr(_SPACE, "sch", None) is None
 
 
 @contextlib.contextmanager
@@ -136,7 +165,7 @@ def tile_accumulation(sch: s_tir.Schedule, acc, consumer, n: int, nb=None):
 
 
 def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: str,
-                           variant: str = "") -> None:
+                           variant: str | None = None) -> None:
     """Replace the tile at ``loop`` by a ``fter_tmm_<fmt>[_<variant>]`` call (last step: blocks
     after tensorization no longer take part in compute_at dependency analysis)."""
     sch.decompose_reduction(acc, loop)
@@ -147,6 +176,7 @@ def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: 
                      sch.sample_categorical(list(range(count)), [1.0 / count] * count))
         return
     nb = int(sch.get(loop).extent)
+    variant = getattr(_TARGET, "variant", "") if variant is None else variant
     sch.tensorize(loop, ensure_intrin(k, nb, fmt, variant))
 
 
@@ -158,16 +188,72 @@ def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     sch = _schedule(func)
     acc = sch.get_sblock("acc")
+    if _pie() and int(p["t"]) > 1:   # one token: the row tile below (same kernel, t = 1)
+        _tile_all_tokens(sch, acc, sch.get_sblock("epilogue"), int(p["t"]), int(p["k"]),
+                         int(p["n"]), p["fmt"])
+        return sch.mod["main"]
     loop = tile_accumulation(sch, acc, sch.get_sblock("epilogue"), int(p["n"]))
     tensorize_accumulation(sch, acc, loop, int(p["k"]), int(p["n"]), p["fmt"])
     return sch.mod["main"]
 
 
+def _tile_all_tokens(sch: s_tir.Schedule, acc, consumer, t: int, k: int, n: int, fmt: str,
+                     reduce_init: bool = False) -> None:
+    """Weight-stationary order for PIE: channel blocks outermost, every token of a block in one
+    ``fter_tmm_tile`` call (its weights decoded once per call); the accumulator is [t, nb].
+    ``reduce_init``: the consumer reduces over the channels (a per-token absmax): its init goes
+    before the channel-block loop."""
+    i, j = sch.get_loops(consumer)[-2:]
+    jo, _ = sch.split(j, [None, _n_block(n)])
+    sch.reorder(jo, i)
+    if reduce_init:
+        sch.decompose_reduction(consumer, jo)
+    sch.compute_at(acc, jo, preserve_unit_loops=True)
+    loop = sch.get_loops(acc)[-3]
+    sch.decompose_reduction(acc, loop)
+    sch.tensorize(loop, tile_intrin(t, k, _n_block(n), fmt))
+
+
+_MACRO_SUFFIX = re.compile(r"(_\d+)?")
+
+
+def _block_named(sch: s_tir.Schedule, name: str):
+    """The block ``name`` of a kernel written with a ``T.macro`` (TVMScript appends ``_<count>``
+    to the block names of every macro expansion after the first in a process)."""
+    stack = [sch.get_sblock("root")]
+    while stack:
+        for block in sch.get_child_blocks(stack.pop()):
+            own = sch.get(block).name_hint
+            if own.startswith(name) and _MACRO_SUFFIX.fullmatch(own[len(name):]):
+                return block
+            stack.append(block)
+    raise ValueError(f"no block {name!r} in this kernel")
+
+
+def _tensorize_attention_rows(sch: s_tir.Schedule, n: int, hd: int, rank: int = 2) -> None:
+    """PIE: each (row, head) score vector and P.V output as one micro-kernel call (the blocks
+    must already sit under the row loop); ``rank`` of the Q/K/V operands (see esp32s3_pie)."""
+    for name, intrin in (("qk", qk_row_intrin(n, hd, rank)), ("pv", pv_row_intrin(n, hd, rank))):
+        block = _block_named(sch, name)
+        loop = sch.get_loops(block)[-2]
+        sch.decompose_reduction(block, loop)
+        sch.tensorize(loop, intrin)
+
+
 def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Token-streamed MLP: for each row, fc1 (tensorized) -> GELU -> quantize -> fc2 (tensorized)
-    -> residual; scratch is one row of the hidden layer."""
+    -> residual; scratch is one row of the hidden layer. PIE: the stationary form (fc1 twice over
+    all tokens, int8 hidden layer, fc2 over all tokens), every pass in weight-stationary tiles."""
     p = _params(func)
     d, hidden, fmt = int(p["d"]), int(p["hidden"]), p["fmt"]
+    if _pie():
+        t = int(p["t"])
+        sch = s_tir.Schedule(stationary_form(func))
+        acc1, absmax, _scale, acc1b, quant, acc2, out = sch.get_child_blocks(sch.get_sblock("root"))
+        _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True)
+        _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
+        _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
+        return sch.mod["main"]
     sch = _schedule(func)
     acc1, hid, absmax, scale, quant, acc2, out = sch.get_child_blocks(sch.get_sblock("root"))
     loop2 = tile_accumulation(sch, acc2, out, d)
@@ -221,6 +307,17 @@ def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRMod
     schedule."""
     mod, _ = apply_database(mod, target, tuning_db)
     mod = tvm.IRModule(dict(mod.functions_items()))
+    with kernel_variant(_target_variant(target)):
+        return _schedule_untuned(mod)
+
+
+def _target_variant(target) -> str:
+    """The micro-kernel variant of a target's hand schedules: "pie" unless the target asks for the
+    scalar Xtensa kernels (``kernel_variant="xtensa"``)."""
+    return "" if getattr(target, "kernel_variant", "pie") == "xtensa" else "pie"
+
+
+def _schedule_untuned(mod: tvm.IRModule) -> tvm.IRModule:
     for gv, func in mod.functions_items():
         if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs \
                 and not is_tuned(func):
@@ -237,6 +334,14 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     k, n, fmt = int(p["k"]), int(p["h"]) * int(p["hd"]), p["fmt"]
     sch = _schedule(func)
     acc, value, absmax, quant = sch.get_child_blocks(sch.get_sblock("root"))
+    if _pie():   # head by head over all tokens: one [t, hd] float tile, weight-stationary calls
+        hd = int(p["hd"])
+        i, g = sch.get_loops(quant)
+        sch.reorder(g, i)
+        sch.compute_at(absmax, g)
+        sch.compute_at(value, g)
+        _tile_all_tokens(sch, acc, value, int(p["t"]), k, hd, fmt)
+        return sch.mod["main"]
     row = sch.get_loops(quant)[0]
     sch.compute_at(absmax, row)
     sch.compute_at(value, row)
@@ -263,6 +368,8 @@ def _schedule_attention_q(func: tirx.PrimFunc) -> tirx.PrimFunc:
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     qacc, loop = _stream_q_attention(sch, blocks[:-1], blocks[-1], d)
     tensorize_accumulation(sch, qacc, loop, d, d, fmt)
+    if _pie():
+        _tensorize_attention_rows(sch, int(p["n"]), int(p["hd"]))
     return sch.mod["main"]
 
 
@@ -277,6 +384,8 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     qacc, qloop = _stream_q_attention(sch, attention, residual, d)
     tensorize_accumulation(sch, acc, loop, d, d, fmt)
     tensorize_accumulation(sch, qacc, qloop, d, d, fmt)
+    if _pie():
+        _tensorize_attention_rows(sch, int(p["n"]), int(p["hd"]))
     return sch.mod["main"]
 
 def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
@@ -301,6 +410,10 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     k, n, fmt = int(p["k"]), int(p["n"]), p["fmt"]
     sch = _schedule(func)
     acc1, absmax, acc2, quant = sch.get_child_blocks(sch.get_sblock("root"))
+    if _pie():   # channel blocks outermost: both passes weight-stationary over all tokens
+        _tile_all_tokens(sch, acc1, absmax, int(p["t"]), k, n, fmt)
+        _tile_all_tokens(sch, acc2, quant, int(p["t"]), k, n, fmt)
+        return sch.mod["main"]
     loop1 = tile_accumulation(sch, acc1, absmax, n)
     loop2 = tile_accumulation(sch, acc2, quant, n)
     tensorize_accumulation(sch, acc1, loop1, k, n, fmt)
@@ -311,6 +424,9 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
 def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = _schedule(func)
     stream_attention_rows(sch)
+    if _pie():
+        p = _params(func)
+        _tensorize_attention_rows(sch, int(p["n"]), int(p["hd"]), rank=3)
     return sch.mod["main"]
 
 

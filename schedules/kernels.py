@@ -661,17 +661,19 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v,
             p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
                 T.exp(logit[vi, vh, vj] - lmax[vi, vh]) / lsum[vi, vh] * T.float32(255)),
                 T.float32(255)), T.float32(0)))
-    for i, c, j in T.grid(n, d, n):
+    # per (row, head, channel): a head's [hd] outputs against its n probabilities form one tile
+    for i, hh, c, j in T.grid(n, h, hd, n):
         with T.sblock("pv"):
-            vi, vc, vj = T.axis.remap("SSR", [i, c, j])
+            vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
             with T.init():
-                pacc[vi, vc] = 0
-            pacc[vi, vc] = pacc[vi, vc] + T.Cast("int32", p[vi, vc // hd, vj]) * T.Cast(
-                "int32", v[vj, vc])
+                pacc[vi, vh, vc] = 0
+            pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
+                "int32", v[vj, vh * hd + vc])
     for i, c in T.grid(n, d):
         with T.sblock("attn_out"):
             vi, vc = T.axis.remap("SS", [i, c])
-            o[vi, vc] = T.Cast("float32", pacc[vi, vc]) * (_scale(v_amax[vc]) / T.float32(255))
+            o[vi, vc] = T.Cast("float32", pacc[vi, vc // hd, vc % hd]) * (
+                _scale(v_amax[vc]) / T.float32(255))
 
 
 def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
@@ -700,7 +702,7 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
         lmax = T.sblock_alloc_buffer((n, h), "float32")
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
-        pacc = T.sblock_alloc_buffer((n, d), "int32")
+        pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
         _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
                           qacc, qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, o)
 
@@ -734,7 +736,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         lmax = T.sblock_alloc_buffer((n, h), "float32")
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
-        pacc = T.sblock_alloc_buffer((n, d), "int32")
+        pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
         of = T.sblock_alloc_buffer((n, d), "float32")
         oamax = T.sblock_alloc_buffer((n,), "float32")
         os = T.sblock_alloc_buffer((n,), "float32")

@@ -1,0 +1,118 @@
+"""Weight-stationary forms of the row-streamed low-memory kernels (same signature, same values).
+
+The low-memory kernels of ``schedules.kernels`` (``ternary_mlp``, ``int8_attention_block``) are
+written so a schedule can stream them token by token: every weight is decoded once per token.
+A SIMD target whose matmul micro-kernel decodes a weight group once and runs all tokens against it
+(the ESP32-S3's PIE tile, ``schedules.esp32s3_pie``) wants the opposite order: weight blocks
+outermost, all tokens inside. These builders state the same computation with that order in mind:
+
+* ``ternary_mlp``: fc1 runs twice over all tokens -- the first pass only finds each token's
+  absmax of GELU(fc1), the second quantizes with it -- so the hidden layer exists as int8
+  ``[t, hidden]`` and never as float ``[t, hidden]``; then fc2 over all tokens, residual in place.
+* ``int8_attention_block``: Q projected for all tokens and quantized per (token, head) as K is;
+  attention row by row writing each output row's int8 codes and scale; the output projection over
+  all tokens, residual in place.
+
+A target's schedule swaps a kernel's PrimFunc for its stationary form before scheduling
+(:func:`stationary_form`); results are bit-identical (same float operations per element).
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .formats import get_format
+from .kernels import _absf, _gelu, _q8, _scale, _tag, _trit
+
+
+def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
+                ) -> tirx.PrimFunc:
+    """``kernels.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
+    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+
+    @T.macro
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, amax, s2, acc1b, q2, acc2):
+        for i, j, r in T.grid(t, hidden, d):
+            with T.sblock("acc1"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1[vi, vj] = 0
+                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_absmax"):
+                vi, vj = T.axis.remap("SR", [i, j])
+                with T.init():
+                    amax[vi] = T.float32(0)
+                amax[vi] = T.max(amax[vi], _absf(_gelu(
+                    T.Cast("float32", acc1[vi, vj]) * (a1[vj] * s[vi]) + b1[vj])))
+        for i in range(t):
+            with T.sblock("hidden_scale"):
+                vi = T.axis.remap("S", [i])
+                s2[vi] = _scale(amax[vi])
+        for i, j, r in T.grid(t, hidden, d):
+            with T.sblock("acc1b"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1b[vi, vj] = 0
+                acc1b[vi, vj] = acc1b[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q2[vi, vj] = _q8(_gelu(T.Cast("float32", acc1b[vi, vj]) * (a1[vj] * s[vi]) + b1[vj]),
+                                 amax[vi])
+        for i, j, r in T.grid(t, d, hidden):
+            with T.sblock("acc2"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc2[vi, vj] = 0
+                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
+        for i, j in T.grid(t, d):
+            with T.sblock("out"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+
+    if inplace:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32")):
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            amax = T.sblock_alloc_buffer((t,), "float32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res, acc1, amax, s2, acc1b, q2, acc2)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            amax = T.sblock_alloc_buffer((t,), "float32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, amax, s2, acc1b, q2, acc2)
+    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
+
+
+STATIONARY = {"ternary_mlp": lambda p: ternary_mlp(int(p["t"]), int(p["d"]), int(p["hidden"]),
+                                                   p["fmt"], bool(int(p["inplace"])))}
+
+
+def stationary_form(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """``func`` rebuilt in its weight-stationary form (kernel attributes kept), or ``func`` itself
+    when its kind has none."""
+    kind = str(func.attrs["fter.kind"])
+    if kind not in STATIONARY:
+        return func
+    params = {k: str(v) for k, v in func.attrs["fter.params"].items()}
+    new = STATIONARY[kind](params)
+    return new.with_attr({k: v for k, v in func.attrs.items()})
