@@ -10,7 +10,7 @@ import numpy as np
 import tvm
 
 from runtime import aot, lower
-from runtime.host_sim import build_host, run_host
+from runtime.host_sim import build_host, parse_counters, run_host
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 from schedules.esp32s3 import schedule_module
 
@@ -26,6 +26,9 @@ KIND_PREFIXES = (("ternary_matmul", "ternary_matmul"), ("ternary_mlp", "ternary_
                  ("quantize_channels", "quantize"))
 
 
+CORES = ("esp32s3", "lx106")
+
+
 class ModelTooLargeError(ValueError):
     """The model does not fit the board; raised before anything is written."""
 
@@ -39,6 +42,22 @@ def kernel_kind(prim_func_name: str) -> str:
     if "gelu" in prim_func_name:
         return "gelu"
     return "other"
+
+
+def pie_max_k(mod: tvm.IRModule) -> int:
+    """The longest reduction of any ternary matmul in ``mod`` (its kernels' ``fter.params``):
+    the PIE matmul decodes a weight group into a static [K][16] scratch of this K
+    (``FTER_PIE_MAX_K``)."""
+    best = 16
+    for _gv, func in mod.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None \
+                and "fter.params" in func.attrs:
+            p = {k: str(v) for k, v in func.attrs["fter.params"].items()}
+            ks = [int(p[key]) for key in ("k", "d", "hidden") if key in p]
+            if "p" in p and "c" in p:
+                ks.append(int(p["c"]) * int(p["p"]) ** 2)
+            best = max([best, *ks])
+    return best
 
 
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
@@ -69,6 +88,7 @@ class Esp32s3Artifact(Artifact):
                            kernel_calls=[{"index": c.index, "name": c.name,
                                           "kind": kernel_kind(c.name)} for c in self.aot.calls])
         self._check_board()
+        self.pie_max_k = pie_max_k(lowered)
         self._exe: dict[str, Path] = {}
         self.example_input: np.ndarray | None = None
         self.last_stats: dict | None = None   # of the latest simulate(), for the project report
@@ -84,9 +104,16 @@ class Esp32s3Artifact(Artifact):
                                      f"{b.sram_bytes} B SRAM + {b.psram_bytes} B PSRAM")
 
     def _binary(self, where: str) -> Path:
+        """The model's program for ``where``: "host", "lx106" or "esp32s3"."""
         if where not in self._exe:
-            build = build_host if where == "host" else build_xtensa
-            defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None}
+            from runtime import esp32s3_sim
+
+            build = {"host": build_host, "lx106": build_xtensa,
+                     "esp32s3": esp32s3_sim.build_esp32s3}[where]
+            defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
+                       "FTER_PIE_MAX_K": self.pie_max_k}
+            if where == "lx106":
+                defines["FTER_PIE_COUNT"] = None
             self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
                                      self._tmp / f"build_{where}", defines,
                                      generated=[self.aot.kernels_c],
@@ -101,23 +128,57 @@ class Esp32s3Artifact(Artifact):
         output, _stdout = run_host(self._binary("host"), as_numpy(x, self.input_shape).tobytes())
         return self._logits(output)
 
-    def simulate(self, x) -> tuple[np.ndarray, dict]:
-        """Logits and stats from the same C cross-compiled for Xtensa lx106 and run in QEMU.
+    def simulate(self, x, core: str | None = None) -> tuple[np.ndarray, dict]:
+        """Logits and stats from the same C cross-compiled for an Xtensa core and run in QEMU.
 
-        ``stats["instructions"]`` counts main(); ``stats["by_kind"]`` attributes the profiled
-        kernel calls to ternary_matmul / attention_matmul / layernorm / quantize / softmax / gelu /
-        other (lx106 has no FPU: float epilogues run as soft-float).
+        Args:
+            x: input shaped like the example input.
+            core: ``"esp32s3"`` -- the ESP32-S3's LX7 with the PIE kernels in their real
+                instructions (needs an Xtensa QEMU with the esp32s3 machine and an assembler
+                configured for the esp32s3 core: see ``runtime.esp32s3_sim``); ``"lx106"`` -- the
+                ESP8266 core of Debian's toolchain, running the PIE kernels' exact C emulation;
+                default: ``"esp32s3"`` where its tools are found, else ``"lx106"``.
+        Returns:
+            ``(logits, stats)``: ``stats["core"]``, ``["instructions"]`` (main()),
+            ``["by_kind"]`` (profiled calls by ternary_matmul / attention_matmul / layernorm /
+            quantize / softmax / gelu / other), ``["macs_by_kind"]``, ``["per_mac_by_kind"]``,
+            ``["per_call"]``; on the lx106 also ``["pie_by_kind"]``: the emulated PIE
+            instructions per kind (what the LX7 executes as PIE, for modelling its speed).
+            Both cores compile the generated C with Debian's lx106 gcc (no FPU: float epilogues
+            run as soft-float on both).
+        Raises:
+            runtime.cbuild.ToolMissingError: a needed tool is missing (named in the message).
         """
-        res = run_xtensa(self._binary("xtensa"), as_numpy(x, self.input_shape).tobytes())
-        output, _stdout, instructions = res
+        from runtime import esp32s3_sim
+
+        core = core or ("esp32s3" if esp32s3_sim.available() else "lx106")
+        if core not in CORES:
+            raise ValueError(f"unknown core {core!r}; choose one of {CORES}")
+        res = (esp32s3_sim.run_esp32s3 if core == "esp32s3" else run_xtensa)(
+            self._binary(core), as_numpy(x, self.input_shape).tobytes())
+        output, stdout, instructions = res
+        pie_counts = parse_counters(stdout)   # "p<i>": raw counts, not CCOUNT-scaled
+        macs = {row["kernel"]: row["macs"] for row in self.report.get("layers", [])}
         by_kind: dict[str, int] = {}
+        pie_by_kind: dict[str, int] = {}
+        macs_by_kind: dict[str, int] = {}
         per_call = []
         for call in self.aot.calls:
             n = int(res.counters.get(f"k{call.index}", 0))
+            pie = int(pie_counts.get(f"p{call.index}", 0))
             kind = kernel_kind(call.name)
             by_kind[kind] = by_kind.get(kind, 0) + n
-            per_call.append({"index": call.index, "name": call.name, "instructions": n})
-        stats = {"instructions": int(instructions), "by_kind": by_kind, "per_call": per_call}
+            macs_by_kind[kind] = macs_by_kind.get(kind, 0) + macs.get(call.name, 0)
+            if pie:
+                pie_by_kind[kind] = pie_by_kind.get(kind, 0) + pie
+            per_call.append({"index": call.index, "name": call.name, "instructions": n,
+                             "pie_instructions": pie, "macs": macs.get(call.name, 0)})
+        stats = {"core": core, "instructions": int(instructions), "by_kind": by_kind,
+                 "macs_by_kind": {k: v for k, v in macs_by_kind.items() if v},
+                 "per_mac_by_kind": {k: by_kind[k] / v for k, v in macs_by_kind.items() if v},
+                 "per_call": per_call}
+        if core == "lx106":
+            stats["pie_by_kind"] = pie_by_kind
         self.last_stats = stats
         return self._logits(output), stats
 

@@ -175,7 +175,7 @@ def libm_names_header() -> bytes:
     })
 
 
-def _component_cmake(files: dict[str, Path], mem: MemoryPlan) -> bytes:
+def _component_cmake(files: dict[str, Path], mem: MemoryPlan, pie_max_k: int) -> bytes:
     srcs = sorted(k for k in files if k.endswith(".c"))
     if mem.arena_in_psram:
         placement = (
@@ -192,6 +192,7 @@ def _component_cmake(files: dict[str, Path], mem: MemoryPlan) -> bytes:
     return _template(f"{COMPONENT}/CMakeLists.txt", {
         "srcs": "\n".join(f'        "{s}"' for s in srcs),
         "workspace_bytes": max(mem.workspace_bytes, 16),
+        "pie_max_k": pie_max_k,
         "generated_cflags": ";".join(cbuild.GENERATED_CFLAGS),
         "arena_placement": placement,
     })
@@ -260,7 +261,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
     }
     comp = component_files(aot)
     files = {f"{COMPONENT}/{k}": v.read_bytes() for k, v in comp.items()}
-    files[f"{COMPONENT}/CMakeLists.txt"] = _component_cmake(comp, mem)
+    files[f"{COMPONENT}/CMakeLists.txt"] = _component_cmake(comp, mem, art.pie_max_k)
     files[f"{COMPONENT}/runtime/fter_libm_names.h"] = libm_names_header()
     for rel in ("CMakeLists.txt", "main/CMakeLists.txt", "main/main.c", "partitions.csv", "README.md"):
         files[rel] = _template(rel, values)

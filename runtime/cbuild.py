@@ -80,6 +80,7 @@ class Toolchain:
     include_dirs: tuple[str, ...] = ("include", "kernels/pie", "sim", "libc/include")
     exe_suffix: str = ""
     run_tools: tuple[tuple[str, str], ...] = ()  # (executable, apt package) needed to run
+    env: tuple[tuple[str, str], ...] = ()  # extra environment of the compiler and linker
 
 
 HOST = Toolchain(
@@ -177,8 +178,9 @@ def _define_flags(defines: Mapping[str, object] | None) -> list[str]:
     return flags
 
 
-def _run(cmd: list[str], file: Path) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], file: Path, env: Mapping[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None)
     if proc.returncode != 0:
         raise CBuildError(file, proc.stderr or proc.stdout, cmd)
 
@@ -229,11 +231,11 @@ def build(
         idx, src = idx_src
         obj = obj_dir / f"{idx:03d}_{src.stem}.o"
         extra = list(GENERATED_CFLAGS) if src in gen else []
-        _run(base + extra + ["-c", str(src), "-o", str(obj)], src)
+        _run(base + extra + ["-c", str(src), "-o", str(obj)], src, dict(tc.env))
         return obj
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         objs = list(pool.map(compile_one, enumerate(srcs)))
     exe = out_dir / (name + tc.exe_suffix)
-    _run([cc, *tc.cflags, *map(str, objs), "-o", str(exe), *tc.ldflags], exe)
+    _run([cc, *tc.cflags, *map(str, objs), "-o", str(exe), *tc.ldflags], exe, dict(tc.env))
     return exe

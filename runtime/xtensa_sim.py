@@ -48,8 +48,16 @@ def run_xtensa(elf: Path | str, input_bytes: bytes = b"", timeout: float = 600.0
     timeout.
     """
     qemu = cbuild.require_tool(QEMU, QEMU_APT_PACKAGE)
+    return run_qemu([qemu, *QEMU_ARGS], elf, input_bytes, timeout)
+
+
+def run_qemu(qemu_cmd: Sequence[str], elf: Path | str, input_bytes: bytes = b"",
+             timeout: float = 600.0) -> RunResult:
+    """Runs ``qemu_cmd -kernel elf`` (a semihosting harness program) in a fresh temporary
+    directory holding the input file; see :func:`run_xtensa`."""
     elf = Path(elf).resolve()
-    cmd = [qemu, *QEMU_ARGS, "-kernel", str(elf)]
+    cmd = [*qemu_cmd, "-kernel", str(elf)]
+    qemu = Path(qemu_cmd[0]).name
     with tempfile.TemporaryDirectory(prefix="fter_xtensa_") as tmp:
         work = Path(tmp)  # semihosting opens files relative to QEMU's cwd
         (work / INPUT_FILE).write_bytes(input_bytes)
@@ -59,13 +67,13 @@ def run_xtensa(elf: Path | str, input_bytes: bytes = b"", timeout: float = 600.0
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode(errors="replace")
             err = (e.stderr or b"").decode(errors="replace")
-            raise ProgramError(describe_failure(f"{elf.name} timed out after {timeout} s in {QEMU}",
+            raise ProgramError(describe_failure(f"{elf.name} timed out after {timeout} s in {qemu}",
                                                 None, out, err), None, out, err) from None
         stdout = proc.stdout.decode(errors="replace")
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode != 0:
             raise ProgramError(
-                describe_failure(f"{elf.name} exited with status {proc.returncode} in {QEMU}",
+                describe_failure(f"{elf.name} exited with status {proc.returncode} in {qemu}",
                                  proc.returncode, stdout, stderr), proc.returncode, stdout, stderr)
         out_path = work / OUTPUT_FILE
         output = out_path.read_bytes() if out_path.exists() else b""

@@ -8,18 +8,38 @@
 static float fter_in[FTER_INPUT_SIZE], fter_out[FTER_OUTPUT_SIZE];
 
 #ifdef FTER_PROFILE
-static uint32_t fter_t0;
-void fter_profile_begin(int idx) { (void)idx; fter_t0 = fter_cycles(); }
-void fter_profile_end(int idx, int kind) {
-  static char name[16] = "k";
-  uint32_t dt = fter_cycles() - fter_t0;
-  int i = 1, v = idx, n = 0;
-  char digits[8];
-  (void)kind;
-  do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v > 0 && n < 7);
+/* "<prefix><index>" without printf (none on the bare-metal builds). */
+static void count_call(char prefix, int idx, uint32_t value) {
+  char name[16], digits[8];
+  int i = 0, n = 0;
+  name[i++] = prefix;
+  do { digits[n++] = (char)('0' + idx % 10); idx /= 10; } while (idx > 0 && n < 7);
   while (n > 0) name[i++] = digits[--n];
   name[i] = '\0';
-  fter_count(name, dt);
+  fter_count(name, value);
+}
+
+static uint32_t fter_t0;
+#ifdef FTER_PIE_COUNT
+/* C-emulated PIE instructions per call ("p<index>", runtime/kernels/pie/fter_pie.h): what the
+ * LX7 would execute as PIE, counted on cores that only emulate it. */
+extern uint32_t fter_pie_instructions;
+static uint32_t fter_p0;
+#endif
+void fter_profile_begin(int idx) {
+  (void)idx;
+#ifdef FTER_PIE_COUNT
+  fter_p0 = fter_pie_instructions;
+#endif
+  fter_t0 = fter_cycles();
+}
+void fter_profile_end(int idx, int kind) {
+  uint32_t dt = fter_cycles() - fter_t0;
+  (void)kind;
+  count_call('k', idx, dt);
+#ifdef FTER_PIE_COUNT
+  if (fter_pie_instructions != fter_p0) count_call('p', idx, fter_pie_instructions - fter_p0);
+#endif
 }
 #endif
 
