@@ -82,7 +82,7 @@ static int8_t main_val[MAX_N_PAD] __attribute__((aligned(16)));
 static int8_t fix_val[2 * MAX_N_PAD] __attribute__((aligned(16)));
 static int32_t fix_off[2 * MAX_N_PAD];
 static int32_t main_sum[MAX_N_PAD / 16], fix_sum[2 * MAX_N_PAD / 16];
-static uint8_t qacc_buf[48] __attribute__((aligned(16)));
+static uint8_t qacc_buf[64] __attribute__((aligned(16)));
 
 static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   for (int32_t c = 0, j = 0; j < count; ++c, j += 16) {

@@ -26,7 +26,7 @@
 /* [kpad + 1][16] weights; words so the zeroing loops may use 32-bit stores. */
 static uint32_t scratch_words[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
 static uint32_t xrow_words[KPAD_MAX / 4] __attribute__((aligned(16)));
-static uint8_t qacc_buf[48] __attribute__((aligned(16)));
+static uint8_t qacc_buf[64] __attribute__((aligned(16)));
 
 /* Weights of each packed byte (b3: 5 trits, b2: 4), built once. */
 static int8_t b3_trits[256][5];

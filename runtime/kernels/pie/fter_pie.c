@@ -7,25 +7,23 @@
 /* Signed 20-bit lane from its low 20 bits. */
 static int32_t lane20(uint32_t v) { return (int32_t)((v & 0xfffffu) ^ 0x80000u) - 0x80000; }
 
-static void unpack8(int32_t *lanes, const uint8_t *lo16, const uint8_t *hi4) {
-  uint8_t raw[20];
-  for (int b = 0; b < 16; ++b) raw[b] = lo16[b];
-  for (int b = 0; b < 4; ++b) raw[16 + b] = hi4[b];
-  for (int i = 0; i < 4; ++i) {
-    const uint8_t *r = raw + 5 * i;
-    lanes[2 * i] = lane20((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16);
-    lanes[2 * i + 1] = lane20((uint32_t)r[2] >> 4 | (uint32_t)r[3] << 4 | (uint32_t)r[4] << 12);
+/* The 8 lanes of QACC_L or QACC_H from its 20 raw bytes: lane pair (2i, 2i+1)
+ * in bytes 5i..5i+4, the low lane in the low 20 bits. */
+static void unpack8(int32_t *lanes, const uint8_t *r) {
+  for (int i = 0; i < 4; ++i, r += 5, lanes += 2) {
+    lanes[0] = lane20((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16);
+    lanes[1] = lane20((uint32_t)r[2] >> 4 | (uint32_t)r[3] << 4 | (uint32_t)r[4] << 12);
   }
 }
 
 void fter_pie_read_qacc(int32_t lanes[16], uint8_t *buf) {
   uint8_t *p = buf;
   PIE_ST_QACC_L_L_128_IP(p, 16); /* buf[0..16) */
-  PIE_ST_QACC_L_H_32_IP(p, 4);   /* buf[16..20) */
-  PIE_ST_QACC_H_H_32_IP(p, 12);  /* buf[20..24) */
+  PIE_ST_QACC_L_H_32_IP(p, 16);  /* buf[16..20) */
   PIE_ST_QACC_H_L_128_IP(p, 16); /* buf[32..48) */
-  unpack8(lanes, buf, buf + 16);
-  unpack8(lanes + 8, buf + 32, buf + 20);
+  PIE_ST_QACC_H_H_32_IP(p, 0);   /* buf[48..52) */
+  unpack8(lanes, buf);
+  unpack8(lanes + 8, buf + 32);
 }
 
 /* One 16-k chunk: weight column c is in q1 (c even) or q2 (c odd); each step

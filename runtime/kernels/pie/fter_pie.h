@@ -132,9 +132,9 @@ void *fter_pie_st_qacc(int part, void *ptr, int32_t inc);
 #endif /* FTER_PIE */
 
 /**
- * @brief Stores QACC's raw 40 bytes into @p buf (48 bytes, 16-byte aligned:
- * QACC_L at 0-19, QACC_H bytes 16-19 at 20-23, bytes 0-15 at 32-47) and
- * unpacks the 16 signed 20-bit lanes into @p lanes.
+ * @brief Stores QACC's raw 40 bytes into @p buf (64 bytes, 16-byte aligned:
+ * QACC_L's 20 bytes at 0-19, QACC_H's at 32-51) and unpacks the 16 signed
+ * 20-bit lanes into @p lanes.
  */
 void fter_pie_read_qacc(int32_t lanes[16], uint8_t *buf);
 

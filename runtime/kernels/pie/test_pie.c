@@ -72,7 +72,7 @@ static void check(int ok, const char *what) {
 }
 
 static uint8_t src[48] __attribute__((aligned(16)));
-static uint8_t dst[48] __attribute__((aligned(16)));
+static uint8_t dst[64] __attribute__((aligned(16)));
 
 static int bytes_are(const uint8_t *got, const uint8_t *want, int n) {
   for (int i = 0; i < n; ++i)
@@ -87,7 +87,8 @@ static void store_q(uint8_t *at) { /* q3 -> at (aligned) */
 
 static int32_t self_test(void) {
   failures = 0;
-  for (int i = 0; i < 48; ++i) src[i] = (uint8_t)i, dst[i] = 0xAA;
+  for (int i = 0; i < 48; ++i) src[i] = (uint8_t)i;
+  for (int i = 0; i < 64; ++i) dst[i] = 0xAA;
   /* vld.128.ip ignores the low 4 address bits and adds the immediate */
   const uint8_t *p = src + 5;
   PIE_VLD_128_IP(3, p, 16);
@@ -126,7 +127,7 @@ static int32_t self_test(void) {
   static const uint8_t l_lo[5] = {0x03, 0x00, 0xd0, 0xff, 0xff};
   static const uint8_t h_hi[4] = {0x00, 0xd0, 0xff, 0xff}; /* QACC_H bytes 16-19: lane 15 = -3 */
   check(bytes_are(qb, l_lo, 5) && qb[5] == 0 && qb[16] == 0 && qb[19] == 0, "st.qacc_l layout");
-  check(qb[32] == 0x06 && qb[33] == 0 && bytes_are(qb + 20, h_hi, 4), "st.qacc_h layout");
+  check(qb[32] == 0x06 && qb[33] == 0 && bytes_are(qb + 48, h_hi, 4), "st.qacc_h layout");
   /* ld.incp multiplies with the old qx, then loads qu (here qu == qx), as += 16 */
   const int8_t *lp = xv + 16 + 3;
   xv[16] = 5;
