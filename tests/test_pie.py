@@ -32,6 +32,11 @@ def header(*values: int) -> bytes:
     return struct.pack("<8i", *(list(values) + [0] * (8 - len(values))))
 
 
+def start_pattern(n: int) -> np.ndarray:
+    """What test_pie.c puts in the attention rows' outputs before calling the kernels."""
+    return 1000 - 7 * np.arange(n, dtype=np.int64)
+
+
 class Cases:
     """Input stream for test_pie.c and the NumPy expectation of each case."""
 
@@ -61,13 +66,13 @@ class Cases:
         self.expected.append(((fmt, k, nb, t) if aligned else (fmt, k, nb, t, "misaligned"),
                               want.astype(np.int32).ravel()))
 
-    def qk(self, hd, n, aligned=True):
+    def qk(self, hd, n, aligned=True):   # the row kernels accumulate into start_pattern
         q = self.rng.integers(-128, 128, size=hd).astype(np.int8)
         k_stride = (hd + 15) & ~15 if aligned else hd + 3
         k = self.rng.integers(-128, 128, size=(n, k_stride)).astype(np.int8)
         off = (0, 0) if aligned else (1, 5)
         self.blob += [header(3, hd, n, k_stride, *off), q.tobytes(), k.tobytes()]
-        want = k[:, :hd].astype(np.int64) @ q.astype(np.int64)
+        want = k[:, :hd].astype(np.int64) @ q.astype(np.int64) + start_pattern(n)
         self.expected.append((("qk", hd, n) if aligned else ("qk", hd, n, "misaligned"), want.astype(np.int32)))
 
     def pv(self, hd, n, p=None, v=None, v_stride=None, v_off=0, tag="random"):
@@ -75,7 +80,7 @@ class Cases:
         v_stride = (hd + 15) & ~15 if v_stride is None else v_stride
         v = self.rng.integers(-128, 128, size=(n, v_stride)).astype(np.int8) if v is None else v
         self.blob += [header(4, n, hd, v_stride, 0, v_off), p.tobytes(), v.tobytes()]
-        want = p.astype(np.int64) @ v[:, :hd].astype(np.int64)
+        want = p.astype(np.int64) @ v[:, :hd].astype(np.int64) + start_pattern(hd)
         self.expected.append((("pv", hd, n, tag) if tag != "deit" else ("pv", hd, n), want.astype(np.int32)))
 
     def stream(self) -> bytes:

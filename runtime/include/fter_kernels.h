@@ -136,8 +136,8 @@ void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32
 void fter_tmm_pie_init(void);
 
 /**
- * @brief Attention scores of one query row: scores[j] = sum_{c<hd} q[c] *
- * k[j*k_stride + c] for j < n (one head).  Exact int32, overwrites.  `_pie`
+ * @brief Attention scores of one query row: scores[j] += sum_{c<hd} q[c] *
+ * k[j*k_stride + c] for j < n (one head).  Exact int32, accumulates.  `_pie`
  * keeps the query in PIE registers and accumulates each key in ACCX; it
  * needs hd a multiple of 16 and <= 96, q and k 16-byte aligned, k_stride a
  * multiple of 16, else it runs the reference (attention_ref.c).
@@ -150,9 +150,9 @@ void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
                      int32_t k_stride);
 
 /**
- * @brief One row of probabilities times V: out[c] = sum_{j<n} p[j] *
+ * @brief One row of probabilities times V: out[c] += sum_{j<n} p[j] *
  * v[j*v_stride + c] for c < hd (uint8 p, int8 V).  Exact int32 for any
- * input, overwrites.  `_pie` accumulates 16 channels in QACC with min(p,127)
+ * input, accumulates.  `_pie` accumulates 16 channels in QACC with min(p,127)
  * and a fix-up pass for p > 127, reading QACC out whenever the block's
  * probability sum would pass 4095 (no saturation).  Needs hd a multiple of
  * 16, v 16-byte aligned, v_stride a multiple of 16 and n <= FTER_PIE_MAX_N

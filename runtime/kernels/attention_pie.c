@@ -43,7 +43,7 @@ static int aligned16(const void *p, int32_t stride) {
     PIE_VLD_128_IP(6, kp, 16);                           \
     CHAIN;                                               \
     PIE_SRS_ACCX(s);                                     \
-    scores[j] = s;                                       \
+    scores[j] += s;                                      \
   }
 #define LD(qu, qq, qk) PIE_VMULAS_S8_ACCX_LD_IP(qu, kp, 16, qq, qk)
 
@@ -161,6 +161,6 @@ void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
     int32_t tot[16] = {0};
     pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride);
     if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride);
-    for (int32_t l = 0; l < 16; ++l) out[g + l] = tot[l];
+    for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
   }
 }

@@ -7,7 +7,7 @@ void fter_qk_row_ref(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
   for (int32_t j = 0; j < n; ++j) {
     int32_t s = 0;
     for (int32_t c = 0; c < hd; ++c) s += (int32_t)q[c] * k[j * k_stride + c];
-    scores[j] = s;
+    scores[j] += s;
   }
 }
 
@@ -16,6 +16,6 @@ void fter_pv_row_ref(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
   for (int32_t c = 0; c < hd; ++c) {
     int32_t s = 0;
     for (int32_t j = 0; j < n; ++j) s += (int32_t)p[j] * v[j * v_stride + c];
-    out[c] = s;
+    out[c] += s;
   }
 }
