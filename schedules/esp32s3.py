@@ -379,6 +379,9 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
     sch = _schedule(func)
+    if _pie():
+        _schedule_attention_block_stationary(sch, int(p["n"]), int(p["h"]), int(p["hd"]), fmt)
+        return sch.mod["main"]
     *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
     loop = tile_accumulation(sch, acc, residual, d)
     qacc, qloop = _stream_q_attention(sch, attention, residual, d)
@@ -388,6 +391,32 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
         _tensorize_attention_rows(sch, int(p["n"]), int(p["hd"]))
     return sch.mod["main"]
 
+def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd: int,
+                                         fmt: str) -> None:
+    """PIE order of ``int8_attention_block``: Q for all tokens head by head (weight-stationary
+    tiles, one [n, hd] float head at a time), then attention and the output row's int8 codes row
+    by row, then the output projection over all tokens (weight-stationary, residual in place)."""
+    d = h * hd
+    (qacc, q_value, q_absmax, q_codes, *attention, o_absmax, o_scale, o_quant, acc,
+     residual) = sch.get_child_blocks(sch.get_sblock("root"))
+    _tile_all_tokens(sch, acc, residual, n, d, d, fmt)
+    *rows, attn_out = attention
+    row = sch.get_loops(attn_out)[0]
+    for block in reversed(rows):
+        sch.compute_at(block, row)
+    # the row's scale is read again by the projection outside the row loop: only a consumer-side
+    # move keeps it in the row
+    for block in (o_absmax, o_scale, o_quant):
+        sch.reverse_compute_at(block, row)
+    i, j = sch.get_loops(q_value)
+    g, _ = sch.split(j, [h, hd])
+    sch.reorder(g, i)
+    for block in (q_absmax, q_codes):   # their scales are read again by the rows: consumer side
+        sch.reverse_compute_at(block, g)
+    _tile_all_tokens(sch, qacc, q_value, n, d, hd, fmt)
+    _tensorize_attention_rows(sch, n, hd)
+
+
 def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """One patch at a time: its absmax, scale and codes, then its token row (tensorized)."""
     p = _params(func)
@@ -395,6 +424,10 @@ def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     d, fmt = int(p["d"]), p["fmt"]
     sch = _schedule(func)
     _cls, absmax, scale, quant, acc, token = sch.get_child_blocks(sch.get_sblock("root"))
+    if _pie():   # every patch's codes first ([patches, f] int8), then weight-stationary tiles
+        sch.decompose_reduction(absmax, sch.get_loops(absmax)[1])
+        _tile_all_tokens(sch, acc, token, int(p["gh"]) * int(p["gw"]), f, d, fmt)
+        return sch.mod["main"]
     loop = tile_accumulation(sch, acc, token, d)
     row = sch.get_loops(token)[0]
     for block in (quant, scale, absmax):
