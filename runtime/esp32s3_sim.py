@@ -11,8 +11,8 @@ them, through
 The C is compiled by Debian's ``xtensa-lx106-elf-gcc`` with ``-mabi=call0`` (it emits base-ISA
 code, which the LX7 runs) and ``-DFTER_PIE``, so the PIE micro-kernels use their inline-asm forms;
 the runtime's float helpers (``__addsf3`` & co., which gcc calls for every float operation) run on
-the LX7's FPU (runtime/sim/esp32s3/fpu_helpers.S), as the hard-float code ESP-IDF's compiler
-emits would. Instruction counts come from CCOUNT under ``-icount shift=0`` (25 instructions per
+the LX7's FPU and its divider (runtime/sim/esp32s3/lx7_helpers.S), as the hard-float code ESP-IDF's
+compiler emits inline would (plus a call and a return each). Instruction counts come from CCOUNT under ``-icount shift=0`` (25 instructions per
 count, SPEC §5), as on the lx106.
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -29,7 +31,9 @@ from runtime.xtensa_sim import run_qemu
 
 QEMU_ENV = "FTER_QEMU_XTENSA"
 CONFIG_ENVS = ("FTER_XTENSA_ESP32S3_CONFIG", "XTENSA_GNU_CONFIG")
-QEMU_ARGS = ("-M", "esp32s3", "-semihosting", "-nographic", "-monitor", "none",
+CPU1_PARK = 0x40370400   # _cpu1_park in sim/esp32s3/start.S (IRAM base + 0x400)
+QEMU_ARGS = ("-M", "esp32s3", "-display", "none", "-monitor", "none", "-serial", "none",
+             "-semihosting", "-device", f"loader,addr={CPU1_PARK:#x},cpu-num=1",
              "-icount", "shift=0")
 SIM_DIR = cbuild.RUNTIME_DIR / "sim" / "esp32s3"
 
@@ -78,15 +82,17 @@ def toolchain() -> cbuild.Toolchain:
     code, memory map and FPU-backed float helpers."""
     require()
     base = cbuild.XTENSA
-    soft = tuple(s for s in base.sources if s not in ("sim/start.S",))
+    lx106_only = ("sim/start.S", "libc/softfloat.c", "libc/libgcc_lx106.c")
+    soft = tuple(s for s in base.sources if s not in lx106_only)
     return cbuild.Toolchain(
         name="esp32s3",
         cc=base.cc,
         apt_package=base.apt_package,
-        cflags=base.cflags + ("-mabi=call0", "-DFTER_PIE"),
-        ldflags=("-nostdlib", "-Wl,--no-warn-rwx-segments", "-T", str(SIM_DIR / "esp32s3.ld"),
-                 "-lgcc"),
-        sources=soft + ("sim/esp32s3/start.S", "sim/esp32s3/fpu_helpers.S"),
+        cflags=base.cflags + ("-mabi=call0", "-DFTER_PIE",
+                              '-DFTER_WEIGHTS_ATTR=__attribute__((section(".extrodata")))'),
+        ldflags=("-nostdlib", "-Wl,--no-warn-rwx-segments",
+                 "-T", str(SIM_DIR / "esp32s3.ld"), "-lgcc"),
+        sources=soft + ("sim/esp32s3/start.S", "sim/esp32s3/lx7_helpers.S"),
         include_dirs=base.include_dirs,
         exe_suffix=".elf",
         env=(("XTENSA_GNU_CONFIG", _core_config()),),
@@ -110,4 +116,25 @@ def run_esp32s3(elf: Path | str, input_bytes: bytes = b"", timeout: float = 900.
     what is missing.
     """
     require()
-    return run_qemu([_qemu(), *QEMU_ARGS], elf, input_bytes, timeout)
+    with tempfile.TemporaryDirectory(prefix="fter_flash_") as tmp:
+        flash = Path(tmp) / "flash.bin"
+        write_flash_image(elf, flash)
+        return run_qemu([_qemu(), *QEMU_ARGS, "-drive", f"file={flash},if=mtd,format=raw"],
+                        elf, input_bytes, timeout)
+
+
+def write_flash_image(elf: Path | str, out: Path) -> None:
+    """The ELF's ``.extrodata`` (the weights, linked at the flash window) as an SPI flash image of
+    a size QEMU's flash model accepts (2, 4, 8 or 16 MiB)."""
+    objcopy = cbuild.require_tool("xtensa-lx106-elf-objcopy", "binutils-xtensa-lx106")
+    proc = subprocess.run([objcopy, "-O", "binary", "-j", ".extrodata", str(elf), str(out)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "XTENSA_GNU_CONFIG": _core_config()})
+    if proc.returncode != 0:
+        raise cbuild.CBuildError(Path(elf), proc.stderr, [objcopy])
+    size = out.stat().st_size if out.exists() else 0
+    mib = next((m for m in (2, 4, 8, 16) if size <= m << 20), None)
+    if mib is None:
+        raise ValueError(f"{elf}: {size} B of weights exceed the simulator's 16 MiB flash")
+    with open(out, "ab") as f:
+        f.truncate(mib << 20)

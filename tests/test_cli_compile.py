@@ -89,3 +89,14 @@ def test_simulate_prints_instructions(checkpoint, capsys):
     assert res["instructions"] > 0 and res["bit_identical_to_host"] is True
     assert set(res["by_kind"]) >= {"ternary_matmul", "attention_matmul", "layernorm"}
     assert sum(res["by_kind"].values()) <= res["instructions"] and len(res["logits"]) == 10
+
+
+@pytest.mark.xtensa
+def test_simulate_lx106_table_has_per_mac_and_pie_columns(checkpoint, capsys):
+    assert cli.main(["simulate", str(checkpoint), "--core", "lx106"]) == 0
+    out = capsys.readouterr().out
+    assert "Xtensa lx106" in out and "per MAC" in out and "emulated PIE" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("ternary_matmul"))
+    per_mac, pie_per_mac = float(row.split()[3]), float(row.split()[5])
+    # the lx106 runs the PIE kernels emulated: many lx106 instructions, few PIE ones per MAC
+    assert per_mac > 1 and 0 < pie_per_mac < 1

@@ -176,3 +176,22 @@ def test_pie_xtensa(tmp_path):
         report.append(f"{label}: lx106 ref {ref} instructions, pie (emulated) {pie}; "
                       f"{counts[f'c{i}']} PIE instructions")
     print("\n".join(report))
+
+
+@pytest.mark.esp32s3_core
+def test_pie_esp32s3_core(tmp_path):
+    """The same program with the PIE instructions themselves, on the ESP32-S3's LX7 core: bit
+    for bit the emulation's results; instruction counts of the real sequences (scalar parts
+    included) for the DeiT-Tiny shapes."""
+    from runtime.esp32s3_sim import build_esp32s3, run_esp32s3
+
+    cases = pie_cases()
+    elf = build_esp32s3([PIE_TEST], tmp_path, DEFINES)
+    res = run_esp32s3(elf, cases.stream(), timeout=600)
+    assert "FAIL" not in res.stdout, res.stdout
+    check_output(res.output, cases.expected)
+    report = []
+    for label, i in deit_rows(cases):
+        ref, pie = res.counters[f"c{i}_ref"], res.counters[f"c{i}_pie"]
+        report.append(f"{label}: LX7 ref {ref} instructions, pie {pie}")
+    print("\n".join(report))

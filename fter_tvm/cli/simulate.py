@@ -1,5 +1,6 @@
-"""``fter-tvm simulate MODEL``: compile for esp32s3 and run the C in the Xtensa instruction-set
-simulator (QEMU, lx106); print executed instructions in total and by kernel kind."""
+"""``fter-tvm simulate MODEL``: compile for esp32s3 and run the C in an Xtensa instruction-set
+simulator (QEMU: the ESP32-S3's LX7 with PIE where its tools are found, else the lx106); print
+executed instructions in total and per kernel kind, with instructions per MAC."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="also run the host-simulated build and compare the logits bit for bit")
     parser.add_argument("--json", action="store_true", help="print logits and stats as JSON")
+    parser.add_argument("--core", choices=("esp32s3", "lx106"), default=None,
+                        help="esp32s3: the LX7 with PIE (needs FTER_QEMU_XTENSA and the esp32s3 "
+                             "binutils config, see runtime/esp32s3_sim.py); lx106: the PIE kernels' "
+                             "C emulation; default: esp32s3 where its tools are found")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         art, x = compile_from_args(args, "esp32s3")
-        logits, stats = art.simulate(x)
+        logits, stats = art.simulate(x, core=args.core)
         host = art.run(x) if args.check else None
     except ToolMissingError as e:
         raise SystemExit(f"fter-tvm simulate: {e}") from None
@@ -31,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"fter-tvm simulate: {e}") from None
     macs = art.report["macs"]
     flat = logits.reshape(-1)
-    res = {"instructions": stats["instructions"], "by_kind": dict(sorted(stats["by_kind"].items())),
+    res = {"core": stats["core"], "instructions": stats["instructions"],
+           "by_kind": dict(sorted(stats["by_kind"].items())),
+           "macs_by_kind": stats["macs_by_kind"], "per_mac_by_kind": stats["per_mac_by_kind"],
+           "pie_by_kind": stats.get("pie_by_kind", {}),
            "macs": macs, "instructions_per_mac": stats["instructions"] / macs if macs else None,
            "top5": [int(i) for i in np.argsort(-flat, kind="stable")[:5]],
            "logits": [float(v) for v in flat]}
@@ -40,12 +48,24 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"simulated {args.model.ref} on Xtensa lx106 (QEMU; soft-float, instruction counts are a "
-          "yardstick, not ESP32-S3 cycles)")
+    where = ("the ESP32-S3's LX7 core (QEMU esp32s3; PIE kernels in their own instructions)"
+             if res["core"] == "esp32s3" else
+             "Xtensa lx106 (QEMU; PIE kernels C-emulated, soft-float: a yardstick, not "
+             "ESP32-S3 cycles)")
+    print(f"simulated {args.model.ref} on {where}")
     print(f"  instructions  {res['instructions']:,}"
-          + (f"  ({res['instructions_per_mac']:.1f} per MAC, {macs:,} MACs)" if macs else ""))
+          + (f"  ({res['instructions_per_mac']:.3f} per MAC, {macs:,} MACs)" if macs else ""))
+    pie = res["pie_by_kind"]
+    print(f"    {'kind':<18}{'instructions':>14}  {'share':>7}  {'per MAC':>8}"
+          + (f"  {'emulated PIE':>13}  {'PIE/MAC':>8}" if pie else ""))
     for kind, n in sorted(res["by_kind"].items(), key=lambda kv: -kv[1]):
-        print(f"    {kind:<18}{n:>14,}  {100 * n / max(res['instructions'], 1):5.1f} %")
+        kmacs = res["macs_by_kind"].get(kind, 0)
+        row = (f"    {kind:<18}{n:>14,}  {100 * n / max(res['instructions'], 1):6.1f}%  "
+               + (f"{n / kmacs:8.3f}" if kmacs else f"{'':>8}"))
+        if pie:
+            p = pie.get(kind, 0)
+            row += f"  {p:>13,}  " + (f"{p / kmacs:8.3f}" if kmacs and p else f"{'':>8}")
+        print(row)
     print(f"  top-5 classes {res['top5']}")
     if host is not None:
         same = res["bit_identical_to_host"]
