@@ -82,7 +82,7 @@ static int8_t main_val[MAX_N_PAD] __attribute__((aligned(16)));
 static int8_t fix_val[2 * MAX_N_PAD] __attribute__((aligned(16)));
 static int32_t fix_off[2 * MAX_N_PAD];
 static int32_t main_sum[MAX_N_PAD / 16], fix_sum[2 * MAX_N_PAD / 16];
-static uint8_t qacc_buf[64] __attribute__((aligned(16)));
+static uint32_t qacc_buf[16] __attribute__((aligned(16)));
 
 static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   for (int32_t c = 0, j = 0; j < count; ++c, j += 16) {
@@ -92,11 +92,7 @@ static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   }
 }
 
-static void add_qacc(int32_t *tot) {
-  int32_t lanes[16];
-  fter_pie_read_qacc(lanes, qacc_buf);
-  for (int32_t l = 0; l < 16; ++l) tot[l] += lanes[l];
-}
+static void add_qacc(int32_t *tot) { fter_pie_add_qacc(tot, 16, qacc_buf); }
 
 #define SEL16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 /* main pass: V rows in order, v_stride apart */

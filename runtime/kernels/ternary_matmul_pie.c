@@ -26,7 +26,7 @@
 /* [kpad + 1][16] weights; words so the zeroing loops may use 32-bit stores. */
 static uint32_t scratch_words[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
 static uint32_t xrow_words[KPAD_MAX / 4] __attribute__((aligned(16)));
-static uint8_t qacc_buf[64] __attribute__((aligned(16)));
+static uint32_t qacc_buf[16] __attribute__((aligned(16)));
 
 /* Weights of each packed byte (b3: 5 trits, b2: 4), built once. */
 static int8_t b3_trits[256][5];
@@ -94,11 +94,9 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
       const int8_t *wp = scratch;
       PIE_VLD_128_IP(1, wp, 16);
       for (int32_t c = 0; c < chunks; c += BLOCK_CHUNKS) {
-        int32_t q[16];
         PIE_ZERO_QACC();
         fter_pie_tmm_chunks(&xp, &wp, chunks - c < BLOCK_CHUNKS ? chunks - c : BLOCK_CHUNKS);
-        fter_pie_read_qacc(q, qacc_buf);
-        for (int32_t l = 0; l < lanes; ++l) ar[l] += q[l];
+        fter_pie_add_qacc(ar, lanes, qacc_buf);
       }
     }
   }

@@ -4,26 +4,48 @@
  * instructions elsewhere). */
 #include "fter_pie.h"
 
-/* Signed 20-bit lane from its low 20 bits. */
-static int32_t lane20(uint32_t v) { return (int32_t)((v & 0xfffffu) ^ 0x80000u) - 0x80000; }
+/* Bits [12 - s, 32 - s) of v as the upper part of a signed 20-bit lane (arithmetic shift, as
+ * on every gcc target). */
+#define HI(v, s) ((int32_t)((v) << (s)) >> 12)
 
-/* The 8 lanes of QACC_L or QACC_H from its 20 raw bytes: lane pair (2i, 2i+1)
- * in bytes 5i..5i+4, the low lane in the low 20 bits. */
-static void unpack8(int32_t *lanes, const uint8_t *r) {
-  for (int i = 0; i < 4; ++i, r += 5, lanes += 2) {
-    lanes[0] = lane20((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16);
-    lanes[1] = lane20((uint32_t)r[2] >> 4 | (uint32_t)r[3] << 4 | (uint32_t)r[4] << 12);
-  }
+/* d[0..8) += the 8 signed 20-bit lanes of QACC_L or QACC_H, stored little-endian in the 5 words
+ * at w (lane i at bits [20 i, 20 i + 20)): two to four shifts and an OR per lane. */
+static void add8(int32_t *d, const uint32_t *w) {
+  const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+  d[0] += HI(w0, 12);
+  d[1] += HI(w1, 24) | (int32_t)(w0 >> 20);
+  d[2] += HI(w1, 4);
+  d[3] += HI(w2, 16) | (int32_t)(w1 >> 28);
+  d[4] += HI(w3, 28) | (int32_t)(w2 >> 16);
+  d[5] += HI(w3, 8);
+  d[6] += HI(w4, 20) | (int32_t)(w3 >> 24);
+  d[7] += (int32_t)w4 >> 12;
 }
 
-void fter_pie_read_qacc(int32_t lanes[16], uint8_t *buf) {
-  uint8_t *p = buf;
-  PIE_ST_QACC_L_L_128_IP(p, 16); /* buf[0..16) */
-  PIE_ST_QACC_L_H_32_IP(p, 16);  /* buf[16..20) */
-  PIE_ST_QACC_H_L_128_IP(p, 16); /* buf[32..48) */
-  PIE_ST_QACC_H_H_32_IP(p, 0);   /* buf[48..52) */
-  unpack8(lanes, buf);
-  unpack8(lanes + 8, buf + 32);
+static void store_qacc(uint32_t *buf) {
+  uint32_t *p = buf;
+  PIE_ST_QACC_L_L_128_IP(p, 16); /* bytes 0..16 */
+  PIE_ST_QACC_L_H_32_IP(p, 16);  /* bytes 16..20 */
+  PIE_ST_QACC_H_L_128_IP(p, 16); /* bytes 32..48 */
+  PIE_ST_QACC_H_H_32_IP(p, 0);   /* bytes 48..52 */
+}
+
+void fter_pie_add_qacc(int32_t *dst, int32_t count, uint32_t *buf) {
+  store_qacc(buf);
+  if (count == 16) {
+    add8(dst, buf);
+    add8(dst + 8, buf + 8);
+    return;
+  }
+  int32_t lanes[16] = {0};
+  add8(lanes, buf);
+  add8(lanes + 8, buf + 8);
+  for (int32_t l = 0; l < count; ++l) dst[l] += lanes[l];
+}
+
+void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf) {
+  for (int32_t l = 0; l < 16; ++l) lanes[l] = 0;
+  fter_pie_add_qacc(lanes, 16, buf);
 }
 
 /* One 16-k chunk: weight column c is in q1 (c even) or q2 (c odd); each step

@@ -132,11 +132,15 @@ void *fter_pie_st_qacc(int part, void *ptr, int32_t inc);
 #endif /* FTER_PIE */
 
 /**
- * @brief Stores QACC's raw 40 bytes into @p buf (64 bytes, 16-byte aligned:
- * QACC_L's 20 bytes at 0-19, QACC_H's at 32-51) and unpacks the 16 signed
- * 20-bit lanes into @p lanes.
+ * @brief Stores QACC's raw 40 bytes into @p buf (16 words, 16-byte aligned:
+ * QACC_L's 20 bytes at bytes 0-19, QACC_H's at 32-51) and adds its first
+ * @p count (<= 16) signed 20-bit lanes to dst[0..count).  The unpack reads
+ * little-endian words (the host and Xtensa are).
  */
-void fter_pie_read_qacc(int32_t lanes[16], uint8_t *buf);
+void fter_pie_add_qacc(int32_t *dst, int32_t count, uint32_t *buf);
+
+/** @brief fter_pie_add_qacc into @p lanes set to 0 first (all 16 lanes). */
+void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf);
 
 /**
  * @brief The composite of the ternary matmul tile: for @p chunks 16-k

@@ -119,8 +119,9 @@ static int32_t self_test(void) {
   PIE_ZERO_QACC();
   PIE_VSMULAS_S8_QACC(4, 5, 11);
   int32_t lanes[16];
-  uint8_t *qb = dst;
-  fter_pie_read_qacc(lanes, qb);
+  static uint32_t qwords[16] __attribute__((aligned(16)));
+  const uint8_t *qb = (const uint8_t *)qwords;
+  fter_pie_read_qacc(lanes, qwords);
   check(lanes[0] == 3 && lanes[1] == -3 && lanes[2] == 0 && lanes[8] == 6 && lanes[15] == -3,
         "vsmulas.s8.qacc lanes");
   /* raw layout: QACC_L bytes 0-4 = lanes 0,1 (3, -3 = 0xffffd) */
@@ -135,7 +136,7 @@ static int32_t self_test(void) {
   PIE_VSMULAS_S8_QACC_LD_INCP(4, lp, 4, 5, 9); /* * 1 */
   check(lp == xv + 35, "vsmulas.ld.incp increment");
   PIE_VSMULAS_S8_QACC(4, 5, 15); /* new q4 = xv[16..32): lane 0 += 5 * 7 */
-  fter_pie_read_qacc(lanes, qb);
+  fter_pie_read_qacc(lanes, qwords);
   check(lanes[0] == 1 + 35 && lanes[1] == -1 && lanes[8] == 2, "vsmulas.ld.incp order");
   /* negative lanes near the bound survive the 20-bit round trip */
   for (int i = 0; i < 16; ++i) xv[i] = -128;
@@ -146,7 +147,7 @@ static int32_t self_test(void) {
   PIE_VLD_128_IP(5, yp, 16);
   PIE_ZERO_QACC();
   for (int i = 0; i < 32; ++i) PIE_VSMULAS_S8_QACC(4, 5, 0); /* 32 * -16256 = -520192 */
-  fter_pie_read_qacc(lanes, qb);
+  fter_pie_read_qacc(lanes, qwords);
   check(lanes[0] == -520192 && lanes[15] == -520192, "qacc lane -520192");
 
   /* vmulas.s8.accx (+ .ld.ip/.ld.xp) and srs.accx */
