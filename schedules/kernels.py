@@ -607,7 +607,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
 
 @T.macro
 def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, qacc,
-                      qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, o):
+                      qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, o):
     """Per token row: its Q projection (quantized per head), scores against every int8 K,
     softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention kernels.
     (``d = h * hd`` is passed in: an assignment in a macro would be a non-block statement.)"""
@@ -649,18 +649,22 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v,
             with T.init():
                 lmax[vi, vh] = T.float32(-3.4e38)
             lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+    # each exponential once (the sum and the probabilities read it): exp dominates the row's cost
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("expv"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            e[vi, vh, vj] = T.exp(logit[vi, vh, vj] - lmax[vi, vh])
     for i, hh, j in T.grid(n, h, n):
         with T.sblock("lsum"):
             vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
             with T.init():
                 lsum[vi, vh] = T.float32(0)
-            lsum[vi, vh] = lsum[vi, vh] + T.exp(logit[vi, vh, vj] - lmax[vi, vh])
+            lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
     for i, hh, j in T.grid(n, h, n):
         with T.sblock("prob"):
             vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
             p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
-                T.exp(logit[vi, vh, vj] - lmax[vi, vh]) / lsum[vi, vh] * T.float32(255)),
-                T.float32(255)), T.float32(0)))
+                e[vi, vh, vj] / lsum[vi, vh] * T.float32(255)), T.float32(255)), T.float32(0)))
     # per (row, head, channel): a head's [hd] outputs against its n probabilities form one tile
     for i, hh, c, j in T.grid(n, h, hd, n):
         with T.sblock("pv"):
@@ -700,11 +704,12 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
         sacc = T.sblock_alloc_buffer((n, h, n), "int32")
         logit = T.sblock_alloc_buffer((n, h, n), "float32")
         lmax = T.sblock_alloc_buffer((n, h), "float32")
+        e = T.sblock_alloc_buffer((n, h, n), "float32")
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
         _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
-                          qacc, qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, o)
+                          qacc, qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, o)
 
     return _tag(func, "int8_attention_q", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
 
@@ -734,6 +739,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         sacc = T.sblock_alloc_buffer((n, h, n), "int32")
         logit = T.sblock_alloc_buffer((n, h, n), "float32")
         lmax = T.sblock_alloc_buffer((n, h), "float32")
+        e = T.sblock_alloc_buffer((n, h, n), "float32")
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
@@ -743,7 +749,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
         _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
-                          qacc, qf, qamax, qc, sacc, logit, lmax, lsum, p, pacc, of)
+                          qacc, qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, of)
         _absmax_quant(n, d, of, oq, os, oamax)
         for i, j, r in T.grid(n, d, d):
             with T.sblock("acc"):
