@@ -112,6 +112,8 @@ class Esp32s3Artifact(Artifact):
                      "esp32s3": esp32s3_sim.build_esp32s3}[where]
             defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
                        "FTER_PIE_MAX_K": self.pie_max_k}
+            if where != "host":   # per-call cycles inside the micro-kernels (stats "micro_*")
+                defines["FTER_MICRO_TIMING"] = None
             if where == "lx106":
                 defines["FTER_PIE_COUNT"] = None
             self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
@@ -142,7 +144,10 @@ class Esp32s3Artifact(Artifact):
             ``(logits, stats)``: ``stats["core"]``, ``["instructions"]`` (main()),
             ``["by_kind"]`` (profiled calls by ternary_matmul / attention_matmul / layernorm /
             quantize / softmax / gelu / other), ``["macs_by_kind"]``, ``["per_mac_by_kind"]``,
-            ``["per_call"]``; on the lx106 also ``["pie_by_kind"]``: the emulated PIE
+            ``["per_call"]``, ``["micro_by_kind"]`` / ``["micro_per_mac_by_kind"]``: the part
+            spent inside the C micro-kernels (granularity 25 instructions per call), the rest
+            being the generated code around them (epilogues, quantizers, softmax);
+            on the lx106 also ``["pie_by_kind"]``: the emulated PIE
             instructions per kind (what the LX7 executes as PIE, for modelling its speed).
             Both cores compile the generated C with Debian's lx106 gcc (no FPU: float epilogues
             run as soft-float on both).
@@ -160,22 +165,30 @@ class Esp32s3Artifact(Artifact):
         pie_counts = parse_counters(stdout)   # "p<i>": raw counts, not CCOUNT-scaled
         macs = {row["kernel"]: row["macs"] for row in self.report.get("layers", [])}
         by_kind: dict[str, int] = {}
+        micro_by_kind: dict[str, int] = {}
         pie_by_kind: dict[str, int] = {}
         macs_by_kind: dict[str, int] = {}
         per_call = []
         for call in self.aot.calls:
             n = int(res.counters.get(f"k{call.index}", 0))
             pie = int(pie_counts.get(f"p{call.index}", 0))
+            micro = int(res.counters.get(f"m{call.index}", 0))
             kind = kernel_kind(call.name)
             by_kind[kind] = by_kind.get(kind, 0) + n
+            if micro:
+                micro_by_kind[kind] = micro_by_kind.get(kind, 0) + micro
             macs_by_kind[kind] = macs_by_kind.get(kind, 0) + macs.get(call.name, 0)
             if pie:
                 pie_by_kind[kind] = pie_by_kind.get(kind, 0) + pie
             per_call.append({"index": call.index, "name": call.name, "instructions": n,
-                             "pie_instructions": pie, "macs": macs.get(call.name, 0)})
+                             "micro_instructions": micro, "pie_instructions": pie,
+                             "macs": macs.get(call.name, 0)})
         stats = {"core": core, "instructions": int(instructions), "by_kind": by_kind,
                  "macs_by_kind": {k: v for k, v in macs_by_kind.items() if v},
                  "per_mac_by_kind": {k: by_kind[k] / v for k, v in macs_by_kind.items() if v},
+                 "micro_by_kind": micro_by_kind,
+                 "micro_per_mac_by_kind": {k: micro_by_kind.get(k, 0) / v
+                                           for k, v in macs_by_kind.items() if v},
                  "per_call": per_call}
         if core == "lx106":
             stats["pie_by_kind"] = pie_by_kind

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     res = {"core": stats["core"], "instructions": stats["instructions"],
            "by_kind": dict(sorted(stats["by_kind"].items())),
            "macs_by_kind": stats["macs_by_kind"], "per_mac_by_kind": stats["per_mac_by_kind"],
-           "pie_by_kind": stats.get("pie_by_kind", {}),
+           "pie_by_kind": stats.get("pie_by_kind", {}), "micro_by_kind": stats["micro_by_kind"],
            "macs": macs, "instructions_per_mac": stats["instructions"] / macs if macs else None,
            "top5": [int(i) for i in np.argsort(-flat, kind="stable")[:5]],
            "logits": [float(v) for v in flat]}
@@ -56,12 +56,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  instructions  {res['instructions']:,}"
           + (f"  ({res['instructions_per_mac']:.3f} per MAC, {macs:,} MACs)" if macs else ""))
     pie = res["pie_by_kind"]
-    print(f"    {'kind':<18}{'instructions':>14}  {'share':>7}  {'per MAC':>8}"
-          + (f"  {'emulated PIE':>13}  {'PIE/MAC':>8}" if pie else ""))
+    print(f"    {'kind':<18}{'instructions':>14}  {'share':>7}  {'per MAC':>8}  {'micro-kernels':>14}"
+          f"  {'per MAC':>8}" + (f"  {'emulated PIE':>13}  {'PIE/MAC':>8}" if pie else ""))
     for kind, n in sorted(res["by_kind"].items(), key=lambda kv: -kv[1]):
         kmacs = res["macs_by_kind"].get(kind, 0)
+        micro = res["micro_by_kind"].get(kind, 0)
         row = (f"    {kind:<18}{n:>14,}  {100 * n / max(res['instructions'], 1):6.1f}%  "
-               + (f"{n / kmacs:8.3f}" if kmacs else f"{'':>8}"))
+               + (f"{n / kmacs:8.3f}" if kmacs else f"{'':>8}") + f"  {micro:>14,}  "
+               + (f"{micro / kmacs:8.3f}" if kmacs and micro else f"{'':>8}"))
         if pie:
             p = pie.get(kind, 0)
             row += f"  {p:>13,}  " + (f"{p / kmacs:8.3f}" if kmacs and p else f"{'':>8}")

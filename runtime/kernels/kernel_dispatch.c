@@ -5,6 +5,22 @@
  * and never includes fter_kernels.h. */
 #include "fter_kernels.h"
 
+/* FTER_MICRO_TIMING (the simulator builds): every call through a public name adds its cycles
+ * (runtime/sim/harness.h fter_cycles) to fter_micro_cycles, so a profile can tell the
+ * micro-kernels' share of each generated kernel from the code around them. */
+#ifdef FTER_MICRO_TIMING
+uint32_t fter_cycles(void);
+uint32_t fter_micro_cycles;
+#define FTER_TIMED(call)                         \
+  do {                                           \
+    const uint32_t t0_ = fter_cycles();          \
+    call;                                        \
+    fter_micro_cycles += fter_cycles() - t0_;    \
+  } while (0)
+#else
+#define FTER_TIMED(call) call
+#endif
+
 #ifdef FTER_KERNELS_REF
 #define FTER_IMPL(name) name##_ref
 #else
@@ -13,12 +29,12 @@
 
 void fter_tmm_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                  int32_t w_stride) {
-  FTER_IMPL(fter_tmm_b2)(acc, x, w, k, n, w_stride);
+  FTER_TIMED(FTER_IMPL(fter_tmm_b2)(acc, x, w, k, n, w_stride));
 }
 
 void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                  int32_t w_stride) {
-  FTER_IMPL(fter_tmm_b3)(acc, x, w, k, n, w_stride);
+  FTER_TIMED(FTER_IMPL(fter_tmm_b3)(acc, x, w, k, n, w_stride));
 }
 
 /* The LUT variants (ternary_matmul_lut.c): the tuner picks them per shape; their reference
@@ -31,12 +47,12 @@ void fter_tmm_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
 
 void fter_tmm_b2_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                      int32_t w_stride) {
-  FTER_LUT(b2)(acc, x, w, k, n, w_stride);
+  FTER_TIMED(FTER_LUT(b2)(acc, x, w, k, n, w_stride));
 }
 
 void fter_tmm_b3_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                      int32_t w_stride) {
-  FTER_LUT(b3)(acc, x, w, k, n, w_stride);
+  FTER_TIMED(FTER_LUT(b3)(acc, x, w, k, n, w_stride));
 }
 
 int32_t fter_dot_s8(const int8_t *a, const int8_t *b, int32_t n) {
@@ -48,7 +64,8 @@ int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_st
 }
 
 /* The PIE kernels (ternary_matmul_pie.c, attention_pie.c): on cores without PIE the layer
- * emulates it (exact, slow), so builds for those cores should select the reference. */
+ * emulates every PIE instruction exactly (slowly), so host, lx106 and LX7 builds run one
+ * instruction sequence; FTER_KERNELS_REF selects the portable reference instead. */
 #ifdef FTER_KERNELS_REF
 #define FTER_PIE_IMPL(name) name##_ref
 #else
@@ -57,20 +74,20 @@ int32_t fter_dot_u8s8(const uint8_t *p, const int8_t *v, int32_t n, int32_t v_st
 
 void fter_tmm_tile_b3(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                       int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
-  FTER_PIE_IMPL(fter_tmm_tile_b3)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  FTER_TIMED(FTER_PIE_IMPL(fter_tmm_tile_b3)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
 }
 
 void fter_tmm_tile_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                       int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
-  FTER_PIE_IMPL(fter_tmm_tile_b2)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  FTER_TIMED(FTER_PIE_IMPL(fter_tmm_tile_b2)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
 }
 
 void fter_qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
                  int32_t k_stride) {
-  FTER_PIE_IMPL(fter_qk_row)(scores, q, k, hd, n, k_stride);
+  FTER_TIMED(FTER_PIE_IMPL(fter_qk_row)(scores, q, k, hd, n, k_stride));
 }
 
 void fter_pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                  int32_t v_stride) {
-  FTER_PIE_IMPL(fter_pv_row)(out, p, v, n, hd, v_stride);
+  FTER_TIMED(FTER_PIE_IMPL(fter_pv_row)(out, p, v, n, hd, v_stride));
 }

@@ -20,6 +20,11 @@ static void count_call(char prefix, int idx, uint32_t value) {
 }
 
 static uint32_t fter_t0;
+#ifdef FTER_MICRO_TIMING
+/* Cycles spent inside the micro-kernels per call ("m<index>", runtime/kernels/kernel_dispatch.c). */
+extern uint32_t fter_micro_cycles;
+static uint32_t fter_m0;
+#endif
 #ifdef FTER_PIE_COUNT
 /* C-emulated PIE instructions per call ("p<index>", runtime/kernels/pie/fter_pie.h): what the
  * LX7 would execute as PIE, counted on cores that only emulate it. */
@@ -31,12 +36,18 @@ void fter_profile_begin(int idx) {
 #ifdef FTER_PIE_COUNT
   fter_p0 = fter_pie_instructions;
 #endif
+#ifdef FTER_MICRO_TIMING
+  fter_m0 = fter_micro_cycles;
+#endif
   fter_t0 = fter_cycles();
 }
 void fter_profile_end(int idx, int kind) {
   uint32_t dt = fter_cycles() - fter_t0;
   (void)kind;
   count_call('k', idx, dt);
+#ifdef FTER_MICRO_TIMING
+  if (fter_micro_cycles != fter_m0) count_call('m', idx, fter_micro_cycles - fter_m0);
+#endif
 #ifdef FTER_PIE_COUNT
   if (fter_pie_instructions != fter_p0) count_call('p', idx, fter_pie_instructions - fter_p0);
 #endif
