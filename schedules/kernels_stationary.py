@@ -23,7 +23,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import _absf, _gelu, _q8, _scale, _tag, _trit
+from .kernels import _absf, _gelu, _q8s, _scale, _tag, _trit
 
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
@@ -59,8 +59,8 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                q2[vi, vj] = _q8(_gelu(T.Cast("float32", acc1b[vi, vj]) * (a1[vj] * s[vi]) + b1[vj]),
-                                 amax[vi])
+                q2[vi, vj] = _q8s(_gelu(T.Cast("float32", acc1b[vi, vj]) * (a1[vj] * s[vi]) + b1[vj]),
+                                  s2[vi])
         for i, j, r in T.grid(t, d, hidden):
             with T.sblock("acc2"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
