@@ -365,7 +365,7 @@ def _schedule_attention_q(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     d, fmt = int(p["h"]) * int(p["hd"]), p["fmt"]
     sch = _schedule(func)
-    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    _k_scale, *blocks = sch.get_child_blocks(sch.get_sblock("root"))   # the keys' scales: once
     qacc, loop = _stream_q_attention(sch, blocks[:-1], blocks[-1], d)
     tensorize_accumulation(sch, qacc, loop, d, d, fmt)
     if _pie():
@@ -382,13 +382,11 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     if _pie():
         _schedule_attention_block_stationary(sch, int(p["n"]), int(p["h"]), int(p["hd"]), fmt)
         return sch.mod["main"]
-    *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
+    _k_scale, *attention, acc, residual = sch.get_child_blocks(sch.get_sblock("root"))
     loop = tile_accumulation(sch, acc, residual, d)
     qacc, qloop = _stream_q_attention(sch, attention, residual, d)
     tensorize_accumulation(sch, acc, loop, d, d, fmt)
     tensorize_accumulation(sch, qacc, qloop, d, d, fmt)
-    if _pie():
-        _tensorize_attention_rows(sch, int(p["n"]), int(p["hd"]))
     return sch.mod["main"]
 
 def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd: int,
@@ -397,8 +395,8 @@ def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd
     tiles, one [n, hd] float head at a time), then attention and the output row's int8 codes row
     by row, then the output projection over all tokens (weight-stationary, residual in place)."""
     d = h * hd
-    (qacc, q_value, q_absmax, q_codes, *attention, o_absmax, o_scale, o_quant, acc,
-     residual) = sch.get_child_blocks(sch.get_sblock("root"))
+    (_k_scale, qacc, q_value, q_absmax, q_scale, q_codes, *attention, o_absmax, o_scale, o_quant,
+     acc, residual) = sch.get_child_blocks(sch.get_sblock("root"))
     _tile_all_tokens(sch, acc, residual, n, d, d, fmt)
     *rows, attn_out = attention
     row = sch.get_loops(attn_out)[0]
@@ -411,7 +409,7 @@ def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd
     i, j = sch.get_loops(q_value)
     g, _ = sch.split(j, [h, hd])
     sch.reorder(g, i)
-    for block in (q_absmax, q_codes):   # their scales are read again by the rows: consumer side
+    for block in (q_absmax, q_scale, q_codes):   # the scales are read again by the rows
         sch.reverse_compute_at(block, g)
     _tile_all_tokens(sch, qacc, q_value, n, d, hd, fmt)
     _tensorize_attention_rows(sch, n, hd)

@@ -621,11 +621,16 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
 
 
 @T.macro
-def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, qacc,
-                      qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, o):
+def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc,
+                      qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, o):
     """Per token row: its Q projection (quantized per head), scores against every int8 K,
     softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention kernels.
     (``d = h * hd`` is passed in: an assignment in a macro would be a non-block statement.)"""
+    # the keys' scales once per call, each query row's once per row: the scores and codes read them
+    for j, hh in T.grid(n, h):
+        with T.sblock("k_scale"):
+            vj, vh = T.axis.remap("SS", [j, hh])
+            ks[vj, vh] = _scale(k_amax[vj, vh])
     for i, j, r in T.grid(n, d, d):
         with T.sblock("qacc"):
             vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -642,10 +647,14 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v,
             with T.init():
                 qamax[vi, vh] = T.float32(0)
             qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
+    for i, hh in T.grid(n, h):
+        with T.sblock("q_scale"):
+            vi, vh = T.axis.remap("SS", [i, hh])
+            qs[vi, vh] = _scale(qamax[vi, vh])
     for i, j in T.grid(n, d):
         with T.sblock("q_codes"):
             vi, vj = T.axis.remap("SS", [i, j])
-            qc[vi, vj] = _q8(qf[vi, vj], qamax[vi, vj // hd])
+            qc[vi, vj] = _q8s(qf[vi, vj], qs[vi, vj // hd])
     for i, hh, j, r in T.grid(n, h, n, hd):
         with T.sblock("qk"):
             vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
@@ -657,7 +666,7 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v,
         with T.sblock("logit"):
             vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
             logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
-                _scale(qamax[vi, vh]) * _scale(k_amax[vj, vh])) * T.float32(scale)
+                qs[vi, vh] * ks[vj, vh]) * T.float32(scale)
     for i, hh, j in T.grid(n, h, n):
         with T.sblock("lmax"):
             vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
@@ -715,6 +724,8 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
         qacc = T.sblock_alloc_buffer((n, d), "int32")
         qf = T.sblock_alloc_buffer((n, d), "float32")
         qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qs = T.sblock_alloc_buffer((n, h), "float32")
+        ks = T.sblock_alloc_buffer((n, h), "float32")
         qc = T.sblock_alloc_buffer((n, d), "int8")
         sacc = T.sblock_alloc_buffer((n, h, n), "int32")
         logit = T.sblock_alloc_buffer((n, h, n), "float32")
@@ -723,8 +734,8 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
-        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
-                          qacc, qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, o)
+        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax,
+                          qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, o)
 
     return _tag(func, "int8_attention_q", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
 
@@ -750,6 +761,8 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         qacc = T.sblock_alloc_buffer((n, d), "int32")
         qf = T.sblock_alloc_buffer((n, d), "float32")
         qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qs = T.sblock_alloc_buffer((n, h), "float32")
+        ks = T.sblock_alloc_buffer((n, h), "float32")
         qc = T.sblock_alloc_buffer((n, d), "int8")
         sacc = T.sblock_alloc_buffer((n, h, n), "int32")
         logit = T.sblock_alloc_buffer((n, h, n), "float32")
@@ -763,8 +776,8 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         os = T.sblock_alloc_buffer((n,), "float32")
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, v, v_amax,
-                          qacc, qf, qamax, qc, sacc, logit, lmax, e, lsum, p, pacc, of)
+        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax,
+                          qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, of)
         _absmax_quant(n, d, of, oq, os, oamax)
         for i, j, r in T.grid(n, d, d):
             with T.sblock("acc"):
