@@ -1,10 +1,20 @@
 """Schedules of the fused kernels for the C (ESP32-S3 / Xtensa) target.
 
-The ternary matmul's inner block -- one token row against a block of ``NB`` output channels over
-the whole K -- is tensorized into the C micro-kernel ``fter_tmm_<fmt>`` (runtime/kernels). The
-intrinsic's desc is the scalar meaning (int8 x decoded trit, int32 accumulate); its impl is the
-``T.call_extern``. Accumulators stay a block of ``NB`` int32 per row, so the arena never holds a
-[T, N] int32 matrix.
+Two families, picked by the target's ``kernel_variant`` (``schedule_module``):
+
+* ``"pie"`` (default): weight-stationary. Every ternary accumulation becomes a [T, NB] tile over
+  all tokens, tensorized into the PIE tile kernel ``fter_tmm_tile_<fmt>`` (schedules/
+  esp32s3_pie.py: decode 16 weight rows once per call, then every token against them with
+  ``EE.VSMULAS.S8.QACC``); channel blocks are the outer loop. The MLP is rebuilt in its stationary
+  form first (schedules/kernels_stationary.py), the attention block projects Q and its output
+  over all tokens and streams only the attention rows, whose scores and P.V go to
+  ``fter_qk_row`` / ``fter_pv_row``.
+* ``"xtensa"``: the scalar row-streamed schedules -- one token row against a block of ``NB``
+  output channels over the whole K, tensorized into ``fter_tmm_<fmt>`` (runtime/kernels); a
+  tuning record may pick another micro-kernel variant (``TMM_VARIANTS``) per tile.
+
+The intrinsics' desc is the scalar meaning (int8 x decoded trit, int32 accumulate); the impl is
+the ``T.call_extern``.
 """
 
 from __future__ import annotations
