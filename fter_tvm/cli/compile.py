@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"fter-tvm compile: {e}") from None
     if args.json:
         print(report_json(art.report).decode(), end="")
-    else:
+    elif not args.quiet:
         mem = None
         if args.target == "esp32s3":
             from fter_tvm.project import plan_memory
