@@ -10,7 +10,7 @@ import numpy as np
 import tvm
 
 from runtime import aot, lower
-from runtime.host_sim import build_host, parse_counters, run_host
+from runtime.host_sim import build_host, parse_counters, run_host, sanitize_requested
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 from schedules.esp32s3 import schedule_module
 
@@ -106,10 +106,12 @@ class Esp32s3Artifact(Artifact):
 
     def _binary(self, where: str) -> Path:
         """The model's program for ``where``: "host", "lx106" or "esp32s3"."""
+        if where == "host" and sanitize_requested():   # FTER_SANITIZE=1: an ASan+UBSan build
+            where = "host_sanitize"
         if where not in self._exe:
             from runtime import esp32s3_sim
 
-            build = {"host": build_host, "lx106": build_xtensa,
+            build = {"host": build_host, "host_sanitize": build_host, "lx106": build_xtensa,
                      "esp32s3": esp32s3_sim.build_esp32s3}[where]
             defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
                        "FTER_PIE_MAX_K": self.pie_max_k}
