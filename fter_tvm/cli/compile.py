@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.output is not None:
             args.output.mkdir(parents=True, exist_ok=True)
             (args.output / "report.json").write_bytes(report_json(art.report))
-    except (ModelTooLargeError, ValueError) as e:
+    except (ModelTooLargeError, ValueError, OSError) as e:
         raise SystemExit(f"fter-tvm compile: {e}") from None
     if args.json:
         print(report_json(art.report).decode(), end="")
