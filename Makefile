@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.fter-installed
 XTENSA_TOOLS := xtensa-lx106-elf-gcc qemu-system-xtensa valgrind
 XTENSA_PKGS  := gcc-xtensa-lx106 binutils-xtensa-lx106 qemu-system-misc valgrind
 
-.PHONY: demo test tools clean
+.PHONY: demo test test-slow tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ tools:
 		echo "note: missing$$missing — tests marked 'xtensa' (or the valgrind test) will be skipped (install: apt-get install $(XTENSA_PKGS))"; \
 	fi
 
+# Two tiers: `make test` is everything but the tests marked `slow` (aim: <= 20 min on 2 cores);
+# `make test-slow` runs those (timm-sized models, the long property run). CI (.ci/run) runs both.
+# Both print their 25 slowest tests.
 test: $(STAMP) tools
-	@$(PY) -m pytest -q -ra; rc=$$?; \
+	@$(PY) -m pytest -q -ra -m "not slow" --durations=25; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-slow: $(STAMP) tools
+	@$(PY) -m pytest -q -ra -m slow --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: $(STAMP) tools
