@@ -23,6 +23,7 @@ from typing import Iterator
 
 _TVM_LOG = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] ")   # the timestamp TVM's logger puts first
 _active: list[list[str]] = []                       # messages of the open captures, outermost first
+_owner: int | None = None                           # the thread that opened them
 _progress_stream = None                             # a terminal, set by enable_progress()
 
 
@@ -37,9 +38,16 @@ def capture_warnings() -> Iterator[list[str]]:
     Yields a list that holds, once the block exits, one message per captured line or warning
     (TVM's timestamp removed, so repeats compare equal). Captures nest: an inner block's messages
     also count for the outer ones. If the block raises, the outermost capture adds the messages to
-    the exception as a note, so no diagnostic is lost.
+    the exception as a note, so no diagnostic is lost. fd 2 belongs to the whole process: while one
+    thread captures, a capture opened by another thread does nothing (the first one gets the lines).
     """
     messages: list[str] = []
+    global _owner
+    if _active and _owner != threading.get_ident():
+        # fd 2 is process-wide: another thread is capturing, its capture takes these lines too
+        yield messages
+        return
+    _owner = threading.get_ident()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(2)

@@ -52,3 +52,21 @@ def test_no_progress_without_a_terminal(capfd):
         pass
     assert list(console.progress_iter([1, 2], "items")) == [1, 2]
     assert capfd.readouterr() == ("", "")
+
+
+def test_a_second_thread_does_not_redirect_fd2_again(capfd):
+    import threading
+
+    seen = []
+
+    def other():
+        with console.capture_warnings() as got:
+            os.write(2, b"from the thread\n")
+        seen.append(got)
+
+    with console.capture_warnings() as outer:
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    os.write(2, b"after\n")
+    assert seen == [[]] and outer == ["from the thread"] and capfd.readouterr().err == "after\n"
