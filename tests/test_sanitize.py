@@ -1,4 +1,4 @@
-"""The generated C, the AOT executor and the micro-kernels under AddressSanitizer +
+"""The generated C, the AOT executor and the micro-kernels (PIE emulation included) under AddressSanitizer +
 UndefinedBehaviorSanitizer (``FTER_SANITIZE=1`` / ``build_host(sanitize=True)``) and valgrind.
 
 A sanitized program stops at its first finding with a non-zero status (``ProgramError``). The
@@ -31,6 +31,17 @@ def test_kernels_at_edge_sizes(tmp_path, defines):
     res = run_host(build_host([KERNEL_TEST], tmp_path, defines, sanitize=True), blob)
     assert "kernels ok" in res.stdout
     check_kernel_output(res.output, expected)
+
+
+def test_pie_kernels(tmp_path):
+    """The PIE micro-kernels in their exact C emulation (what host-sim and the lx106 run)."""
+    require("host")
+    from test_pie import DEFINES, PIE_TEST, check_output, pie_cases
+
+    cases = pie_cases()
+    res = run_host(build_host([PIE_TEST], tmp_path, DEFINES, sanitize=True), cases.stream())
+    assert "pie ok" in res.stdout and "FAIL" not in res.stdout, res.stdout
+    check_output(res.output, cases.expected)
 
 
 def test_fences_catch_a_read_past_k(tmp_path):
