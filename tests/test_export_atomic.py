@@ -29,6 +29,7 @@ def python(code: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow   # two more processes importing torch and TVM and compiling
 def test_two_processes_export_identical_projects(tmp_path):
     code = """
         import sys

@@ -80,6 +80,7 @@ def check_model(model, xs, monkeypatch):
     return art
 
 
+@pytest.mark.slow   # one more compile of the digits model (the tiny ViT covers the default tier)
 def test_digits_model(monkeypatch):
     require("host")
     from fter_tvm.data import digits_split
