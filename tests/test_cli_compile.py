@@ -85,6 +85,7 @@ def test_board_too_small_is_an_error_and_writes_nothing(checkpoint, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow   # 105 s; the simulator's numbers are also checked by test_compile.py
 @pytest.mark.xtensa
 def test_simulate_prints_instructions(checkpoint, capsys):
     assert cli.main(["simulate", str(checkpoint), "--check", "--json"]) == 0
@@ -106,6 +107,7 @@ def test_simulate_lx106_table_has_per_mac_and_pie_columns(checkpoint, capsys):
     assert per_mac > 1 and 0 < pie_per_mac < 1
 
 
+@pytest.mark.slow   # 103 s: a whole compile to see that nothing is printed
 def test_quiet_compile_prints_nothing(checkpoint, tmp_path, capfd):
     out = tmp_path / "x86"
     assert cli.main(["compile", str(checkpoint), "--target", "x86", "-o", str(out), "--quiet"]) == 0
