@@ -38,7 +38,18 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:   # only the chosen command's module is imported
             _load(name).add_arguments(p)
+            _add_output_arguments(p)
     return parser
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_argument_group("output")
+    loudness = out.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="list the captured TVM/torch warnings (default: only their count)")
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="for scripts: no progress line, no warning count, no human summary "
+                               "(results asked for with --json and errors are still printed)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(command if command in COMMANDS else None).parse_args(argv)
-    return int(_load(args.command).run(args) or 0)
+    return _run_quietly(_load(args.command), args)
+
+
+def _run_quietly(module, args: argparse.Namespace) -> int:
+    """Run a command with TVM's and torch's warnings captured (summarised on stderr after it)
+    and a progress line on a terminal."""
+    from fter_tvm.console import capture_warnings, enable_progress, format_summary
+
+    enable_progress(not args.quiet)
+    captured: list[str] = []
+    try:
+        with capture_warnings() as captured:
+            return int(module.run(args) or 0)
+    finally:
+        enable_progress(False)
+        if not args.quiet:
+            sys.stdout.flush()
+            sys.stderr.write(format_summary(captured, verbose=args.verbose))
 
 
 if __name__ == "__main__":

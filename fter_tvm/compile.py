@@ -13,6 +13,7 @@ from relay_passes.pipeline import fter_pipeline
 from schedules.tuned import tuning_summary
 
 from .artifact import X86Artifact
+from .console import capture_warnings, step, summarize
 from .report import build_report
 from .targets import X86Target, get_target
 
@@ -39,15 +40,20 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
 
     Returns:
         an artifact with ``run(x)`` and ``report`` (and, for esp32s3, ``simulate``, ``export_project``).
+        TVM's log lines and Python warnings raised meanwhile are not printed: ``report["warnings"]``
+        holds their ``count`` and the distinct ``messages`` with their counts.
 
     Raises:
         relay_passes.frontend.ImportError_: the model cannot be imported (names the node/op).
         relay_passes.base.FusionError: ``strict`` and something is left unfused (names the node).
     """
     tgt = get_target(target)
-    fused, report = fuse_model(model, tgt, example_inputs, pack_format=pack_format, strict=strict,
-                               dump_dir=dump_dir)
-    return build_fused(fused, report, tgt, tuning_db=tuning_db, example_inputs=example_inputs)
+    with capture_warnings() as captured:
+        fused, report = fuse_model(model, tgt, example_inputs, pack_format=pack_format,
+                                   strict=strict, dump_dir=dump_dir)
+        art = build_fused(fused, report, tgt, tuning_db=tuning_db, example_inputs=example_inputs)
+    art.report["warnings"] = summarize(captured)
+    return art
 
 
 def build_fused(fused: tvm.IRModule, report: dict, target, *, tuning_db=None, example_inputs=None):
@@ -58,11 +64,12 @@ def build_fused(fused: tvm.IRModule, report: dict, target, *, tuning_db=None, ex
     report = dict(report)
     if tuning_db is not None:
         report["tuning"] = tuning_summary(fused, tgt, tuning_db)
-    if isinstance(tgt, X86Target):
-        return _build_x86(fused, report, tgt, tuning_db)
-    from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
+    with step(f"scheduling and building for {tgt.name}"):
+        if isinstance(tgt, X86Target):
+            return _build_x86(fused, report, tgt, tuning_db)
+        from .esp32s3 import build_esp32s3   # the C backend pulls in runtime/ only when needed
 
-    return build_esp32s3(fused, report, tgt, tuning_db, example_inputs)
+        return build_esp32s3(fused, report, tgt, tuning_db, example_inputs)
 
 
 def fuse_model(model, target, example_inputs=None, *, pack_format: str | None = None,
@@ -76,9 +83,11 @@ def fuse_model(model, target, example_inputs=None, *, pack_format: str | None = 
         the errors of :func:`compile`.
     """
     tgt = get_target(target)
-    mod = import_model(model, example_inputs)
-    fused = fter_pipeline(fmt=pack_format or tgt.pack_format, strict=strict, dump_dir=dump_dir,
-                          low_memory=tgt.low_memory)(mod)
+    with step("importing the model"):
+        mod = import_model(model, example_inputs)
+    with step("fusing ternary layers"):
+        fused = fter_pipeline(fmt=pack_format or tgt.pack_format, strict=strict, dump_dir=dump_dir,
+                              low_memory=tgt.low_memory)(mod)
     report = build_report(fused)
     report["target"] = tgt.name
     report["pack_format"] = pack_format or tgt.pack_format

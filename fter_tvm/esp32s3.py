@@ -10,11 +10,12 @@ import numpy as np
 import tvm
 
 from runtime import aot, lower
-from runtime.host_sim import build_host, parse_counters, run_host
+from runtime.host_sim import build_host, parse_counters, run_host, sanitize_requested
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 from schedules.esp32s3 import schedule_module
 
 from .artifact import Artifact, as_numpy
+from .console import step
 from .targets import Esp32s3Target
 
 MODEL_MAIN = Path(lower.__file__).parent / "sim" / "model_main.c"
@@ -105,10 +106,12 @@ class Esp32s3Artifact(Artifact):
 
     def _binary(self, where: str) -> Path:
         """The model's program for ``where``: "host", "lx106" or "esp32s3"."""
+        if where == "host" and sanitize_requested():   # FTER_SANITIZE=1: an ASan+UBSan build
+            where = "host_sanitize"
         if where not in self._exe:
             from runtime import esp32s3_sim
 
-            build = {"host": build_host, "lx106": build_xtensa,
+            build = {"host": build_host, "host_sanitize": build_host, "lx106": build_xtensa,
                      "esp32s3": esp32s3_sim.build_esp32s3}[where]
             defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
                        "FTER_PIE_MAX_K": self.pie_max_k}
@@ -116,10 +119,11 @@ class Esp32s3Artifact(Artifact):
                 defines["FTER_MICRO_TIMING"] = None
             if where == "lx106":
                 defines["FTER_PIE_COUNT"] = None
-            self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
-                                     self._tmp / f"build_{where}", defines,
-                                     generated=[self.aot.kernels_c],
-                                     extra_include_dirs=[self.aot.out_dir])
+            with step(f"building the C for {where}"):
+                self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
+                                         self._tmp / f"build_{where}", defines,
+                                         generated=[self.aot.kernels_c],
+                                         extra_include_dirs=[self.aot.out_dir])
         return self._exe[where]
 
     def _logits(self, raw: bytes) -> np.ndarray:
@@ -159,8 +163,10 @@ class Esp32s3Artifact(Artifact):
         core = core or ("esp32s3" if esp32s3_sim.available() else "lx106")
         if core not in CORES:
             raise ValueError(f"unknown core {core!r}; choose one of {CORES}")
-        res = (esp32s3_sim.run_esp32s3 if core == "esp32s3" else run_xtensa)(
-            self._binary(core), as_numpy(x, self.input_shape).tobytes())
+        exe = self._binary(core)
+        with step(f"simulating on Xtensa {core}"):
+            res = (esp32s3_sim.run_esp32s3 if core == "esp32s3" else run_xtensa)(
+                exe, as_numpy(x, self.input_shape).tobytes())
         output, stdout, instructions = res
         pie_counts = parse_counters(stdout)   # "p<i>": raw counts, not CCOUNT-scaled
         macs = {row["kernel"]: row["macs"] for row in self.report.get("layers", [])}
@@ -218,8 +224,9 @@ class Esp32s3Artifact(Artifact):
         """
         from .project import export_project
 
-        return export_project(self, out_dir, sample_input, name=name, board=board,
-                              num_runs=num_runs, overwrite=overwrite)
+        with step("writing the ESP-IDF project"):
+            return export_project(self, out_dir, sample_input, name=name, board=board,
+                                  num_runs=num_runs, overwrite=overwrite)
 
     def source_dir(self) -> Path:
         """Directory holding the generated C (model, kernels, weights)."""

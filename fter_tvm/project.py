@@ -267,28 +267,60 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
         files[rel] = _template(rel, values)
     files["sdkconfig.defaults"] = _sdkconfig(values, mem)
     files["main/sample_input.h"] = _sample_header(sample, expected)
-    report = dict(art.report, project={"name": name, **asdict(mem), "arena_place": mem.arena_place,
-                                       "app_offset": APP_OFFSET, "main_stack_bytes": MAIN_STACK_BYTES})
+    # the compiler's captured warnings depend on what the process did before: not a project file
+    report = {k: v for k, v in art.report.items() if k != "warnings"}
+    report["project"] = {"name": name, **asdict(mem), "arena_place": mem.arena_place,
+                         "app_offset": APP_OFFSET, "main_stack_bytes": MAIN_STACK_BYTES}
     files.update(report_files(report, aot.plan.timeline, art.last_stats, art.fused_mod))
     return dict(sorted(files.items()))
 
 
+def _remove_stale_scratch(out: Path) -> None:
+    """Delete the scratch directories of exports to ``out`` whose process died (SIGKILL, power
+    loss) before it could clean up; those of running exports are left alone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(\d+)\.[^.]+\.(tmp|old)")
+    for p in out.parent.iterdir():
+        m = pattern.fullmatch(p.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:   # alive, another user's
+            pass
+
+
 def _write_atomically(files: dict[str, bytes], out: Path) -> None:
     """Write ``files`` into a fresh temporary directory beside ``out``, then rename it to ``out``.
-    An existing ``out`` is first moved aside (and put back if the rename fails), then deleted."""
+    An existing ``out`` is first moved aside (and put back if the rename fails), then deleted.
+
+    A killed export leaves ``out`` as it was or absent (never a half project) and a hidden scratch
+    directory named after its process, which the next export to ``out`` removes.
+
+    Raises:
+        OSError: a write failed (e.g. the disk is full); the message names ``out`` and says that
+            nothing was written.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    _remove_stale_scratch(out)
+    scratch = f".{out.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=scratch, suffix=".tmp", dir=out.parent))
     trash = None
     try:
         for rel, data in files.items():
             path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            except OSError as e:
+                raise OSError(e.errno, f"cannot write the project {out}: {e.strerror} (writing "
+                                       f"{rel}); nothing was written") from e
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)   # mkdtemp makes it 0700
         if out.exists() or out.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            trash = Path(tempfile.mkdtemp(prefix=scratch, suffix=".old", dir=out.parent))
             out.rename(trash / out.name)
         tmp.rename(out)
     except BaseException:

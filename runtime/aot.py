@@ -257,6 +257,7 @@ void fter_profile_end(int idx, int kind);
             self._declarations(),
             self._descriptors(),
             self._call_table(),
+            self._arena_fence(),
             self._run_function(),
         ]
         return "\n\n".join(p for p in parts if p) + "\n"
@@ -326,6 +327,34 @@ void fter_profile_end(int idx, int kind);
         lines.append("};")
         return "\n".join(lines)
 
+    def _arena_fence(self) -> str:
+        if not self.p.calls:
+            return ""
+        if not self.plan.total_bytes:
+            return "#define FTER_FENCE_ARENA(c) ((void)0)\n#define FTER_UNFENCE_ARENA() ((void)0)"
+        return """#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Sanitized host builds (runtime.cbuild.HOST_SANITIZE): during a call only its arguments' bytes
+ * of the arena are addressable, so a kernel touching bytes outside its own tensors (or an arena
+ * plan that overlaps live tensors) is an AddressSanitizer finding, not a silent overwrite. */
+static void fter_fence_arena(const struct fter_call *c) {
+  int32_t j, d;
+  ASAN_POISON_MEMORY_REGION(fter_arena, FTER_ARENA_BYTES);
+  for (j = 0; j < c->num_args; ++j) {
+    const DLTensor *t = c->args[j];
+    const uint8_t *p = (const uint8_t *)t->data;
+    uint64_t n = ((uint64_t)t->dtype.bits * t->dtype.lanes + 7u) / 8u;
+    for (d = 0; d < t->ndim; ++d) n *= (uint64_t)t->shape[d];
+    if (p >= fter_arena && p < fter_arena + FTER_ARENA_BYTES) ASAN_UNPOISON_MEMORY_REGION(p, n);
+  }
+}
+#define FTER_FENCE_ARENA(c) fter_fence_arena(c)
+#define FTER_UNFENCE_ARENA() ASAN_UNPOISON_MEMORY_REGION(fter_arena, FTER_ARENA_BYTES)
+#else
+#define FTER_FENCE_ARENA(c) ((void)0)
+#define FTER_UNFENCE_ARENA() ((void)0)
+#endif"""
+
     def _bind_io(self) -> list[str]:
         lines = []
         for t in self.tensors:
@@ -351,14 +380,17 @@ void fter_profile_end(int idx, int kind);
     result.type_index = kTVMFFINone;
     result.zero_padding = 0;
     result.v_int64 = 0;
+    FTER_FENCE_ARENA(c);
     FTER_PROFILE_BEGIN(i);
     rc = c->fn(NULL, args, c->num_args, &result);
     FTER_PROFILE_END(i, FTER_KIND_KERNEL);
     if (rc != 0) {
+      FTER_UNFENCE_ARENA();
       fter_error = fter_kernel_names[i];
       return rc;
     }
-  }""")
+  }
+  FTER_UNFENCE_ARENA();""")
         if self.p.copy_output:
             out = self.p.tensors[self.p.output]
             body.append(f"""  {{  /* the output is not a kernel's own buffer: copy it out */

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -113,7 +113,14 @@ XTENSA = Toolchain(
     run_tools=(("qemu-system-xtensa", "qemu-system-misc"),),
 )
 
-TOOLCHAINS = {"host": HOST, "xtensa": XTENSA}
+# host-sim under AddressSanitizer + UndefinedBehaviorSanitizer: the first finding ends the program
+# with a non-zero status (runtime.host_sim.build_host(sanitize=True) or FTER_SANITIZE=1).
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                  "-fno-omit-frame-pointer", "-g")
+HOST_SANITIZE = replace(HOST, name="host-sanitize", cflags=HOST.cflags + SANITIZE_FLAGS,
+                        ldflags=SANITIZE_FLAGS)
+
+TOOLCHAINS = {"host": HOST, "host-sanitize": HOST_SANITIZE, "xtensa": XTENSA}
 
 
 def toolchain(target: str | Toolchain) -> Toolchain:

@@ -7,6 +7,7 @@ directory, and reports ``FTER_COUNT <name> <value>`` lines (nanoseconds here).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -63,27 +64,46 @@ def describe_failure(what: str, proc_rc: int | None, stdout: str, stderr: str) -
     return f"{what}\n--- stdout (tail) ---\n{tail(stdout)}\n--- stderr (tail) ---\n{tail(stderr)}"
 
 
+SANITIZE_ENV = "FTER_SANITIZE"
+# Sanitizer runtime settings: stop at the first finding, leaks included, with a stack trace.
+SANITIZER_OPTIONS = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
+                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+
+def sanitize_requested() -> bool:
+    """True when the environment asks for sanitized host builds (``FTER_SANITIZE=1``)."""
+    return os.environ.get(SANITIZE_ENV, "") not in ("", "0")
+
+
 def build_host(
     sources: Sequence[Path | str],
     out_dir: Path | str,
     defines: Mapping[str, object] | None = None,
+    *,
+    sanitize: bool | None = None,
     **kwargs,
 ) -> Path:
     """Compiles ``sources`` with the runtime for the host; returns the executable.
 
-    Keyword arguments are those of `runtime.cbuild.build` (``generated``,
+    ``sanitize`` builds with AddressSanitizer and UndefinedBehaviorSanitizer
+    (`cbuild.HOST_SANITIZE`); None means "if ``FTER_SANITIZE`` is set".
+    Other keyword arguments are those of `runtime.cbuild.build` (``generated``,
     ``extra_include_dirs``, ``with_runtime``, ``name``).
     Raises cbuild.ToolMissingError / cbuild.CBuildError.
     """
-    return cbuild.build("host", sources, out_dir, defines, **kwargs)
+    if sanitize is None:
+        sanitize = sanitize_requested()
+    return cbuild.build(cbuild.HOST_SANITIZE if sanitize else cbuild.HOST, sources, out_dir,
+                        defines, **kwargs)
 
 
 def run_host(exe: Path | str, input_bytes: bytes = b"", timeout: float = 600.0,
-             cwd: Path | str | None = None) -> RunResult:
+             cwd: Path | str | None = None, launcher: Sequence[str] = ()) -> RunResult:
     """Runs a host build in a fresh temporary directory (or ``cwd``).
 
+    ``launcher`` prefixes the command line (e.g. ``("valgrind", "--error-exitcode=1")``).
     Returns RunResult (output_bytes, stdout) with ``.counters``.  Raises
-    ProgramError on a non-zero exit, a signal or a timeout.
+    ProgramError on a non-zero exit (a sanitizer finding included), a signal or a timeout.
     """
     exe = Path(exe).resolve()
     with tempfile.TemporaryDirectory(prefix="fter_host_") as tmp:
@@ -92,7 +112,8 @@ def run_host(exe: Path | str, input_bytes: bytes = b"", timeout: float = 600.0,
         out_path = work / OUTPUT_FILE
         out_path.unlink(missing_ok=True)
         try:
-            proc = subprocess.run([str(exe)], cwd=work, capture_output=True, timeout=timeout)
+            proc = subprocess.run([*launcher, str(exe)], cwd=work, capture_output=True,
+                                  timeout=timeout, env={**SANITIZER_OPTIONS, **os.environ})
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode(errors="replace")
             err = (e.stderr or b"").decode(errors="replace")

@@ -39,6 +39,7 @@ def test_demo_prints_accuracy_and_sizes(capsys):
     assert "student ternary test accuracy" in out and "2-bit" in out and "base-3" in out
 
 
+@pytest.mark.slow   # 286 s in the default tier's last timing (2 loaded cores): make demo's path
 @pytest.mark.cc
 @pytest.mark.xtensa
 def test_demo_compiles_simulates_and_exports(capsys, tmp_path):

@@ -61,11 +61,14 @@ def test_checkpoint_input_shape_comes_from_its_config(checkpoint):
     assert load_model(ModelSource("checkpoint", str(checkpoint)), (1, 1, 32, 32))[1] == (1, 1, 32, 32)
 
 
-def test_compile_writes_a_project(checkpoint, tmp_path, capsys):
+def test_compile_writes_a_project(checkpoint, tmp_path, capfd):
     out = tmp_path / "proj"
     assert cli.main(["compile", str(checkpoint), "--target", "esp32s3", "-o", str(out), "--runs", "3"]) == 0
-    text = capsys.readouterr().out
+    text, err = capfd.readouterr()
     assert "ESP-IDF project" in text and "arena in internal SRAM" in text
+    # TVM's warnings are summarised in one line, not printed one by one (fd 2 included)
+    assert len((text + err).splitlines()) <= 10 and "Warning" not in err
+    assert err == "" or err.endswith("(1 distinct; --verbose lists them)\n")
     assert (out / "main/main.c").read_text().count("#define FTER_NUM_RUNS 3") == 1
     rep = json.loads((out / "report.json").read_text())
     assert rep["target"] == "esp32s3" and rep["project"]["name"] == "fter_app"
@@ -82,6 +85,7 @@ def test_board_too_small_is_an_error_and_writes_nothing(checkpoint, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow   # 105 s; the simulator's numbers are also checked by test_compile.py
 @pytest.mark.xtensa
 def test_simulate_prints_instructions(checkpoint, capsys):
     assert cli.main(["simulate", str(checkpoint), "--check", "--json"]) == 0
@@ -101,3 +105,11 @@ def test_simulate_lx106_table_has_per_mac_and_pie_columns(checkpoint, capsys):
     assert 0 < micro_per_mac < per_mac
     # the lx106 runs the PIE kernels emulated: many lx106 instructions, few PIE ones per MAC
     assert per_mac > 1 and 0 < pie_per_mac < 1
+
+
+@pytest.mark.slow   # 103 s: a whole compile to see that nothing is printed
+def test_quiet_compile_prints_nothing(checkpoint, tmp_path, capfd):
+    out = tmp_path / "x86"
+    assert cli.main(["compile", str(checkpoint), "--target", "x86", "-o", str(out), "--quiet"]) == 0
+    assert capfd.readouterr() == ("", "")
+    assert "warnings" in json.loads((out / "report.json").read_text())

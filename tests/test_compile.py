@@ -41,8 +41,11 @@ def inputs():
     return [torch.randn(1, 1, 16, 16, generator=g) for _ in range(16)]
 
 
-def test_x86_counts_and_agreement(tiny, inputs):
+def test_x86_counts_and_agreement(tiny, inputs, capfd):
     art = fc.compile(tiny, "x86", (inputs[0],))
+    assert capfd.readouterr().err == ""   # TVM's log lines are captured into the report
+    warned = art.report["warnings"]
+    assert warned["count"] == sum(m["count"] for m in warned["messages"])
     fused = art.report["fused"]
     assert (fused["ternary_matmul"], fused["ternary_layernorm"], fused["int8_attention"]) == (10, 5, 2)
     assert fused["unfused"] == []

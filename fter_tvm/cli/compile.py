@@ -76,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
         elif args.output is not None:
             args.output.mkdir(parents=True, exist_ok=True)
             (args.output / "report.json").write_bytes(report_json(art.report))
-    except (ModelTooLargeError, ValueError) as e:
+    except (ModelTooLargeError, ValueError, OSError) as e:
         raise SystemExit(f"fter-tvm compile: {e}") from None
     if args.json:
         print(report_json(art.report).decode(), end="")
-    else:
+    elif not args.quiet:
         mem = None
         if args.target == "esp32s3":
             from fter_tvm.project import plan_memory

@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
              example_inputs=None if isinstance(model, str) else (torch.from_numpy(x),),
              pack_format=args.pack_format, kinds=args.kinds.split(",") if args.kinds else None,
              rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key, seed=args.seed,
-             compare=not args.no_compare)
+             compare=not args.no_compare, progress=(lambda line: None) if args.quiet else print)
     except ValueError as e:
         raise SystemExit(f"fter-tvm tune: {e}") from None
-    print(f"database: {args.work_dir} (fter-tvm compile ... --tuning-db {args.work_dir})")
+    if not args.quiet:
+        print(f"database: {args.work_dir} (fter-tvm compile ... --tuning-db {args.work_dir})")
     return 0

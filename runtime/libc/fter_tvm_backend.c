@@ -25,6 +25,17 @@ typedef struct {
   uint32_t magic;
 } ws_header;
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Sanitized host builds: only live blocks (header + the bytes asked for) are addressable, so a
+ * kernel overrunning its workspace or using it after the free is an AddressSanitizer finding. */
+#define WS_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define WS_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define WS_POISON(p, n) ((void)0)
+#define WS_UNPOISON(p, n) ((void)0)
+#endif
+
 static uint8_t arena[FTER_WORKSPACE_BYTES] __attribute__((aligned(16)));
 static uint32_t ws_top;            /* first free byte */
 static uint32_t ws_last = WS_NONE; /* header offset of the top block */
@@ -52,7 +63,9 @@ void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
     set_error("MemoryError", "workspace exhausted: raise FTER_WORKSPACE_BYTES");
     return NULL;
   }
+  if (ws_top == 0) WS_POISON(arena, FTER_WORKSPACE_BYTES);
   ws_header *h = header_at(ws_top);
+  WS_UNPOISON(h, sizeof(ws_header) + (size_t)nbytes);
   h->below = ws_last;
   h->size = (uint32_t)need;
   h->freed = 0;
@@ -77,11 +90,13 @@ int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr) {
     return -1;
   }
   h->freed = 1;
+  WS_POISON(p, h->size - sizeof(ws_header));
   while (ws_last != WS_NONE && header_at(ws_last)->freed) {
     ws_header *top = header_at(ws_last);
     top->magic = 0;
     ws_top = ws_last;
     ws_last = top->below;
+    WS_POISON(top, sizeof(ws_header));
   }
   return 0;
 }

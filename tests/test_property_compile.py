@@ -1,0 +1,96 @@
+"""Property-based compile tests: random tiny FTerViT configurations (dim, heads, depth, MLP ratio,
+image and patch size, channels, classes, per-channel/per-tensor scales, b2/b3 packing, qkv bias,
+LayerScale with O(1) random values), each compiled for x86 and esp32s3 with ``strict=True``
+(nothing left unfused); x86 and host-sim agree with PyTorch's fake-quant model within tolerance.
+
+Random-init logits are often near-tied, so top-1 is only compared where PyTorch's top-2 margin
+exceeds the measured max |Δlogit|. ``QUICK_EXAMPLES`` derandomized examples run in the ``slow``
+tier (every CI run: each example is two compiles, 25-115 s here, too long for ``make test``);
+``SLOW_EXAMPLES`` random ones only on request: ``FTER_PROPERTY_LONG=1 pytest -m slow -k many``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fter_tvm as fc
+from fter_tvm.models.vit import FTerViT, FTerViTConfig
+
+QUICK_EXAMPLES = 30
+SLOW_EXAMPLES = 300
+# max |Δlogit| allowed, relative to the logits' scale: float rounding may flip a few activation
+# quantization steps (SPEC §3), everything else is exact integer arithmetic
+RTOL = 0.02
+
+
+@st.composite
+def configs(draw):
+    patch = draw(st.sampled_from([2, 4]))
+    heads = draw(st.sampled_from([1, 2, 3, 4]))
+    ls = draw(st.one_of(st.none(), st.floats(0.5, 1.5)))
+    return dict(
+        cfg=FTerViTConfig(
+            img_size=patch * draw(st.integers(2, 4)), patch_size=patch,
+            in_chans=draw(st.sampled_from([1, 3])), num_classes=draw(st.integers(2, 12)),
+            embed_dim=heads * draw(st.sampled_from([8, 16])), depth=draw(st.integers(1, 2)),
+            num_heads=heads, mlp_ratio=draw(st.sampled_from([1.0, 2.0, 3.0, 4.0])),
+            layer_scale_init=ls, per_channel=draw(st.booleans()), qkv_bias=draw(st.booleans()),
+            no_embed_class=draw(st.booleans())),
+        pack_format=draw(st.sampled_from(["b2", "b3"])),
+        seed=draw(st.integers(0, 2**16)))
+
+
+def build(cfg: FTerViTConfig, seed: int) -> FTerViT:
+    torch.manual_seed(seed)
+    model = FTerViT(cfg).eval()
+    with torch.no_grad():   # O(1) LayerScale so the blocks matter (DeiT-III's 1e-5 hides them)
+        for name, p in model.named_parameters():
+            if name.endswith(".gamma"):
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def check(case) -> None:
+    cfg = case["cfg"]
+    model = build(cfg, case["seed"])
+    g = torch.Generator().manual_seed(case["seed"])
+    xs = [torch.randn(1, cfg.in_chans, cfg.img_size, cfg.img_size, generator=g) for _ in range(2)]
+    with torch.no_grad():
+        ref = np.stack([model(x).numpy() for x in xs]).reshape(len(xs), -1)
+    scale = 1.0 + float(np.abs(ref).max())
+    for target in ("x86", "esp32s3"):
+        art = fc.compile(model, target, (xs[0],), pack_format=case["pack_format"], strict=True)
+        got = np.stack([art.run(x) for x in xs]).reshape(len(xs), -1)
+        dmax = float(np.abs(got - ref).max())
+        assert dmax <= RTOL * scale, f"{target}: max |dlogit| {dmax:.3g} for {case}"
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        clear = (top2[:, 1] - top2[:, 0]) > 2 * dmax
+        assert (got.argmax(1) == ref.argmax(1))[clear].all(), f"{target}: top-1 differs for {case}"
+
+
+PROFILE = dict(deadline=None, derandomize=True, database=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.cc
+@pytest.mark.slow
+@settings(max_examples=QUICK_EXAMPLES, **PROFILE)
+@given(configs())
+def test_random_models_quick(case):
+    check(case)
+
+
+@pytest.mark.cc
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FTER_PROPERTY_LONG") != "1",
+                    reason=f"the {SLOW_EXAMPLES}-example run (hours): FTER_PROPERTY_LONG=1")
+@settings(max_examples=SLOW_EXAMPLES, **{**PROFILE, "derandomize": False})
+@given(configs())
+def test_random_models_many(case):
+    check(case)

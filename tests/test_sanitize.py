@@ -1,0 +1,122 @@
+"""The generated C, the AOT executor and the micro-kernels (PIE emulation included) under AddressSanitizer +
+UndefinedBehaviorSanitizer (``FTER_SANITIZE=1`` / ``build_host(sanitize=True)``) and valgrind.
+
+A sanitized program stops at its first finding with a non-zero status (``ProgramError``). The
+kernel test fences each case's bytes of its static buffers and the AOT executor fences the arena to
+the running call's tensors, so reads past a tensor inside those arrays are findings too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import fter_tvm as fc
+from fter_tvm.models import load_demo_model
+from fter_tvm.models.vit import FTerViT, FTerViTConfig
+from runtime.host_sim import SANITIZE_ENV, build_host, run_host
+from test_kernels_c import KERNEL_TEST, LIBC_TEST, check_kernel_output, kernel_cases, require
+
+pytestmark = pytest.mark.cc
+
+
+@pytest.mark.parametrize("defines", [{}, {"FTER_KERNELS_REF": None}], ids=["opt", "ref"])
+def test_kernels_at_edge_sizes(tmp_path, defines):
+    require("host")
+    blob, expected = kernel_cases()
+    res = run_host(build_host([KERNEL_TEST], tmp_path, defines, sanitize=True), blob)
+    assert "kernels ok" in res.stdout
+    check_kernel_output(res.output, expected)
+
+
+def test_pie_kernels(tmp_path):
+    """The PIE micro-kernels in their exact C emulation (what host-sim and the lx106 run)."""
+    require("host")
+    from test_pie import DEFINES, PIE_TEST, check_output, pie_cases
+
+    cases = pie_cases()
+    res = run_host(build_host([PIE_TEST], tmp_path, DEFINES, sanitize=True), cases.stream())
+    assert "pie ok" in res.stdout and "FAIL" not in res.stdout, res.stdout
+    check_output(res.output, cases.expected)
+
+
+def test_fences_catch_a_read_past_k(tmp_path):
+    """The fence is real: the kernel test with one byte read past x fails under the sanitizer."""
+    require("host")
+    src = KERNEL_TEST.read_text().replace(
+        "    int rc;\n", "    int rc;\n    { volatile int8_t past = x[k]; (void)past; }\n", 1)
+    assert "past = x[k]" in src
+    (tmp_path / "bad.c").write_text(src)
+    exe = build_host([tmp_path / "bad.c"], tmp_path / "b", sanitize=True,
+                     extra_include_dirs=[KERNEL_TEST.parent])
+    with pytest.raises(Exception, match="exited with status"):
+        run_host(exe, kernel_cases()[0])
+
+
+def test_libc(tmp_path):
+    require("host")
+    exe = build_host([LIBC_TEST], tmp_path, {"FTER_TEST_SOFTFLOAT": None}, sanitize=True)
+    from test_kernels_c import libc_input, sweep_inputs
+
+    run_host(exe, libc_input(0, sweep_inputs()))
+
+
+def sanitized_and_plain(art, xs, monkeypatch) -> tuple[np.ndarray, np.ndarray]:
+    monkeypatch.setenv(SANITIZE_ENV, "1")
+    san = np.stack([art.run(x) for x in xs])
+    monkeypatch.delenv(SANITIZE_ENV)   # the plain build (valgrind cannot run ASan binaries)
+    return san, np.stack([art.run(x) for x in xs])
+
+
+def check_model(model, xs, monkeypatch):
+    art = fc.compile(model, "esp32s3", (xs[0],))
+    san, plain = sanitized_and_plain(art, xs, monkeypatch)
+    # same C, same float code: the sanitized build computes the very same bits
+    np.testing.assert_array_equal(san.view(np.uint32), plain.view(np.uint32))
+    return art
+
+
+@pytest.mark.slow   # one more compile of the digits model (the tiny ViT covers the default tier)
+def test_digits_model(monkeypatch):
+    require("host")
+    from fter_tvm.data import digits_split
+
+    x = digits_split()[2][:4]
+    check_model(load_demo_model(), [x[i:i + 1] for i in range(len(x))], monkeypatch)
+
+
+def tiny_vit() -> FTerViT:
+    torch.manual_seed(0)
+    return FTerViT(FTerViTConfig(img_size=16, patch_size=4, in_chans=1, num_classes=10,
+                                 embed_dim=32, depth=2, num_heads=2, mlp_ratio=2,
+                                 layer_scale_init=0.1)).eval()
+
+
+def test_tiny_vit_and_valgrind(monkeypatch):
+    require("host")
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(1, 1, 16, 16, generator=g) for _ in range(3)]
+    art = check_model(tiny_vit(), xs, monkeypatch)
+    if shutil.which("valgrind") is None:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(
+            "valgrind not installed (apt-get install valgrind; make tools does)")
+    res = run_host(art._binary("host"), xs[0].numpy().tobytes(),
+                   launcher=("valgrind", "--error-exitcode=1", "--leak-check=full", "-q"))
+    np.testing.assert_array_equal(np.frombuffer(res.output, np.float32).reshape(1, -1),
+                                  art.run(xs[0]))
+
+
+@pytest.mark.slow
+def test_deit_tiny(monkeypatch):
+    require("host")
+    import timm
+
+    from fter_tvm.models import ternarize
+
+    torch.manual_seed(0)
+    model = ternarize(timm.create_model("deit_tiny_patch16_224", num_classes=10)).eval()
+    check_model(model, [torch.randn(1, 3, 224, 224)], monkeypatch)
