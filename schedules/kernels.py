@@ -8,22 +8,12 @@ int32 accumulation, fp32 epilogues.
 
 from __future__ import annotations
 
-import functools
-
 from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
 
 ACT_EPS = 1e-5
-
-
-def _cached(builder):
-    """Builders are pure functions of their (hashable) parameters and PrimFuncs are immutable:
-    build each specialization once per process (TVMScript parsing is half of a small compile)."""
-    return functools.lru_cache(maxsize=None)(builder)
-
-
 EPILOGUES = ("none", "gelu", "residual")
 
 
@@ -67,7 +57,6 @@ def _epilogue(v, res, i, j, epilogue):
     return v
 
 
-@_cached
 def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
     """``y[t,n] = epi(f32(sum_k q[t,k] * W[n,k]) * (alpha[n] * s[t]) + bias[n])``.
 
@@ -137,7 +126,6 @@ def _absmax_quant(t, k, y, q, s, amax):
                                                    T.float32(127)), T.float32(-128)))
 
 
-@_cached
 def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     """Per-token absmax int8 quantizer: ``x[t,k] f32 -> (q[t,k] int8, s[t] f32)``."""
 
@@ -150,7 +138,6 @@ def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_act", t=t, k=k)
 
 
-@_cached
 def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """TernaryLayerNorm fused with the next layer's quantizer.
 
@@ -200,7 +187,6 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
 
 
-@_cached
 def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
     """Integer attention on float ``q, k, v[b,h,n,hd]`` -> ``o[b,h,n,hd]``.
 
@@ -310,7 +296,6 @@ def _q8s(x, scale):
     return T.Cast("int8", T.max(T.min(T.nearbyint(x / scale), T.float32(127)), T.float32(-128)))
 
 
-@_cached
 def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     """Integer attention reading the fused projection ``qkv[n, 3*h*hd]`` (layout (3, h, hd)) and
     writing ``o[n, h*hd]`` (layout (h, hd)) -- the head split/merge copies around the generic
@@ -403,7 +388,6 @@ def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
 
 
-@_cached
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
     """The whole ViT MLP in one kernel: ``y = res + fc2(quant(gelu(fc1(q, s))))``.
@@ -469,7 +453,6 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
-@_cached
 def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
     """im2col of a stride == kernel patch embedding fused with the per-patch int8 quantizer.
 
@@ -502,7 +485,6 @@ def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
 
 
-@_cached
 def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
     """Per-tensor absmax int8 quantizer: one scale for the whole ``x[t,k]``, written to every
     ``s[t]`` so ``ternary_matmul`` consumes it like per-token scales."""
@@ -529,7 +511,6 @@ def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_act_tensor", t=t, k=k)
 
 
-@_cached
 def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
     """A ternary projection quantized per (token, head) as it is produced.
 
@@ -574,7 +555,6 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
 
 
-@_cached
 def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
     """Per-channel absmax int8 over the tokens: ``v[t,d] f32 -> (q[t,d] int8, amax[d] f32)``."""
 
@@ -595,7 +575,6 @@ def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_channels", t=t, d=d)
 
 
-@_cached
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """A ternary projection quantized per output channel over the tokens, without ever storing it
     in float: ``x[t,k] int8, s[t] -> (y[t,n] int8, amax[n] f32)``.
@@ -725,7 +704,6 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks
                 _scale(v_amax[vc]) / T.float32(255))
 
 
-@_cached
 def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
     """Integer attention that projects Q itself, row by row, from the int8 LayerNorm output.
 
@@ -762,7 +740,6 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
     return _tag(func, "int8_attention_q", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
 
 
-@_cached
 def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
     """``int8_attention_q`` + output projection + residual, updating ``x`` in place.
 
@@ -816,7 +793,6 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
 
 
-@_cached
 def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> tirx.PrimFunc:
     """The whole token embedding of one image: per patch int8 quantization, ternary projection,
     bias, then ``[cls; tokens] + pos`` written straight into ``x[1 + gh*gw, d]``.

@@ -23,10 +23,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import _absf, _cached, _gelu, _q8s, _scale, _tag, _trit
+from .kernels import _absf, _gelu, _q8s, _scale, _tag, _trit
 
 
-@_cached
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
     """``kernels.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
