@@ -1,7 +1,7 @@
 """Train the demo FTerViT on scikit-learn digits: FP32 teacher -> KD (phase 1) -> QAT recovery (phase 2).
 
 The recipe is the paper's (SPEC §1) at toy scale: a timm ``VisionTransformer`` teacher is trained
-in fp32; ``ternarize(teacher)`` initialises the student, which is distilled from the frozen teacher
+in fp32; ``student_from_teacher(teacher)`` initialises the FTerViT student, which is distilled from the frozen teacher
 (KL at temperature T plus cross-entropy, AdamW, cosine lr), then recovered at a 10x lower lr.
 """
 
@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import digits_split
-from .models import FTerViTConfig, model_size_bytes, save_checkpoint, ternarize
+from .models import FTerViT, FTerViTConfig, model_size_bytes, save_checkpoint
 
 DEMO_CONFIG = FTerViTConfig(img_size=32, patch_size=8, in_chans=1, num_classes=10, embed_dim=64,
                             depth=4, num_heads=2, mlp_ratio=2.0, qkv_bias=True, eps=1e-6)
@@ -54,6 +54,16 @@ def make_teacher(cfg: FTerViTConfig = DEMO_CONFIG) -> nn.Module:
         num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
         init_values=cfg.layer_scale_init, no_embed_class=cfg.no_embed_class,
         norm_layer=partial(nn.LayerNorm, eps=cfg.eps), global_pool="token")
+
+
+def student_from_teacher(teacher: nn.Module, cfg: FTerViTConfig) -> FTerViT:
+    """The FTerViT of ``cfg`` (checkpointable) starting from the weights of ``make_teacher(cfg)``:
+    state-dict names line up except the patch conv (``patch_embed.proj.*`` -> ``patch_embed.*``)."""
+    student = FTerViT(cfg)
+    state = {k.replace("patch_embed.proj.", "patch_embed."): v
+             for k, v in teacher.state_dict().items()}
+    student.load_state_dict(state)
+    return student.train(teacher.training)
 
 
 @torch.no_grad()
@@ -164,7 +174,7 @@ def _train(s: TrainSettings, config: FTerViTConfig, progress: bool) -> dict:
     t1 = time.perf_counter()
 
     teacher.requires_grad_(False)
-    student = ternarize(teacher)
+    student = student_from_teacher(teacher, config)
     student.requires_grad_(True)
     ternarized_acc = evaluate(student, x_te, y_te)
     _fit(student, x_tr, y_tr, epochs=s.kd_epochs, lr=s.lr, s=s, teacher=teacher,

@@ -12,10 +12,9 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 import fter_tvm
-from fter_tvm.models import (FTerViT, FTerViTConfig, TernaryBitConv2d, TernaryLayerNorm,
+from fter_tvm.models import (FTerViT, FTerViTConfig, Int8Attention, TernaryBitConv2d, TernaryLayerNorm,
                              TernaryLinear, load_checkpoint, save_checkpoint, ternarize)
 from fter_tvm.models import layers as layers_mod
-from fter_tvm.models import vit as vit_mod
 from fter_tvm.models.quant import fake_ternary
 
 TINY = FTerViTConfig(img_size=32, patch_size=8, in_chans=1, num_classes=10, embed_dim=32,
@@ -82,31 +81,36 @@ def test_ternarize_deit3_small_with_layerscale():
     _convert_and_check("deit3_small_patch16_224")
 
 
-def test_ternarize_reads_architecture():
+def test_ternarize_replaces_modules_and_keeps_weights():
     m = tiny_timm(init_values=1e-4, no_embed_class=True, qkv_bias=False)
     s = ternarize(m, per_channel=False)
-    assert s.cfg == FTerViTConfig(img_size=32, patch_size=8, in_chans=1, num_classes=10, embed_dim=32,
-                                  depth=2, num_heads=2, mlp_ratio=2.0, layer_scale_init=1e-4,
-                                  per_channel=False, qkv_bias=False, eps=1e-6, no_embed_class=True)
+    assert type(s) is type(m) and s.global_pool == m.global_pool
+    assert type(s.blocks[0].attn) is Int8Attention and s.blocks[0].attn.qkv.bias is None
+    assert not s.head.per_channel
     assert torch.equal(s.blocks[1].ls2.gamma, m.blocks[1].ls2.gamma)
-    assert torch.equal(s.patch_embed.weight, m.patch_embed.proj.weight)
-    assert torch.equal(s.norm.weight, m.norm.weight) and torch.equal(s.pos_embed, m.pos_embed)
+    assert torch.equal(s.patch_embed.proj.weight, m.patch_embed.proj.weight)
+    assert torch.equal(s.norm.weight, m.norm.weight)
+    assert torch.equal(s.pos_embed, m.pos_embed.half().float())   # stored fp16
     assert_three_valued(s)   # per tensor
 
 
 def test_wiring_matches_timm_without_quantizers(monkeypatch):
-    """With every quantizer replaced by identity, FTerViT computes exactly timm's function."""
+    """With every quantizer replaced by identity, the ternarized model computes timm's function."""
     identity = lambda x, *a, **k: x  # noqa: E731
-    for mod, names in ((layers_mod, ("fake_quant_act", "fake_ternary", "fake_quant_prob")),
-                       (vit_mod, ("fp16_round",))):
-        for n in names:
-            monkeypatch.setattr(mod, n, identity)
+    for n in ("fake_quant_act", "fake_ternary", "fake_quant_prob"):
+        monkeypatch.setattr(layers_mod, n, identity)
     torch.manual_seed(0)
-    for kw in ({}, {"init_values": 0.5, "no_embed_class": True}):
+    for kw in ({}, {"init_values": 0.5, "no_embed_class": True}, {"qk_norm": True},
+               {"global_pool": "avg", "class_token": False, "fc_norm": True, "reg_tokens": 2},
+               {"pre_norm": True}):
         m = tiny_timm(**kw).eval()
         with torch.no_grad():
             for p in m.parameters():   # timm zero-inits some tensors: make every one matter
                 p.add_(torch.randn_like(p) * 0.05)
+            for name in ("cls_token", "reg_token", "pos_embed"):   # ternarize rounds them to fp16
+                p = getattr(m, name, None)
+                if p is not None:
+                    p.copy_(p.half().float())
         s = ternarize(m).eval()
         x = torch.randn(3, 1, 32, 32)
         with torch.no_grad():
@@ -126,16 +130,18 @@ def test_cls_and_pos_are_fp16_values():
         assert torch.equal(s(x), y)
 
 
-@pytest.mark.parametrize("kw, path", [
-    ({"global_pool": "avg"}, "fc_norm"),
-    ({"qk_norm": True}, "blocks.0.attn.q_norm"),
-    ({"reg_tokens": 2}, "reg_token"),
-    ({"pre_norm": True}, "norm_pre"),
-    ({"dynamic_img_size": True}, "dynamic_img_size"),
-])
-def test_unsupported_variants_name_the_module(kw, path):
-    with pytest.raises(ValueError, match=path.replace(".", r"\.")):
-        ternarize(tiny_timm(**kw))
+@pytest.mark.parametrize("kw", [{"global_pool": "avg", "class_token": False, "fc_norm": True},
+                                {"qk_norm": True}, {"reg_tokens": 2}, {"pre_norm": True}])
+def test_variants_become_fully_ternary(kw):
+    s = ternarize(tiny_timm(**kw))
+    plain = [n for n, m in s.named_modules() if type(m) in (nn.Linear, nn.Conv2d, nn.LayerNorm)]
+    assert plain == [] and any(isinstance(m, TernaryLayerNorm) for m in s.modules())
+    assert_three_valued(s)
+
+
+def test_dynamic_img_size_is_rejected():
+    with pytest.raises(ValueError, match="dynamic_img_size"):
+        ternarize(tiny_timm(dynamic_img_size=True))
 
 
 def test_custom_block_with_conv1d_is_rejected():
@@ -146,10 +152,17 @@ def test_custom_block_with_conv1d_is_rejected():
     assert "blocks.1.mlp.act.1" in str(e.value) and "Conv1d" in str(e.value)
 
 
-def test_distilled_deit_is_rejected():
-    m = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False)
-    with pytest.raises(ValueError, match="dist_token"):
-        ternarize(m)
+def test_distilled_deit_has_two_ternary_heads_averaged():
+    torch.manual_seed(0)
+    m = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=32,
+                          depth=1, num_classes=10).eval()
+    s = ternarize(m).eval()
+    assert type(s.head) is TernaryLinear and type(s.head_dist) is TernaryLinear
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = s.forward_features(x)
+        expect = (s.head(feats[:, 0]) + s.head_dist(feats[:, 1])) / 2
+        torch.testing.assert_close(s(x), expect)
 
 
 def test_not_a_vit_is_rejected():
@@ -181,7 +194,8 @@ def test_config_json_round_trip():
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
-    s = ternarize(tiny_timm(init_values=0.1, no_embed_class=True)).eval()
+    s = FTerViT(FTerViTConfig(**{**TINY.__dict__, "layer_scale_init": 0.1,
+                                 "no_embed_class": True})).eval()
     x = torch.randn(4, 1, 32, 32)
     for target in (tmp_path / "a.pt", tmp_path / "dir"):
         save_checkpoint(s, target, meta={"note": "test"})

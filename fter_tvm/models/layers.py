@@ -66,7 +66,8 @@ class Int8Attention(nn.Module):
     uint8 grid 1/255 before P.V.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, per_channel: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, per_channel: bool = True,
+                 qk_norm: bool = False, eps: float = 1e-6):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
@@ -75,14 +76,21 @@ class Int8Attention(nn.Module):
         self.scale = self.head_dim ** -0.5
         self.qkv = TernaryLinear(dim, dim * 3, bias=qkv_bias, per_channel=per_channel)
         self.proj = TernaryLinear(dim, dim, per_channel=per_channel)
+        # timm's qk_norm (a LayerNorm over each head's channels) and scale_norm (before proj)
+        self.q_norm = TernaryLayerNorm(self.head_dim, eps=eps) if qk_norm else nn.Identity()
+        self.k_norm = TernaryLayerNorm(self.head_dim, eps=eps) if qk_norm else nn.Identity()
+        self.norm = nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                is_causal: bool = False) -> torch.Tensor:
+        if attn_mask is not None or is_causal:   # timm's Block passes them through
+            raise ValueError("Int8Attention has no attention mask")
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                      # [B, H, N, hd]
-        q = fake_quant_act(q)
-        k = fake_quant_act(k)
+        q = fake_quant_act(self.q_norm(q))
+        k = fake_quant_act(self.k_norm(k))
         v = fake_quant_act(v.transpose(-2, -1)).transpose(-2, -1)   # per channel over tokens
         attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
         o = fake_quant_prob(attn) @ v
-        return self.proj(o.transpose(1, 2).reshape(b, n, c))
+        return self.proj(self.norm(o.transpose(1, 2).reshape(b, n, c)))

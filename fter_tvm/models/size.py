@@ -6,10 +6,11 @@ import math
 
 from torch import nn
 
-from .layers import TernaryBitConv2d, TernaryLayerNorm, TernaryLinear
-from .vit import LayerScale
+from timm.layers import LayerScale as TimmLayerScale
 
-FP16_PARAMS = ("cls_token", "pos_embed")   # stored fp16 (SPEC §1)
+from .layers import TernaryBitConv2d, TernaryLayerNorm, TernaryLinear
+from .ternarize import FP16_TOKENS as FP16_PARAMS   # stored fp16 (SPEC §1)
+from .vit import LayerScale
 WEIGHTS_PER_BYTE = {"2bit": 4, "base3": 5}  # 2-bit codes; 5 trits per byte (3^5 = 243 <= 256)
 
 
@@ -22,8 +23,8 @@ def model_size_bytes(model: nn.Module) -> dict:
 
     Packed counts: ternary matrices packed row by row (each row byte-aligned), one fp32 scale per
     output channel (or per tensor), fp32 biases, ternary LayerNorm gamma/beta packed with one fp32
-    scale each, LayerScale gammas folded into the per-channel scales (fp32 if per-tensor), cls token
-    and position embedding fp16, any other parameter fp32.
+    scale each, LayerScale gammas folded into the per-channel scales (fp32 if per-tensor), cls / distillation /
+    register tokens and position embedding fp16, any other parameter fp32.
 
     Returns:
         ``{"params", "ternary_params", "fp32", "2bit", "base3", "breakdown": {fmt: {part: bytes}}}``.
@@ -57,7 +58,7 @@ def model_size_bytes(model: nn.Module) -> dict:
                 add("weights", lambda k, n=p.numel(): _packed_rows(1, n, k))
                 add("scales", 4)
                 seen.add(id(p))
-        elif isinstance(m, LayerScale):
+        elif isinstance(m, (LayerScale, TimmLayerScale)):
             add("scales", 0 if all_per_channel else 4 * m.gamma.numel())
             seen.add(id(m.gamma))
     for name, p in model.named_parameters():
