@@ -19,7 +19,7 @@ from .console import step
 from .targets import Esp32s3Target
 
 MODEL_MAIN = Path(lower.__file__).parent / "sim" / "model_main.c"
-KIND_PREFIXES = (("ternary_matmul", "ternary_matmul"), ("ternary_mlp", "ternary_matmul"),
+KIND_PREFIXES = (("ternary_matmul_float", "ternary_matmul_float"), ("ternary_matmul", "ternary_matmul"), ("ternary_mlp", "ternary_matmul"),
                  ("int8_attention_block", "attention_matmul"), ("patch_embed", "ternary_matmul"),
                  ("int8_attention", "attention_matmul"),
                  ("ternary_layernorm", "layernorm"), ("quantize_act", "quantize"),

@@ -16,7 +16,8 @@ FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
 # kernel arguments holding the cls token / position embedding (reported apart from scales)
 EMBEDDING_ARGS = {"patch_embed": (4, 5)}
 # kernel kinds that count as one of FUSED_KINDS in the report
-KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_q": "int8_attention"}
+KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_q": "int8_attention",
+                "ternary_layernorm_float": "ternary_layernorm"}
 # fused multi-layer kernels: how many of each FUSED_KIND they stand for
 # (a split qkv projection is three kernels: its V part counts the layer once, K and Q zero)
 COMPOSITES = {"ternary_mlp": {"ternary_matmul": 2}, "ternary_matmul_heads": {},
@@ -40,7 +41,7 @@ def _bindings(mod: tvm.IRModule):
 
 
 def _macs(kind: str, p: dict) -> int:
-    if kind == "ternary_matmul":
+    if kind in ("ternary_matmul", "ternary_matmul_float"):
         return int(p["t"]) * int(p["k"]) * int(p["n"])
     if kind == "ternary_mlp":
         return 2 * int(p["t"]) * int(p["d"]) * int(p["hidden"])

@@ -3,6 +3,7 @@
 The folder keeps the design card's name; Relay no longer exists, these are Relax passes.
 """
 from .canonicalize_gelu import CanonicalizeGelu
+from .canonicalize_layer_norm import CanonicalizeLayerNorm
 from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_constant_numpy import FoldConstantNumpy
 from .fold_layer_scale import FoldLayerScale
@@ -14,7 +15,9 @@ from .fuse_patch_embedding import FusePatchEmbedding
 from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
+from .fuse_ternary_layer_norm_float import FuseTernaryLayerNormFloat
 from .fuse_ternary_matmul import FuseTernaryMatmul
+from .fuse_ternary_matmul_float import FuseTernaryMatmulFloat
 from .pipeline import fter_pipeline, phases
 from .simplify_ste import SimplifySTE
 from .split_qkv_attention import SplitQkvAttention

@@ -5,25 +5,16 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
 from schedules import kernels
 
 from .base import KernelMutator, const, tensor_sinfo
-from .matching import shape_of, ternary_decompose
+from .matching import per_tensor_ternary, shape_of
 
 # token-selecting ops that commute with a per-token LayerNorm (slicing rows before normalising
 # gives the same rows as normalising first)
 ROW_SELECT_OPS = ("relax.take", "relax.strided_slice")
-
-
-def _per_tensor_ternary(expr, d: int):
-    if not isinstance(expr, Constant):
-        return None
-    v = expr.value.numpy().reshape(1, d)
-    tw = ternary_decompose(v, channel_axis=0)
-    return None if tw is None else (tw.codes.reshape(d), float(tw.alpha[0]))
 
 
 @expr_functor.mutator
@@ -57,7 +48,7 @@ class _Rewriter(KernelMutator):
         x, gamma, beta = ln.args
         d = shape_of(x)[-1]
         axes = [int(a) for a in ln.attrs.axes]
-        g, b = _per_tensor_ternary(gamma, d), _per_tensor_ternary(beta, d)
+        g, b = per_tensor_ternary(gamma, d), per_tensor_ternary(beta, d)
         if g is None or b is None or axes not in ([-1], [len(shape_of(x)) - 1]):
             return super().visit_call_(call)
         x = self.new(x)

@@ -195,3 +195,12 @@ def ternary_decompose(w: np.ndarray, channel_axis: int) -> TernaryWeight | None:
     nonzero_alpha = alpha[alpha > 0]
     per_channel = bool(nonzero_alpha.size and np.ptp(nonzero_alpha) > TERNARY_RTOL * nonzero_alpha.max())
     return TernaryWeight(codes, alpha.astype(np.float32), per_channel)
+
+
+def per_tensor_ternary(expr, d: int) -> tuple[np.ndarray, float] | None:
+    """``(codes int8[d], alpha)`` when ``expr`` is a constant vector ``alpha * codes`` (one scale)."""
+    if not isinstance(expr, Constant):
+        return None
+    v = expr.value.numpy().reshape(1, d)
+    tw = ternary_decompose(v, channel_axis=0)
+    return None if tw is None else (tw.codes.reshape(d), float(tw.alpha[0]))

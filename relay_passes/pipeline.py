@@ -8,6 +8,7 @@ import tvm
 from tvm import relax
 
 from .canonicalize_gelu import CanonicalizeGelu
+from .canonicalize_layer_norm import CanonicalizeLayerNorm
 from .conv_patch_to_matmul import ConvPatchToMatmul
 from .fold_constant_numpy import FoldConstantNumpy
 from .fold_layer_scale import FoldLayerScale
@@ -19,7 +20,9 @@ from .fuse_patch_embedding import FusePatchEmbedding
 from .fuse_patch_quantize import FusePatchQuantize
 from .fuse_ternary_mlp import FuseTernaryMlp
 from .fuse_ternary_layer_norm import FuseTernaryLayerNorm
+from .fuse_ternary_layer_norm_float import FuseTernaryLayerNormFloat
 from .fuse_ternary_matmul import FuseTernaryMatmul
+from .fuse_ternary_matmul_float import FuseTernaryMatmulFloat
 from .simplify_ste import SimplifySTE
 from .split_qkv_attention import SplitQkvAttention
 
@@ -45,12 +48,16 @@ def phases(fmt: str = "b3", strict: bool = False, low_memory: bool = False
         # 1. canonicalise: STE residues away, then parameters fold into constant tensors
         ("canonicalize", tvm.transform.Sequential([SimplifySTE(), FoldConstantNumpy(),
                                                    relax.transform.FoldConstant(),
-                                                   CanonicalizeGelu(), ConvPatchToMatmul()])),
-        # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul
+                                                   CanonicalizeGelu(), CanonicalizeLayerNorm(),
+                                                   ConvPatchToMatmul()])),
+        # 2-4. ternary weights recognised by value; quantizer + matmul -> quantize_act + ternary_matmul;
+        # the ternary matmuls left have float inputs (no quantizer) -> ternary_matmul_float
         ("ternary_matmul", tvm.transform.Sequential([FuseTernaryMatmul(fmt=fmt, strict=strict),
-                                                     FusePatchQuantize()])),
-        # 5. TernaryLayerNorm + the quantizer that follows it -> one kernel
-        ("ternary_layernorm", FuseTernaryLayerNorm()),
+                                                     FusePatchQuantize(),
+                                                     FuseTernaryMatmulFloat(fmt=fmt)])),
+        # 5. TernaryLayerNorm + the quantizer that follows it -> one kernel; unquantized ones alone
+        ("ternary_layernorm", tvm.transform.Sequential([FuseTernaryLayerNorm(),
+                                                        FuseTernaryLayerNormFloat()])),
         # 6. int8 attention (quantized Q/K/V, softmax, uint8 P) -> one kernel
         ("int8_attention", tvm.transform.Sequential([FuseInt8Attention(), FuseAttentionLayout()])),
         # 7. epilogues: bias, LayerScale into scales, then GELU / residual add

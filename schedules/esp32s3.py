@@ -306,6 +306,8 @@ SCHEDULES = {
     # one scale for the tensor: the plain loop nest is already one pass per block
     "quantize_act_tensor": lambda f: f,
     "ternary_layernorm": _schedule_rows,
+    "ternary_layernorm_float": _schedule_rows,
+    "ternary_matmul_float": _schedule_rows,
     # attention keeps the plain loop nest: exact, but its scratch is O(n^2) (row streaming: #4)
     "int8_attention": lambda f: f,
 }

@@ -428,6 +428,8 @@ SCHEDULES = {
     "ternary_matmul": schedule_ternary_matmul,
     "quantize_act": schedule_quantize_act,
     "ternary_layernorm": schedule_layernorm,
+    "ternary_layernorm_float": lambda f, isa: _schedule_rows(f),
+    "ternary_matmul_float": lambda f, isa: _schedule_rows(f),
     "int8_attention_qkv": schedule_attention_qkv,
     "quantize_patches": schedule_quantize_patches,
     # attention without the fused-qkv layout (batch > 1): plain loop nest, correct, not fast
