@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
-from tvm.ir.expr import Constant
 from tvm import relax
 from tvm.relax import expr_functor
 
@@ -12,7 +11,7 @@ from schedules import kernels
 from schedules.formats import pack
 
 from .base import FusionError, KernelMutator, const, tensor_sinfo
-from .matching import ActQuantPattern, shape_of, ternary_decompose
+from .matching import ActQuantPattern, matrix_const, shape_of, ternary_decompose
 
 
 def emit_quantize(m: KernelMutator, x, per_token: bool):
@@ -54,18 +53,18 @@ class _Rewriter(KernelMutator):
         if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.matmul"):
             return super().visit_call_(call)
         lhs, rhs = call.args
-        w = rhs if isinstance(rhs, Constant) else None
-        if w is None or len(shape_of(w)) != 2:
+        w = matrix_const(rhs)
+        if w is None:
             return super().visit_call_(call)
         act = self.quant.match(self.lookup.strip_views(lhs), self.lookup.var2val)
         if act is None:
             return super().visit_call_(call)
-        weight = ternary_decompose(w.value.numpy(), channel_axis=1)   # rhs is [K, N]
+        weight = ternary_decompose(w, channel_axis=1)   # rhs is [K, N]
         if weight is None:
             if self.strict:
                 source = getattr(lhs, "name", "?")
                 raise FusionError(f"matmul fed by {source} has a quantized input but its weight "
-                                  f"{shape_of(w)} is not ternary (strict mode)")
+                                  f"{list(w.shape)} is not ternary (strict mode)")
             return super().visit_call_(call)
         in_shape = shape_of(lhs)
         if shape_of(act.x)[-1] != in_shape[-1]:

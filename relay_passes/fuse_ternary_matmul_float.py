@@ -13,7 +13,7 @@ from schedules.formats import pack
 from schedules.kernels_float import row_format, ternary_matmul_float
 
 from .base import KernelMutator, const, tensor_sinfo
-from .matching import shape_of, ternary_decompose
+from .matching import matrix_const, shape_of, ternary_decompose
 
 
 @expr_functor.mutator
@@ -29,10 +29,11 @@ class _Rewriter(KernelMutator):
                 and call.op.name == "relax.matmul"):
             return None
         x, w = call.args
-        if not isinstance(w, Constant) or len(shape_of(w)) != 2 or \
-                shape_of(x)[-1] != shape_of(w)[0] or w.value.numpy().dtype != np.float32:
+        w = matrix_const(w)
+        if w is None or shape_of(x)[-1] != w.shape[0] or w.dtype != np.float32 or \
+                len(shape_of(x)) < 2:
             return None
-        weight = ternary_decompose(w.value.numpy(), channel_axis=1)
+        weight = ternary_decompose(w, channel_axis=1)
         return None if weight is None else (x, weight)
 
     def _emit(self, x, weight, bias: np.ndarray, out_shape):

@@ -204,3 +204,12 @@ def per_tensor_ternary(expr, d: int) -> tuple[np.ndarray, float] | None:
     v = expr.value.numpy().reshape(1, d)
     tw = ternary_decompose(v, channel_axis=0)
     return None if tw is None else (tw.codes.reshape(d), float(tw.alpha[0]))
+
+
+def matrix_const(expr) -> np.ndarray | None:
+    """Value of a constant ``[K, N]`` matrix, also when batched matmul broadcasting wrote it as
+    ``[1, ..., 1, K, N]`` (torch's ``matmul`` of a 3-D input by an expanded weight)."""
+    v = const_value(expr)
+    if v is None or v.ndim < 2 or any(d != 1 for d in v.shape[:-2]):
+        return None
+    return v.reshape(v.shape[-2:])

@@ -26,6 +26,11 @@ def row_format(fmt: str) -> str:
     return fmt if get_format(fmt).tile is None else "b2"
 
 
+def _add_or_subtract(v, trit):
+    """``+v``, ``-v`` or 0 as the trit says (no multiplication)."""
+    return T.Select(trit > 0, v, T.Select(trit < 0, -v, T.float32(0)))
+
+
 def ternary_matmul_float(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """``y[t,n] = alpha[n] * sum_k trit(w)[n,k] * x[t,k] + bias[n]`` with float ``x``.
 
@@ -46,9 +51,7 @@ def ternary_matmul_float(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFu
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
                 with T.init():
                     acc[vi, vj] = T.float32(0)
-                trit = _trit(w, vj, vr, fmt)
-                acc[vi, vj] = acc[vi, vj] + T.Select(
-                    trit > 0, x[vi, vr], T.Select(trit < 0, -x[vi, vr], T.float32(0)))
+                acc[vi, vj] = acc[vi, vj] + _add_or_subtract(x[vi, vr], _trit(w, vj, vr, fmt))
         for i, j in T.grid(t, n):
             with T.sblock("epilogue"):
                 vi, vj = T.axis.remap("SS", [i, j])
