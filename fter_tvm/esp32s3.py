@@ -12,6 +12,7 @@ import tvm
 from runtime import aot, lower
 from runtime.host_sim import build_host, parse_counters, run_host, sanitize_requested
 from runtime.xtensa_sim import build_xtensa, run_xtensa
+from relay_passes.store_side_tensors_fp16 import StoreSideTensorsFp16
 from schedules.esp32s3 import schedule_module
 
 from .artifact import Artifact, as_numpy
@@ -24,7 +25,7 @@ KIND_PREFIXES = (("ternary_matmul_float", "ternary_matmul_float"), ("ternary_mat
                  ("int8_attention", "attention_matmul"),
                  ("ternary_layernorm", "layernorm"), ("quantize_act", "quantize"),
                  ("quantize_patches", "quantize"), ("quantize_act_tensor", "quantize"),
-                 ("quantize_channels", "quantize"))
+                 ("quantize_channels", "quantize"), ("decode_f16", "decode_f16"))
 
 
 CORES = ("esp32s3", "lx106")
@@ -64,7 +65,7 @@ def pie_max_k(mod: tvm.IRModule) -> int:
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
                   example_inputs=None):
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
-    lowered = lower.lower_for_aot(scheduled)
+    lowered = lower.lower_for_aot(scheduled, after_fold=[StoreSideTensorsFp16(tgt.fp16_scales)])
     kernels_c = lower.build_kernels_c(lowered)
     art = Esp32s3Artifact(fused, report, tgt, lowered, kernels_c)
     if example_inputs:   # kept as the sample input of exported projects

@@ -52,6 +52,8 @@ class Esp32s3Target(Target):
     tvm_target: dict = field(default_factory=lambda: {"kind": "c"})
     kernel_variant: str = "pie"   # "pie": PIE micro-kernels (C-emulated off the chip); "xtensa": scalar
     low_memory: bool = True
+    # per-channel scales and biases stored fp16 (values exact in fp16 always are); README "Flash"
+    fp16_scales: bool = True
     board: BoardLimits = field(default_factory=BoardLimits)
 
 

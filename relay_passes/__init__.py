@@ -20,4 +20,5 @@ from .fuse_ternary_matmul import FuseTernaryMatmul
 from .fuse_ternary_matmul_float import FuseTernaryMatmulFloat
 from .pipeline import fter_pipeline, phases
 from .simplify_ste import SimplifySTE
+from .store_side_tensors_fp16 import StoreSideTensorsFp16
 from .split_qkv_attention import SplitQkvAttention

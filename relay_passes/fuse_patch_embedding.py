@@ -8,7 +8,7 @@ from tvm import relax
 from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import fp16, kernels
 
 from .base import KernelMutator, const, tensor_sinfo
 from .matching import shape_of
@@ -88,10 +88,16 @@ class _Rewriter(KernelMutator):
         d = int(params["n"])
         if shape_of(call) != [1, gh * gw + 1, d] or pos.shape != (gh * gw + 1, d):
             return super().visit_call_(call)
+        cls, pos = cls.value.numpy().reshape(d).astype(np.float32), pos.astype(np.float32)
+        # cls and pos are fp16 by the model definition: stored so when that is lossless
+        embed = fp16.F16_BITS if fp16.fp16_exact(cls) and fp16.fp16_exact(pos) else "float32"
+        if embed == fp16.F16_BITS:
+            cls, pos = fp16.to_f16_bits(cls), fp16.to_f16_bits(pos)
         args = [self.new(quant.args[1].fields[0]), *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
-                const(cls.value.numpy().reshape(d).astype(np.float32)), const(pos.astype(np.float32))]
-        name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"])
-        x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"]), name, args,
+                const(cls), const(pos)]
+        name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"],
+                                   embed=embed)
+        x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"], embed), name, args,
                              tensor_sinfo((gh * gw + 1, d), "float32"))
         return relax.op.reshape(x, shape_of(call))
 

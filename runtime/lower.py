@@ -29,8 +29,9 @@ class AotLoweringError(ValueError):
     """The lowered `main` contains something the AOT executor cannot turn into static C."""
 
 
-def aot_pipeline() -> tvm.transform.Pass:
-    """The Relax passes of `lower_for_aot`, in order (SPEC §3 plus two clean-ups)."""
+def aot_pipeline(after_fold=()) -> tvm.transform.Pass:
+    """The Relax passes of `lower_for_aot`, in order (SPEC §3 plus two clean-ups);
+    ``after_fold``: the caller's passes that must see constants already folded."""
     t = relax.transform
     return tvm.transform.Sequential(
         [
@@ -39,6 +40,7 @@ def aot_pipeline() -> tvm.transform.Pass:
             t.LegalizeOps(),
             t.AnnotateTIROpPattern(),
             t.FoldConstant(),
+            *after_fold,
             t.FuseOps(),
             t.FuseTIR(),
             # fused glue chains are single passes without scratch (schedules/common.py)
@@ -57,12 +59,13 @@ def aot_pipeline() -> tvm.transform.Pass:
     )
 
 
-def lower_for_aot(mod: tvm.IRModule) -> tvm.IRModule:
+def lower_for_aot(mod: tvm.IRModule, after_fold=()) -> tvm.IRModule:
     """Lower a Relax module so that `main` is a flat list of allocations and kernel calls.
 
     Args:
         mod: a Relax IRModule with a `main` function (e.g. from the torch frontend), possibly
             already containing fused or hand-written PrimFuncs.
+        after_fold: passes to run right after constant folding (e.g. fp16 side tensors).
     Returns:
         The lowered module. Every PrimFunc called from `main` carries a `global_symbol` that is a
         valid C identifier (private PrimFuncs fail TVM's C pipeline, SPEC §3).
@@ -71,7 +74,7 @@ def lower_for_aot(mod: tvm.IRModule) -> tvm.IRModule:
     """
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise AotLoweringError("the module has no `main` function")
-    lowered = aot_pipeline()(mod)
+    lowered = aot_pipeline(after_fold)(mod)
     return _attach_global_symbols(lowered)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
+from . import fp16
 from .formats import get_format
 
 ACT_EPS = 1e-5
@@ -793,12 +794,14 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
 
 
-def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> tirx.PrimFunc:
+def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
+                embed_dtype: str = "float32") -> tirx.PrimFunc:
     """The whole token embedding of one image: per patch int8 quantization, ternary projection,
     bias, then ``[cls; tokens] + pos`` written straight into ``x[1 + gh*gw, d]``.
 
     Same values as quantize_patches -> ternary_matmul -> concat(cls) -> add(pos), with no
-    [patches, c*p*p] or [patches, d] intermediate.
+    [patches, c*p*p] or [patches, d] intermediate. ``embed_dtype`` ``"uint16"``: cls and pos
+    are fp16 bit patterns (``schedules.fp16``), widened where they are read.
     """
     n, f = gh * gw, c * p * p
     kb = get_format(fmt).row_bytes(f)
@@ -806,7 +809,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> ti
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
              alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
-             cls: T.Buffer((d,), "float32"), pos: T.Buffer((n + 1, d), "float32"),
+             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
              x: T.Buffer((n + 1, d), "float32")):
         amax = T.sblock_alloc_buffer((n,), "float32")
         s = T.sblock_alloc_buffer((n,), "float32")
@@ -815,7 +818,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> ti
         for j in range(d):
             with T.sblock("cls_row"):
                 vj = T.axis.remap("S", [j])
-                x[0, vj] = cls[vj] + pos[0, vj]
+                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
         for t, r in T.grid(n, f):
             with T.sblock("patch_absmax"):
                 vt, vr = T.axis.remap("SR", [t, r])
@@ -840,9 +843,9 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3") -> ti
             with T.sblock("token"):
                 vt, vj = T.axis.remap("SS", [t, j])
                 x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
-                    pos[vt + 1, vj]
+                    fp16.read(pos, vt + 1, vj)
 
-    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt)
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
 
 
 def _patch_pixel(img, t, r, gw, p):

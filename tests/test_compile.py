@@ -198,7 +198,7 @@ def test_esp32s3_deit3_style_embedding_and_layer_scale(inputs):
     the whole embedding still becomes one kernel, and results match PyTorch."""
     model = tiny_model(seed=4, layer_scale_init=0.1, no_embed_class=True)
     art = fc.compile(model, "esp32s3", (inputs[0],))
-    names = [c["name"] for c in art.report["kernel_calls"]]
+    names = [c["name"] for c in art.report["kernel_calls"] if c["kind"] != "decode_f16"]
     assert names[0].startswith("patch_embed") and art.report["fused"]["unfused"] == []
     top1, dmax = agreement(art, model, inputs)
     assert top1 >= 0.9 and dmax < 1e-2

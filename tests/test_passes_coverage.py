@@ -121,3 +121,59 @@ def test_fuse_ternary_matmul_float_absent_unchanged():
     w = np.random.default_rng(3).standard_normal((D, 5)).astype(np.float32)   # not ternary
     before = _module(_matmul(w, np.zeros(5, np.float32)))
     tvm.ir.assert_structural_equal(FuseTernaryMatmulFloat()(before), before)
+
+
+def test_f16_decode_is_exact_for_every_finite_pattern():
+    from schedules.fp16 import decode_f16
+
+    n = 1 << 16
+    ex = tvm.compile(tvm.IRModule({"dec": decode_f16(n).with_attr("global_symbol", "dec")}), "llvm")
+    h = np.arange(n, dtype=np.uint32).astype(np.uint16)
+    y = tvm.runtime.tensor(np.zeros(n, np.float32))
+    ex["dec"](tvm.runtime.tensor(h), y)
+    finite = np.isfinite(h.view(np.float16))
+    ref = h.view(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(y.numpy()[finite].view(np.uint32), ref[finite].view(np.uint32))
+
+
+def _scaled_kernel_module(scale):
+    """A ternary_matmul_float call whose per-channel scale vector is ``scale`` (32 channels)."""
+    codes = np.tile(np.array([[1, 0, -1, 1, 0, 1, -1, 0]], np.int8), (32, 1))       # [N, K]
+    return FuseTernaryMatmulFloat(fmt="b3")(
+        _module(_matmul((codes * scale[:, None]).T, np.zeros(32, np.float32))))
+
+
+def _call_names(mod):
+    return [b.value.args[0].name_hint for block in mod["main"].body.blocks for b in block.bindings
+            if is_kernel_call(b.value)]
+
+
+def test_store_side_tensors_fp16_decodes_before_the_kernel():
+    from relay_passes import StoreSideTensorsFp16
+
+    scale = np.linspace(0.01, 0.5, 32).astype(np.float32)      # not exact in fp16
+    before = _scaled_kernel_module(scale)
+    got = StoreSideTensorsFp16(scales=True)(before)
+    # scale and (zero) bias decoded, then the unchanged kernel
+    assert _call_names(got) == ["decode_f16_n32", "decode_f16_n32", "ternary_matmul_float_t6_k8_n32_b3"]
+    first = next(b.value for block in got["main"].body.blocks for b in block.bindings
+                 if is_kernel_call(b.value))
+    bits = first.args[1].fields[0].value.numpy()
+    np.testing.assert_array_equal(bits, scale.astype(np.float16).view(np.uint16))
+    x = np.random.default_rng(4).standard_normal((2, 3, D)).astype(np.float32)
+    np.testing.assert_allclose(_run(got, x), _run(before, x), rtol=2e-3, atol=1e-6)
+
+
+def test_store_side_tensors_fp16_keeps_inexact_scales_without_the_option():
+    from relay_passes import StoreSideTensorsFp16
+
+    before = _scaled_kernel_module(np.linspace(0.01, 0.5, 32).astype(np.float32))
+    got = StoreSideTensorsFp16(scales=False)(before)
+    assert _call_names(got) == ["decode_f16_n32", "ternary_matmul_float_t6_k8_n32_b3"]  # bias only
+
+
+def test_store_side_tensors_fp16_absent_unchanged():
+    from relay_passes import StoreSideTensorsFp16
+
+    no_kernels = _module(lambda bb, x: relax.op.add(x, bb.emit(relax.op.multiply(x, _const(GAMMA)))))
+    tvm.ir.assert_structural_equal(StoreSideTensorsFp16()(no_kernels), no_kernels)
