@@ -65,7 +65,7 @@ def pie_max_k(mod: tvm.IRModule) -> int:
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
                   example_inputs=None):
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
-    lowered = lower.lower_for_aot(scheduled, after_fold=[StoreSideTensorsFp16(tgt.fp16_scales)])
+    lowered = lower.lower_for_aot(scheduled, after_fold=[StoreSideTensorsFp16(tgt.fp16_rounded)])
     kernels_c = lower.build_kernels_c(lowered)
     art = Esp32s3Artifact(fused, report, tgt, lowered, kernels_c)
     if example_inputs:   # kept as the sample input of exported projects

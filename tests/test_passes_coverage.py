@@ -153,7 +153,7 @@ def test_store_side_tensors_fp16_decodes_before_the_kernel():
 
     scale = np.linspace(0.01, 0.5, 32).astype(np.float32)      # not exact in fp16
     before = _scaled_kernel_module(scale)
-    got = StoreSideTensorsFp16(scales=True)(before)
+    got = StoreSideTensorsFp16(rounded=("scale", "bias"))(before)
     # scale and (zero) bias decoded, then the unchanged kernel
     assert _call_names(got) == ["decode_f16_n32", "decode_f16_n32", "ternary_matmul_float_t6_k8_n32_b3"]
     first = next(b.value for block in got["main"].body.blocks for b in block.bindings
@@ -164,11 +164,11 @@ def test_store_side_tensors_fp16_decodes_before_the_kernel():
     np.testing.assert_allclose(_run(got, x), _run(before, x), rtol=2e-3, atol=1e-6)
 
 
-def test_store_side_tensors_fp16_keeps_inexact_scales_without_the_option():
+def test_store_side_tensors_fp16_keeps_inexact_scales_unless_asked():
     from relay_passes import StoreSideTensorsFp16
 
     before = _scaled_kernel_module(np.linspace(0.01, 0.5, 32).astype(np.float32))
-    got = StoreSideTensorsFp16(scales=False)(before)
+    got = StoreSideTensorsFp16(rounded=("bias",))(before)
     assert _call_names(got) == ["decode_f16_n32", "ternary_matmul_float_t6_k8_n32_b3"]  # bias only
 
 
