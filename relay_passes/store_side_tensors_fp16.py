@@ -33,7 +33,7 @@ class _Rewriter(KernelMutator):
             return role in self.rounded and bool(np.isfinite(arr.astype(np.float16)).all())
 
     def visit_call_(self, call: relax.Call):
-        if self.kernel_attrs(call) is None or call.op.name != "relax.call_tir":
+        if self.kernel_attrs(call) is None:   # call_tir or call_tir_inplace of one of ours
             return super().visit_call_(call)
         params = self.builder_.get()[call.args[0]].params
         args = []
