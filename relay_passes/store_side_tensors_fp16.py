@@ -67,7 +67,7 @@ class StoreSideTensorsFp16:
     would turn the decode calls back into float32 constants.
     """
 
-    def __init__(self, rounded: tuple[str, ...] = ()):
+    def __init__(self, rounded: tuple[str, ...] = ("bias",)):
         unknown = set(rounded) - set(ROLES.values())
         if unknown:
             raise ValueError(f"unknown side-tensor roles {sorted(unknown)}")
