@@ -47,9 +47,18 @@ def test_deit_tiny_esp32s3_host_sim():
     with torch.no_grad():
         ref = np.concatenate([model(x).numpy() for x in xs])
     got = np.concatenate([art.run(x) for x in xs])
-    top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
-    print(f"deit_tiny esp32s3 host-sim: top-1 agreement {top1:.3f} on 32, max |dlogit| "
-          f"{np.abs(ref - got).max():.4f}; arena {r['arena_bytes']} B, workspace "
+    same = ref.argmax(1) == got.argmax(1)
+    dmax = float(np.abs(ref - got).max())
+    # random-init logits are often near-tied: top-1 must agree wherever PyTorch's top-2 margin
+    # exceeds twice the measured max |dlogit| (there a flip would be a real error)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * dmax
+    print(f"deit_tiny esp32s3 host-sim: top-1 agreement {same.mean():.3f} on 32 "
+          f"({int(clear.sum())} with a clear margin: {same[clear].mean():.3f}), max |dlogit| "
+          f"{dmax:.4f}; arena {r['arena_bytes']} B, workspace "
           f"{r['workspace_bytes']} B, flash (weights) {r['c_weights_bytes']} B")
-    assert top1 >= 0.9
+    # a random-init DeiT's margins are tiny (6 of these 32 exceed 2 x 0.018): the check must not
+    # become vacuous, and the logits themselves must stay close
+    assert same[clear].all() and clear.sum() >= 4
+    assert dmax < 0.05
     assert r["arena_bytes"] > 0 and r["c_weights_bytes"] > 0
