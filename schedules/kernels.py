@@ -139,6 +139,39 @@ def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_act", t=t, k=k)
 
 
+@T.macro
+def _layernorm_rows(t, d, eps, x, g, b, ab, total, mean, sq, std, y):
+    """TernaryLayerNorm of every row into ``y`` (shared by the quantizing and the float-output
+    kernel): ``(x - mean) / sqrt(var + eps) * (ab[0] * g) + ab[1] * b``."""
+    for i, r in T.grid(t, d):
+        with T.sblock("sum"):
+            vi, vr = T.axis.remap("SR", [i, r])
+            with T.init():
+                total[vi] = T.float32(0)
+            total[vi] = total[vi] + x[vi, vr]
+    # the row's mean and standard deviation once per row (the C compiler cannot hoist our
+    # sqrtf, and a soft-float division per element costs more than the rest of the row)
+    for i in range(t):
+        with T.sblock("mean"):
+            vi = T.axis.remap("S", [i])
+            mean[vi] = total[vi] / T.float32(d)
+    for i, r in T.grid(t, d):
+        with T.sblock("sqsum"):
+            vi, vr = T.axis.remap("SR", [i, r])
+            with T.init():
+                sq[vi] = T.float32(0)
+            sq[vi] = sq[vi] + (x[vi, vr] - mean[vi]) * (x[vi, vr] - mean[vi])
+    for i in range(t):
+        with T.sblock("std"):
+            vi = T.axis.remap("S", [i])
+            std[vi] = T.sqrt(sq[vi] / T.float32(d) + T.float32(eps))
+    for i, j in T.grid(t, d):
+        with T.sblock("norm"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            y[vi, vj] = (x[vi, vj] - mean[vi]) / std[vi] * (ab[0] * T.Cast("float32", g[vj])) + (
+                ab[1] * T.Cast("float32", b[vj]))
+
+
 def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """TernaryLayerNorm fused with the next layer's quantizer.
 
@@ -156,33 +189,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
         std = T.sblock_alloc_buffer((t,), "float32")
         y = T.sblock_alloc_buffer((t, d), "float32")
         amax = T.sblock_alloc_buffer((t,), "float32")
-        for i, r in T.grid(t, d):
-            with T.sblock("sum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    total[vi] = T.float32(0)
-                total[vi] = total[vi] + x[vi, vr]
-        # the row's mean and standard deviation once per row (the C compiler cannot hoist our
-        # sqrtf, and a soft-float division per element costs more than the rest of the row)
-        for i in range(t):
-            with T.sblock("mean"):
-                vi = T.axis.remap("S", [i])
-                mean[vi] = total[vi] / T.float32(d)
-        for i, r in T.grid(t, d):
-            with T.sblock("sqsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    sq[vi] = T.float32(0)
-                sq[vi] = sq[vi] + (x[vi, vr] - mean[vi]) * (x[vi, vr] - mean[vi])
-        for i in range(t):
-            with T.sblock("std"):
-                vi = T.axis.remap("S", [i])
-                std[vi] = T.sqrt(sq[vi] / T.float32(d) + T.float32(eps))
-        for i, j in T.grid(t, d):
-            with T.sblock("norm"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = (x[vi, vj] - mean[vi]) / std[vi] * (ab[0] * T.Cast("float32", g[vj])) + (
-                    ab[1] * T.Cast("float32", b[vj]))
+        _layernorm_rows(t, d, eps, x, g, b, ab, total, mean, sq, std, y)
         _absmax_quant(t, d, y, q, s, amax)
 
     return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))

@@ -16,7 +16,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import _tag, _trit
+from .kernels import _layernorm_rows, _tag, _trit
 
 ROW_FORMATS = ("b3", "b2")
 
@@ -70,25 +70,9 @@ def ternary_layernorm_float(t: int, d: int, eps: float) -> tirx.PrimFunc:
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
              ab: T.Buffer((2,), "float32"), y: T.Buffer((t, d), "float32")):
         total = T.sblock_alloc_buffer((t,), "float32")
+        mean = T.sblock_alloc_buffer((t,), "float32")
         sq = T.sblock_alloc_buffer((t,), "float32")
-        for i, r in T.grid(t, d):
-            with T.sblock("sum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    total[vi] = T.float32(0)
-                total[vi] = total[vi] + x[vi, vr]
-        for i, r in T.grid(t, d):
-            with T.sblock("sqsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    sq[vi] = T.float32(0)
-                sq[vi] = sq[vi] + (x[vi, vr] - total[vi] / T.float32(d)) * (
-                    x[vi, vr] - total[vi] / T.float32(d))
-        for i, j in T.grid(t, d):
-            with T.sblock("norm"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = (x[vi, vj] - total[vi] / T.float32(d)) / T.sqrt(
-                    sq[vi] / T.float32(d) + T.float32(eps)) * (ab[0] * T.Cast("float32", g[vj])) + (
-                    ab[1] * T.Cast("float32", b[vj]))
+        std = T.sblock_alloc_buffer((t,), "float32")
+        _layernorm_rows(t, d, eps, x, g, b, ab, total, mean, sq, std, y)
 
     return _tag(func, "ternary_layernorm_float", t=t, d=d, eps=repr(float(eps)))
