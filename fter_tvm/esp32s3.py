@@ -14,6 +14,7 @@ from runtime.host_sim import build_host, parse_counters, run_host, sanitize_requ
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 from relay_passes.store_side_tensors_fp16 import StoreSideTensorsFp16
 from schedules.esp32s3 import schedule_module
+from schedules.esp32s3_integer import to_integer
 
 from .artifact import Artifact, as_numpy
 from .console import step
@@ -64,6 +65,12 @@ def pie_max_k(mod: tvm.IRModule) -> int:
 
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
                   example_inputs=None):
+    if tgt.numerics == "integer":
+        fused, integer, left = to_integer(fused)
+        report = dict(report, numerics={"mode": "integer", "integer_kernels": integer,
+                                        "float_kernels": left})
+    else:
+        report = dict(report, numerics={"mode": "float"})
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
     lowered = lower.lower_for_aot(scheduled, after_fold=[StoreSideTensorsFp16(tgt.fp16_rounded)])
     kernels_c = lower.build_kernels_c(lowered)

@@ -57,8 +57,19 @@ class Esp32s3Target(Target):
     # keep 360/360 top-1; rounded scales flip 1 of 360 (README "Flash")
     fp16_rounded: tuple = ("bias",)
     board: BoardLimits = field(default_factory=BoardLimits)
+    # "float": fp32 epilogues (LayerNorm, softmax, GELU, quantizers); "integer": their fixed-point
+    # forms (schedules.intmath), with the PIE kernels only
+    numerics: str = "float"
+
+    def __post_init__(self):
+        if self.numerics not in NUMERICS:
+            raise ValueError(f"unknown numerics {self.numerics!r}; choose one of {NUMERICS}")
+        if self.numerics == "integer" and self.kernel_variant != "pie":
+            raise ValueError("numerics='integer' needs kernel_variant='pie' (the integer kernels "
+                             f"have PIE schedules only), got kernel_variant={self.kernel_variant!r}")
 
 
+NUMERICS = ("float", "integer")
 TARGETS = {"x86": X86Target, "esp32s3": Esp32s3Target}
 
 

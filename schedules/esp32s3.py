@@ -313,6 +313,10 @@ SCHEDULES = {
 }
 
 
+# schedules of the integer kernel forms, by kind: filled in by schedules.esp32s3_integer
+INTEGER_SCHEDULES: dict = {}
+
+
 def schedule_module(mod: tvm.IRModule, target=None, tuning_db=None) -> tvm.IRModule:
     """Apply the ESP32-S3 schedule to every fter kernel in ``mod``: the tuning record from
     ``tuning_db`` (a directory written by ``fter_tvm.tune``) where there is one, else the hand
@@ -334,9 +338,12 @@ def _schedule_untuned(mod: tvm.IRModule) -> tvm.IRModule:
         if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs \
                 and not is_tuned(func):
             kind = str(func.attrs["fter.kind"])
-            if kind not in SCHEDULES:
-                raise ValueError(f"no esp32s3 schedule for kernel kind {kind!r} ({gv.name_hint})")
-            mod[gv] = SCHEDULES[kind](func)
+            integer = "fter.numerics" in func.attrs and str(func.attrs["fter.numerics"]) == "integer"
+            table = INTEGER_SCHEDULES if integer else SCHEDULES
+            if kind not in table:
+                raise ValueError(f"no esp32s3 schedule for {'integer ' if integer else ''}kernel "
+                                 f"kind {kind!r} ({gv.name_hint})")
+            mod[gv] = table[kind](func)
     return mod
 
 
@@ -407,17 +414,23 @@ def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd
     tiles, one [n, hd] float head at a time), then attention and the output row's int8 codes row
     by row, then the output projection over all tokens (weight-stationary, residual in place)."""
     d = h * hd
-    (_k_scale, qacc, q_value, q_absmax, q_scale, q_codes, *attention, o_absmax, o_scale, o_quant,
-     acc, residual) = sch.get_child_blocks(sch.get_sblock("root"))
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    # per-call blocks (the keys' scales; the integer form's channel tables) stay at the root
+    names = [sch.get(b).name_hint for b in blocks]
+    first = next(i for i, name in enumerate(names) if name.startswith("qacc"))
+    out = next(i for i, name in enumerate(names) if name.startswith("attn_out"))
+    qacc, q_value, q_absmax, q_scale, q_codes, *rows = blocks[first:out]
+    attn_out, acc, residual = blocks[out], blocks[-2], blocks[-1]
     _tile_all_tokens(sch, acc, residual, n, d, d, fmt)
-    *rows, attn_out = attention
     row = sch.get_loops(attn_out)[0]
     for block in reversed(rows):
         sch.compute_at(block, row)
-    # the row's scale is read again by the projection outside the row loop: only a consumer-side
-    # move keeps it in the row
-    for block in (o_absmax, o_scale, o_quant):
-        sch.reverse_compute_at(block, row)
+    # the output row's absmax and codes: read again by the projection outside the row loop, so
+    # only a consumer-side move keeps them in the row (an "o_unit" block reads per-call values:
+    # it stays at the root, after the rows)
+    for block, name in zip(blocks[out + 1:-2], names[out + 1:-2]):
+        if not name.startswith("o_unit"):
+            sch.reverse_compute_at(block, row)
     i, j = sch.get_loops(q_value)
     g, _ = sch.split(j, [h, hd])
     sch.reorder(g, i)

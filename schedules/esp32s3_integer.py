@@ -1,0 +1,88 @@
+"""ESP32-S3 schedules of the integer kernel forms (``schedules.kernels_integer``), PIE order.
+
+The integer forms add per-call blocks (the channel table ``chan``, the keys' and values' scale
+mantissas) in front of the float forms' blocks and split a few per-row steps in two (multiplier,
+then codes); otherwise the loop orders are the float PIE schedules': channel blocks outermost and
+all tokens in one ``fter_tmm_tile`` call, attention row by row with the QK and P.V rows
+tensorized. Per-call blocks stay at the root (they run once, over channels).
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+
+from . import esp32s3
+from .esp32s3 import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
+                      _schedule_rows, _tile_all_tokens)
+from .kernels_integer import integer_form
+
+
+def _blocks(sch: s_tir.Schedule):
+    return sch.get_child_blocks(sch.get_sblock("root"))
+
+
+def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    p = _params(func)
+    t, d, hidden, fmt = int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    _chan, acc1, absmax, _scale, acc1b, quant, acc2, out = _blocks(sch)
+    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True)
+    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
+    _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
+    return sch.mod["main"]
+
+
+def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Head by head over all tokens: the head's [t, hd] values, absmax, then multiplier and codes."""
+    p = _params(func)
+    sch = s_tir.Schedule(func)
+    _chan, acc, value, absmax, quant = _blocks(sch)
+    i, g = sch.get_loops(quant)
+    sch.reorder(g, i)
+    sch.compute_at(absmax, g)
+    sch.compute_at(value, g)
+    _tile_all_tokens(sch, acc, value, int(p["t"]), int(p["k"]), int(p["hd"]), p["fmt"])
+    return sch.mod["main"]
+
+
+def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    p = _params(func)
+    t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    _chan, acc1, absmax, _mult, acc2, quant = _blocks(sch)
+    _tile_all_tokens(sch, acc1, absmax, t, k, n, fmt)
+    _tile_all_tokens(sch, acc2, quant, t, k, n, fmt)
+    return sch.mod["main"]
+
+
+def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    p = _params(func)
+    sch = s_tir.Schedule(func)
+    _schedule_attention_block_stationary(sch, int(p["n"]), int(p["h"]), int(p["hd"]), p["fmt"])
+    return sch.mod["main"]
+
+
+SCHEDULES = {
+    "ternary_layernorm": _schedule_rows,
+    "ternary_mlp": _schedule_mlp,
+    "ternary_matmul_heads": _schedule_matmul_heads,
+    "ternary_matmul_channels": _schedule_matmul_channels,
+    "patch_embed": _schedule_patch_embed,
+    "int8_attention_block": _schedule_attention_block,
+}
+
+esp32s3.INTEGER_SCHEDULES.update(SCHEDULES)
+
+
+def to_integer(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[str], list[str]]:
+    """``mod`` with every kernel that has an integer form swapped for it; also the names of the
+    kernels now integer and of those left float."""
+    out = tvm.IRModule(dict(mod.functions_items()))
+    integer, left = [], []
+    for gv, func in mod.functions_items():
+        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and "fter.kind" in func.attrs:
+            new = integer_form(func)
+            (integer if new is not func else left).append(gv.name_hint)
+            out[gv] = new
+    return out, sorted(integer), sorted(left)

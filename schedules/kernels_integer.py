@@ -1,0 +1,601 @@
+"""Integer forms of the MCU kernels (``numerics="integer"``): same signatures, fixed-point insides.
+
+Each builder states one kernel of ``schedules.kernels`` / ``schedules.kernels_stationary`` with
+the per-element float work (LayerNorm, the projections' scale-and-bias, GELU, softmax, every
+int8 quantizer) replaced by the integer ops of ``schedules.intmath`` -- the contract, which also
+gives the NumPy reference the tests compare these kernels against. Inputs and outputs keep their
+types (float32 residual stream and per-token scales), so the graph, the arena plan and the
+executor do not change with the mode; only the elementwise residual updates stay float.
+
+A target swaps a kernel for its integer form with :func:`integer_form` before scheduling (the
+esp32s3 schedules for these forms are in ``schedules.esp32s3_integer``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from . import fp16
+from . import intmath as im
+from .formats import get_format
+from .kernels import _patch_pixel, _tag, _trit
+
+B = im.TIR
+G = im.VALUE_FRAC
+
+
+def _split(f):
+    return im.split_f32(B, f)
+
+
+@T.macro
+def _channel_params(n, alpha, bias, cm, ce, cb):
+    """Per output channel, once per call: the scale's mantissa/exponent and the bias in Q(G)."""
+    for j in range(n):
+        with T.sblock("chan"):
+            vj = T.axis.remap("S", [j])
+            cm[vj] = im.split_f32(B, alpha[vj])[0]
+            ce[vj] = im.split_f32(B, alpha[vj])[1]
+            cb[vj] = im.fixed_frac(B, bias[vj])
+
+
+def _value(acc, abits, cm, ce, cb, s, i, j):
+    """``round((acc * alpha[j] * s[i] + bias[j]) * 2^G)`` from the channel table and the row's scale."""
+    ms, es = _split(s[i])
+    return im.dequant(B, acc, abits, cm[j], ce[j], ms, es, cb[j])
+
+
+def _abs(v):
+    return T.max(v, -v)
+
+
+# ---- LayerNorm ------------------------------------------------------------------------------------
+def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
+    """Integer ``kernels.ternary_layernorm_quant``: the row read as integers relative to its largest
+    exponent (``LN_BITS``), integer mean and sum of squares, one float ``1/sqrt`` per row turned
+    into a multiplier, ternary gamma/beta as a Q15 pair, integer absmax and int8 codes."""
+    sq_shift = max(1, math.ceil(math.log2(d)))
+    nf = im.LN_NORM_FRAC
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
+             ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
+             s: T.Buffer((t,), "float32")):
+        top = T.sblock_alloc_buffer((t,), "int32")
+        xi = T.sblock_alloc_buffer((t, d), "int32")
+        total = T.sblock_alloc_buffer((t,), "int32")
+        mean = T.sblock_alloc_buffer((t,), "int32")
+        sq = T.sblock_alloc_buffer((t,), "int32")
+        pw = T.sblock_alloc_buffer((t,), "int32")
+        inv = T.sblock_alloc_buffer((t,), "float32")
+        rm = T.sblock_alloc_buffer((t,), "int32")
+        re = T.sblock_alloc_buffer((t,), "int32")
+        g0 = T.sblock_alloc_buffer((t,), "int32")
+        g1 = T.sblock_alloc_buffer((t,), "int32")
+        y = T.sblock_alloc_buffer((t, d), "int32")
+        amax = T.sblock_alloc_buffer((t,), "int32")
+        mult = T.sblock_alloc_buffer((t,), "int32")
+        for i, r in T.grid(t, d):
+            with T.sblock("ln_top"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    top[vi] = 0
+                top[vi] = T.max(top[vi], im.abs_bits(B, x[vi, vr]))
+        for i, r in T.grid(t, d):
+            with T.sblock("ln_fixed"):
+                vi, vr = T.axis.remap("SS", [i, r])
+                xi[vi, vr] = im.fixed_from_f32(B, x[vi, vr], T.max(top[vi] >> 23, 1))
+        for i, r in T.grid(t, d):
+            with T.sblock("ln_sum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    total[vi] = 0
+                total[vi] = total[vi] + xi[vi, vr]
+        for i in range(t):
+            with T.sblock("ln_mean"):
+                vi = T.axis.remap("S", [i])
+                mean[vi] = T.floordiv(total[vi] + d // 2, d)
+        for i, r in T.grid(t, d):
+            with T.sblock("ln_sq"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    sq[vi] = 0
+                sq[vi] = sq[vi] + (((xi[vi, vr] - mean[vi]) * (xi[vi, vr] - mean[vi])) >> sq_shift)
+        for i in range(t):
+            with T.sblock("ln_epsb"):
+                vi = T.axis.remap("S", [i])
+                pw[vi] = im.ln_eps_bits(B, top[vi])
+        for i in range(t):
+            with T.sblock("ln_rstd"):
+                vi = T.axis.remap("S", [i])
+                inv[vi] = im.ln_inv_std(B, sq[vi], T.reinterpret("float32", pw[vi]), d, sq_shift,
+                                        eps)
+                g0[vi] = _ln_affine(ab, 0)
+                g1[vi] = _ln_affine(ab, 1)
+        for i in range(t):
+            with T.sblock("ln_rmant"):
+                vi = T.axis.remap("S", [i])
+                rm[vi] = im.ln_inv_split(B, inv[vi])[0]
+                re[vi] = im.ln_inv_split(B, inv[vi])[1]
+        for i, j in T.grid(t, d):
+            with T.sblock("ln_norm"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = im.rshift_round(
+                    B, im.shift_round(B, (xi[vi, vj] - mean[vi]) * rm[vi], -re[vi])
+                    * T.Cast("int32", g[vj]) * g0[vi]
+                    + T.Cast("int32", b[vj]) * g1[vi] * (1 << nf), 15)
+        for i, r in T.grid(t, d):
+            with T.sblock("ln_absmax"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    amax[vi] = 0
+                amax[vi] = T.max(amax[vi], _abs(y[vi, vr]))
+        for i in range(t):
+            with T.sblock("ln_scale"):
+                vi = T.axis.remap("S", [i])
+                mult[vi] = im.quant_multiplier(B, amax[vi])
+                s[vi] = im.ln_out_scale(B, amax[vi], ab[0], ab[1])
+        for i, j in T.grid(t, d):
+            with T.sblock("ln_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q[vi, vj] = T.Cast("int8", im.quant8(B, y[vi, vj], mult[vi]))
+
+    return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
+
+
+def _ln_affine(ab, which):
+    return im.ln_affine(B, ab[0], ab[1], which)
+
+
+# ---- MLP (weight-stationary form) -----------------------------------------------------------------
+def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
+                ) -> tirx.PrimFunc:
+    """Integer ``kernels_stationary.ternary_mlp``: fc1's accumulators dequantized to Q(G), integer
+    GELU, per-token integer absmax and int8 hidden codes (fc1 still runs twice); fc2's epilogue
+    and the residual stay float (the residual stream is float32)."""
+    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+    abits = im.acc_bits(d)
+
+    @T.macro
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, amax, mult, s2, acc1b, q2,
+             acc2):
+        _channel_params(hidden, a1, b1, cm, ce, cb)
+        for i, j, r in T.grid(t, hidden, d):
+            with T.sblock("acc1"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1[vi, vj] = 0
+                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_absmax"):
+                vi, vj = T.axis.remap("SR", [i, j])
+                with T.init():
+                    amax[vi] = 0
+                amax[vi] = T.max(amax[vi], _abs(im.gelu(
+                    B, _value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj))))
+        for i in range(t):
+            with T.sblock("hidden_scale"):
+                vi = T.axis.remap("S", [i])
+                mult[vi] = im.quant_multiplier(B, amax[vi])
+                s2[vi] = im.row_scale(B, amax[vi], -G)
+        for i, j, r in T.grid(t, hidden, d):
+            with T.sblock("acc1b"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1b[vi, vj] = 0
+                acc1b[vi, vj] = acc1b[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(
+                    B, _value(acc1b[vi, vj], abits, cm, ce, cb, s, vi, vj)), mult[vi]))
+        for i, j, r in T.grid(t, d, hidden):
+            with T.sblock("acc2"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc2[vi, vj] = 0
+                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
+        for i, j in T.grid(t, d):
+            with T.sblock("out"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+
+    if inplace:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32")):
+            cm = T.sblock_alloc_buffer((hidden,), "int32")
+            ce = T.sblock_alloc_buffer((hidden,), "int32")
+            cb = T.sblock_alloc_buffer((hidden,), "int32")
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            amax = T.sblock_alloc_buffer((t,), "int32")
+            mult = T.sblock_alloc_buffer((t,), "int32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, acc1, amax, mult, s2, acc1b,
+                 q2, acc2)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
+            cm = T.sblock_alloc_buffer((hidden,), "int32")
+            ce = T.sblock_alloc_buffer((hidden,), "int32")
+            cb = T.sblock_alloc_buffer((hidden,), "int32")
+            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            amax = T.sblock_alloc_buffer((t,), "int32")
+            mult = T.sblock_alloc_buffer((t,), "int32")
+            s2 = T.sblock_alloc_buffer((t,), "float32")
+            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+            acc2 = T.sblock_alloc_buffer((t, d), "int32")
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, amax, mult, s2, acc1b,
+                 q2, acc2)
+    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
+
+
+# ---- projections quantized per (token, head) and per channel ---------------------------------------
+def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """Integer ``kernels.ternary_matmul_heads``: values in Q(G), integer absmax per (token, head),
+    ``amax_out = A * 2^-G`` (exact in float32)."""
+    n = h * hd
+    kb = get_format(fmt).row_bytes(k)
+    abits = im.acc_bits(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax_out: T.Buffer((t, h), "float32")):
+        cm = T.sblock_alloc_buffer((n,), "int32")
+        ce = T.sblock_alloc_buffer((n,), "int32")
+        cb = T.sblock_alloc_buffer((n,), "int32")
+        acc = T.sblock_alloc_buffer((t, n), "int32")
+        f = T.sblock_alloc_buffer((t, n), "int32")
+        amax = T.sblock_alloc_buffer((t, h), "int32")
+        mult = T.sblock_alloc_buffer((t, h), "int32")
+        _channel_params(n, alpha, bias, cm, ce, cb)
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = _value(acc[vi, vj], abits, cm, ce, cb, s, vi, vj)
+        for i, g, c in T.grid(t, h, hd):
+            with T.sblock("head_absmax"):
+                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
+                with T.init():
+                    amax[vi, vg] = 0
+                amax[vi, vg] = T.max(amax[vi, vg], _abs(f[vi, vg * hd + vc]))
+        for i, g in T.grid(t, h):
+            # one block per (token, head) writes both outputs (an output block cannot move under
+            # the head loop by itself); the multiplier once, then the codes
+            with T.sblock("head_quant"):
+                vi, vg = T.axis.remap("SS", [i, g])
+                mult[vi, vg] = im.quant_multiplier(B, amax[vi, vg])
+                amax_out[vi, vg] = T.Cast("float32", amax[vi, vg]) * im.f32_pow2(B, -G)
+                for c in range(hd):
+                    y[vi, vg * hd + c] = T.Cast("int8", im.quant8(B, f[vi, vg * hd + c],
+                                                                   mult[vi, vg]))
+
+    return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """Integer ``kernels.ternary_matmul_channels``: both passes dequantize to Q(G), the channel's
+    integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``."""
+    kb = get_format(fmt).row_bytes(k)
+    abits = im.acc_bits(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax: T.Buffer((n,), "float32")):
+        cm = T.sblock_alloc_buffer((n,), "int32")
+        ce = T.sblock_alloc_buffer((n,), "int32")
+        cb = T.sblock_alloc_buffer((n,), "int32")
+        acc1 = T.sblock_alloc_buffer((t, n), "int32")
+        acc2 = T.sblock_alloc_buffer((t, n), "int32")
+        top = T.sblock_alloc_buffer((n,), "int32")
+        mult = T.sblock_alloc_buffer((n,), "int32")
+        _channel_params(n, alpha, bias, cm, ce, cb)
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc1"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1[vi, vj] = 0
+                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_absmax"):
+                vi, vj = T.axis.remap("RS", [i, j])
+                with T.init():
+                    top[vj] = 0
+                top[vj] = T.max(top[vj], _abs(_value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj)))
+        for j in range(n):
+            with T.sblock("channel_mult"):
+                vj = T.axis.remap("S", [j])
+                mult[vj] = im.quant_multiplier(B, top[vj])
+                amax[vj] = T.Cast("float32", top[vj]) * im.f32_pow2(B, -G)
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc2"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc2[vi, vj] = 0
+                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = T.Cast("int8", im.quant8(
+                    B, _value(acc2[vi, vj], abits, cm, ce, cb, s, vi, vj), mult[vj]))
+
+    return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
+
+
+# ---- patch embedding ------------------------------------------------------------------------------
+def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
+                embed_dtype: str = "float32") -> tirx.PrimFunc:
+    """Integer-quantizing ``kernels.patch_embed``: each patch's absmax from the pixels' bits, the
+    pixels read relative to it (``fixed_from_f32``) and coded with one integer multiplier; the
+    token epilogue (float residual stream) is unchanged."""
+    n, f = gh * gw, c * p * p
+    kb = get_format(fmt).row_bytes(f)
+
+    @T.prim_func(s_tir=True)
+    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
+             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
+             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
+             x: T.Buffer((n + 1, d), "float32")):
+        top = T.sblock_alloc_buffer((n,), "int32")
+        s = T.sblock_alloc_buffer((n,), "float32")
+        mult = T.sblock_alloc_buffer((n,), "int32")
+        q = T.sblock_alloc_buffer((n, f), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        for j in range(d):
+            with T.sblock("cls_row"):
+                vj = T.axis.remap("S", [j])
+                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_absmax"):
+                vt, vr = T.axis.remap("SR", [t, r])
+                with T.init():
+                    top[vt] = 0
+                top[vt] = T.max(top[vt], im.abs_bits(B, _patch_pixel(img, vt, vr, gw, p)))
+        for t in range(n):
+            with T.sblock("patch_scale"):
+                vt = T.axis.remap("S", [t])
+                s[vt] = im.patch_scale(B, top[vt])
+                mult[vt] = im.patch_multiplier(B, top[vt])
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_quant"):
+                vt, vr = T.axis.remap("SS", [t, r])
+                q[vt, vr] = T.Cast("int8", im.quant8(B, im.fixed_from_f32(
+                    B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
+        for t, j, r in T.grid(n, d, f):
+            with T.sblock("acc"):
+                vt, vj, vr = T.axis.remap("SSR", [t, j, r])
+                with T.init():
+                    acc[vt, vj] = 0
+                acc[vt, vj] = acc[vt, vj] + T.Cast("int32", q[vt, vr]) * _trit(w, vj, vr, fmt)
+        for t, j in T.grid(n, d):
+            with T.sblock("token"):
+                vt, vj = T.axis.remap("SS", [t, j])
+                x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
+                    fp16.read(pos, vt + 1, vj)
+
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+
+
+# ---- attention block (weight-stationary schedule) --------------------------------------------------
+def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """Integer ``kernels.int8_attention_block``: Q dequantized to Q(G) and coded per (token, head)
+    with integer absmax; logits ``L = round(z * 2^LOGIT_FRAC)`` from the int32 scores through the
+    query row's and the key's scale mantissas; integer softmax (``exp_neg``, one reciprocal per
+    row) to uint8; P.V outputs weighted per channel by ``round(2^14 * vamax[c] / max vamax)``,
+    integer absmax and int8 codes per row; the output projection and residual stay float."""
+    d = h * hd
+    kb = get_format(fmt).row_bytes(d)
+    qbits = im.acc_bits(d)
+    sbits = (127 * 127 * hd).bit_length()
+    lf = im.LOGIT_FRAC
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
+             xs: T.Buffer((n,), "float32"), wq: T.Buffer((d, kb), "uint8"),
+             aq: T.Buffer((d,), "float32"), bq: T.Buffer((d,), "float32"),
+             k: T.Buffer((n, d), "int8"), k_amax: T.Buffer((n, h), "float32"),
+             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
+             w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
+             bias: T.Buffer((d,), "float32")):
+        cm = T.sblock_alloc_buffer((d,), "int32")
+        ce = T.sblock_alloc_buffer((d,), "int32")
+        cb = T.sblock_alloc_buffer((d,), "int32")
+        ksf = T.sblock_alloc_buffer((n, h), "float32")
+        km = T.sblock_alloc_buffer((n, h), "int32")
+        ke = T.sblock_alloc_buffer((n, h), "int32")
+        vtop = T.sblock_alloc_buffer((1,), "float32")
+        vm = T.sblock_alloc_buffer((d,), "int32")
+        qacc = T.sblock_alloc_buffer((n, d), "int32")
+        qv = T.sblock_alloc_buffer((n, d), "int32")
+        qamax = T.sblock_alloc_buffer((n, h), "int32")
+        qmult = T.sblock_alloc_buffer((n, h), "int32")
+        qs = T.sblock_alloc_buffer((n, h), "float32")
+        qc = T.sblock_alloc_buffer((n, d), "int8")
+        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
+        logit = T.sblock_alloc_buffer((n, h, n), "int32")
+        lmax = T.sblock_alloc_buffer((n, h), "int32")
+        e = T.sblock_alloc_buffer((n, h, n), "int32")
+        lsum = T.sblock_alloc_buffer((n, h), "int32")
+        recip = T.sblock_alloc_buffer((n, h), "int32")
+        p = T.sblock_alloc_buffer((n, h, n), "uint8")
+        pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
+        ov = T.sblock_alloc_buffer((n, d), "int32")
+        oamax = T.sblock_alloc_buffer((n,), "int32")
+        omult = T.sblock_alloc_buffer((n,), "int32")
+        os = T.sblock_alloc_buffer((n,), "float32")
+        oq = T.sblock_alloc_buffer((n, d), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        _channel_params(d, aq, bq, cm, ce, cb)
+        for j, hh in T.grid(n, h):
+            with T.sblock("k_scale"):
+                vj, vh = T.axis.remap("SS", [j, hh])
+                ksf[vj, vh] = im.code_scale(B, k_amax[vj, vh])
+        for j, hh in T.grid(n, h):
+            with T.sblock("k_mant"):
+                vj, vh = T.axis.remap("SS", [j, hh])
+                km[vj, vh] = _split(ksf[vj, vh])[0]
+                ke[vj, vh] = _split(ksf[vj, vh])[1]
+        for c in range(d):
+            with T.sblock("v_top"):
+                vc = T.axis.remap("R", [c])
+                with T.init():
+                    vtop[0] = T.float32(0)
+                vtop[0] = T.max(vtop[0], v_amax[vc])
+        for c in range(d):
+            with T.sblock("v_mant"):
+                vc = T.axis.remap("S", [c])
+                vm[vc] = im.v_weight(B, v_amax[vc], vtop[0])
+        for i, j, r in T.grid(n, d, d):
+            with T.sblock("qacc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    qacc[vi, vj] = 0
+                qacc[vi, vj] = qacc[vi, vj] + T.Cast("int32", xq[vi, vr]) * _trit(wq, vj, vr, fmt)
+        for i, j in T.grid(n, d):
+            with T.sblock("q_value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                qv[vi, vj] = _value(qacc[vi, vj], qbits, cm, ce, cb, xs, vi, vj)
+        for i, hh, c in T.grid(n, h, hd):
+            with T.sblock("q_absmax"):
+                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+                with T.init():
+                    qamax[vi, vh] = 0
+                qamax[vi, vh] = T.max(qamax[vi, vh], _abs(qv[vi, vh * hd + vc]))
+        for i, hh in T.grid(n, h):
+            with T.sblock("q_scale"):
+                vi, vh = T.axis.remap("SS", [i, hh])
+                qmult[vi, vh] = im.quant_multiplier(B, qamax[vi, vh])
+                qs[vi, vh] = im.row_scale(B, qamax[vi, vh], -G) * T.float32(scale)
+        for i, j in T.grid(n, d):
+            with T.sblock("q_codes"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                qc[vi, vj] = T.Cast("int8", im.quant8(B, qv[vi, vj], qmult[vi, vj // hd]))
+        for i, hh, j, r in T.grid(n, h, n, hd):
+            with T.sblock("qk"):
+                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
+                with T.init():
+                    sacc[vi, vh, vj] = 0
+                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * \
+                    T.Cast("int32", k[vj, vh * hd + vr])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("logit"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                logit[vi, vh, vj] = im.dequant(B, sacc[vi, vh, vj], sbits, _split(qs[vi, vh])[0],
+                                               _split(qs[vi, vh])[1], km[vj, vh], ke[vj, vh], 0, lf)
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lmax"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lmax[vi, vh] = -(1 << 30)
+                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("expv"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                e[vi, vh, vj] = im.exp_neg(B, lmax[vi, vh] - logit[vi, vh, vj])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lsum"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lsum[vi, vh] = 0
+                lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
+        for i, hh in T.grid(n, h):
+            with T.sblock("precip"):
+                vi, vh = T.axis.remap("SS", [i, hh])
+                recip[vi, vh] = im.prob_reciprocal(B, lsum[vi, vh])
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("prob"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                p[vi, vh, vj] = T.Cast("uint8", im.prob8(B, e[vi, vh, vj], recip[vi, vh]))
+        for i, hh, c, j in T.grid(n, h, hd, n):
+            with T.sblock("pv"):
+                vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
+                with T.init():
+                    pacc[vi, vh, vc] = 0
+                pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
+                    "int32", v[vj, vh * hd + vc])
+        for i, c in T.grid(n, d):
+            with T.sblock("attn_out"):
+                vi, vc = T.axis.remap("SS", [i, c])
+                ov[vi, vc] = im.rshift_round(B, pacc[vi, vc // hd, vc % hd] * vm[vc], im.V_WEIGHT_BITS)
+        for i, c in T.grid(n, d):
+            with T.sblock("o_absmax"):
+                vi, vc = T.axis.remap("SR", [i, c])
+                with T.init():
+                    oamax[vi] = 0
+                oamax[vi] = T.max(oamax[vi], _abs(ov[vi, vc]))
+        for i in range(n):
+            with T.sblock("o_mult"):
+                vi = T.axis.remap("S", [i])
+                omult[vi] = im.quant_multiplier(B, oamax[vi])
+        for i, c in T.grid(n, d):
+            with T.sblock("o_quant"):
+                vi, vc = T.axis.remap("SS", [i, c])
+                oq[vi, vc] = T.Cast("int8", im.quant8(B, ov[vi, vc], omult[vi]))
+        for i in range(n):
+            with T.sblock("o_unit"):
+                vi = T.axis.remap("S", [i])
+                os[vi] = im.attn_out_scale(B, oamax[vi], vtop[0])
+        for i, j, r in T.grid(n, d, d):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+        for i, j in T.grid(n, d):
+            with T.sblock("residual"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
+
+    return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+
+
+INTEGER_FORMS = {
+    "ternary_layernorm": lambda p: ternary_layernorm_quant(int(p["t"]), int(p["d"]), float(p["eps"])),
+    "ternary_mlp": lambda p: ternary_mlp(int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"],
+                                         bool(int(p["inplace"]))),
+    "ternary_matmul_heads": lambda p: ternary_matmul_heads(int(p["t"]), int(p["k"]), int(p["h"]),
+                                                           int(p["hd"]), p["fmt"]),
+    "ternary_matmul_channels": lambda p: ternary_matmul_channels(int(p["t"]), int(p["k"]),
+                                                                 int(p["n"]), p["fmt"]),
+    "patch_embed": lambda p: patch_embed(int(p["c"]), int(p["gh"]), int(p["gw"]), int(p["p"]),
+                                         int(p["d"]), p["fmt"], p["embed"]),
+    "int8_attention_block": lambda p: int8_attention_block(int(p["n"]), int(p["h"]), int(p["hd"]),
+                                                           p["fmt"], float(p["scale"])),
+}
+
+
+def integer_form(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """``func`` rebuilt in its integer form (kernel attributes kept, ``fter.numerics`` added), or
+    ``func`` itself when its kind has none (it stays float: the report lists it)."""
+    kind = str(func.attrs["fter.kind"])
+    if kind not in INTEGER_FORMS:
+        return func
+    params = {k: str(v) for k, v in func.attrs["fter.params"].items()}
+    new = INTEGER_FORMS[kind](params)
+    attrs = {k: v for k, v in func.attrs.items()}
+    attrs["fter.numerics"] = "integer"
+    return new.with_attr(attrs)
