@@ -89,6 +89,10 @@ class _Numpy:
     def to_i32(f):          # truncation toward zero, as a C cast
         return np.asarray(f, dtype=np.float32).astype(np.int64)
 
+    @staticmethod
+    def let(value, body):
+        return body(value)
+
 
 class _Tir:
     """Kernel backend: TensorIR int32/float32 expressions (imported lazily: no TVM for NumPy)."""
@@ -149,6 +153,16 @@ class _Tir:
         from tvm.script import tirx as T
         return T.Cast("int32", f)
 
+    @staticmethod
+    def let(value, body):
+        """``body(v)`` with ``v`` bound once to ``value`` (a C local): without it a value used k
+        times is re-emitted k times, and nested ops multiply that."""
+        from tvm import tirx
+        if isinstance(value, (int, tirx.IntImm, tirx.Var)):
+            return body(value)
+        var = tirx.Var("iv", "int32")   # every bound value of the contract is int32
+        return tirx.Let(var, value, body(var))
+
 
 NP = _Numpy()
 TIR = _Tir()
@@ -168,21 +182,24 @@ def rshift_round(B, v, s):
 def shift_round(B, v, s):
     """``round(v * 2^-s)`` for any ``s`` in [-30, 30]: a rounding right shift when ``s > 0``, else
     an exact multiply by ``2^-s`` (no left shift of a negative value: that is undefined in C)."""
-    right = rshift_round(B, v, B.max(s, 1))
-    left = B.chk(v * pow2(B, B.max(-s, 0)))
-    return B.where(s > 0, right, left)
+    def body(v, s):
+        right = rshift_round(B, v, B.max(s, 1))
+        left = B.chk(v * pow2(B, B.max(-s, 0)))
+        return B.where(s > 0, right, left)
+
+    return B.let(v, lambda v_: B.let(s, lambda s_: body(v_, s_)))
 
 
 def split_f32(B, f, mb: int = SCALE_BITS):
     """A float32 as ``(M, e)`` with ``f ~= M * 2^e``: ``|M|`` its mantissa rounded to ``mb`` bits
     (``2^(mb-1) <= |M| <= 2^mb``), the sign of ``f``; ``M = 0`` for zero and subnormals. Exact
     integer ops on the float's bits."""
-    b = B.bits(f)
-    field = (b >> 23) & 255
-    m24 = (b & 0x7FFFFF) | 0x800000
-    m = m24 if mb == 24 else rshift_round(B, m24, 24 - mb)
-    m = B.where(field == 0, 0, m)
-    return B.where(b < 0, -m, m), field - 127 - (mb - 1)
+    def mant(b):
+        m24 = (b & 0x7FFFFF) | 0x800000
+        m = m24 if mb == 24 else rshift_round(B, m24, 24 - mb)
+        return B.let(B.where(((b >> 23) & 255) == 0, 0, m), lambda m_: B.where(b < 0, -m_, m_))
+
+    return B.let(B.bits(f), mant), ((B.bits(f) >> 23) & 255) - 127 - (mb - 1)
 
 
 def f32_pow2(B, k: int):
@@ -206,11 +223,14 @@ def fixed_from_f32(B, f, field_ref, xb: int = LN_BITS):
 
 def fixed_from_bits(B, b, field_ref, xb: int = LN_BITS):
     """:func:`fixed_from_f32` of the float whose bits are ``b``."""
-    field = (b >> 23) & 255
-    m24 = (b & 0x7FFFFF) | 0x800000
-    sh = B.min(24 - xb + (field_ref - field), 30)
-    mag = B.where(field == 0, 0, rshift_round(B, m24, sh))
-    return B.where(b < 0, -mag, mag)
+    def body(b):
+        field = (b >> 23) & 255
+        m24 = (b & 0x7FFFFF) | 0x800000
+        sh = B.max(B.min(24 - xb + (field_ref - field), 30), 1)   # clamped: defined out of contract
+        mag = B.where(field == 0, 0, rshift_round(B, m24, sh))
+        return B.let(mag, lambda m: B.where(b < 0, -m, m))
+
+    return B.let(b, body)
 
 
 def abs_bits(B, f):
@@ -221,14 +241,25 @@ def abs_bits(B, f):
 
 # ---- quantization to int8 -------------------------------------------------------------------------
 def quant_multiplier(B, a):
-    """``M = round(127 * 2^16 / A)`` for the row absmax ``A >= 1`` (one division per row)."""
+    """The row's int8 quantizer for absmax ``A >= 1`` (one division per row), packed in one int32:
+    ``r`` (bits 24..27) so that ``A >> r < 2^16``, and ``M = round(127 * 2^16 / (A >> r))``
+    (bits 0..23). :func:`quant8` applies it."""
     a = B.max(a, 1)
-    return B.div((127 << QUANT_SHIFT) + (a >> 1), a)
+    r = 0
+    for bit in range(16, 31):     # r = max(0, bit_length(A) - 16): compares, once per row
+        r = r + B.where(a >= (1 << bit), 1, 0)
+    ar = B.max(a >> r, 1)
+    return B.div((127 << QUANT_SHIFT) + (ar >> 1), ar) + r * (1 << 24)
 
 
-def quant8(B, x, m):
-    """int8 code ``clamp(round(X * M / 2^16), -127, 127)`` of ``|X| <= A`` (``X * M <= 127 * 2^16``)."""
-    return B.max(B.min(rshift_round(B, B.chk(x * m), QUANT_SHIFT), 127), -127)
+def quant8(B, x, packed):
+    """int8 code ``clamp(round((X >> r) * M / 2^16), -127, 127)`` of ``|X| <= A`` with the row's
+    :func:`quant_multiplier` (``(X >> r) * M <= 127 * 2^16``)."""
+    def body(x, packed):
+        q = rshift_round(B, B.chk((x >> (packed >> 24)) * (packed & 0xFFFFFF)), QUANT_SHIFT)
+        return B.let(q, lambda q_: B.max(B.min(q_, 127), -127))
+
+    return B.let(x, lambda x_: B.let(packed, lambda p_: body(x_, p_)))
 
 
 def row_scale(B, a, unit_exp):
@@ -330,7 +361,8 @@ def dequant(B, acc, abits: int, ma, ea, ms, es, bias_fixed, frac: int = VALUE_FR
     cb = 30 - abits
     c = rshift_round(B, B.chk(ma * ms), 2 * SCALE_BITS - cb)
     sh = -(2 * SCALE_BITS - cb + ea + es + frac)
-    return B.chk(shift_round(B, B.chk(acc * c), B.max(B.min(sh, 30), -30)) + bias_fixed)
+    return B.let(c, lambda c_: B.chk(shift_round(B, B.chk(acc * c_), B.max(B.min(sh, 30), -30))
+                                     + bias_fixed))
 
 
 def fixed_frac(B, f, frac: int = VALUE_FRAC, limit_bits: int = 29):
@@ -364,15 +396,24 @@ def gelu(B, v, frac: int = VALUE_FRAC):
     """GELU of ``V = round(x * 2^frac)`` in the same units: ``x * Phi(x)`` with Phi in Q15,
     ``x`` for ``x >= 4`` and 0 for ``x <= -4``."""
     one = 1 << frac
-    u = B.min(B.where(v < 0, -v, v), 4 * one - 1)
-    seg = u >> frac
-    w = u & (one - 1)
-    r = _piece_coef(B, seg, 0)
-    for i in (1, 2, 3):
-        r = B.chk(rshift_round(B, B.chk(r * w), frac) + _piece_coef(B, seg, i))
-    phi = B.where(v < 0, (1 << 15) - r, r)
-    inner = rshift_round(B, B.chk(B.max(B.min(v, 4 * one), -4 * one) * phi), 15)
-    return B.where(v >= 4 * one, v, B.where(v <= -4 * one, 0, inner))
+
+    def phi_abs(u):          # Phi(|x|) in Q15 for |x| < 4
+        def horner(seg):
+            w = u & (one - 1)
+            r = _piece_coef(B, seg, 0)
+            for i in (1, 2, 3):
+                r = B.let(B.chk(rshift_round(B, B.chk(r * w), frac) + _piece_coef(B, seg, i)),
+                          lambda x: x)
+            return r
+        return B.let(u >> frac, horner)
+
+    def body(v):
+        u = B.min(B.where(v < 0, -v, v), 4 * one - 1)
+        phi = B.let(B.let(u, phi_abs), lambda r: B.where(v < 0, (1 << 15) - r, r))
+        inner = rshift_round(B, B.chk(B.max(B.min(v, 4 * one), -4 * one) * phi), 15)
+        return B.where(v >= 4 * one, v, B.where(v <= -4 * one, 0, inner))
+
+    return B.let(v, body)
 
 
 # ---- softmax -------------------------------------------------------------------------------------
@@ -389,13 +430,14 @@ EXP2_COEFS = _exp2_coefs()
 
 def exp_neg(B, d, frac: int = LOGIT_FRAC):
     """``round(2^15 * exp(-D / 2^frac))`` for ``D >= 0`` (``D`` saturates at 2^16: e^-64 is 0)."""
-    y = rshift_round(B, B.chk(B.min(d, (1 << 16) - 1) * LOG2E_Q14), 14)
-    u = B.min(y >> frac, 16)
-    w = y & ((1 << frac) - 1)
-    r = EXP2_COEFS[0]
-    for c in EXP2_COEFS[1:]:
-        r = B.chk(rshift_round(B, B.chk(r * w), frac) + c)
-    return r >> u
+    def body(y):
+        w = y & ((1 << frac) - 1)
+        r = EXP2_COEFS[0]
+        for c in EXP2_COEFS[1:]:
+            r = B.chk(rshift_round(B, B.chk(r * w), frac) + c)
+        return r >> B.min(y >> frac, 16)
+
+    return B.let(rshift_round(B, B.chk(B.min(d, (1 << 16) - 1) * LOG2E_Q14), 14), body)
 
 
 def prob_reciprocal(B, total):
@@ -406,3 +448,110 @@ def prob_reciprocal(B, total):
 def prob8(B, e, r):
     """uint8 probability ``min(round(e * R / 2^23), 255)``."""
     return B.min(rshift_round(B, B.chk(e * r), PROB_SHIFT), 255)
+
+
+# ---- NumPy reference kernels (what schedules.kernels_integer computes, composed from the ops) ------
+def _f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+def _codes(a, m):
+    return quant8(NP, a, m[..., None]).astype(np.int8)
+
+
+def ref_layernorm_quant(x, g, b, ab, eps: float):
+    """``kernels_integer.ternary_layernorm_quant``: ``x[t, d] f32`` -> ``(q int8, s f32)``."""
+    x, ab = _f32(x), _f32(ab)
+    d = x.shape[-1]
+    sq_shift = max(1, math.ceil(math.log2(d)))
+    top = abs_bits(NP, x).max(-1)
+    xi = fixed_from_f32(NP, x, np.maximum(top >> 23, 1)[:, None])
+    mean = (xi.sum(-1) + d // 2) // d
+    dev = xi - mean[:, None]
+    sq = NP.chk(((dev * dev) >> sq_shift).sum(-1))
+    eps_scale = NP.from_bits(ln_eps_bits(NP, top))
+    inv = ln_inv_std(NP, sq, eps_scale, d, sq_shift, eps)
+    rm, re = ln_inv_split(NP, inv)
+    g0, g1 = ln_affine(NP, ab[0], ab[1], 0), ln_affine(NP, ab[0], ab[1], 1)
+    z = shift_round(NP, dev * rm[:, None], -re[:, None])
+    y = rshift_round(NP, NP.chk(z * g.astype(np.int64) * g0 + b.astype(np.int64) * g1
+                                * (1 << LN_NORM_FRAC)), 15)
+    a = np.abs(y).max(-1)
+    return _codes(y, quant_multiplier(NP, a)), ln_out_scale(NP, a, ab[0], ab[1]).astype(np.float32)
+
+
+def ref_values(acc, alpha, s, bias, k: int):
+    """``V[t, n] = round((acc * alpha[n] * s[t] + bias[n]) * 2^G)`` of a projection over ``k``."""
+    ma, ea = split_f32(NP, _f32(alpha))
+    ms, es = split_f32(NP, _f32(s))
+    return dequant(NP, acc, acc_bits(k), ma[None, :], ea[None, :], ms[:, None], es[:, None],
+                   fixed_frac(NP, _f32(bias))[None, :])
+
+
+def ref_mlp(q, s, w1, a1, b1, w2, a2, b2, res):
+    """``kernels_integer.ternary_mlp`` with decoded weights ``w1[hidden, d]``, ``w2[d, hidden]``."""
+    h = gelu(NP, ref_values(q.astype(np.int64) @ w1.T.astype(np.int64), a1, s, b1, q.shape[1]))
+    a = np.abs(h).max(-1)
+    q2 = _codes(h, quant_multiplier(NP, a))
+    s2 = row_scale(NP, a, -VALUE_FRAC).astype(np.float32)
+    acc2 = q2.astype(np.int64) @ w2.T.astype(np.int64)
+    return (acc2.astype(np.float32) * (_f32(a2)[None, :] * s2[:, None]) + _f32(b2)[None, :]
+            + _f32(res))
+
+
+def ref_heads(x, s, w, alpha, bias, h: int):
+    """``kernels_integer.ternary_matmul_heads``: ``-> (y[t, n] int8, amax[t, h] f32)``."""
+    v = ref_values(x.astype(np.int64) @ w.T.astype(np.int64), alpha, s, bias, x.shape[1])
+    t, n = v.shape
+    vh = v.reshape(t, h, n // h)
+    a = np.abs(vh).max(-1)
+    codes = quant8(NP, vh, quant_multiplier(NP, a)[..., None]).astype(np.int8).reshape(t, n)
+    return codes, (a.astype(np.float32) * np.float32(2.0 ** -VALUE_FRAC))
+
+
+def ref_channels(x, s, w, alpha, bias):
+    """``kernels_integer.ternary_matmul_channels``: ``-> (y[t, n] int8, amax[n] f32)``."""
+    v = ref_values(x.astype(np.int64) @ w.T.astype(np.int64), alpha, s, bias, x.shape[1])
+    a = np.abs(v).max(0)
+    codes = quant8(NP, v, quant_multiplier(NP, a)[None, :]).astype(np.int8)
+    return codes, a.astype(np.float32) * np.float32(2.0 ** -VALUE_FRAC)
+
+
+def ref_attention_rows(qc, qs, k, k_amax, v, v_amax, h: int):
+    """Integer attention of int8 queries ``qc[n, d]`` (scales ``qs[n, h]``, the softmax scale
+    included) against int8 ``k``, ``v``: ``-> (ov[n, d] int, vtop)`` (``kernels_integer``)."""
+    n, d = qc.shape
+    hd = d // h
+    sbits = (127 * 127 * hd).bit_length()
+    ks = code_scale(NP, _f32(k_amax)).astype(np.float32)            # [n, h]
+    km, ke = split_f32(NP, ks)
+    qm, qe = split_f32(NP, _f32(qs))
+    vtop = _f32(v_amax).max()
+    vm = v_weight(NP, _f32(v_amax), vtop)
+    qh = qc.astype(np.int64).reshape(n, h, hd)
+    kh = k.astype(np.int64).reshape(n, h, hd)
+    vh = v.astype(np.int64).reshape(n, h, hd)
+    sacc = np.einsum("ihc,jhc->ihj", qh, kh)
+    logit = dequant(NP, sacc, sbits, qm[:, :, None], qe[:, :, None], km.T[None], ke.T[None], 0,
+                    LOGIT_FRAC)
+    e = exp_neg(NP, logit.max(-1, keepdims=True) - logit)
+    p = prob8(NP, e, prob_reciprocal(NP, e.sum(-1, keepdims=True)))
+    pacc = np.einsum("ihj,jhc->ihc", p, vh).reshape(n, d)
+    return rshift_round(NP, NP.chk(pacc * vm[None, :]), V_WEIGHT_BITS), vtop
+
+
+def ref_attention_block(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, h: int,
+                        scale: float):
+    """``kernels_integer.int8_attention_block`` with decoded weights: the updated ``x``."""
+    n, d = xq.shape
+    qv = ref_values(xq.astype(np.int64) @ wq.T.astype(np.int64), aq, xs, bq, d)
+    qa = np.abs(qv.reshape(n, h, d // h)).max(-1)
+    qc = quant8(NP, qv, np.repeat(quant_multiplier(NP, qa), d // h, axis=1)).astype(np.int8)
+    qs = (row_scale(NP, qa, -VALUE_FRAC) * np.float32(scale)).astype(np.float32)
+    ov, vtop = ref_attention_rows(qc, qs, k, k_amax, v, v_amax, h)
+    oa = np.abs(ov).max(-1)
+    oq = _codes(ov, quant_multiplier(NP, oa))
+    os_ = attn_out_scale(NP, oa, vtop).astype(np.float32)
+    acc = oq.astype(np.int64) @ w.T.astype(np.int64)
+    return acc.astype(np.float32) * (_f32(alpha)[None, :] * os_[:, None]) + _f32(bias)[None, :] \
+        + _f32(x)

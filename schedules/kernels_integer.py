@@ -49,7 +49,7 @@ def _value(acc, abits, cm, ce, cb, s, i, j):
 
 
 def _abs(v):
-    return T.max(v, -v)
+    return B.let(v, lambda x: T.max(x, -x))
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------------
