@@ -244,12 +244,15 @@ def quant_multiplier(B, a):
     """The row's int8 quantizer for absmax ``A >= 1`` (one division per row), packed in one int32:
     ``r`` (bits 24..27) so that ``A >> r < 2^16``, and ``M = round(127 * 2^16 / (A >> r))``
     (bits 0..23). :func:`quant8` applies it."""
-    a = B.max(a, 1)
-    r = 0
-    for bit in range(16, 31):     # r = max(0, bit_length(A) - 16): compares, once per row
-        r = r + B.where(a >= (1 << bit), 1, 0)
-    ar = B.max(a >> r, 1)
-    return B.div((127 << QUANT_SHIFT) + (ar >> 1), ar) + r * (1 << 24)
+    def body(a):
+        r = 0
+        for bit in range(16, 31):     # r = max(0, bit_length(A) - 16): compares, once per row
+            r = r + B.where(a >= (1 << bit), 1, 0)
+        return B.let(r, lambda r_: B.let(
+            B.max(a >> r_, 1),
+            lambda ar: B.div((127 << QUANT_SHIFT) + (ar >> 1), ar) + r_ * (1 << 24)))
+
+    return B.let(B.max(a, 1), body)
 
 
 def quant8(B, x, packed):
