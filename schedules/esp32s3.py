@@ -208,16 +208,19 @@ def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 def _tile_all_tokens(sch: s_tir.Schedule, acc, consumer, t: int, k: int, n: int, fmt: str,
-                     reduce_init: bool = False) -> None:
+                     reduce_init: bool = False, via=None) -> None:
     """Weight-stationary order for PIE: channel blocks outermost, every token of a block in one
     ``fter_tmm_tile`` call (its weights decoded once per call); the accumulator is [t, nb].
     ``reduce_init``: the consumer reduces over the channels (a per-token absmax): its init goes
-    before the channel-block loop."""
+    before the channel-block loop. ``via``: an elementwise block between the accumulation and
+    the consumer, computed per channel block too."""
     i, j = sch.get_loops(consumer)[-2:]
     jo, _ = sch.split(j, [None, _n_block(n)])
     sch.reorder(jo, i)
     if reduce_init:
         sch.decompose_reduction(consumer, jo)
+    if via is not None:
+        sch.compute_at(via, jo, preserve_unit_loops=True)
     sch.compute_at(acc, jo, preserve_unit_loops=True)
     loop = sch.get_loops(acc)[-3]
     sch.decompose_reduction(acc, loop)

@@ -26,9 +26,10 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     t, d, hidden, fmt = int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"]
     sch = s_tir.Schedule(func)
-    _chan, acc1, absmax, _scale, acc1b, quant, acc2, out = _blocks(sch)
-    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True)
-    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
+    _chan, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = _blocks(sch)
+    # each fc1 pass: weight-stationary tiles, then the tile's values and their consumer
+    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True, via=value)
+    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt, via=value_b)
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
     return sch.mod["main"]
 

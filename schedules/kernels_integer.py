@@ -160,8 +160,8 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     abits = im.acc_bits(d)
 
     @T.macro
-    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, amax, mult, s2, acc1b, q2,
-             acc2):
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, v1, amax, mult, s2, acc1b, v1b,
+             q2, acc2):
         _channel_params(hidden, a1, b1, cm, ce, cb)
         for i, j, r in T.grid(t, hidden, d):
             with T.sblock("acc1"):
@@ -169,13 +169,18 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 with T.init():
                     acc1[vi, vj] = 0
                 acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        # the dequantized values in their own block: GELU reads each several times, and a
+        # re-emitted expression would be copied into every use
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                v1[vi, vj] = _value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_absmax"):
                 vi, vj = T.axis.remap("SR", [i, j])
                 with T.init():
                     amax[vi] = 0
-                amax[vi] = T.max(amax[vi], _abs(im.gelu(
-                    B, _value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj))))
+                amax[vi] = T.max(amax[vi], _abs(im.gelu(B, v1[vi, vj])))
         for i in range(t):
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
@@ -188,10 +193,13 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                     acc1b[vi, vj] = 0
                 acc1b[vi, vj] = acc1b[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
         for i, j in T.grid(t, hidden):
+            with T.sblock("hidden_value_b"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                v1b[vi, vj] = _value(acc1b[vi, vj], abits, cm, ce, cb, s, vi, vj)
+        for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(
-                    B, _value(acc1b[vi, vj], abits, cm, ce, cb, s, vi, vj)), mult[vi]))
+                q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj]), mult[vi]))
         for i, j, r in T.grid(t, d, hidden):
             with T.sblock("acc2"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -214,14 +222,16 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             ce = T.sblock_alloc_buffer((hidden,), "int32")
             cb = T.sblock_alloc_buffer((hidden,), "int32")
             acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            v1 = T.sblock_alloc_buffer((t, hidden), "int32")
             amax = T.sblock_alloc_buffer((t,), "int32")
             mult = T.sblock_alloc_buffer((t,), "int32")
             s2 = T.sblock_alloc_buffer((t,), "float32")
             acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            v1b = T.sblock_alloc_buffer((t, hidden), "int32")
             q2 = T.sblock_alloc_buffer((t, hidden), "int8")
             acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, acc1, amax, mult, s2, acc1b,
-                 q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, acc1, v1, amax, mult, s2,
+                 acc1b, v1b, q2, acc2)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
@@ -233,14 +243,16 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             ce = T.sblock_alloc_buffer((hidden,), "int32")
             cb = T.sblock_alloc_buffer((hidden,), "int32")
             acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+            v1 = T.sblock_alloc_buffer((t, hidden), "int32")
             amax = T.sblock_alloc_buffer((t,), "int32")
             mult = T.sblock_alloc_buffer((t,), "int32")
             s2 = T.sblock_alloc_buffer((t,), "float32")
             acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+            v1b = T.sblock_alloc_buffer((t, hidden), "int32")
             q2 = T.sblock_alloc_buffer((t, hidden), "int8")
             acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, amax, mult, s2, acc1b,
-                 q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, v1, amax, mult, s2,
+                 acc1b, v1b, q2, acc2)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 

@@ -5,3 +5,4 @@ from .vit import FTerViT, FTerViTConfig
 from .ternarize import ternarize
 from .checkpoint import load_checkpoint, load_demo_model, save_checkpoint
 from .size import model_size_bytes
+from .integer import integer_logits
