@@ -26,7 +26,8 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     t, d, hidden, fmt = int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"]
     sch = s_tir.Schedule(func)
-    _chan, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = _blocks(sch)
+    _chan, _rows, _table, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = \
+        _blocks(sch)
     # each fc1 pass: weight-stationary tiles, then the tile's values and their consumer
     _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True, via=value)
     _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt, via=value_b)
@@ -38,7 +39,7 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Head by head over all tokens: the head's [t, hd] values, absmax, then multiplier and codes."""
     p = _params(func)
     sch = s_tir.Schedule(func)
-    _chan, acc, value, absmax, quant = _blocks(sch)
+    _chan, _rows, acc, value, absmax, quant = _blocks(sch)
     i, g = sch.get_loops(quant)
     sch.reorder(g, i)
     sch.compute_at(absmax, g)
@@ -51,7 +52,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     sch = s_tir.Schedule(func)
-    _chan, acc1, absmax, _mult, acc2, quant = _blocks(sch)
+    _chan, _rows, acc1, absmax, _mult, acc2, quant = _blocks(sch)
     _tile_all_tokens(sch, acc1, absmax, t, k, n, fmt)
     _tile_all_tokens(sch, acc2, quant, t, k, n, fmt)
     return sch.mod["main"]

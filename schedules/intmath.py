@@ -360,9 +360,10 @@ def dequant(B, acc, abits: int, ma, ea, ms, es, bias_fixed, frac: int = VALUE_FR
     ``acc * C`` fits int32; ``bias_fixed = round(bias * 2^frac)`` (:func:`fixed_frac`)."""
     cb = 30 - abits
     c = rshift_round(B, B.chk(ma * ms), 2 * SCALE_BITS - cb)
-    sh = -(2 * SCALE_BITS - cb + ea + es + frac)
-    return B.let(c, lambda c_: B.chk(shift_round(B, B.chk(acc * c_), B.max(B.min(sh, 30), -30))
-                                     + bias_fixed))
+    # a right shift in [1, 30]: outside it a scale is absurd (an accumulator step worth more
+    # than 2^(2 - G + abits)) or the row is all zero (s = 1e-5 / 127); both saturate the shift
+    sh = B.max(B.min(-(2 * SCALE_BITS - cb + ea + es + frac), 30), 1)
+    return B.chk(rshift_round(B, B.chk(acc * c), sh) + bias_fixed)
 
 
 def fixed_frac(B, f, frac: int = VALUE_FRAC, limit_bits: int = 29):
@@ -392,28 +393,45 @@ def _piece_coef(B, seg, i):
     return B.where(seg == 0, c[0], B.where(seg == 1, c[1], B.where(seg == 2, c[2], c[3])))
 
 
-def gelu(B, v, frac: int = VALUE_FRAC):
-    """GELU of ``V = round(x * 2^frac)`` in the same units: ``x * Phi(x)`` with Phi in Q15,
+GELU_TABLE_BITS = 8        # the Phi table's step in |x|: 2^-8, over [0, 4]
+GELU_TABLE_SIZE = (4 << GELU_TABLE_BITS) + 1
+
+
+def phi_poly(B, u, frac: int = VALUE_FRAC):
+    """``Phi(x)`` in Q15 for ``0 <= u = |x| * 2^frac < 4 * 2^frac``: the 4-piece cubic."""
+    one = 1 << frac
+    seg = u >> frac
+    w = u & (one - 1)
+    r = _piece_coef(B, seg, 0)
+    for i in (1, 2, 3):
+        r = B.chk(rshift_round(B, B.chk(r * w), frac) + _piece_coef(B, seg, i))
+    return r
+
+
+def gelu_table_entry(B, k, frac: int = VALUE_FRAC):
+    """Entry ``k`` of the per-call Phi table: ``phi_poly`` at ``|x| = k * 2^-8`` (the last entry
+    at the largest value below 4)."""
+    return phi_poly(B, B.min(k * (1 << (frac - GELU_TABLE_BITS)), (4 << frac) - 1), frac)
+
+
+def gelu_table() -> np.ndarray:
+    """The Phi table as the kernels fill it once per call."""
+    return gelu_table_entry(NP, np.arange(GELU_TABLE_SIZE, dtype=np.int64))
+
+
+def gelu(B, v, table, frac: int = VALUE_FRAC):
+    """GELU of ``V = round(x * 2^frac)`` in the same units: ``x * Phi(x)`` with ``Phi(|x|)``
+    interpolated linearly in the table (``table(k)`` reads entry ``k``), ``Phi(-x) = 1 - Phi(x)``;
     ``x`` for ``x >= 4`` and 0 for ``x <= -4``."""
     one = 1 << frac
-
-    def phi_abs(u):          # Phi(|x|) in Q15 for |x| < 4
-        def horner(seg):
-            w = u & (one - 1)
-            r = _piece_coef(B, seg, 0)
-            for i in (1, 2, 3):
-                r = B.let(B.chk(rshift_round(B, B.chk(r * w), frac) + _piece_coef(B, seg, i)),
-                          lambda x: x)
-            return r
-        return B.let(u >> frac, horner)
-
-    def body(v):
-        u = B.min(B.where(v < 0, -v, v), 4 * one - 1)
-        phi = B.let(B.let(u, phi_abs), lambda r: B.where(v < 0, (1 << 15) - r, r))
-        inner = rshift_round(B, B.chk(B.max(B.min(v, 4 * one), -4 * one) * phi), 15)
-        return B.where(v >= 4 * one, v, B.where(v <= -4 * one, 0, inner))
-
-    return B.let(v, body)
+    step = frac - GELU_TABLE_BITS
+    u = B.min(B.where(v < 0, -v, v), 4 * one - 1)
+    k = u >> step
+    lo = table(k)
+    phi_abs = lo + rshift_round(B, B.chk((table(k + 1) - lo) * (u & ((1 << step) - 1))), step)
+    phi = B.where(v < 0, (1 << 15) - phi_abs, phi_abs)
+    inner = rshift_round(B, B.chk(B.max(B.min(v, 4 * one), -4 * one) * phi), 15)
+    return B.where(v >= 4 * one, v, B.where(v <= -4 * one, 0, inner))
 
 
 # ---- softmax -------------------------------------------------------------------------------------
@@ -490,7 +508,9 @@ def ref_values(acc, alpha, s, bias, k: int):
 
 def ref_mlp(q, s, w1, a1, b1, w2, a2, b2, res):
     """``kernels_integer.ternary_mlp`` with decoded weights ``w1[hidden, d]``, ``w2[d, hidden]``."""
-    h = gelu(NP, ref_values(q.astype(np.int64) @ w1.T.astype(np.int64), a1, s, b1, q.shape[1]))
+    tab = gelu_table()
+    h = gelu(NP, ref_values(q.astype(np.int64) @ w1.T.astype(np.int64), a1, s, b1, q.shape[1]),
+             lambda k: tab[k])
     a = np.abs(h).max(-1)
     q2 = _codes(h, quant_multiplier(NP, a))
     s2 = row_scale(NP, a, -VALUE_FRAC).astype(np.float32)

@@ -42,10 +42,28 @@ def _channel_params(n, alpha, bias, cm, ce, cb):
             cb[vj] = im.fixed_frac(B, bias[vj])
 
 
-def _value(acc, abits, cm, ce, cb, s, i, j):
-    """``round((acc * alpha[j] * s[i] + bias[j]) * 2^G)`` from the channel table and the row's scale."""
-    ms, es = _split(s[i])
-    return im.dequant(B, acc, abits, cm[j], ce[j], ms, es, cb[j])
+@T.macro
+def _row_params(t, s, rm, re):
+    """Per token, once per call: the scale's mantissa and exponent."""
+    for i in range(t):
+        with T.sblock("rowp"):
+            vi = T.axis.remap("S", [i])
+            rm[vi] = im.split_f32(B, s[vi])[0]
+            re[vi] = im.split_f32(B, s[vi])[1]
+
+
+@T.macro
+def _gelu_table(tab):
+    """The Phi table of ``intmath.gelu``, filled once per call."""
+    for k in range(im.GELU_TABLE_SIZE):
+        with T.sblock("gelu_table"):
+            vk = T.axis.remap("S", [k])
+            tab[vk] = im.gelu_table_entry(B, vk)
+
+
+def _value(acc, abits, cm, ce, cb, rm, re, i, j):
+    """``round((acc * alpha[j] * s[i] + bias[j]) * 2^G)`` from the channel and row tables."""
+    return im.dequant(B, acc, abits, cm[j], ce[j], rm[i], re[i], cb[j])
 
 
 def _abs(v):
@@ -160,9 +178,11 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     abits = im.acc_bits(d)
 
     @T.macro
-    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, v1, amax, mult, s2, acc1b, v1b,
-             q2, acc2):
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, rm, re, tab, acc1, v1, amax, mult,
+             s2, acc1b, v1b, q2, acc2):
         _channel_params(hidden, a1, b1, cm, ce, cb)
+        _row_params(t, s, rm, re)
+        _gelu_table(tab)
         for i, j, r in T.grid(t, hidden, d):
             with T.sblock("acc1"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -174,13 +194,13 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_value"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                v1[vi, vj] = _value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj)
+                v1[vi, vj] = _value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_absmax"):
                 vi, vj = T.axis.remap("SR", [i, j])
                 with T.init():
                     amax[vi] = 0
-                amax[vi] = T.max(amax[vi], _abs(im.gelu(B, v1[vi, vj])))
+                amax[vi] = T.max(amax[vi], _abs(im.gelu(B, v1[vi, vj], lambda k: tab[k])))
         for i in range(t):
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
@@ -195,11 +215,12 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_value_b"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                v1b[vi, vj] = _value(acc1b[vi, vj], abits, cm, ce, cb, s, vi, vj)
+                v1b[vi, vj] = _value(acc1b[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj]), mult[vi]))
+                q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj], lambda k: tab[k]),
+                                                      mult[vi]))
         for i, j, r in T.grid(t, d, hidden):
             with T.sblock("acc2"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -221,6 +242,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             cm = T.sblock_alloc_buffer((hidden,), "int32")
             ce = T.sblock_alloc_buffer((hidden,), "int32")
             cb = T.sblock_alloc_buffer((hidden,), "int32")
+            rm = T.sblock_alloc_buffer((t,), "int32")
+            re = T.sblock_alloc_buffer((t,), "int32")
+            tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
             acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
             v1 = T.sblock_alloc_buffer((t, hidden), "int32")
             amax = T.sblock_alloc_buffer((t,), "int32")
@@ -230,8 +254,8 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             v1b = T.sblock_alloc_buffer((t, hidden), "int32")
             q2 = T.sblock_alloc_buffer((t, hidden), "int8")
             acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, acc1, v1, amax, mult, s2,
-                 acc1b, v1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, rm, re, tab, acc1, v1, amax,
+                 mult, s2, acc1b, v1b, q2, acc2)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
@@ -242,6 +266,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             cm = T.sblock_alloc_buffer((hidden,), "int32")
             ce = T.sblock_alloc_buffer((hidden,), "int32")
             cb = T.sblock_alloc_buffer((hidden,), "int32")
+            rm = T.sblock_alloc_buffer((t,), "int32")
+            re = T.sblock_alloc_buffer((t,), "int32")
+            tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
             acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
             v1 = T.sblock_alloc_buffer((t, hidden), "int32")
             amax = T.sblock_alloc_buffer((t,), "int32")
@@ -251,8 +278,8 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             v1b = T.sblock_alloc_buffer((t, hidden), "int32")
             q2 = T.sblock_alloc_buffer((t, hidden), "int8")
             acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, acc1, v1, amax, mult, s2,
-                 acc1b, v1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, rm, re, tab, acc1, v1, amax,
+                 mult, s2, acc1b, v1b, q2, acc2)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
@@ -272,11 +299,14 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
         cm = T.sblock_alloc_buffer((n,), "int32")
         ce = T.sblock_alloc_buffer((n,), "int32")
         cb = T.sblock_alloc_buffer((n,), "int32")
+        rm = T.sblock_alloc_buffer((t,), "int32")
+        re = T.sblock_alloc_buffer((t,), "int32")
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "int32")
         amax = T.sblock_alloc_buffer((t, h), "int32")
         mult = T.sblock_alloc_buffer((t, h), "int32")
         _channel_params(n, alpha, bias, cm, ce, cb)
+        _row_params(t, s, rm, re)
         for i, j, r in T.grid(t, n, k):
             with T.sblock("acc"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -286,7 +316,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
         for i, j in T.grid(t, n):
             with T.sblock("value"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                f[vi, vj] = _value(acc[vi, vj], abits, cm, ce, cb, s, vi, vj)
+                f[vi, vj] = _value(acc[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
         for i, g, c in T.grid(t, h, hd):
             with T.sblock("head_absmax"):
                 vi, vg, vc = T.axis.remap("SSR", [i, g, c])
@@ -321,11 +351,14 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
         cm = T.sblock_alloc_buffer((n,), "int32")
         ce = T.sblock_alloc_buffer((n,), "int32")
         cb = T.sblock_alloc_buffer((n,), "int32")
+        rm = T.sblock_alloc_buffer((t,), "int32")
+        re = T.sblock_alloc_buffer((t,), "int32")
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         top = T.sblock_alloc_buffer((n,), "int32")
         mult = T.sblock_alloc_buffer((n,), "int32")
         _channel_params(n, alpha, bias, cm, ce, cb)
+        _row_params(t, s, rm, re)
         for i, j, r in T.grid(t, n, k):
             with T.sblock("acc1"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -337,7 +370,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                 vi, vj = T.axis.remap("RS", [i, j])
                 with T.init():
                     top[vj] = 0
-                top[vj] = T.max(top[vj], _abs(_value(acc1[vi, vj], abits, cm, ce, cb, s, vi, vj)))
+                top[vj] = T.max(top[vj], _abs(_value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)))
         for j in range(n):
             with T.sblock("channel_mult"):
                 vj = T.axis.remap("S", [j])
@@ -353,7 +386,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("int8", im.quant8(
-                    B, _value(acc2[vi, vj], abits, cm, ce, cb, s, vi, vj), mult[vj]))
+                    B, _value(acc2[vi, vj], abits, cm, ce, cb, rm, re, vi, vj), mult[vj]))
 
     return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
 
@@ -436,6 +469,8 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         cm = T.sblock_alloc_buffer((d,), "int32")
         ce = T.sblock_alloc_buffer((d,), "int32")
         cb = T.sblock_alloc_buffer((d,), "int32")
+        rm = T.sblock_alloc_buffer((n,), "int32")
+        re = T.sblock_alloc_buffer((n,), "int32")
         ksf = T.sblock_alloc_buffer((n, h), "float32")
         km = T.sblock_alloc_buffer((n, h), "int32")
         ke = T.sblock_alloc_buffer((n, h), "int32")
@@ -462,6 +497,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
         _channel_params(d, aq, bq, cm, ce, cb)
+        _row_params(n, xs, rm, re)
         for j, hh in T.grid(n, h):
             with T.sblock("k_scale"):
                 vj, vh = T.axis.remap("SS", [j, hh])
@@ -490,7 +526,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         for i, j in T.grid(n, d):
             with T.sblock("q_value"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                qv[vi, vj] = _value(qacc[vi, vj], qbits, cm, ce, cb, xs, vi, vj)
+                qv[vi, vj] = _value(qacc[vi, vj], qbits, cm, ce, cb, rm, re, vi, vj)
         for i, hh, c in T.grid(n, h, hd):
             with T.sblock("q_absmax"):
                 vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
