@@ -225,7 +225,8 @@ class Esp32s3Artifact(Artifact):
         return self._logits(output), stats
 
     def export_project(self, out_dir, sample_input=None, *, name: str = "fter_app",
-                       board=None, num_runs: int = 5, overwrite: bool = False) -> Path:
+                       board=None, num_runs: int = 5, overwrite: bool = False,
+                       workers: int = 2) -> Path:
         """Write a ready ESP-IDF project (``idf.py set-target esp32s3 build flash monitor``).
 
         The project runs the model on ``sample_input`` (default: the example input given to
@@ -239,6 +240,8 @@ class Esp32s3Artifact(Artifact):
             board: ``BoardLimits`` to size for (default: the target's).
             num_runs: inferences ``app_main`` times.
             overwrite: replace an existing ``out_dir``.
+            workers: 2 (default) runs split kernel stages on both cores (a FreeRTOS task pinned
+                to core 1), 1 everything on the calling task.
         Returns:
             ``Path(out_dir)``.
         Raises:
@@ -249,7 +252,7 @@ class Esp32s3Artifact(Artifact):
 
         with step("writing the ESP-IDF project"):
             return export_project(self, out_dir, sample_input, name=name, board=board,
-                                  num_runs=num_runs, overwrite=overwrite)
+                                  num_runs=num_runs, overwrite=overwrite, workers=workers)
 
     def source_dir(self) -> Path:
         """Directory holding the generated C (model, kernels, weights)."""

@@ -80,14 +80,11 @@ void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
 /* s8 multipliers (16-padded with 0), byte offsets of their V rows, and the
  * sum of each chunk of 16: the main pass (all keys) and the fix-up entries.
  * One set per worker (fter_parallel.h): split kernels run rows on both. */
-typedef struct {
-  int8_t main_val[MAX_N_PAD] __attribute__((aligned(16)));
-  int8_t fix_val[2 * MAX_N_PAD] __attribute__((aligned(16)));
-  int32_t fix_off[2 * MAX_N_PAD];
-  int32_t main_sum[MAX_N_PAD / 16], fix_sum[2 * MAX_N_PAD / 16];
-  uint32_t qacc_buf[16] __attribute__((aligned(16)));
-} pv_scratch;
-static pv_scratch pv_workers[FTER_WORKERS];
+static int8_t main_vals[FTER_WORKERS][MAX_N_PAD] __attribute__((aligned(16)));
+static int8_t fix_vals[FTER_WORKERS][2 * MAX_N_PAD] __attribute__((aligned(16)));
+static int32_t fix_offs[FTER_WORKERS][2 * MAX_N_PAD];
+static int32_t main_sums[FTER_WORKERS][MAX_N_PAD / 16], fix_sums[FTER_WORKERS][2 * MAX_N_PAD / 16];
+static uint32_t qacc_bufs[FTER_WORKERS][16] __attribute__((aligned(16)));
 
 static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   for (int32_t c = 0, j = 0; j < count; ++c, j += 16) {
@@ -135,13 +132,16 @@ static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const i
 
 void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                      int32_t v_stride) {
-  if ((hd & 15) != 0 || hd <= 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
+  /* n < 0 never occurs; stating it keeps gcc -Warray-bounds from flagging the padding loops
+   * below once the buffers are per-worker rows */
+  if ((hd & 15) != 0 || hd <= 0 || n < 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
     fter_pv_row_ref(out, p, v, n, hd, v_stride);
     return;
   }
-  pv_scratch *sc = &pv_workers[fter_worker_id()];
-  int8_t *main_val = sc->main_val, *fix_val = sc->fix_val;
-  int32_t *fix_off = sc->fix_off, *main_sum = sc->main_sum, *fix_sum = sc->fix_sum;
+  const int32_t w = fter_worker_id();
+  int8_t *main_val = main_vals[w], *fix_val = fix_vals[w];
+  int32_t *fix_off = fix_offs[w], *main_sum = main_sums[w], *fix_sum = fix_sums[w];
+  uint32_t *qacc_buf = qacc_bufs[w];
   int32_t nfix = 0;
   for (int32_t j = 0, o = 0; j < n; ++j, o += v_stride) {
     const int32_t pj = p[j];
@@ -163,8 +163,8 @@ void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
   chunk_sums(fix_sum, fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
     int32_t tot[16] = {0};
-    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride, sc->qacc_buf);
-    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride, sc->qacc_buf);
+    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride, qacc_buf);
+    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
     for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
   }
 }
