@@ -18,6 +18,7 @@ from schedules.esp32s3 import schedule_module
 
 from .artifact import Artifact, as_numpy
 from .console import step
+from .latency import LatencyModel, estimate_latency
 from .targets import Esp32s3Target
 
 MODEL_MAIN = Path(lower.__file__).parent / "sim" / "model_main.c"
@@ -144,7 +145,14 @@ class Esp32s3Artifact(Artifact):
                                    as_numpy(x, self.input_shape).tobytes())
         return self._logits(output)
 
-    def simulate(self, x, core: str | None = None, workers: int = 2) -> tuple[np.ndarray, dict]:
+    @property
+    def weight_bytes_read(self) -> int:
+        """Weight bytes the kernel calls take as arguments per inference (a weight used by two
+        calls counts twice): what the flash bound of the latency estimate streams."""
+        return sum(c.const_bytes for c in self.aot.calls)
+
+    def simulate(self, x, core: str | None = None, workers: int = 2,
+                 latency_model: LatencyModel = LatencyModel()) -> tuple[np.ndarray, dict]:
         """Logits and stats from the same C cross-compiled for an Xtensa core and run in QEMU.
 
         Args:
@@ -160,7 +168,8 @@ class Esp32s3Artifact(Artifact):
             ``(logits, stats)``: ``stats["core"]``, ``["workers"]``, ``["instructions"]``
             (main(), everything one core executes), ``["critical_path_instructions"]`` (two
             cores: per split stage the longer half, plus everything else; = instructions with
-            one worker), ``["critical_by_kind"]``,
+            one worker), ``["critical_by_kind"]``, ``["latency"]`` (milliseconds per kind on one
+            and two cores and the flash bound, under ``latency_model``: `fter_tvm.latency`),
             ``["by_kind"]`` (profiled calls by ternary_matmul / attention_matmul / layernorm /
             quantize / softmax / gelu / other), ``["macs_by_kind"]``, ``["per_mac_by_kind"]``,
             ``["per_call"]``, ``["micro_by_kind"]`` / ``["micro_per_mac_by_kind"]``: the part
@@ -221,6 +230,7 @@ class Esp32s3Artifact(Artifact):
                  "per_call": per_call}
         if core == "lx106":
             stats["pie_by_kind"] = pie_by_kind
+        stats["latency"] = estimate_latency(stats, self.weight_bytes_read, latency_model)
         self.last_stats = stats
         return self._logits(output), stats
 

@@ -45,6 +45,7 @@ class CallInfo:
     outputs: tuple[int, ...]  # positions of the arguments the call writes
     workspace_bytes: int  # what it takes from TVMBackendAllocWorkspace (with block headers)
     stages: tuple[int, ...] = ()  # split kernels: per stage the extent split between workers (0: not)
+    const_bytes: int = 0  # bytes of the weights (constants) among its arguments
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def _call_infos(program: AotProgram, workspace: dict[str, int]) -> list[CallInfo
             call.index, call.name, call.symbol, tuple(v.shape for v in views),
             tuple(v.dtype for v in views),
             tuple(i for i, a in enumerate(call.args) if a in call.outputs),
-            workspace[call.symbol], call.stages))
+            workspace[call.symbol], call.stages,
+            sum(v.nbytes for v in views if program.buffers[v.buffer].kind == "const")))
     return infos
 
 
