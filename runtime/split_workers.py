@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
+from . import split_reductions as red
+
 STAGES_ATTR = "fter.split_stages"    # per stage: extent of its split loop, 0 = runs whole
 SCRATCH_ATTR = "fter.split_scratch"  # how many buffer params were root scratch (after the originals)
 RANGE_PARAMS = ("fter_stage", "fter_begin", "fter_end")
@@ -47,6 +49,8 @@ class StagePlan:
 
     extent: int   # 0: not split
     reason: str
+    private: tuple = ()    # buffers its halves max-fold into copies of (runtime.split_reductions)
+    merge: bool = False    # a stage added to merge those copies (runs only stage by stage)
 
 
 def split_kernel(func: tirx.PrimFunc) -> tuple[tirx.PrimFunc, list[StagePlan]]:
@@ -60,15 +64,22 @@ def split_kernel(func: tirx.PrimFunc) -> tuple[tirx.PrimFunc, list[StagePlan]]:
     # (TVM 0.27: buffers are Vars of BufferType, parameters included)
     shared_scratch = [b for b in block.alloc_buffers if _lca_is_root(lca.get(b), block)]
     shared = [p for p in func.params if isinstance(p.ty, tirx.BufferType)] + shared_scratch
-    plans = [_plan_stage(s, shared) for s in stages]
+    plans = [_plan_stage(s, shared, shared_scratch) for s in stages]
+    for k, plan in enumerate(plans):
+        missing = [b.name for b in plan.private if red.constant_init(stages[:k], b) is None]
+        if missing:   # the copy could not be initialised like the original
+            plans[k] = StagePlan(0, f"{plan.reason}, but nothing initialises {missing} to a "
+                                    "constant before")
     if not any(p.extent for p in plans):
         return func, plans
     stage, begin, end = (tirx.Var(n, "int32") for n in RANGE_PARAMS)
+    stages, plans = _privatize(stages, plans, begin, shared_scratch)
     body = []
     for k, (s, plan) in enumerate(zip(stages, plans)):
         if plan.extent:
             s = _guard(_split_loop(s), s, begin, end)
-        body.append(tirx.IfThenElse(tirx.Or(stage < 0, stage == k), s, None))
+        run = (stage == k) if plan.merge else tirx.Or(stage < 0, stage == k)
+        body.append(tirx.IfThenElse(run, s, None))
     new_block = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
                              tirx.SeqStmt(body) if len(body) > 1 else body[0], block.init,
                              [b for b in block.alloc_buffers if not _member(b, shared_scratch)],
@@ -78,6 +89,22 @@ def split_kernel(func: tirx.PrimFunc) -> tuple[tirx.PrimFunc, list[StagePlan]]:
     out = tirx.PrimFunc(params, new_root, func.ret_type, func.attrs)
     out = out.with_attr(STAGES_ATTR, [p.extent for p in plans])
     return out.with_attr(SCRATCH_ATTR, len(shared_scratch)), plans
+
+
+def _privatize(stages, plans, begin, shared_scratch):
+    """Stages and plans with every private max-reduction folded into per-worker copies and a
+    merge stage after its stage (`runtime.split_reductions`); the copies join `shared_scratch`."""
+    for k in reversed(range(len(stages))):
+        for buf in plans[k].private:
+            copy = red.new_copy(buf)
+            shared_scratch.append(copy)
+            for j in range(k):
+                stages[j] = red.init_copy(stages[j], buf, copy)
+            stages[k] = red.fold_into_copy(stages[k], buf, copy, begin)
+            stages.insert(k + 1, red.merge_stage(buf, copy))
+            plans.insert(k + 1, StagePlan(0, f"merges the two workers' maxima of {buf.name}",
+                                          merge=True))
+    return stages, plans
 
 
 def _member(x, items) -> bool:
@@ -112,7 +139,7 @@ def _guard(loop, stage, begin, end):
                     _guard(loop, stage.body, begin, end), stage.thread_binding, stage.annotations)
 
 
-def _plan_stage(stmt, shared: set) -> StagePlan:
+def _plan_stage(stmt, shared: list, scratch: list) -> StagePlan:
     loop = _split_loop(stmt)
     if loop is None:
         return StagePlan(0, "no outer loop")
@@ -134,23 +161,37 @@ def _plan_stage(stmt, shared: set) -> StagePlan:
     # the buffer object: Object hashing is by identity)
     writes: dict = {}
     reads: dict = {}
+    private: list = []   # root scratch the stage max-folds into across iterations
     for realize, loops in blocks:
         block = realize.block
         binding = {}
+        folded = None
         for iv, value in zip(block.iter_vars, realize.iter_values):
             if iv.iter_type != tirx.IterVar.DataPar and _uses(value, v):
-                return StagePlan(0, f"block {block.name_hint} reduces over {v}")
+                folded = red.max_target(block)
+                if folded is None or not _member(folded, scratch):
+                    return StagePlan(0, f"block {block.name_hint} reduces over {v}")
+                if not _member(folded, private):
+                    private.append(folded)
             binding[iv.var] = value
         dom = {lp.loop_var: tvm.sym.IntervalSet(lp.min, lp.min + lp.extent - 1) for lp in loops}
         for regions, into in ((block.writes, writes), (block.reads, reads)):
             for region in regions:
                 buf = next((b for b in shared if b.same_as(region.source)), None)
+                if folded is not None and region.source.same_as(folded):
+                    continue   # the halves fold into their own copies
                 if buf is not None:
                     into.setdefault(buf, []).append(_relaxed(region, binding, dom))
+    for buf in private:
+        if buf in writes or buf in reads:
+            return StagePlan(0, f"{buf.name} is max-folded over {v} and also used otherwise")
     for buf, ranges in writes.items():
         dim = _partition_dim(ranges, reads.get(buf, []), v, extent)
         if dim is None:
             return StagePlan(0, f"iterations of {v} share the writes to {buf.name}")
+    if private:
+        return StagePlan(extent, f"split along {v}, max-folding into per-worker copies of "
+                                 f"{[b.name for b in private]}", tuple(private))
     return StagePlan(extent, f"split along {v}")
 
 

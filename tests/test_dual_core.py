@@ -78,6 +78,23 @@ def two_stages(a: T.Buffer((8, 4), "float32"), c: T.Buffer((8, 4), "float32")):
             c[vi, vj] = s[vi, 3 - vj]
 
 
+@T.prim_func(s_tir=True)
+def folds_max(a: T.Buffer((4, 8), "float32"), c: T.Buffer((8,), "float32")):
+    m = T.sblock_alloc_buffer((8,))
+    for i in range(8):
+        with T.sblock("init"):
+            vi = T.axis.spatial(8, i)
+            m[vi] = T.float32(0.0)
+    for j, i in T.grid(4, 8):          # over row blocks j: a max-reduction into m
+        with T.sblock("fold"):
+            vj, vi = T.axis.remap("RS", [j, i])
+            m[vi] = T.max(m[vi], a[vj, vi])
+    for i in range(8):
+        with T.sblock("use"):
+            vi = T.axis.spatial(8, i)
+            c[vi] = m[vi] * T.float32(2.0)
+
+
 def test_split_independent_loop():
     out, plans = split_workers.split_kernel(independent)
     assert [p.extent for p in plans] == [8]
@@ -121,6 +138,39 @@ def test_split_kernel_runs_by_stage_and_range():
         lib["main"](ta, halves, s, stage, split, extent)
     np.testing.assert_array_equal(halves.numpy(), whole.numpy())
     np.testing.assert_array_equal(whole.numpy(), (a + 1)[:, ::-1])
+
+
+def run_by_stages(func, arrays, splits):
+    """Build `func` (split) for the CPU; run it once whole (stage -1) and once stage by stage,
+    each split stage as two halves at `splits[stage]`; returns both results (copies)."""
+    lib = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}),
+                      target={"kind": "llvm"})
+    stages = [int(e) for e in func.attrs[split_workers.STAGES_ATTR]]
+    results = []
+    for by_stage in (False, True):
+        ts = [tvm.runtime.tensor(a.copy(), tvm.cpu()) for a in arrays]
+        if not by_stage:
+            lib["main"](*ts, -1, 0, 2**31 - 1)
+        for k, extent in enumerate(stages if by_stage else []):
+            if extent:
+                lib["main"](*ts, k, 0, splits[k])
+                lib["main"](*ts, k, splits[k], extent)
+            else:
+                lib["main"](*ts, k, 0, 2**31 - 1)
+        results.append([t.numpy() for t in ts])
+    return results
+
+
+@pytest.mark.parametrize("split", [0, 1, 3, 4])
+def test_max_reduction_over_the_split_loop_folds_per_worker(split):
+    out, plans = split_workers.split_kernel(folds_max)
+    assert [p.extent for p in plans] == [8, 4, 0, 8]
+    assert plans[2].merge and [b.name for b in plans[1].private] == ["m"]
+    a = np.random.default_rng(1).standard_normal((4, 8)).astype("float32")
+    zeros = [np.zeros(8, "float32")] * 3
+    whole, staged = run_by_stages(out, [a, *zeros], {0: 4, 1: split, 3: 4})
+    np.testing.assert_array_equal(staged[1], whole[1])
+    np.testing.assert_array_equal(whole[1], 2 * np.maximum(a.max(axis=0), 0))
 
 
 # -- whole models on the host -------------------------------------------------------------------------
@@ -211,7 +261,7 @@ def test_lx106_critical_path(digits):
     y2, two = art.simulate(xs[0], core="lx106", workers=2)
     np.testing.assert_array_equal(bits(y2), bits(y1))
     assert one["critical_path_instructions"] == one["instructions"]
-    assert two["critical_path_instructions"] < 0.8 * one["instructions"]
+    assert two["critical_path_instructions"] < 0.55 * one["instructions"]   # 0.506 measured
     # the split costs little: two calls per split stage instead of one call per kernel
     assert two["instructions"] < 1.01 * one["instructions"]
     for call in two["per_call"]:
