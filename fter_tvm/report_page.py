@@ -21,7 +21,8 @@ from .report import _bindings, _kernel_of
 # storage format of a constant, by dtype: packed ternary codes are the only uint8 constants
 _FORMAT_OF_DTYPE = {"uint8": "packed_ternary", "float32": "fp32", "float16": "fp16"}
 _KIND_COLORS = {"ternary_matmul": "#1f77b4", "attention_matmul": "#d62728", "layernorm": "#2ca02c",
-                "quantize": "#9467bd", "softmax": "#ff7f0e", "gelu": "#8c564b", "other": "#7f7f7f"}
+                "quantize": "#9467bd", "softmax": "#ff7f0e", "gelu": "#8c564b", "other": "#7f7f7f",
+                "decode_f16": "#17becf", "outside kernels": "#e377c2"}
 
 
 def layer_weight_bytes(fused_mod: tvm.IRModule) -> list[tuple[str, dict[str, int]]]:
@@ -139,7 +140,7 @@ def latency_png(est: dict) -> bytes:
         ax.set_yticks(range(len(bars)), [b[0] for b in bars])
         ax.invert_yaxis()
         ax.set_xlabel(f"estimated ms ({est['assumptions']['text']})", fontsize=8)
-        ax.legend(fontsize=7, ncol=4, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside the bars
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})

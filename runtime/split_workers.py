@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
 
 from . import split_reductions as red
@@ -168,8 +169,10 @@ def _plan_stage(stmt, shared: list, scratch: list) -> StagePlan:
         folded = None
         for iv, value in zip(block.iter_vars, realize.iter_values):
             if iv.iter_type != tirx.IterVar.DataPar and _uses(value, v):
-                folded = red.max_target(block)
-                if folded is None or not _member(folded, scratch):
+                target = red.max_target(block)
+                # the scratch list's own object: the dicts below are keyed by identity
+                folded = next((b for b in scratch if target is not None and b.same_as(target)), None)
+                if folded is None:
                     return StagePlan(0, f"block {block.name_hint} reduces over {v}")
                 if not _member(folded, private):
                     private.append(folded)
@@ -183,7 +186,7 @@ def _plan_stage(stmt, shared: list, scratch: list) -> StagePlan:
                 if buf is not None:
                     into.setdefault(buf, []).append(_relaxed(region, binding, dom))
     for buf in private:
-        if buf in writes or buf in reads:
+        if _member(buf, list(writes) + list(reads)):
             return StagePlan(0, f"{buf.name} is max-folded over {v} and also used otherwise")
     for buf, ranges in writes.items():
         dim = _partition_dim(ranges, reads.get(buf, []), v, extent)
@@ -207,7 +210,7 @@ def _collect(stmt, loops: list, out: list) -> str | None:
         return None
     if isinstance(stmt, s_tir.SBlockRealize):
         nested: list = []
-        tvm_ffi_walk(stmt.block.body, s_tir.SBlockRealize, nested)
+        _walk(stmt.block.body, s_tir.SBlockRealize, nested)
         if nested:
             return f"block {stmt.block.name_hint} has nested blocks"
         out.append((stmt, loops))
@@ -218,15 +221,14 @@ def _collect(stmt, loops: list, out: list) -> str | None:
     return f"unhandled statement {type(stmt).__name__} under the loop"
 
 
-def tvm_ffi_walk(stmt, cls, out: list) -> None:
-    import tvm_ffi
-
+def _walk(stmt, cls, out: list) -> None:
+    """Append every node of type `cls` under `stmt` to `out`."""
     tvm_ffi.structural_walk(stmt, (cls, lambda node: out.append(node)))
 
 
 def _uses(expr, var) -> bool:
     found: list = []
-    tvm_ffi_walk(expr, tirx.Var, found)
+    _walk(expr, tirx.Var, found)
     return any(f.same_as(var) for f in found)
 
 

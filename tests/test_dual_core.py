@@ -79,6 +79,14 @@ def two_stages(a: T.Buffer((8, 4), "float32"), c: T.Buffer((8, 4), "float32")):
 
 
 @T.prim_func(s_tir=True)
+def folds_max_into_an_argument(a: T.Buffer((4, 8), "float32"), m: T.Buffer((8,), "float32")):
+    for j, i in T.grid(4, 8):   # a copy per worker is only made of kernel-internal scratch
+        with T.sblock("fold"):
+            vj, vi = T.axis.remap("RS", [j, i])
+            m[vi] = T.max(m[vi], a[vj, vi])
+
+
+@T.prim_func(s_tir=True)
 def folds_max(a: T.Buffer((4, 8), "float32"), c: T.Buffer((8,), "float32")):
     m = T.sblock_alloc_buffer((8,))
     for i in range(8):
@@ -107,6 +115,7 @@ def test_split_independent_loop():
     (reduces_over_outer, "reduces over i"),
     (reads_previous_iteration, "share the writes to b"),
     (writes_one_place, "share the writes to b"),
+    (folds_max_into_an_argument, "reduces over j"),
 ])
 def test_no_split_where_iterations_depend(func, reason):
     out, plans = split_workers.split_kernel(func)
