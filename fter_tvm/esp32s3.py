@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from schedules.esp32s3_integer import to_integer
 
 from .artifact import Artifact, as_numpy
 from .console import step
+from .latency import LatencyModel, estimate_latency
 from .targets import Esp32s3Target
 
 MODEL_MAIN = Path(lower.__file__).parent / "sim" / "model_main.c"
@@ -92,13 +94,14 @@ class Esp32s3Artifact(Artifact):
         super().__init__(fused, report, shape)
         self.tgt = tgt
         self.report.update(arena_bytes=self.aot.arena_bytes,
-                           workspace_bytes=self.aot.workspace_bytes,
+                           workspace_bytes=self.aot.workspace_bytes,   # per worker
                            c_weights_bytes=self.aot.weights_bytes,
                            kernel_calls=[{"index": c.index, "name": c.name,
-                                          "kind": kernel_kind(c.name)} for c in self.aot.calls])
+                                          "kind": kernel_kind(c.name), "stages": list(c.stages)}
+                                         for c in self.aot.calls])
         self._check_board()
         self.pie_max_k = pie_max_k(lowered)
-        self._exe: dict[str, Path] = {}
+        self._exe: dict[tuple, Path] = {}
         self.example_input: np.ndarray | None = None
         self.last_stats: dict | None = None   # of the latest simulate(), for the project report
 
@@ -112,37 +115,51 @@ class Esp32s3Artifact(Artifact):
             raise ModelTooLargeError(f"arena+workspace need {ram} B, the board has "
                                      f"{b.sram_bytes} B SRAM + {b.psram_bytes} B PSRAM")
 
-    def _binary(self, where: str) -> Path:
-        """The model's program for ``where``: "host", "lx106" or "esp32s3"."""
-        if where == "host" and sanitize_requested():   # FTER_SANITIZE=1: an ASan+UBSan build
-            where = "host_sanitize"
-        if where not in self._exe:
+    def _binary(self, where: str, workers: int = 1, extra_defines=None) -> Path:
+        """The model's program for ``where``: "host", "lx106" or "esp32s3", with ``workers`` (1 or
+        2) workers: on the host the second is a thread, in the simulators the halves run in
+        turn and are counted apart. ``extra_defines`` (e.g. ``FTER_SPLIT_POINT(e)``) are added."""
+        if workers not in (1, 2):
+            raise ValueError(f"workers must be 1 or 2, not {workers!r}")
+        sanitizer = sanitize_requested() if where == "host" else None
+        key = (where, workers, sanitizer, tuple(sorted((extra_defines or {}).items())))
+        if key not in self._exe:
             from runtime import esp32s3_sim
 
-            build = {"host": build_host, "host_sanitize": build_host, "lx106": build_xtensa,
-                     "esp32s3": esp32s3_sim.build_esp32s3}[where]
+            build = {"host": functools.partial(build_host, sanitize=sanitizer),
+                     "lx106": build_xtensa, "esp32s3": esp32s3_sim.build_esp32s3}[where]
             defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
-                       "FTER_PIE_MAX_K": self.pie_max_k}
+                       "FTER_PIE_MAX_K": self.pie_max_k, "FTER_WORKERS": workers,
+                       **(extra_defines or {})}
             if where != "host":   # per-call cycles inside the micro-kernels (stats "micro_*")
                 defines["FTER_MICRO_TIMING"] = None
             if where == "lx106":
                 defines["FTER_PIE_COUNT"] = None
             with step(f"building the C for {where}"):
-                self._exe[where] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
-                                         self._tmp / f"build_{where}", defines,
-                                         generated=[self.aot.kernels_c],
-                                         extra_include_dirs=[self.aot.out_dir])
-        return self._exe[where]
+                self._exe[key] = build([self.aot.model_c, self.aot.weights_c, MODEL_MAIN],
+                                       self._tmp / f"build_{len(self._exe)}", defines,
+                                       generated=[self.aot.kernels_c],
+                                       extra_include_dirs=[self.aot.out_dir])
+        return self._exe[key]
 
     def _logits(self, raw: bytes) -> np.ndarray:
         return np.frombuffer(raw, np.float32).reshape(self.aot.output_shape).copy()
 
-    def run(self, x) -> np.ndarray:
-        """Logits from the generated C compiled for and run on the host (host-sim)."""
-        output, _stdout = run_host(self._binary("host"), as_numpy(x, self.input_shape).tobytes())
+    def run(self, x, workers: int = 1) -> np.ndarray:
+        """Logits from the generated C compiled for and run on the host (host-sim); ``workers=2``
+        runs the split kernel stages on two threads (same bits)."""
+        output, _stdout = run_host(self._binary("host", workers),
+                                   as_numpy(x, self.input_shape).tobytes())
         return self._logits(output)
 
-    def simulate(self, x, core: str | None = None) -> tuple[np.ndarray, dict]:
+    @property
+    def weight_bytes_read(self) -> int:
+        """Weight bytes the kernel calls take as arguments per inference (a weight used by two
+        calls counts twice): what the flash bound of the latency estimate streams."""
+        return sum(c.const_bytes for c in self.aot.calls)
+
+    def simulate(self, x, core: str | None = None, workers: int = 2,
+                 latency_model: LatencyModel = LatencyModel()) -> tuple[np.ndarray, dict]:
         """Logits and stats from the same C cross-compiled for an Xtensa core and run in QEMU.
 
         Args:
@@ -152,8 +169,14 @@ class Esp32s3Artifact(Artifact):
                 configured for the esp32s3 core: see ``runtime.esp32s3_sim``); ``"lx106"`` -- the
                 ESP8266 core of Debian's toolchain, running the PIE kernels' exact C emulation;
                 default: ``"esp32s3"`` where its tools are found, else ``"lx106"``.
+            workers: 2 (default) runs the two-worker build serially, each half of a split stage
+                after the other, and counts them apart; 1 runs the one-worker build.
         Returns:
-            ``(logits, stats)``: ``stats["core"]``, ``["instructions"]`` (main()),
+            ``(logits, stats)``: ``stats["core"]``, ``["workers"]``, ``["instructions"]``
+            (main(), everything one core executes), ``["critical_path_instructions"]`` (two
+            cores: per split stage the longer half, plus everything else; = instructions with
+            one worker), ``["critical_by_kind"]``, ``["latency"]`` (milliseconds per kind on one
+            and two cores and the flash bound, under ``latency_model``: `fter_tvm.latency`),
             ``["by_kind"]`` (profiled calls by ternary_matmul / attention_matmul / layernorm /
             quantize / softmax / gelu / other), ``["macs_by_kind"]``, ``["per_mac_by_kind"]``,
             ``["per_call"]``, ``["micro_by_kind"]`` / ``["micro_per_mac_by_kind"]``: the part
@@ -171,7 +194,7 @@ class Esp32s3Artifact(Artifact):
         core = core or ("esp32s3" if esp32s3_sim.available() else "lx106")
         if core not in CORES:
             raise ValueError(f"unknown core {core!r}; choose one of {CORES}")
-        exe = self._binary(core)
+        exe = self._binary(core, workers)
         with step(f"simulating on Xtensa {core}"):
             res = (esp32s3_sim.run_esp32s3 if core == "esp32s3" else run_xtensa)(
                 exe, as_numpy(x, self.input_shape).tobytes())
@@ -179,6 +202,7 @@ class Esp32s3Artifact(Artifact):
         pie_counts = parse_counters(stdout)   # "p<i>": raw counts, not CCOUNT-scaled
         macs = {row["kernel"]: row["macs"] for row in self.report.get("layers", [])}
         by_kind: dict[str, int] = {}
+        critical_by_kind: dict[str, int] = {}
         micro_by_kind: dict[str, int] = {}
         pie_by_kind: dict[str, int] = {}
         macs_by_kind: dict[str, int] = {}
@@ -187,17 +211,24 @@ class Esp32s3Artifact(Artifact):
             n = int(res.counters.get(f"k{call.index}", 0))
             pie = int(pie_counts.get(f"p{call.index}", 0))
             micro = int(res.counters.get(f"m{call.index}", 0))
+            saved = int(res.counters.get(f"s{call.index}", 0))   # the shorter halves
             kind = kernel_kind(call.name)
             by_kind[kind] = by_kind.get(kind, 0) + n
+            critical_by_kind[kind] = critical_by_kind.get(kind, 0) + n - saved
             if micro:
                 micro_by_kind[kind] = micro_by_kind.get(kind, 0) + micro
             macs_by_kind[kind] = macs_by_kind.get(kind, 0) + macs.get(call.name, 0)
             if pie:
                 pie_by_kind[kind] = pie_by_kind.get(kind, 0) + pie
             per_call.append({"index": call.index, "name": call.name, "instructions": n,
+                             "critical_path_instructions": n - saved,
                              "micro_instructions": micro, "pie_instructions": pie,
                              "macs": macs.get(call.name, 0)})
-        stats = {"core": core, "instructions": int(instructions), "by_kind": by_kind,
+        critical = int(instructions) - sum(n - c for n, c in zip(by_kind.values(),
+                                                                  critical_by_kind.values()))
+        stats = {"core": core, "workers": workers, "instructions": int(instructions),
+                 "critical_path_instructions": critical, "by_kind": by_kind,
+                 "critical_by_kind": critical_by_kind,
                  "macs_by_kind": {k: v for k, v in macs_by_kind.items() if v},
                  "per_mac_by_kind": {k: by_kind[k] / v for k, v in macs_by_kind.items() if v},
                  "micro_by_kind": micro_by_kind,
@@ -206,11 +237,13 @@ class Esp32s3Artifact(Artifact):
                  "per_call": per_call}
         if core == "lx106":
             stats["pie_by_kind"] = pie_by_kind
+        stats["latency"] = estimate_latency(stats, self.weight_bytes_read, latency_model)
         self.last_stats = stats
         return self._logits(output), stats
 
     def export_project(self, out_dir, sample_input=None, *, name: str = "fter_app",
-                       board=None, num_runs: int = 5, overwrite: bool = False) -> Path:
+                       board=None, num_runs: int = 5, overwrite: bool = False,
+                       workers: int = 2) -> Path:
         """Write a ready ESP-IDF project (``idf.py set-target esp32s3 build flash monitor``).
 
         The project runs the model on ``sample_input`` (default: the example input given to
@@ -224,6 +257,8 @@ class Esp32s3Artifact(Artifact):
             board: ``BoardLimits`` to size for (default: the target's).
             num_runs: inferences ``app_main`` times.
             overwrite: replace an existing ``out_dir``.
+            workers: 2 (default) runs split kernel stages on both cores (a FreeRTOS task pinned
+                to core 1), 1 everything on the calling task.
         Returns:
             ``Path(out_dir)``.
         Raises:
@@ -234,7 +269,7 @@ class Esp32s3Artifact(Artifact):
 
         with step("writing the ESP-IDF project"):
             return export_project(self, out_dir, sample_input, name=name, board=board,
-                                  num_runs=num_runs, overwrite=overwrite)
+                                  num_runs=num_runs, overwrite=overwrite, workers=workers)
 
     def source_dir(self) -> Path:
         """Directory holding the generated C (model, kernels, weights)."""

@@ -35,6 +35,7 @@ APP_ALIGN = 0x10000
 CODE_ALLOWANCE = 768 * 1024
 FLASH_SIZES_MB = (2, 4, 8, 16, 32)   # CONFIG_ESPTOOLPY_FLASHSIZE_<n>MB choices
 MAIN_STACK_BYTES = 16 * 1024        # TVM's C keeps buffers < 1 KiB on the stack
+PARALLEL_GLUE = "fter_parallel_freertos.c"   # fter_parallel_for on ESP-IDF (a task on core 1)
 PUBLIC_HEADERS = ("fter_model.h", "fter_kernels.h", "fter_runtime.h")   # what main/ includes
 _INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -53,6 +54,7 @@ class MemoryPlan:
     flash_size_mb: int
     app_estimate_bytes: int   # weights + CODE_ALLOWANCE
     app_partition_bytes: int  # rounded up to APP_ALIGN
+    workers: int = 1          # cores running the model; each has its own workspace_bytes
 
     @property
     def arena_place(self) -> str:
@@ -60,11 +62,12 @@ class MemoryPlan:
 
 
 def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
-                board: BoardLimits) -> MemoryPlan:
+                board: BoardLimits, workers: int = 1) -> MemoryPlan:
     """Place the arena (internal SRAM or PSRAM) and size the app partition for ``board``.
 
-    The arena moves to PSRAM when arena + workspace exceed ``board.sram_arena_budget``; the
-    workspace always stays internal.
+    ``workspace_bytes`` is per worker; ``workers`` (1 or 2 cores) workspaces are allocated. The
+    arena moves to PSRAM when arena + workspaces exceed ``board.sram_arena_budget``; the
+    workspaces always stay internal.
 
     Raises:
         ModelTooLargeError: the app partition, the arena or the workspace does not fit (the message
@@ -83,6 +86,7 @@ def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
             f"the app needs {partition} B of flash ({weights_bytes} B weights + {CODE_ALLOWANCE} B "
             f"code allowance, rounded to 64 KiB) but the {flash_mb} MB flash leaves {room} B "
             f"above 0x{APP_OFFSET:x}")
+    per_worker, workspace_bytes = workspace_bytes, workspace_bytes * workers
     in_psram = arena_bytes + workspace_bytes > board.sram_arena_budget
     if in_psram and arena_bytes > board.psram_bytes:
         raise ModelTooLargeError(
@@ -90,10 +94,12 @@ def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
             f"({board.sram_arena_budget} B, with {workspace_bytes} B workspace) and the "
             f"{board.psram_bytes} B of PSRAM")
     if workspace_bytes > board.sram_arena_budget:
-        raise ModelTooLargeError(f"the kernel workspace needs {workspace_bytes} B of internal SRAM, "
-                                 f"the budget is {board.sram_arena_budget} B")
-    return MemoryPlan(weights_bytes, arena_bytes, workspace_bytes, in_psram,
-                      board.sram_arena_budget, board.flash_bytes, flash_mb, estimate, partition)
+        raise ModelTooLargeError(f"the kernel workspace needs {workspace_bytes} B of internal SRAM "
+                                 f"({workers} x {per_worker} B), the budget is "
+                                 f"{board.sram_arena_budget} B")
+    return MemoryPlan(weights_bytes, arena_bytes, per_worker, in_psram,
+                      board.sram_arena_budget, board.flash_bytes, flash_mb, estimate, partition,
+                      workers)
 
 
 def render(template: str, values: dict[str, object]) -> str:
@@ -145,6 +151,7 @@ def component_files(aot) -> dict[str, Path]:
     and DLPack headers actually included in third_party/include/."""
     files = {f"src/{p.name}": p for p in (aot.model_c, aot.kernels_c, aot.weights_c)}
     files.update({f"runtime/{p.name}": p for p in component_runtime_sources()})
+    files[PARALLEL_GLUE] = TEMPLATE_DIR / COMPONENT / PARALLEL_GLUE   # the second core: FreeRTOS
     fter_dirs = [cbuild.RUNTIME_DIR / "include", cbuild.RUNTIME_DIR / "kernels" / "pie", Path(aot.out_dir)]
     tvm_dirs = cbuild.tvm_include_dirs()
     headers = _include_closure([files[k] for k in sorted(files)], fter_dirs + tvm_dirs)
@@ -192,6 +199,9 @@ def _component_cmake(files: dict[str, Path], mem: MemoryPlan, pie_max_k: int) ->
     return _template(f"{COMPONENT}/CMakeLists.txt", {
         "srcs": "\n".join(f'        "{s}"' for s in srcs),
         "workspace_bytes": max(mem.workspace_bytes, 16),
+        "workers": mem.workers,
+        "parallel_define": "FTER_PARALLEL_FREERTOS" if mem.workers > 1 else "",
+        "worker_stack_bytes": MAIN_STACK_BYTES,
         "pie_max_k": pie_max_k,
         "generated_cflags": ";".join(cbuild.GENERATED_CFLAGS),
         "arena_placement": placement,
@@ -254,6 +264,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
         "app_estimate_bytes": mem.app_estimate_bytes, "weights_bytes": mem.weights_bytes,
         "code_allowance_bytes": CODE_ALLOWANCE, "arena_bytes": mem.arena_bytes,
         "workspace_bytes": mem.workspace_bytes, "arena_place": mem.arena_place,
+        "workers": mem.workers,
         "sram_arena_budget": mem.sram_arena_budget,
         "input_shape": "x".join(map(str, sample.shape)),
         "psram_note": ", octal PSRAM" if mem.arena_in_psram else "",
@@ -335,7 +346,7 @@ def _write_atomically(files: dict[str, bytes], out: Path) -> None:
 
 def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: str = "fter_app",
                    board: BoardLimits | None = None, num_runs: int = 5,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = False, workers: int = 2) -> Path:
     """Write the ESP-IDF project of an esp32s3 artifact (see ``Esp32s3Artifact.export_project``)."""
     from .artifact import as_numpy
 
@@ -344,10 +355,13 @@ def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: 
         raise ValueError(f"project name {name!r}: use letters, digits, '_' and '-'")
     if num_runs < 1:
         raise ValueError(f"num_runs must be >= 1, got {num_runs}")
+    if workers not in (1, 2):
+        raise ValueError(f"workers must be 1 or 2 (the ESP32-S3 has two cores), got {workers}")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True to replace it)")
     board = board or art.tgt.board
-    mem = plan_memory(art.aot.weights_bytes, art.aot.arena_bytes, art.aot.workspace_bytes, board)
+    mem = plan_memory(art.aot.weights_bytes, art.aot.arena_bytes, art.aot.workspace_bytes, board,
+                      workers)
     if sample_input is None:
         sample_input = art.example_input
     if sample_input is None:   # e.g. ONNX models compiled without example inputs

@@ -21,7 +21,8 @@ from .report import _bindings, _kernel_of
 # storage format of a constant, by dtype: packed ternary codes are the only uint8 constants
 _FORMAT_OF_DTYPE = {"uint8": "packed_ternary", "float32": "fp32", "float16": "fp16"}
 _KIND_COLORS = {"ternary_matmul": "#1f77b4", "attention_matmul": "#d62728", "layernorm": "#2ca02c",
-                "quantize": "#9467bd", "softmax": "#ff7f0e", "gelu": "#8c564b", "other": "#7f7f7f"}
+                "quantize": "#9467bd", "softmax": "#ff7f0e", "gelu": "#8c564b", "other": "#7f7f7f",
+                "decode_f16": "#17becf", "outside kernels": "#e377c2"}
 
 
 def layer_weight_bytes(fused_mod: tvm.IRModule) -> list[tuple[str, dict[str, int]]]:
@@ -113,6 +114,66 @@ def timeline_png(rows: list[dict], arena_bytes: int, sram_budget: int | None = N
     return buf.getvalue()
 
 
+def latency_png(est: dict) -> bytes:
+    """PNG of the latency estimate: one horizontal bar for one core, one for two cores (if
+    simulated with two workers), each stacked by kernel kind, and the flash bound as a line."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    bars = [("1 core", "ms_one_core")]
+    if est.get("two_cores_ms") is not None:
+        bars.append(("2 cores", "ms_two_cores"))
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        fig = Figure(figsize=(9, 1.2 + 0.6 * len(bars)))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for y, (label, key) in enumerate(bars):
+            left = 0.0
+            for kind, row in est["by_kind"].items():
+                ax.barh(y, row[key], left=left, height=0.6, color=_KIND_COLORS.get(kind, "#bcbd22"),
+                        label=kind if y == 0 else None)
+                left += row[key]
+        ax.axvline(est["flash_bound_ms"], color="black", linestyle="--", linewidth=1,
+                   label=f"flash bound {est['flash_bound_ms']:.1f} ms")
+        ax.set_yticks(range(len(bars)), [b[0] for b in bars])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"estimated ms ({est['assumptions']['text']})", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside the bars
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _latency_section(est: dict | None) -> str:
+    if est is None:
+        return ""
+    two = est["two_cores_ms"] is not None
+    headers = ["kernel kind", "instructions", "ms, 1 core"] + (
+        ["critical path instructions", "ms, 2 cores"] if two else [])
+    fmt = lambda v: None if v is None else f"{v:.2f}"  # noqa: E731
+    body = [[k, r["instructions"], fmt(r["ms_one_core"])]
+            + ([r["critical_path_instructions"], fmt(r["ms_two_cores"])] if two else [])
+            for k, r in est["by_kind"].items()]
+    body.append(["total", sum(r["instructions"] for r in est["by_kind"].values()),
+                 fmt(est["one_core_ms"])] + (
+        [sum(r["critical_path_instructions"] for r in est["by_kind"].values()),
+         fmt(est["two_cores_ms"])] if two else []))
+    png = base64.b64encode(latency_png(est)).decode()
+    return f"""<h2>Latency estimate ({html.escape(str(est['core']))} core)</h2>
+<p>Simulated instructions turned into time: {html.escape(est['assumptions']['text'])}.
+Two cores: per split kernel stage the longer half, plus everything that runs on one worker.
+Flash bound: {est['weight_bytes_read']:,} B of weights per inference at
+{est['assumptions']['flash_mb_per_s']:g} MB/s = {est['flash_bound_ms']:.2f} ms.
+Estimate (the larger of compute and flash): {est['estimate_one_core_ms']:.2f} ms on one core{
+    f", {est['estimate_two_cores_ms']:.2f} ms on two" if two else ""} -- not measured on a board.</p>
+<img alt="estimated milliseconds per kernel kind" src="data:image/png;base64,{png}">
+{_table(headers, body, 1)}
+"""
+
+
 def report_json(report: dict) -> bytes:
     """Canonical JSON of a report: sorted keys, numpy scalars as plain numbers."""
     def default(o):
@@ -180,6 +241,7 @@ tr:last-child td {{ font-weight: bold; }}
 {_table(["quantity", "value"], summary, 1)}
 <h2>Arena over the kernel sequence</h2>
 <img alt="live arena bytes per kernel step" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+{_latency_section((report.get("simulation") or {}).get("latency"))}
 <h2>Per layer</h2>
 <p>One row per kernel call of the executor. Weight bytes by storage format (packed ternary codes,
 fp32 scales and biases, fp16 embeddings); live arena bytes at that step{sim_note}.</p>

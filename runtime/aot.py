@@ -19,7 +19,7 @@ import numpy as np
 import tvm
 import tvm_ffi
 
-from . import lower
+from . import aot_run, lower
 from .cbuild import GENERATED_CFLAGS
 from .arena import ArenaPlan, LiveBuffer, plan_arena
 from .lower import AotProgram, TensorView
@@ -44,6 +44,8 @@ class CallInfo:
     arg_dtypes: tuple[str, ...]
     outputs: tuple[int, ...]  # positions of the arguments the call writes
     workspace_bytes: int  # what it takes from TVMBackendAllocWorkspace (with block headers)
+    stages: tuple[int, ...] = ()  # split kernels: per stage the extent split between workers (0: not)
+    const_bytes: int = 0  # bytes of the weights (constants) among its arguments
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ def _call_infos(program: AotProgram, workspace: dict[str, int]) -> list[CallInfo
             call.index, call.name, call.symbol, tuple(v.shape for v in views),
             tuple(v.dtype for v in views),
             tuple(i for i, a in enumerate(call.args) if a in call.outputs),
-            workspace[call.symbol]))
+            workspace[call.symbol], call.stages,
+            sum(v.nbytes for v in views if program.buffers[v.buffer].kind == "const")))
     return infos
 
 
@@ -206,7 +209,7 @@ class _ModelEmitter:
 #define FTER_OUTPUT_NDIM {len(out.shape)}
 #define FTER_OUTPUT_SHAPE {shape(out)}
 #define FTER_ARENA_BYTES {self.plan.total_bytes}
-#ifndef FTER_WORKSPACE_BYTES  /* what TVMBackendAllocWorkspace must serve (build the runtime with it) */
+#ifndef FTER_WORKSPACE_BYTES  /* what TVMBackendAllocWorkspace must serve per worker (build the runtime with it) */
 #define FTER_WORKSPACE_BYTES {self.workspace}
 #endif
 #define FTER_WEIGHTS_BYTES {sum(c.nbytes for c in self.p.constants)}
@@ -223,6 +226,8 @@ extern const char *const fter_kernel_names[FTER_NUM_CALLS];
 /* Runs the model: reads FTER_INPUT_SIZE floats, writes FTER_OUTPUT_SIZE floats. Kernels read the
  * input and write the output in place, so the buffers must not overlap and should be 16-byte
  * aligned (SIMD kernels fall back to scalar code otherwise). Not reentrant (one static arena).
+ * Built with FTER_WORKERS=2, kernel stages with independent iterations run as two halves through
+ * fter_parallel_for (fter_parallel.h), which the platform provides. 
  * Returns 0, or the non-zero code of the first failing kernel; {self.name}_last_error() names it. */
 int {self.name}_run(const float *input, float *output);
 const char *{self.name}_last_error(void);
@@ -241,6 +246,7 @@ void fter_profile_end(int idx, int kind);
 #define FTER_PROFILE_END(idx, kind) ((void)0)
 #endif
 #endif
+{aot_run.PROFILE_MACROS}
 
 #endif /* {guard} */
 """
@@ -258,6 +264,7 @@ void fter_profile_end(int idx, int kind);
             self._descriptors(),
             self._call_table(),
             self._arena_fence(),
+            aot_run.invoke_functions(self.p),
             self._run_function(),
         ]
         return "\n\n".join(p for p in parts if p) + "\n"
@@ -311,21 +318,7 @@ void fter_profile_end(int idx, int kind);
                 + "\n".join(lines))
 
     def _call_table(self) -> str:
-        lines = []
-        names = [c.name for c in self.p.calls] + (["copy_output"] if self.p.copy_output else [])
-        lines.append("const char *const fter_kernel_names[FTER_NUM_CALLS] = {\n"
-                     + "".join(f"  \"{n}\",\n" for n in names) + "};")
-        if not self.p.calls:
-            return "\n".join(lines)
-        for c in self.p.calls:
-            refs = ", ".join(f"(DLTensor *)&fter_{a}" for a in c.args)
-            lines.append(f"static DLTensor *const fter_args{c.index}[] = {{{refs}}};")
-        lines.append("\nstatic const struct fter_call {\n  fter_packed_fn fn;\n  int32_t num_args;\n"
-                     "  DLTensor *const *args;\n} fter_calls[FTER_NUM_KERNELS] = {")
-        for c in self.p.calls:
-            lines.append(f"  {{{c.symbol}, {len(c.args)}, fter_args{c.index}}},  /* {c.index}: {c.name} */")
-        lines.append("};")
-        return "\n".join(lines)
+        return aot_run.call_table(self.p)
 
     def _arena_fence(self) -> str:
         if not self.p.calls:
@@ -365,44 +358,7 @@ static void fter_fence_arena(const struct fter_call *c) {
         return lines
 
     def _run_function(self) -> str:
-        n = self.name
-        body = [f"static const char *fter_error = NULL;\n\nconst char *{n}_last_error(void) {{\n"
-                "  return fter_error;\n}\n",
-                f"int {n}_run(const float *input, float *output) {{"]
-        if self.p.calls:
-            max_args = max(len(c.args) for c in self.p.calls)
-            body += [f"  TVMFFIAny args[{max_args}];", "  TVMFFIAny result;", "  int32_t i, j, rc;"]
-        body += self._bind_io() + ["  fter_error = NULL;"]
-        if self.p.calls:
-            body.append("""  for (i = 0; i < FTER_NUM_KERNELS; ++i) {
-    const struct fter_call *c = &fter_calls[i];
-    for (j = 0; j < c->num_args; ++j) fter_ffi_set_tensor(&args[j], c->args[j]);
-    result.type_index = kTVMFFINone;
-    result.zero_padding = 0;
-    result.v_int64 = 0;
-    FTER_FENCE_ARENA(c);
-    FTER_PROFILE_BEGIN(i);
-    rc = c->fn(NULL, args, c->num_args, &result);
-    FTER_PROFILE_END(i, FTER_KIND_KERNEL);
-    if (rc != 0) {
-      FTER_UNFENCE_ARENA();
-      fter_error = fter_kernel_names[i];
-      return rc;
-    }
-  }
-  FTER_UNFENCE_ARENA();""")
-        if self.p.copy_output:
-            out = self.p.tensors[self.p.output]
-            body.append(f"""  {{  /* the output is not a kernel's own buffer: copy it out */
-    const uint8_t *src = (const uint8_t *)fter_{out.name}.data;
-    uint8_t *dst = (uint8_t *)output;
-    uint32_t k;
-    FTER_PROFILE_BEGIN({len(self.p.calls)});
-    for (k = 0; k < {out.nbytes}u; ++k) dst[k] = src[k];
-    FTER_PROFILE_END({len(self.p.calls)}, FTER_KIND_COPY);
-  }}""")
-        body.append("  return 0;\n}")
-        return "\n".join(body)
+        return aot_run.run_function(self.p, self.name, self._bind_io())
 
 
 def _dl_dtype(dtype: str) -> str:

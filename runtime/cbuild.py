@@ -32,6 +32,7 @@ _COMMON_SOURCES = (
     "libc/fter_math.c",
     "libc/fter_round.c",
     "libc/fter_tvm_backend.c",
+    "libc/fter_parallel.c",
     "kernels/ternary_matmul_ref.c",
     "kernels/ternary_matmul_xtensa.c",
     "kernels/ternary_matmul_lut.c",
@@ -83,11 +84,13 @@ class Toolchain:
     env: tuple[tuple[str, str], ...] = ()  # extra environment of the compiler and linker
 
 
+# The host runs a two-worker build's second worker as a POSIX thread (runtime/libc/fter_parallel.c).
 HOST = Toolchain(
     name="host",
     cc="cc",
     apt_package="gcc",
-    cflags=COMMON_CFLAGS,
+    cflags=COMMON_CFLAGS + ("-pthread", "-DFTER_PARALLEL_PTHREAD"),
+    ldflags=("-pthread",),
     sources=_COMMON_SOURCES + ("sim/harness_host.c",),
 )
 
@@ -118,9 +121,15 @@ XTENSA = Toolchain(
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                   "-fno-omit-frame-pointer", "-g")
 HOST_SANITIZE = replace(HOST, name="host-sanitize", cflags=HOST.cflags + SANITIZE_FLAGS,
-                        ldflags=SANITIZE_FLAGS)
+                        ldflags=HOST.ldflags + SANITIZE_FLAGS)
+# host-sim under ThreadSanitizer (FTER_SANITIZE=thread): data races between the two workers of a
+# split kernel end the program with a report (halt_on_error, see runtime.host_sim).
+TSAN_FLAGS = ("-fsanitize=thread", "-fno-omit-frame-pointer", "-g")
+HOST_TSAN = replace(HOST, name="host-tsan", cflags=HOST.cflags + TSAN_FLAGS,
+                    ldflags=HOST.ldflags + TSAN_FLAGS)
 
-TOOLCHAINS = {"host": HOST, "host-sanitize": HOST_SANITIZE, "xtensa": XTENSA}
+TOOLCHAINS = {"host": HOST, "host-sanitize": HOST_SANITIZE, "host-tsan": HOST_TSAN,
+              "xtensa": XTENSA}
 
 
 def toolchain(target: str | Toolchain) -> Toolchain:

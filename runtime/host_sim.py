@@ -67,12 +67,22 @@ def describe_failure(what: str, proc_rc: int | None, stdout: str, stderr: str) -
 SANITIZE_ENV = "FTER_SANITIZE"
 # Sanitizer runtime settings: stop at the first finding, leaks included, with a stack trace.
 SANITIZER_OPTIONS = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
-                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+                     "TSAN_OPTIONS": "halt_on_error=1:exitcode=66:second_deadlock_stack=1"}
+SANITIZERS = {"address": cbuild.HOST_SANITIZE, "thread": cbuild.HOST_TSAN}
 
 
-def sanitize_requested() -> bool:
-    """True when the environment asks for sanitized host builds (``FTER_SANITIZE=1``)."""
-    return os.environ.get(SANITIZE_ENV, "") not in ("", "0")
+def sanitize_requested() -> str | None:
+    """The sanitizer the environment asks for: ``FTER_SANITIZE=1`` (or ``address``) -> "address"
+    (ASan + UBSan), ``FTER_SANITIZE=thread`` -> "thread" (TSan); None when unset or 0."""
+    value = os.environ.get(SANITIZE_ENV, "")
+    if value in ("", "0"):
+        return None
+    if value == "thread":
+        return "thread"
+    if value in ("1", "address"):
+        return "address"
+    raise ValueError(f"{SANITIZE_ENV}={value!r}: expected 1, address or thread")
 
 
 def build_host(
@@ -80,20 +90,26 @@ def build_host(
     out_dir: Path | str,
     defines: Mapping[str, object] | None = None,
     *,
-    sanitize: bool | None = None,
+    sanitize: bool | str | None = None,
     **kwargs,
 ) -> Path:
     """Compiles ``sources`` with the runtime for the host; returns the executable.
 
-    ``sanitize`` builds with AddressSanitizer and UndefinedBehaviorSanitizer
-    (`cbuild.HOST_SANITIZE`); None means "if ``FTER_SANITIZE`` is set".
+    ``sanitize``: True or "address" builds with AddressSanitizer and UndefinedBehaviorSanitizer
+    (`cbuild.HOST_SANITIZE`), "thread" with ThreadSanitizer (`cbuild.HOST_TSAN`; run a
+    two-worker build, ``FTER_WORKERS=2``, to check the split kernels); None means "as
+    ``FTER_SANITIZE`` says".
     Other keyword arguments are those of `runtime.cbuild.build` (``generated``,
     ``extra_include_dirs``, ``with_runtime``, ``name``).
     Raises cbuild.ToolMissingError / cbuild.CBuildError.
     """
     if sanitize is None:
         sanitize = sanitize_requested()
-    return cbuild.build(cbuild.HOST_SANITIZE if sanitize else cbuild.HOST, sources, out_dir,
+    if sanitize is True:
+        sanitize = "address"
+    if sanitize and sanitize not in SANITIZERS:
+        raise ValueError(f"unknown sanitizer {sanitize!r}; expected one of {sorted(SANITIZERS)}")
+    return cbuild.build(SANITIZERS[sanitize] if sanitize else cbuild.HOST, sources, out_dir,
                         defines, **kwargs)
 
 

@@ -19,6 +19,7 @@ from tvm import relax, tirx
 from tvm.tirx.build import split_host_device_mods
 
 from .arena import align_up
+from .split_workers import SCRATCH_ATTR, STAGES_ATTR, split_for_workers
 
 KERNEL_SYMBOL_PREFIX = "__tvm_ffi_"  # TVM's MakePackedAPI names every PrimFunc's C entry so
 GenericConst = tvm.ir.expr.GenericConst  # a Relax tensor constant (`R.const`, weights)
@@ -59,13 +60,15 @@ def aot_pipeline(after_fold=()) -> tvm.transform.Pass:
     )
 
 
-def lower_for_aot(mod: tvm.IRModule, after_fold=()) -> tvm.IRModule:
+def lower_for_aot(mod: tvm.IRModule, after_fold=(), split: bool = True) -> tvm.IRModule:
     """Lower a Relax module so that `main` is a flat list of allocations and kernel calls.
 
     Args:
         mod: a Relax IRModule with a `main` function (e.g. from the torch frontend), possibly
             already containing fused or hand-written PrimFuncs.
         after_fold: passes to run right after constant folding (e.g. fp16 side tensors).
+        split: give every kernel stage with independent iterations a `[begin, end)` range, so
+            the executor can run it on two workers (`runtime.split_workers`).
     Returns:
         The lowered module. Every PrimFunc called from `main` carries a `global_symbol` that is a
         valid C identifier (private PrimFuncs fail TVM's C pipeline, SPEC §3).
@@ -74,8 +77,10 @@ def lower_for_aot(mod: tvm.IRModule, after_fold=()) -> tvm.IRModule:
     """
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise AotLoweringError("the module has no `main` function")
-    lowered = aot_pipeline(after_fold)(mod)
-    return _attach_global_symbols(lowered)
+    lowered = _attach_global_symbols(aot_pipeline(after_fold)(mod))
+    if split:
+        lowered, _plans = split_for_workers(lowered, {c.name for c in extract_program(lowered).calls})
+    return lowered
 
 
 def c_identifier(name: str) -> str:
@@ -215,6 +220,9 @@ class KernelCall:
     symbol: str
     args: tuple[str, ...]
     outputs: tuple[str, ...]  # args that were freshly allocated for this call
+    # split kernels (runtime.split_workers): per stage the extent of its split loop (0: whole);
+    # empty for kernels that take no range
+    stages: tuple[int, ...] = ()
 
 
 @dataclass
@@ -439,8 +447,32 @@ class _MainWalker:
         outputs = tuple(a for a in args if a in self.fresh)
         self.fresh.difference_update(args)
         index = len(self.prog.calls)
+        stages: tuple[int, ...] = ()
+        if func.attrs is not None and STAGES_ATTR in func.attrs:
+            stages = tuple(int(e) for e in func.attrs[STAGES_ATTR])
+            args, outputs = self._split_scratch(func, args, outputs, where)
         self.prog.calls.append(
-            KernelCall(index, call.op.name_hint, kernel_symbol(func), args, outputs))
+            KernelCall(index, call.op.name_hint, kernel_symbol(func), args, outputs, stages))
+
+    def _split_scratch(self, func, args, outputs, where: str):
+        """Arena tensors for the scratch a split kernel shares between its stages (buffer
+        parameters after the call's own arguments, live for this call only)."""
+        n = int(func.attrs[SCRATCH_ATTR])
+        params = func.params[len(args):len(args) + n]
+        if len(args) + n + 3 != len(func.params):
+            raise AotLoweringError(f"{where}: split kernel {func.attrs['global_symbol']} takes "
+                                   f"{len(func.params)} parameters, not {len(args)} + {n} + 3")
+        extra = []
+        for p in params:
+            shape = tuple(int(d) for d in p.ty.shape)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * tvm_ffi.dtype(str(p.ty.dtype)).itemsize
+            buf = self._buffer(self._new_name("a", ("arena", "output")), "arena", nbytes,
+                               f"{where}: scratch {p.name}")
+            name = f"t{len(self.prog.tensors)}"
+            self.prog.tensors[name] = TensorView(name, buf, 0, shape, str(p.ty.dtype),
+                                                 f"scratch {p.name} of {where}")
+            extra.append(name)
+        return args + tuple(extra), outputs + tuple(extra)
 
     # -- output and safety --------------------------------------------------------------------
     def _bind_output(self, ret) -> None:

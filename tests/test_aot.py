@@ -155,14 +155,14 @@ MODELS = {
 class Built:
     """One model: torch module, example input, imported Relax module and generated C."""
 
-    def __init__(self, name: str, out_dir: Path):
+    def __init__(self, name: str, out_dir: Path, split: bool = True):
         factory, shape = MODELS[name]
         torch.manual_seed(0)
         self.model = factory().eval()
         self.x = torch.randn(*shape)
         ep = torch.export.export(self.model, (self.x,))
         self.mod = from_exported_program(ep, keep_params_as_input=False)
-        self.lowered = lower.lower_for_aot(self.mod)
+        self.lowered = lower.lower_for_aot(self.mod, split=split)
         self.kernel_c = lower.build_kernels_c(self.lowered)
         self.result = aot.generate_aot(self.lowered, self.kernel_c, out_dir / "gen")
         self.dir = out_dir
@@ -176,10 +176,11 @@ class Built:
 def built(tmp_path_factory):
     cache: dict[str, Built] = {}
 
-    def get(name: str) -> Built:
-        if name not in cache:
-            cache[name] = Built(name, tmp_path_factory.mktemp(name))
-        return cache[name]
+    def get(name: str, split: bool = True) -> Built:
+        """`split=False`: kernels without the two-worker stage ranges (runtime.split_workers)."""
+        if (name, split) not in cache:
+            cache[name, split] = Built(name, tmp_path_factory.mktemp(name), split)
+        return cache[name, split]
 
     return get
 
@@ -215,8 +216,10 @@ def test_kernel_symbols_and_calling_convention(built, name):
 def test_call_list_and_sizes(built):
     res = built("mlp").result
     assert [c.name for c in res.calls][0] == "fused_matmul_add"
-    assert res.calls[0].arg_shapes == ((4, 16), (16, 32), (32,), (4, 32))
-    assert res.calls[0].outputs == (3,)
+    # the matmul and the bias add are two stages split by rows between workers, so the product
+    # they share is one more argument: scratch in the arena, live for this call only
+    assert res.calls[0].arg_shapes == ((4, 16), (16, 32), (32,), (4, 32), (4, 32))
+    assert res.calls[0].outputs == (3, 4) and res.calls[0].stages == (4, 4)
     assert res.input_shape == (1, 4, 16) and res.output_shape == (1, 4, 8)
     header = res.header.read_text()
     assert "#define FTER_INPUT_SIZE 64 " in header and "#define FTER_OUTPUT_SIZE 32 " in header
@@ -320,12 +323,17 @@ def test_host_c_matches_torch_and_relax_vm(built, vm_outputs, name):
     assert np.abs(y - b.expected()).max() <= TOL
     assert np.abs(y - vm_outputs(name)).max() <= TOL
     assert run.counters["workspace_peak"] <= b.result.workspace_bytes
+    # TVM's own kernels split between two threads compute the same bits
+    y2, _ = build_and_run(b, defines={"FTER_WORKERS": 2}, tag="two_workers")
+    np.testing.assert_array_equal(y2.view(np.uint32), y.view(np.uint32))
 
 
 @pytest.mark.cc
 def test_workspace_bound_is_tight_and_failures_are_reported(built):
     require("cc")
-    b = built("attention")
+    # unsplit: the attention's intermediates are workspace (split, the ones its stages share
+    # become arena scratch and nothing is left to allocate)
+    b = built("attention", split=False)
     _, run = build_and_run(b)
     assert 0 < run.counters["workspace_peak"] == b.result.workspace_bytes
     with pytest.raises(ProgramError) as err:

@@ -4,6 +4,7 @@ checkpoint, board limits that do not fit (nothing written), and the simulator's 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -105,6 +106,13 @@ def test_simulate_lx106_table_has_per_mac_and_pie_columns(checkpoint, capsys):
     assert 0 < micro_per_mac < per_mac
     # the lx106 runs the PIE kernels emulated: many lx106 instructions, few PIE ones per MAC
     assert per_mac > 1 and 0 < pie_per_mac < 1
+    # two workers by default: the critical path, and the latency estimate with its assumptions
+    share = float(re.search(r"critical path \(([0-9.]+) of the one-core count\)", out).group(1))
+    assert 0.3 < share < 1
+    assert "latency estimate on the lx106 core (1 instruction/cycle at 240 MHz" in out
+    one, two = re.search(r"^\s+total\s+([0-9.]+)\s+([0-9.]+)$", out, re.M).groups()
+    assert float(two) == pytest.approx(share * float(one), rel=0.01)
+    assert re.search(r"flash bound: [0-9,]+ B of weights per inference", out)
 
 
 @pytest.mark.slow   # 103 s: a whole compile to see that nothing is printed

@@ -1,5 +1,6 @@
 """The generated C, the AOT executor and the micro-kernels (PIE emulation included) under AddressSanitizer +
 UndefinedBehaviorSanitizer (``FTER_SANITIZE=1`` / ``build_host(sanitize=True)``) and valgrind.
+ThreadSanitizer (``FTER_SANITIZE=thread``) runs the two-worker build in tests/test_dual_core.py.
 
 A sanitized program stops at its first finding with a non-zero status (``ProgramError``). The
 kernel test fences each case's bytes of its static buffers and the AOT executor fences the arena to

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from ..latency import LatencyModel, format_latency
 from .model_source import add_model_arguments, compile_from_args
 
 
@@ -21,14 +22,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="esp32s3: the LX7 with PIE (needs FTER_QEMU_XTENSA and the esp32s3 "
                              "binutils config, see runtime/esp32s3_sim.py); lx106: the PIE kernels' "
                              "C emulation; default: esp32s3 where its tools are found")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=2,
+                        help="2 (default): count the halves of every split kernel stage apart, for "
+                             "the two-core critical path; 1: the one-worker build")
+    parser.add_argument("--flash-mb-s", type=float, default=LatencyModel.flash_mb_per_s,
+                        help="flash read bandwidth of the latency estimate's flash bound, MB/s "
+                             "(default: quad SPI at 80 MHz)")
+    parser.add_argument("--clock-mhz", type=float, default=LatencyModel.clock_mhz,
+                        help="CPU clock of the latency estimate, MHz")
 
 
 def run(args: argparse.Namespace) -> int:
     from runtime.cbuild import ToolMissingError
 
     try:
+        model = LatencyModel(clock_mhz=args.clock_mhz, flash_mb_per_s=args.flash_mb_s)
         art, x = compile_from_args(args, "esp32s3")
-        logits, stats = art.simulate(x, core=args.core)
+        logits, stats = art.simulate(x, core=args.core, workers=args.workers, latency_model=model)
         host = art.run(x) if args.check else None
     except ToolMissingError as e:
         raise SystemExit(f"fter-tvm simulate: {e}") from None
@@ -36,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"fter-tvm simulate: {e}") from None
     macs = art.report["macs"]
     flat = logits.reshape(-1)
-    res = {"core": stats["core"], "instructions": stats["instructions"],
+    res = {"core": stats["core"], "workers": stats["workers"], "instructions": stats["instructions"],
+           "critical_path_instructions": stats["critical_path_instructions"],
+           "latency": stats["latency"],
            "by_kind": dict(sorted(stats["by_kind"].items())),
            "macs_by_kind": stats["macs_by_kind"], "per_mac_by_kind": stats["per_mac_by_kind"],
            "pie_by_kind": stats.get("pie_by_kind", {}), "micro_by_kind": stats["micro_by_kind"],
@@ -68,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
             p = pie.get(kind, 0)
             row += f"  {p:>13,}  " + (f"{p / kmacs:8.3f}" if kmacs and p else f"{'':>8}")
         print(row)
+    if stats["workers"] == 2:
+        crit = res["critical_path_instructions"]
+        print(f"  two cores     {crit:,} instructions on the critical path "
+              f"({crit / max(res['instructions'], 1):.3f} of the one-core count)")
+    for line in format_latency(res["latency"]):
+        print(line)
     print(f"  top-5 classes {res['top5']}")
     if host is not None:
         same = res["bit_identical_to_host"]

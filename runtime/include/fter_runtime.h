@@ -19,7 +19,8 @@
 extern "C" {
 #endif
 
-/** Size of the static workspace arena; override with -DFTER_WORKSPACE_BYTES=... */
+/** Size of the static workspace arena of each worker (fter_parallel.h: FTER_WORKERS of them);
+ * override with -DFTER_WORKSPACE_BYTES=... */
 #ifndef FTER_WORKSPACE_BYTES
 #define FTER_WORKSPACE_BYTES (64 * 1024)
 #endif
@@ -35,12 +36,12 @@ const char *fter_last_error(void);
 void fter_clear_error(void);
 
 /**
- * @brief Highest number of workspace bytes in use at once since start-up,
- * headers and alignment padding included: size FTER_WORKSPACE_BYTES from it.
+ * @brief Highest number of workspace bytes one worker had in use at once since
+ * start-up, headers and alignment padding included: size FTER_WORKSPACE_BYTES from it.
  */
 size_t fter_workspace_peak(void);
 
-/** @brief Workspace bytes in use now (0 when every allocation was freed). */
+/** @brief Workspace bytes in use now, all workers (0 when every allocation was freed). */
 size_t fter_workspace_used(void);
 
 #ifdef __cplusplus

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "fter_kernels.h"
+#include "fter_parallel.h"
 #include "fter_pie.h"
 
 #ifndef FTER_PIE_MAX_N
@@ -77,12 +78,13 @@ void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
 /* ---------------------------------------------------------------- PV */
 
 /* s8 multipliers (16-padded with 0), byte offsets of their V rows, and the
- * sum of each chunk of 16: the main pass (all keys) and the fix-up entries. */
-static int8_t main_val[MAX_N_PAD] __attribute__((aligned(16)));
-static int8_t fix_val[2 * MAX_N_PAD] __attribute__((aligned(16)));
-static int32_t fix_off[2 * MAX_N_PAD];
-static int32_t main_sum[MAX_N_PAD / 16], fix_sum[2 * MAX_N_PAD / 16];
-static uint32_t qacc_buf[16] __attribute__((aligned(16)));
+ * sum of each chunk of 16: the main pass (all keys) and the fix-up entries.
+ * One set per worker (fter_parallel.h): split kernels run rows on both. */
+static int8_t main_vals[FTER_WORKERS][MAX_N_PAD] __attribute__((aligned(16)));
+static int8_t fix_vals[FTER_WORKERS][2 * MAX_N_PAD] __attribute__((aligned(16)));
+static int32_t fix_offs[FTER_WORKERS][2 * MAX_N_PAD];
+static int32_t main_sums[FTER_WORKERS][MAX_N_PAD / 16], fix_sums[FTER_WORKERS][2 * MAX_N_PAD / 16];
+static uint32_t qacc_bufs[FTER_WORKERS][16] __attribute__((aligned(16)));
 
 static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   for (int32_t c = 0, j = 0; j < count; ++c, j += 16) {
@@ -92,7 +94,7 @@ static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   }
 }
 
-static void add_qacc(int32_t *tot) { fter_pie_add_qacc(tot, 16, qacc_buf); }
+static void add_qacc(int32_t *tot, uint32_t *qacc_buf) { fter_pie_add_qacc(tot, 16, qacc_buf); }
 
 #define SEL16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 /* main pass: V rows in order, v_stride apart */
@@ -103,14 +105,14 @@ static void add_qacc(int32_t *tot) { fter_pie_add_qacc(tot, 16, qacc_buf); }
 
 /* tot[l] += sum_e val[e] * V[row_e, l] over count entries; off == NULL: rows 0, 1, 2, ... */
 static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const int32_t *sums,
-                    int32_t count, const int8_t *vcol, int32_t v_stride) {
+                    int32_t count, const int8_t *vcol, int32_t v_stride, uint32_t *qacc_buf) {
   const int8_t *vp = vcol, *pp = val;
   int32_t block = 0;
   PIE_ZERO_QACC();
   for (int32_t j = 0, c = 0; j < count; j += 16, ++c) {
     const int32_t m = count - j < 16 ? count - j : 16;
     if (block + sums[c] > BLOCK_SUM) {
-      add_qacc(tot);
+      add_qacc(tot, qacc_buf);
       PIE_ZERO_QACC();
       block = 0;
     }
@@ -125,15 +127,21 @@ static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const i
       SEL16(MAIN_TAIL)
     }
   }
-  add_qacc(tot);
+  add_qacc(tot, qacc_buf);
 }
 
 void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                      int32_t v_stride) {
-  if ((hd & 15) != 0 || hd <= 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
+  /* n < 0 never occurs; stating it keeps gcc -Warray-bounds from flagging the padding loops
+   * below once the buffers are per-worker rows */
+  if ((hd & 15) != 0 || hd <= 0 || n < 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
     fter_pv_row_ref(out, p, v, n, hd, v_stride);
     return;
   }
+  const int32_t w = fter_worker_id();
+  int8_t *main_val = main_vals[w], *fix_val = fix_vals[w];
+  int32_t *fix_off = fix_offs[w], *main_sum = main_sums[w], *fix_sum = fix_sums[w];
+  uint32_t *qacc_buf = qacc_bufs[w];
   int32_t nfix = 0;
   for (int32_t j = 0, o = 0; j < n; ++j, o += v_stride) {
     const int32_t pj = p[j];
@@ -155,8 +163,8 @@ void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
   chunk_sums(fix_sum, fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
     int32_t tot[16] = {0};
-    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride);
-    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride);
+    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride, qacc_buf);
+    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
     for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
   }
 }

@@ -10,16 +10,17 @@
  * kernel pays off when one call covers many rows (n): the tuner picks it per shape.
  *
  * |T| <= 5 * 128 fits int16.  Activations past k count as 0, so padding weights never matter.
- * The tables live in one static buffer: the kernel is not re-entrant (a dual-core split needs
- * one buffer per core). */
+ * The tables live in a static buffer per worker (fter_parallel.h): the two halves of a split
+ * kernel may look up at the same time. */
 #include <stdint.h>
 
 #include "fter_kernels.h"
+#include "fter_parallel.h"
 
 /* groups per K block: 40 b3 bytes = 200 weights, DeiT-Tiny's K = 192 in one block; 20 KiB */
 #define LUT_GROUPS 40
 
-static int16_t lut[LUT_GROUPS][256] __attribute__((aligned(16)));
+static int16_t luts[FTER_WORKERS][LUT_GROUPS][256] __attribute__((aligned(16)));
 
 /* T[c] in byte order by a base-3 counter: v = sum_t (d_t - 1) x_t changes by x_0 when digit 0
  * steps and by D_j = x_j - 2 (x_0 + ... + x_{j-1}) when digits 0..j-1 wrap from 2 to 0 and
@@ -75,8 +76,8 @@ static void build_b2_group(int16_t *t, const int8_t *x, int32_t len) {
 
 /* acc[j] += sum over the block's groups of lut[g][row_j[g]]: two rows and two groups per step
  * (l16si reaches 510 bytes, so the second group's table gets its own pointer). */
-static void lookup_rows(int32_t *acc, const uint8_t *w, int32_t n, int32_t w_stride,
-                        int32_t groups) {
+static void lookup_rows(int16_t (*lut)[256], int32_t *acc, const uint8_t *w, int32_t n,
+                        int32_t w_stride, int32_t groups) {
   int32_t j = 0;
   for (; j + 1 < n; j += 2) {
     const uint8_t *ra = w + j * w_stride, *rb = ra + w_stride;
@@ -106,12 +107,13 @@ static void lookup_rows(int32_t *acc, const uint8_t *w, int32_t n, int32_t w_str
 static void tmm_lut(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t n,
                     int32_t w_stride, int32_t per_byte,
                     void (*build_group)(int16_t *, const int8_t *, int32_t)) {
+  int16_t (*lut)[256] = luts[fter_worker_id()];
   int32_t byte0 = 0;
   for (int32_t i0 = 0; i0 < k; i0 += per_byte * LUT_GROUPS, byte0 += LUT_GROUPS) {
     int32_t groups = 0;
     for (int32_t i = i0; i < k && groups < LUT_GROUPS; i += per_byte, ++groups)
       build_group(lut[groups], x + i, k - i);
-    lookup_rows(acc, w + byte0, n, w_stride, groups);
+    lookup_rows(lut, acc, w + byte0, n, w_stride, groups);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "fter_kernels.h"
+#include "fter_parallel.h"
 #include "fter_pie.h"
 
 #ifndef FTER_PIE_MAX_K
@@ -23,12 +24,16 @@
 #define KPAD_MAX ((FTER_PIE_MAX_K + 15) & ~15)
 #define BLOCK_CHUNKS 255 /* 128 * 255 * 16 < 2^19 */
 
-/* [kpad + 1][16] weights; words so the zeroing loops may use 32-bit stores. */
-static uint32_t scratch_words[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
-static uint32_t xrow_words[KPAD_MAX / 4] __attribute__((aligned(16)));
-static uint32_t qacc_buf[16] __attribute__((aligned(16)));
+/* [kpad + 1][16] weights; words so the zeroing loops may use 32-bit stores. One set per worker
+ * (fter_parallel.h): the halves of a split kernel decode their channel groups at the same time. */
+static struct {
+  uint32_t scratch[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
+  uint32_t xrow[KPAD_MAX / 4] __attribute__((aligned(16)));
+  uint32_t qacc[16] __attribute__((aligned(16)));
+} per_worker[FTER_WORKERS];
 
-/* Weights of each packed byte (b3: 5 trits, b2: 4), built once. */
+/* Weights of each packed byte (b3: 5 trits, b2: 4), built once (before any split: the model calls
+ * fter_kernels_init first when it has two workers). */
 static int8_t b3_trits[256][5];
 static int8_t b2_trits[256][4];
 static int trits_ready;
@@ -70,6 +75,9 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
 
 static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                  int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3) {
+  uint32_t *scratch_words = per_worker[fter_worker_id()].scratch;
+  uint32_t *xrow_words = per_worker[fter_worker_id()].xrow;
+  uint32_t *qacc_buf = per_worker[fter_worker_id()].qacc;
   int8_t *scratch = (int8_t *)scratch_words;
   int8_t *xrow = (int8_t *)xrow_words;
   const int32_t kpad = (k + 15) & ~15, chunks = kpad >> 4;

@@ -1,6 +1,11 @@
 /* The runtime functions TVM-generated C calls (see fter_runtime.h):
- * workspace allocation from one static arena, error reporting into a static
- * buffer, and a serial TVMBackendParallelLaunch.
+ * workspace allocation from one static arena per worker, error reporting into
+ * a static buffer, and a serial TVMBackendParallelLaunch.
+ *
+ * Workers (fter_parallel.h): with FTER_WORKERS=2 the two halves of a split
+ * kernel run at once, each allocating its own kernel-internal scratch, so
+ * each worker has its own FTER_WORKSPACE_BYTES region and allocator state,
+ * chosen by fter_worker_id() (no locking: a region has one user).
  *
  * Workspace: TVM allocates and frees in nested (LIFO) order inside one
  * kernel, so a bump pointer suffices.  Each block is preceded by a 16-byte
@@ -11,6 +16,7 @@
 #include <tvm/ffi/c_api.h>
 #include <tvm/runtime/c_backend_api.h>
 
+#include "fter_parallel.h"
 #include "fter_runtime.h"
 
 #define WS_ALIGN 16u
@@ -36,13 +42,22 @@ typedef struct {
 #define WS_UNPOISON(p, n) ((void)0)
 #endif
 
-static uint8_t arena[FTER_WORKSPACE_BYTES] __attribute__((aligned(16)));
-static uint32_t ws_top;            /* first free byte */
-static uint32_t ws_last = WS_NONE; /* header offset of the top block */
-static uint32_t ws_peak;
+typedef struct {
+  uint32_t top;  /* first free byte */
+  uint32_t last; /* header offset of the top block, or WS_NONE */
+  uint32_t peak;
+} ws_state;
+
+static uint8_t arenas[FTER_WORKERS][FTER_WORKSPACE_BYTES] __attribute__((aligned(16)));
+static ws_state states[FTER_WORKERS] = {{0, WS_NONE, 0}
+#if FTER_WORKERS > 1
+                                        , {0, WS_NONE, 0}
+#endif
+};
+/* Only written when something failed (both workers failing at once would interleave messages). */
 static char last_error[ERROR_BYTES];
 
-static ws_header *header_at(uint32_t off) { return (ws_header *)(void *)(arena + off); }
+static ws_header *header_at(uint8_t *arena, uint32_t off) { return (ws_header *)(void *)(arena + off); }
 
 static size_t append(size_t at, const char *s) {
   while (s != NULL && *s != '\0' && at + 1 < ERROR_BYTES) last_error[at++] = *s++;
@@ -54,33 +69,39 @@ static void set_error(const char *kind, const char *msg) { append(append(append(
 
 void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
                                int dtype_code_hint, int dtype_bits_hint) {
+  const int32_t w = fter_worker_id();
+  uint8_t *arena = arenas[w];
+  ws_state *st = &states[w];
   (void)device_type;
   (void)device_id;
   (void)dtype_code_hint;
   (void)dtype_bits_hint;
   uint64_t need = ((nbytes + WS_ALIGN - 1) & ~(uint64_t)(WS_ALIGN - 1)) + sizeof(ws_header);
-  if (need > (uint64_t)(FTER_WORKSPACE_BYTES - ws_top)) {
+  if (need > (uint64_t)(FTER_WORKSPACE_BYTES - st->top)) {
     set_error("MemoryError", "workspace exhausted: raise FTER_WORKSPACE_BYTES");
     return NULL;
   }
-  if (ws_top == 0) WS_POISON(arena, FTER_WORKSPACE_BYTES);
-  ws_header *h = header_at(ws_top);
+  if (st->top == 0) WS_POISON(arena, FTER_WORKSPACE_BYTES);
+  ws_header *h = header_at(arena, st->top);
   WS_UNPOISON(h, sizeof(ws_header) + (size_t)nbytes);
-  h->below = ws_last;
+  h->below = st->last;
   h->size = (uint32_t)need;
   h->freed = 0;
   h->magic = WS_MAGIC;
-  ws_last = ws_top;
-  ws_top += (uint32_t)need;
-  if (ws_top > ws_peak) ws_peak = ws_top;
+  st->last = st->top;
+  st->top += (uint32_t)need;
+  if (st->top > st->peak) st->peak = st->top;
   return h + 1;
 }
 
 int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr) {
+  const int32_t w = fter_worker_id();
+  uint8_t *arena = arenas[w];
+  ws_state *st = &states[w];
   (void)device_type;
   (void)device_id;
   uint8_t *p = (uint8_t *)ptr;
-  if (p < arena + sizeof(ws_header) || p > arena + ws_top) {
+  if (p < arena + sizeof(ws_header) || p > arena + st->top) {
     set_error("ValueError", "TVMBackendFreeWorkspace: pointer not from the workspace");
     return -1;
   }
@@ -91,18 +112,27 @@ int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr) {
   }
   h->freed = 1;
   WS_POISON(p, h->size - sizeof(ws_header));
-  while (ws_last != WS_NONE && header_at(ws_last)->freed) {
-    ws_header *top = header_at(ws_last);
+  while (st->last != WS_NONE && header_at(arena, st->last)->freed) {
+    ws_header *top = header_at(arena, st->last);
     top->magic = 0;
-    ws_top = ws_last;
-    ws_last = top->below;
+    st->top = st->last;
+    st->last = top->below;
     WS_POISON(top, sizeof(ws_header));
   }
   return 0;
 }
 
-size_t fter_workspace_peak(void) { return ws_peak; }
-size_t fter_workspace_used(void) { return ws_top; }
+size_t fter_workspace_peak(void) {
+  size_t peak = 0;
+  for (int32_t w = 0; w < FTER_WORKERS; ++w) peak = states[w].peak > peak ? states[w].peak : peak;
+  return peak;
+}
+
+size_t fter_workspace_used(void) {
+  size_t used = 0;
+  for (int32_t w = 0; w < FTER_WORKERS; ++w) used += states[w].top;
+  return used;
+}
 
 void TVMFFIErrorSetRaisedFromCStr(const char *kind, const char *message) {
   set_error(kind, message);

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "fter_runtime.h"
 #include "fter_model.h"
+#include "fter_parallel.h"
 
 static float fter_in[FTER_INPUT_SIZE], fter_out[FTER_OUTPUT_SIZE];
 
@@ -28,11 +29,23 @@ static uint32_t fter_m0;
 #ifdef FTER_PIE_COUNT
 /* C-emulated PIE instructions per call ("p<index>", runtime/kernels/pie/fter_pie.h): what the
  * LX7 would execute as PIE, counted on cores that only emulate it. */
-extern uint32_t fter_pie_instructions;
+extern FTER_THREAD_LOCAL uint32_t fter_pie_instructions;
 static uint32_t fter_p0;
 #endif
+/* Two-worker builds: per split stage, the cycles of the shorter half ("s<index>", summed over
+ * the call's stages). Run serially (the simulators), the call's cycles minus these are what two
+ * cores would take: per stage the longer half, plus everything outside the halves. */
+static uint32_t fter_task_t0[2], fter_task_dt[2], fter_saved;
+void fter_profile_task_begin(int w) { fter_task_t0[w] = fter_cycles(); }
+void fter_profile_task_end(int w) { fter_task_dt[w] = fter_cycles() - fter_task_t0[w]; }
+void fter_profile_section_end(void) {
+  fter_saved += fter_task_dt[0] < fter_task_dt[1] ? fter_task_dt[0] : fter_task_dt[1];
+  fter_task_dt[0] = fter_task_dt[1] = 0;
+}
+
 void fter_profile_begin(int idx) {
   (void)idx;
+  fter_saved = 0;
 #ifdef FTER_PIE_COUNT
   fter_p0 = fter_pie_instructions;
 #endif
@@ -45,6 +58,7 @@ void fter_profile_end(int idx, int kind) {
   uint32_t dt = fter_cycles() - fter_t0;
   (void)kind;
   count_call('k', idx, dt);
+  if (fter_saved != 0) count_call('s', idx, fter_saved);
 #ifdef FTER_MICRO_TIMING
   if (fter_micro_cycles != fter_m0) count_call('m', idx, fter_micro_cycles - fter_m0);
 #endif

@@ -49,9 +49,9 @@ static void print_top_k(const float *logits, int n, int k) {
 void app_main(void) {
   int64_t best_us = INT64_MAX, total_us = 0;
   int run, i;
-  printf("fter-tvm: %s on ESP32-S3: %d kernel calls, arena %d B (%s), workspace %d B, "
-         "weights %d B (flash)\n", "{{project_name}}", FTER_NUM_CALLS, FTER_ARENA_BYTES,
-         FTER_ARENA_PLACE, FTER_WORKSPACE_BYTES, FTER_WEIGHTS_BYTES);
+  printf("fter-tvm: %s on ESP32-S3: %d kernel calls on %d core(s), arena %d B (%s), "
+         "workspace %d B per core, weights %d B (flash)\n", "{{project_name}}", FTER_NUM_CALLS,
+         {{workers}}, FTER_ARENA_BYTES, FTER_ARENA_PLACE, FTER_WORKSPACE_BYTES, FTER_WEIGHTS_BYTES);
   fter_kernels_init(); /* decode tables now, not inside the first timed run */
   for (run = 0; run < FTER_NUM_RUNS; ++run) {
     int64_t t0 = esp_timer_get_time();

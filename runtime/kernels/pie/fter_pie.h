@@ -13,7 +13,7 @@
  * packed in pairs into 5 little-endian bytes; 128-bit loads and stores use
  * addr & ~15; a fused `.ld` form multiplies first, then loads).
  *
- * Emulated state is one global struct.  The kernels never saturate: the
+ * Emulated state is one struct per thread (FTER_THREAD_LOCAL: a core's registers).  The kernels never saturate: the
  * emulation saturates like the translator (|lane| <= 2^19-1, |ACCX| <=
  * 2^39-1) but also sets fter_pie_overflow, which tests assert stays 0.
  * With FTER_PIE_COUNT, every emulated PIE instruction increments
@@ -25,14 +25,17 @@
 
 #include <stdint.h>
 
+#include "fter_parallel.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /** Set to 1 when an emulated QACC lane or ACCX would saturate (never on the real core). */
 extern int fter_pie_overflow;
-/** Emulated PIE instructions executed (counted only with FTER_PIE_COUNT). */
-extern uint32_t fter_pie_instructions;
+/** Emulated PIE instructions executed (counted only with FTER_PIE_COUNT); per thread where two
+ * workers run at once (fter_parallel.h), like the state. */
+extern FTER_THREAD_LOCAL uint32_t fter_pie_instructions;
 
 #define FTER_PIE_STR_(x) #x
 #define FTER_PIE_STR(x) FTER_PIE_STR_(x)
@@ -94,7 +97,7 @@ typedef struct {
   int64_t accx;     /* 40-bit signed */
 } fter_pie_state_t;
 
-extern fter_pie_state_t fter_pie_state;
+extern FTER_THREAD_LOCAL fter_pie_state_t fter_pie_state;
 
 void fter_pie_zero_qacc(void);
 void fter_pie_zero_accx(void);

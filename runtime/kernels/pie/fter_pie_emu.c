@@ -5,11 +5,11 @@
 #include "fter_pie.h"
 
 int fter_pie_overflow;
-uint32_t fter_pie_instructions;
+FTER_THREAD_LOCAL uint32_t fter_pie_instructions;
 
 #if !defined(FTER_PIE)
 
-fter_pie_state_t fter_pie_state;
+FTER_THREAD_LOCAL fter_pie_state_t fter_pie_state;
 
 #define QACC_MAX 0x7ffff
 #define ACCX_MAX 0x7fffffffffLL
