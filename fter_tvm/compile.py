@@ -15,7 +15,7 @@ from schedules.tuned import tuning_summary
 from .artifact import X86Artifact
 from .console import capture_warnings, step, summarize
 from .report import build_report
-from .targets import X86Target, get_target
+from .targets import X86Target, get_target, with_numerics
 
 
 def _input_shape(mod: tvm.IRModule) -> list[int]:
@@ -26,7 +26,8 @@ def _input_shape(mod: tvm.IRModule) -> list[int]:
 
 
 def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path | None = None,
-            pack_format: str | None = None, strict: bool = False, dump_dir: str | Path | None = None):
+            pack_format: str | None = None, strict: bool = False, dump_dir: str | Path | None = None,
+            numerics: str | None = None):
     """Compile a ternary ViT for ``target``.
 
     Args:
@@ -37,6 +38,8 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         pack_format: ternary packing ``"b3"`` (5 trits/byte) or ``"b2"`` (4/byte); target default.
         strict: raise when a layer cannot be fused instead of leaving it as a plain op.
         dump_dir: write the IR after each pipeline phase there.
+        numerics: ``"float"`` or ``"integer"`` (esp32s3 only: LayerNorm, softmax, GELU and the
+            quantizers in fixed point, ``schedules.intmath``); default: the target's setting.
 
     Returns:
         an artifact with ``run(x)`` and ``report`` (and, for esp32s3, ``simulate``, ``export_project``).
@@ -47,7 +50,7 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         relay_passes.frontend.ImportError_: the model cannot be imported (names the node/op).
         relay_passes.base.FusionError: ``strict`` and something is left unfused (names the node).
     """
-    tgt = get_target(target)
+    tgt = with_numerics(get_target(target), numerics)
     with capture_warnings() as captured:
         fused, report = fuse_model(model, tgt, example_inputs, pack_format=pack_format,
                                    strict=strict, dump_dir=dump_dir)

@@ -36,6 +36,16 @@ def compile_demo(model, x: torch.Tensor, y: torch.Tensor, project_dir: Path | No
         out[f"{target}_agree"] = float(np.mean(_top1(got) == _top1(ref)))
         out[f"{target}_max_dlogit"] = float(np.abs(got - ref).max())
     r = art.report   # the esp32s3 artifact
+    # the esp32s3 integer numerics mode (schedules.intmath) on the same images
+    from fter_tvm.targets import Esp32s3Target
+
+    t0 = time.time()
+    art_int = fter_tvm.compile(model, Esp32s3Target(numerics="integer"), example)
+    out["esp32s3_integer_compile_s"] = time.time() - t0
+    got = np.concatenate([art_int.run(x[i:i + 1]) for i in range(len(x))])
+    out["esp32s3_integer_acc"] = float(np.mean(_top1(got) == labels))
+    out["esp32s3_integer_agree"] = float(np.mean(_top1(got) == _top1(ref)))
+    out["esp32s3_integer_max_dlogit"] = float(np.abs(got - ref).max())
     out.update(flash_weights=r["c_weights_bytes"], arena=r["arena_bytes"],
                workspace=r["workspace_bytes"], macs=r["macs"], fused=r["fused"])
     identical, counts, by_kind = 0, [], {}
@@ -56,8 +66,11 @@ def compile_demo(model, x: torch.Tensor, y: torch.Tensor, project_dir: Path | No
 def print_compile_demo(res: dict) -> None:
     n = res["images"]
     print(f"  PyTorch fake-quant accuracy {100 * res['torch_acc']:.2f} % on {n} test digits")
-    for t in ("x86", "esp32s3"):
-        name = "x86 (TVM VM)" if t == "x86" else "esp32s3 host-sim (generated C)"
+    names = {"x86": "x86 (TVM VM)", "esp32s3": "esp32s3 host-sim (generated C)",
+             "esp32s3_integer": "esp32s3 host-sim, integer mode"}
+    for t, name in names.items():
+        if f"{t}_acc" not in res:
+            continue
         print(f"  {name:31s} accuracy {100 * res[f'{t}_acc']:.2f} %, top-1 agreement "
               f"{100 * res[f'{t}_agree']:.2f} %, max |dlogit| {res[f'{t}_max_dlogit']:.3g} "
               f"(compile {res[f'{t}_compile_s']:.0f} s)")

@@ -81,3 +81,21 @@ def get_target(target) -> Target:
         return TARGETS[target]()
     except KeyError:
         raise ValueError(f"unknown target {target!r}; choose one of {sorted(TARGETS)}") from None
+
+
+def with_numerics(target: Target, numerics: str | None) -> Target:
+    """``target`` with its numerics mode set (``None``: unchanged).
+
+    Raises:
+        ValueError: an unknown mode, or ``"integer"`` for a target without integer kernels.
+    """
+    if numerics is None:
+        return target
+    if not hasattr(target, "numerics"):
+        if numerics == "float":
+            return target
+        raise ValueError(f"numerics={numerics!r}: target {target.name!r} runs float numerics only "
+                         "(the integer mode is an esp32s3 setting)")
+    from dataclasses import replace
+
+    return replace(target, numerics=numerics)

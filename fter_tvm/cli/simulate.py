@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="also run the host-simulated build and compare the logits bit for bit")
     parser.add_argument("--json", action="store_true", help="print logits and stats as JSON")
+    parser.add_argument("--numerics", choices=("float", "integer"), default="float",
+                        help="fp32 epilogues, or their fixed-point forms (integer)")
     parser.add_argument("--core", choices=("esp32s3", "lx106"), default=None,
                         help="esp32s3: the LX7 with PIE (needs FTER_QEMU_XTENSA and the esp32s3 "
                              "binutils config, see runtime/esp32s3_sim.py); lx106: the PIE kernels' "
@@ -33,11 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fter_tvm.targets import Esp32s3Target
     from runtime.cbuild import ToolMissingError
 
     try:
         model = LatencyModel(clock_mhz=args.clock_mhz, flash_mb_per_s=args.flash_mb_s)
-        art, x = compile_from_args(args, "esp32s3")
+        art, x = compile_from_args(args, Esp32s3Target(numerics=args.numerics))
         logits, stats = art.simulate(x, core=args.core, workers=args.workers, latency_model=model)
         host = art.run(x) if args.check else None
     except ToolMissingError as e:
