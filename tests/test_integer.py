@@ -13,7 +13,9 @@ import tvm
 from tvm.script import tirx as T
 
 from schedules import intmath as im
+from schedules import intmath_ref as ref
 from schedules import kernels_integer as ki
+from schedules import kernels_integer_attention as kia
 from schedules.formats import pack
 
 RNG = np.random.default_rng(7)
@@ -149,7 +151,7 @@ def test_layernorm_kernel_bit_exact(t, d):
     ab = np.array([0.8, 0.3], np.float32)
     q, s = _run(_build(ki.ternary_layernorm_quant(t, d, 1e-6)), [x, g, b, ab],
                 [np.zeros((t, d), np.int8), np.zeros(t, np.float32)])
-    rq, rs = im.ref_layernorm_quant(x, g, b, ab, 1e-6)
+    rq, rs = ref.layernorm_quant(x, g, b, ab, 1e-6)
     np.testing.assert_array_equal(q, rq)
     np.testing.assert_array_equal(s, rs)
     # and it is a LayerNorm: within int8 rounding of the float one
@@ -168,7 +170,7 @@ def test_mlp_kernel_bit_exact():
     lib = _build(ki.ternary_mlp(t, d, hidden, "b3"))
     (y,) = _run(lib, [q, s, pack(w1, "b3"), a1, b1, pack(w2, "b3"), a2, b2, res],
                 [np.zeros((t, d), np.float32)])
-    np.testing.assert_allclose(y, im.ref_mlp(q, s, w1, a1, b1, w2, a2, b2, res), rtol=1e-6,
+    np.testing.assert_allclose(y, ref.mlp(q, s, w1, a1, b1, w2, a2, b2, res), rtol=1e-6,
                                atol=1e-6)
 
 
@@ -181,13 +183,13 @@ def test_heads_and_channels_kernels_bit_exact():
     y, amax = _run(_build(ki.ternary_matmul_heads(t, k, h, hd, "b3")),
                    [x, s, pack(w, "b3"), alpha, bias],
                    [np.zeros((t, h * hd), np.int8), np.zeros((t, h), np.float32)])
-    ry, ra = im.ref_heads(x, s, w, alpha, bias, h)
+    ry, ra = ref.heads(x, s, w, alpha, bias, h)
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(amax, ra)
     y, amax = _run(_build(ki.ternary_matmul_channels(t, k, h * hd, "b3")),
                    [x, s, pack(w, "b3"), alpha, bias],
                    [np.zeros((t, h * hd), np.int8), np.zeros(h * hd, np.float32)])
-    ry, ra = im.ref_channels(x, s, w, alpha, bias)
+    ry, ra = ref.channels(x, s, w, alpha, bias)
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(amax, ra)
 
@@ -205,10 +207,10 @@ def test_attention_block_kernel_matches_reference():
     scale = hd ** -0.5
     args = [x.copy(), xq, xs, pack(wq, "b3"), aq, bq, k, k_amax, v, v_amax, pack(w, "b3"),
             alpha, bias]
-    lib = _build(ki.int8_attention_block(n, h, hd, "b3", scale))
+    lib = _build(kia.int8_attention_block(n, h, hd, "b3", scale))
     tensors = [tvm.runtime.tensor(np.ascontiguousarray(a)) for a in args]
     lib(*tensors)
-    want = im.ref_attention_block(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, h,
+    want = ref.attention_block(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, h,
                                   scale)
     np.testing.assert_allclose(tensors[0].numpy(), want, rtol=1e-6, atol=1e-6)
 

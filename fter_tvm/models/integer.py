@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from schedules import intmath as im
+from schedules import intmath_ref as ref
 
 from .quant import ternary_codes
 from .vit import FTerViT, LayerScale
@@ -42,7 +42,7 @@ def _layernorm(norm, x):
     g, ag = ternary_codes(norm.weight.detach(), per_channel=False)
     b, ab = ternary_codes(norm.bias.detach(), per_channel=False)
     scales = np.array([float(ag), float(ab)], np.float32)
-    return im.ref_layernorm_quant(x, _np(g).astype(np.int8), _np(b).astype(np.int8), scales,
+    return ref.layernorm_quant(x, _np(g).astype(np.int8), _np(b).astype(np.int8), scales,
                                   norm.eps)
 
 
@@ -55,21 +55,21 @@ def _one_image(model: FTerViT, img: np.ndarray, fp16_bias: bool) -> np.ndarray:
     w, a, b = _linear(model.patch_embed, fp16_bias=fp16_bias)
     cls = _np(model.cls_token).reshape(-1).astype(np.float16).astype(np.float32)
     pos = _np(model.pos_embed)[0].astype(np.float16).astype(np.float32)
-    x = im.ref_patch_embed(img, w, a, b, cls, pos, cfg.patch_size)
+    x = ref.patch_embed(img, w, a, b, cls, pos, cfg.patch_size)
     d, h = cfg.embed_dim, cfg.num_heads
     for blk in model.blocks:
         attn = blk.attn
         q, s = _layernorm(blk.norm1, x)
         wqkv, aqkv, bqkv = _linear(attn.qkv, fp16_bias=fp16_bias)
-        k, k_amax = im.ref_heads(q, s, wqkv[d:2 * d], aqkv[d:2 * d], bqkv[d:2 * d], h)
-        v, v_amax = im.ref_channels(q, s, wqkv[2 * d:], aqkv[2 * d:], bqkv[2 * d:])
+        k, k_amax = ref.heads(q, s, wqkv[d:2 * d], aqkv[d:2 * d], bqkv[d:2 * d], h)
+        v, v_amax = ref.channels(q, s, wqkv[2 * d:], aqkv[2 * d:], bqkv[2 * d:])
         wp, ap, bp = _linear(attn.proj, _gamma(blk.ls1), fp16_bias)
-        x = im.ref_attention_block(x, q, s, wqkv[:d], aqkv[:d], bqkv[:d], k, k_amax, v, v_amax,
+        x = ref.attention_block(x, q, s, wqkv[:d], aqkv[:d], bqkv[:d], k, k_amax, v, v_amax,
                                    wp, ap, bp, h, float(attn.scale))
         q, s = _layernorm(blk.norm2, x)
         w1, a1, b1 = _linear(blk.mlp.fc1, fp16_bias=fp16_bias)
         w2, a2, b2 = _linear(blk.mlp.fc2, _gamma(blk.ls2), fp16_bias)
-        x = im.ref_mlp(q, s, w1, a1, b1, w2, a2, b2, x)
+        x = ref.mlp(q, s, w1, a1, b1, w2, a2, b2, x)
     q, s = _layernorm(model.norm, x[:1])
     wh, ah, bh = _linear(model.head, fp16_bias=fp16_bias)
     acc = q.astype(np.int64) @ wh.T.astype(np.int64)
