@@ -20,9 +20,8 @@ import numpy as np
 from runtime import cbuild
 from runtime.arena import align_up
 
-from .esp32s3 import ModelTooLargeError
 from .report_page import report_files
-from .targets import BoardLimits
+from .targets import BoardLimits, ModelTooLargeError
 
 TEMPLATE_DIR = Path(cbuild.RUNTIME_DIR) / "idf_template"
 COMPONENT = "components/fter_model"

@@ -99,3 +99,7 @@ def with_numerics(target: Target, numerics: str | None) -> Target:
     from dataclasses import replace
 
     return replace(target, numerics=numerics)
+
+
+class ModelTooLargeError(ValueError):
+    """The model does not fit the board; raised before anything is written."""

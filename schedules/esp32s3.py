@@ -31,8 +31,9 @@ from tvm.script import tirx as T
 from .formats import get_format
 from .common import stream_attention_rows
 from .esp32s3_pie import pv_row_intrin, qk_row_intrin, tile_intrin
-from .kernels import _trit
+from .kernel_base import _trit
 from .kernels_stationary import stationary_form
+from . import tuned
 from .tuned import apply_database, is_tuned
 
 N_BLOCK = 16
@@ -109,6 +110,9 @@ def ensure_intrin_by_name(name: str) -> bool:
         return False
     ensure_intrin(int(m[1]), int(m[2]), m[3], m[4] or "")
     return True
+
+
+tuned.INTRIN_REGISTRARS.append(ensure_intrin_by_name)
 
 
 # ---- hand schedules as design spaces -------------------------------------------------------------

@@ -74,23 +74,32 @@ def open_database(work_dir: str | Path, create: bool = False) -> ms.database.JSO
                                     allow_missing=create)
 
 
+# Registrars of tensor intrinsics created per shape on demand: each takes an intrinsic's name and
+# returns whether it knew (and registered) it. A target's schedule module adds its own at import
+# (schedules.esp32s3), so this module, which both targets' schedules import, imports no target.
+INTRIN_REGISTRARS: list = []
+
+
+def _ensure_intrin(name: str) -> None:
+    for register in INTRIN_REGISTRARS:
+        if register(name):
+            return
+
+
 def _register_intrinsics_named_in(text: str) -> None:
     # loading a JSON database replays every trace, and tensorize needs its intrinsic registered:
     # ours are registered per shape on demand, the x86 ones when x86_intrin is imported
     from . import x86_intrin  # noqa: F401
-    from .esp32s3 import ensure_intrin_by_name
 
     for name in set(re.findall(r'"(fter_tmm_k\d+_n\d+_[a-z0-9_]+?)"', text)):
-        ensure_intrin_by_name(name)
+        _ensure_intrin(name)
 
 
 def _register_intrinsics(trace) -> None:
     # tensor intrinsics are registered lazily per shape; a replayed trace names them
-    from .esp32s3 import ensure_intrin_by_name
-
     for inst in trace.insts:
         if inst.kind.name == "Tensorize":
-            ensure_intrin_by_name(str(inst.attrs[0]))
+            _ensure_intrin(str(inst.attrs[0]))
 
 
 def best_record(db: ms.database.Database, func: tirx.PrimFunc, target):

@@ -91,7 +91,7 @@ def ternary_matmul_space(isa: str):
 def x86_design_space(kind: str, tvm_target, params: dict):
     """Space generator for a kernel (``kind``, ``fter.params``) on the llvm ``tvm_target``, or None
     when it keeps its hand schedule (other kinds, packed formats)."""
-    from .search_space import MutateCategorical
+    from .mutators import MutateCategorical
 
     if kind != "ternary_matmul" or get_format(params["fmt"]).tile is None:
         return None

@@ -1,0 +1,55 @@
+"""What every kernel builder shares: the kernel tag, the decoded ternary weight, the epilogues.
+
+Kept apart from ``schedules.kernels`` so that target kernel families (``kernels_x86``,
+``kernels_integer``) build on it without importing the generic builders (no import cycle).
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .formats import get_format
+
+ACT_EPS = 1e-5
+EPILOGUES = ("none", "gelu", "residual")
+
+
+def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
+    # op_pattern 8 (opaque): FuseOps must not merge our scheduled kernels into neighbours
+    return func.with_attr({"fter.kind": kind, "op_pattern": 8,
+                           "fter.params": {k: str(v) for k, v in params.items()}})
+
+
+def kernel_name(kind: str, **params) -> str:
+    """Deterministic C-safe symbol for a kernel specialization, e.g. ``ternary_matmul_t17_k64_n16_b3``."""
+    parts = [kind] + [f"{k}{v}" if isinstance(v, int) else str(v) for k, v in params.items()]
+    return "_".join(parts)
+
+
+def _trit(w, n, k, fmt):
+    """Decoded weight in {-1,0,1} (int32) of packed byte matrix ``w`` at row n, column k."""
+    f = get_format(fmt)
+    byte = T.Cast("int32", w[n, k // f.per_byte])
+    j = k % f.per_byte
+    if fmt == "b2":
+        return T.bitwise_and(T.shift_right(byte, j * 2), 3) - 1
+    pow3 = T.Select(j == 0, 1, T.Select(j == 1, 3, T.Select(j == 2, 9, T.Select(j == 3, 27, 81))))
+    return T.truncmod(T.truncdiv(byte, pow3), 3) - 1
+
+
+def _absf(v):
+    # TVM's C codegen cannot emit fabs ("Unresolved call"); max(v, -v) is exact and portable
+    return T.max(v, -v)
+
+
+def _gelu(v):
+    return v * T.float32(0.5) * (T.float32(1.0) + T.erf(v * T.float32(0.7071067811865476)))
+
+
+def _epilogue(v, res, i, j, epilogue):
+    if epilogue == "gelu":
+        return _gelu(v)
+    if epilogue == "residual":
+        return v + res[i, j]
+    return v
