@@ -21,9 +21,13 @@ The rules of the mode:
 * int8 codes come from an integer absmax ``A`` of the row: ``q = clamp(round(X * 127 / A))``
   through one integer reciprocal per row (:func:`quant_multiplier`, :func:`quant8`);
   the float scale handed on is ``A * unit / 127``.
-* GELU is ``x * Phi(x)`` with ``Phi`` a 4-piece cubic in Q15 (|error| < 3e-4); softmax uses
-  ``exp(-d) = 2^(-d log2 e)``: an integer shift and a cubic for the fraction (|error| < 1.1e-4),
+* GELU is ``x * Phi(x)`` with ``Phi`` interpolated in a 1,025-entry Q15 table that each kernel
+  fills once per call from a 4-piece cubic (|Phi error| < 3e-4); the MLP's hidden absmax is
+  bounded from the row's largest GELU input (:func:`gelu_row_bound`). Softmax uses
+  ``exp(-d) = 2^(-d log2 e)``: an integer shift and a cubic for the fraction (|error| < 5e-4),
   probabilities ``round(255 * e / sum e)`` through one reciprocal per row.
+
+The NumPy reference kernels composed from these ops are in ``schedules.intmath_ref``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ LN_BITS = 14           # LayerNorm input: |X| <= 2^LN_BITS relative to the row's
 LN_NORM_FRAC = 10      # normalized LayerNorm values (x - mean) / std in units 2^-10
 LOGIT_FRAC = 10        # attention logits in units 2^-10
 SCALE_BITS = 15        # mantissas of per-row / per-channel scales
-QUANT_SHIFT = 16       # q = (X * M + 2^15) >> 16 with M = round(127 * 2^16 / A)
+QUANT_SHIFT = 16       # q = ((X >> r) * M + 2^15) >> 16 with M = round(127 * 2^16 / (A >> r))
 PROB_SHIFT = 23        # p = (e * R + 2^22) >> 23 with R = floor(255 * 2^23 / sum e)
 EXP_ONE = 1 << 15      # exp(0) in the softmax's Q15
 LOG2E_Q14 = round(math.log2(math.e) * (1 << 14))
