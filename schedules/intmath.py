@@ -27,6 +27,10 @@ The rules of the mode:
   ``exp(-d) = 2^(-d log2 e)``: an integer shift and a cubic for the fraction (|error| < 5e-4),
   probabilities ``round(255 * e / sum e)`` through one reciprocal per row.
 
+Values used several times are not bound with a TIR ``Let`` (it would shorten the C 20x, but TVM
+0.27's CompactBufferAllocation then takes minutes per kernel): the C compiler merges repeated
+subexpressions, and a kernel stores a value that feeds a long expression in its own block.
+
 The NumPy reference kernels composed from these ops are in ``schedules.intmath_ref``.
 """
 
@@ -93,10 +97,6 @@ class _Numpy:
     def to_i32(f):          # truncation toward zero, as a C cast
         return np.asarray(f, dtype=np.float32).astype(np.int64)
 
-    @staticmethod
-    def let(value, body):
-        return body(value)
-
 
 class _Tir:
     """Kernel backend: TensorIR int32/float32 expressions (imported lazily: no TVM for NumPy)."""
@@ -157,13 +157,6 @@ class _Tir:
         from tvm.script import tirx as T
         return T.Cast("int32", f)
 
-    @staticmethod
-    def let(value, body):
-        """``body(value)``: the value is re-emitted at each use and left to the C compiler's CSE.
-        (Binding it with a TIR ``Let`` gives 20x shorter C and ~10 % fewer instructions, but
-        TVM 0.27's CompactBufferAllocation then takes minutes per kernel.)"""
-        return body(value)
-
 
 NP = _Numpy()
 TIR = _Tir()
@@ -183,24 +176,20 @@ def rshift_round(B, v, s):
 def shift_round(B, v, s):
     """``round(v * 2^-s)`` for any ``s`` in [-30, 30]: a rounding right shift when ``s > 0``, else
     an exact multiply by ``2^-s`` (no left shift of a negative value: that is undefined in C)."""
-    def body(v, s):
-        right = rshift_round(B, v, B.max(s, 1))
-        left = B.chk(v * pow2(B, B.max(-s, 0)))
-        return B.where(s > 0, right, left)
-
-    return B.let(v, lambda v_: B.let(s, lambda s_: body(v_, s_)))
+    right = rshift_round(B, v, B.max(s, 1))
+    left = B.chk(v * pow2(B, B.max(-s, 0)))
+    return B.where(s > 0, right, left)
 
 
 def split_f32(B, f, mb: int = SCALE_BITS):
     """A float32 as ``(M, e)`` with ``f ~= M * 2^e``: ``|M|`` its mantissa rounded to ``mb`` bits
     (``2^(mb-1) <= |M| <= 2^mb``), the sign of ``f``; ``M = 0`` for zero and subnormals. Exact
     integer ops on the float's bits."""
-    def mant(b):
-        m24 = (b & 0x7FFFFF) | 0x800000
-        m = m24 if mb == 24 else rshift_round(B, m24, 24 - mb)
-        return B.let(B.where(((b >> 23) & 255) == 0, 0, m), lambda m_: B.where(b < 0, -m_, m_))
-
-    return B.let(B.bits(f), mant), ((B.bits(f) >> 23) & 255) - 127 - (mb - 1)
+    b = B.bits(f)
+    field = (b >> 23) & 255
+    m24 = (b & 0x7FFFFF) | 0x800000
+    m = B.where(field == 0, 0, m24 if mb == 24 else rshift_round(B, m24, 24 - mb))
+    return B.where(b < 0, -m, m), field - 127 - (mb - 1)
 
 
 def f32_pow2(B, k: int):
@@ -224,14 +213,11 @@ def fixed_from_f32(B, f, field_ref, xb: int = LN_BITS):
 
 def fixed_from_bits(B, b, field_ref, xb: int = LN_BITS):
     """:func:`fixed_from_f32` of the float whose bits are ``b``."""
-    def body(b):
-        field = (b >> 23) & 255
-        m24 = (b & 0x7FFFFF) | 0x800000
-        sh = B.max(B.min(24 - xb + (field_ref - field), 30), 1)   # clamped: defined out of contract
-        mag = B.where(field == 0, 0, rshift_round(B, m24, sh))
-        return B.let(mag, lambda m: B.where(b < 0, -m, m))
-
-    return B.let(b, body)
+    field = (b >> 23) & 255
+    m24 = (b & 0x7FFFFF) | 0x800000
+    sh = B.max(B.min(24 - xb + (field_ref - field), 30), 1)   # clamped: defined out of contract
+    mag = B.where(field == 0, 0, rshift_round(B, m24, sh))
+    return B.where(b < 0, -mag, mag)
 
 
 def abs_bits(B, f):
@@ -245,25 +231,19 @@ def quant_multiplier(B, a):
     """The row's int8 quantizer for absmax ``A >= 1`` (one division per row), packed in one int32:
     ``r`` (bits 24..27) so that ``A >> r < 2^16``, and ``M = round(127 * 2^16 / (A >> r))``
     (bits 0..23). :func:`quant8` applies it."""
-    def body(a):
-        r = 0
-        for bit in range(16, 31):     # r = max(0, bit_length(A) - 16): compares, once per row
-            r = r + B.where(a >= (1 << bit), 1, 0)
-        return B.let(r, lambda r_: B.let(
-            B.max(a >> r_, 1),
-            lambda ar: B.div((127 << QUANT_SHIFT) + (ar >> 1), ar) + r_ * (1 << 24)))
-
-    return B.let(B.max(a, 1), body)
+    a = B.max(a, 1)
+    r = 0
+    for bit in range(16, 31):     # r = max(0, bit_length(A) - 16): compares, once per row
+        r = r + B.where(a >= (1 << bit), 1, 0)
+    ar = B.max(a >> r, 1)
+    return B.div((127 << QUANT_SHIFT) + (ar >> 1), ar) + r * (1 << 24)
 
 
 def quant8(B, x, packed):
     """int8 code ``clamp(round((X >> r) * M / 2^16), -127, 127)`` of ``|X| <= A`` with the row's
     :func:`quant_multiplier` (``(X >> r) * M <= 127 * 2^16``)."""
-    def body(x, packed):
-        q = rshift_round(B, B.chk((x >> (packed >> 24)) * (packed & 0xFFFFFF)), QUANT_SHIFT)
-        return B.let(q, lambda q_: B.max(B.min(q_, 127), -127))
-
-    return B.let(x, lambda x_: B.let(packed, lambda p_: body(x_, p_)))
+    q = rshift_round(B, B.chk((x >> (packed >> 24)) * (packed & 0xFFFFFF)), QUANT_SHIFT)
+    return B.max(B.min(q, 127), -127)
 
 
 def row_scale(B, a, unit_exp):
@@ -347,13 +327,6 @@ def attn_out_scale(B, a, vtop):
 def acc_bits(k: int) -> int:
     """Bits of ``|acc| <= 128 k`` (the int32 sum of k ternary x int8 products)."""
     return (128 * k).bit_length()
-
-
-def dequant_params(B, alpha, s):
-    """Per channel ``alpha`` and per token ``s`` (positive float32) -> ``(Ma, ea, Ms, es)``."""
-    ma, ea = split_f32(B, alpha)
-    ms, es = split_f32(B, s)
-    return ma, ea, ms, es
 
 
 def dequant(B, acc, abits: int, ma, ea, ms, es, bias_fixed, frac: int = VALUE_FRAC):
@@ -471,14 +444,12 @@ EXP2_COEFS = _exp2_coefs()
 
 def exp_neg(B, d, frac: int = LOGIT_FRAC):
     """``round(2^15 * exp(-D / 2^frac))`` for ``D >= 0`` (``D`` saturates at 2^16: e^-64 is 0)."""
-    def body(y):
-        w = y & ((1 << frac) - 1)
-        r = EXP2_COEFS[0]
-        for c in EXP2_COEFS[1:]:
-            r = B.chk(rshift_round(B, B.chk(r * w), frac) + c)
-        return r >> B.min(y >> frac, 16)
-
-    return B.let(rshift_round(B, B.chk(B.min(d, (1 << 16) - 1) * LOG2E_Q14), 14), body)
+    y = rshift_round(B, B.chk(B.min(d, (1 << 16) - 1) * LOG2E_Q14), 14)
+    w = y & ((1 << frac) - 1)
+    r = EXP2_COEFS[0]
+    for c in EXP2_COEFS[1:]:
+        r = B.chk(rshift_round(B, B.chk(r * w), frac) + c)
+    return r >> B.min(y >> frac, 16)
 
 
 def prob_reciprocal(B, total):

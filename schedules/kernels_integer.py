@@ -67,7 +67,7 @@ def _value(acc, abits, cm, ce, cb, rm, re, i, j):
 
 
 def _abs(v):
-    return B.let(v, lambda x: T.max(x, -x))
+    return T.max(v, -v)
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------------
