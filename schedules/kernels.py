@@ -367,7 +367,13 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
 
     @T.macro
-    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, hf, amax, s2, q2, acc2):
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
+        acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+        hf = T.sblock_alloc_buffer((t, hidden), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
+        s2 = T.sblock_alloc_buffer((t,), "float32")
+        q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+        acc2 = T.sblock_alloc_buffer((t, d), "int32")
         for i, j, r in T.grid(t, hidden, d):
             with T.sblock("acc1"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -397,13 +403,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32")):
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            hf = T.sblock_alloc_buffer((t, hidden), "float32")
-            amax = T.sblock_alloc_buffer((t,), "float32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res, acc1, hf, amax, s2, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
@@ -411,13 +411,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            hf = T.sblock_alloc_buffer((t, hidden), "float32")
-            amax = T.sblock_alloc_buffer((t,), "float32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, hf, amax, s2, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 

@@ -178,8 +178,22 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     abits = im.acc_bits(d)
 
     @T.macro
-    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, rm, re, tab, acc1, v1, amax, mult,
-             s2, acc1b, v1b, q2, acc2):
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
+        cm = T.sblock_alloc_buffer((hidden,), "int32")
+        ce = T.sblock_alloc_buffer((hidden,), "int32")
+        cb = T.sblock_alloc_buffer((hidden,), "int32")
+        rm = T.sblock_alloc_buffer((t,), "int32")
+        re = T.sblock_alloc_buffer((t,), "int32")
+        tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
+        acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+        v1 = T.sblock_alloc_buffer((t, hidden), "int32")
+        amax = T.sblock_alloc_buffer((t,), "int32")
+        mult = T.sblock_alloc_buffer((t,), "int32")
+        s2 = T.sblock_alloc_buffer((t,), "float32")
+        acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+        v1b = T.sblock_alloc_buffer((t, hidden), "int32")
+        q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+        acc2 = T.sblock_alloc_buffer((t, d), "int32")
         _channel_params(hidden, a1, b1, cm, ce, cb)
         _row_params(t, s, rm, re)
         _gelu_table(tab)
@@ -239,23 +253,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32")):
-            cm = T.sblock_alloc_buffer((hidden,), "int32")
-            ce = T.sblock_alloc_buffer((hidden,), "int32")
-            cb = T.sblock_alloc_buffer((hidden,), "int32")
-            rm = T.sblock_alloc_buffer((t,), "int32")
-            re = T.sblock_alloc_buffer((t,), "int32")
-            tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            v1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            amax = T.sblock_alloc_buffer((t,), "int32")
-            mult = T.sblock_alloc_buffer((t,), "int32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            v1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res, cm, ce, cb, rm, re, tab, acc1, v1, amax,
-                 mult, s2, acc1b, v1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
@@ -263,23 +261,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            cm = T.sblock_alloc_buffer((hidden,), "int32")
-            ce = T.sblock_alloc_buffer((hidden,), "int32")
-            cb = T.sblock_alloc_buffer((hidden,), "int32")
-            rm = T.sblock_alloc_buffer((t,), "int32")
-            re = T.sblock_alloc_buffer((t,), "int32")
-            tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            v1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            amax = T.sblock_alloc_buffer((t,), "int32")
-            mult = T.sblock_alloc_buffer((t,), "int32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            v1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y, cm, ce, cb, rm, re, tab, acc1, v1, amax,
-                 mult, s2, acc1b, v1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 

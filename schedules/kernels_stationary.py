@@ -32,7 +32,13 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
 
     @T.macro
-    def body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, amax, s2, acc1b, q2, acc2):
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
+        acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
+        s2 = T.sblock_alloc_buffer((t,), "float32")
+        acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
+        q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+        acc2 = T.sblock_alloc_buffer((t, d), "int32")
         for i, j, r in T.grid(t, hidden, d):
             with T.sblock("acc1"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -79,13 +85,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32")):
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            amax = T.sblock_alloc_buffer((t,), "float32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res, acc1, amax, s2, acc1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
     else:
         @T.prim_func(s_tir=True)
         def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
@@ -93,13 +93,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                  b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
                  a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
                  res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-            amax = T.sblock_alloc_buffer((t,), "float32")
-            s2 = T.sblock_alloc_buffer((t,), "float32")
-            acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
-            q2 = T.sblock_alloc_buffer((t, hidden), "int8")
-            acc2 = T.sblock_alloc_buffer((t, d), "int32")
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y, acc1, amax, s2, acc1b, q2, acc2)
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
