@@ -766,6 +766,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     """
     n, f = gh * gw, c * p * p
     kb = get_format(fmt).row_bytes(f)
+    cls_row, project = patch_embed_blocks(n, d, f, fmt)
 
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
@@ -776,10 +777,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
         s = T.sblock_alloc_buffer((n,), "float32")
         q = T.sblock_alloc_buffer((n, f), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        for j in range(d):
-            with T.sblock("cls_row"):
-                vj = T.axis.remap("S", [j])
-                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+        cls_row(cls, pos, x)
         for t, r in T.grid(n, f):
             with T.sblock("patch_absmax"):
                 vt, vr = T.axis.remap("SR", [t, r])
@@ -794,6 +792,26 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
             with T.sblock("patch_quant"):
                 vt, vr = T.axis.remap("SS", [t, r])
                 q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
+        project(q, s, w, alpha, bias, pos, acc, x)
+
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+
+
+def patch_embed_blocks(n: int, d: int, f: int, fmt: str):
+    """The blocks every patch-embedding form shares, whatever its patch quantizer: the class-token
+    row ``x[0] = cls + pos[0]``, and the projection of the int8 patch codes ``q[n, f]`` (scales
+    ``s[n]``) with bias and position into ``x[1:]``. Fresh macros per call: block names stay
+    unsuffixed (TVMScript numbers every later expansion of one macro object)."""
+
+    @T.macro
+    def cls_row(cls, pos, x):
+        for j in range(d):
+            with T.sblock("cls_row"):
+                vj = T.axis.remap("S", [j])
+                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+
+    @T.macro
+    def project(q, s, w, alpha, bias, pos, acc, x):
         for t, j, r in T.grid(n, d, f):
             with T.sblock("acc"):
                 vt, vj, vr = T.axis.remap("SSR", [t, j, r])
@@ -806,7 +824,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
                     fp16.read(pos, vt + 1, vj)
 
-    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+    return cls_row, project
 
 
 def _patch_pixel(img, t, r, gw, p):

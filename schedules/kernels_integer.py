@@ -18,10 +18,9 @@ import math
 from tvm import tirx
 from tvm.script import tirx as T
 
-from . import fp16
 from . import intmath as im
 from .formats import get_format
-from .kernels import _patch_pixel, _tag, _trit
+from .kernels import _patch_pixel, _tag, _trit, patch_embed_blocks
 
 B = im.TIR
 G = im.VALUE_FRAC
@@ -381,6 +380,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     token epilogue (float residual stream) is unchanged."""
     n, f = gh * gw, c * p * p
     kb = get_format(fmt).row_bytes(f)
+    cls_row, project = patch_embed_blocks(n, d, f, fmt)
 
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
@@ -392,10 +392,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
         mult = T.sblock_alloc_buffer((n,), "int32")
         q = T.sblock_alloc_buffer((n, f), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        for j in range(d):
-            with T.sblock("cls_row"):
-                vj = T.axis.remap("S", [j])
-                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+        cls_row(cls, pos, x)
         for t, r in T.grid(n, f):
             with T.sblock("patch_absmax"):
                 vt, vr = T.axis.remap("SR", [t, r])
@@ -412,16 +409,6 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 vt, vr = T.axis.remap("SS", [t, r])
                 q[vt, vr] = T.Cast("int8", im.quant8(B, im.fixed_from_f32(
                     B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
-        for t, j, r in T.grid(n, d, f):
-            with T.sblock("acc"):
-                vt, vj, vr = T.axis.remap("SSR", [t, j, r])
-                with T.init():
-                    acc[vt, vj] = 0
-                acc[vt, vj] = acc[vt, vj] + T.Cast("int32", q[vt, vr]) * _trit(w, vj, vr, fmt)
-        for t, j in T.grid(n, d):
-            with T.sblock("token"):
-                vt, vj = T.axis.remap("SS", [t, j])
-                x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
-                    fp16.read(pos, vt + 1, vj)
+        project(q, s, w, alpha, bias, pos, acc, x)
 
     return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
