@@ -3,7 +3,7 @@ UndefinedBehaviorSanitizer (``FTER_SANITIZE=1`` / ``build_host(sanitize=True)``)
 ThreadSanitizer (``FTER_SANITIZE=thread``) runs the two-worker build in tests/test_dual_core.py.
 
 A sanitized program stops at its first finding with a non-zero status (``ProgramError``). The
-kernel test fences each case's bytes of its static buffers and the AOT executor fences the arena to
+kernel tests (scalar and PIE) fence each case's bytes of their static buffers (`fter_fence`) and the AOT executor fences the arena to
 the running call's tensors, so reads past a tensor inside those arrays are findings too.
 """
 
@@ -45,17 +45,35 @@ def test_pie_kernels(tmp_path):
     check_output(res.output, cases.expected)
 
 
+def _fails_sanitized(tmp_path, program, anchor, injected, stream, **build):
+    src = program.read_text()
+    assert anchor in src, anchor
+    (tmp_path / "bad.c").write_text(src.replace(anchor, anchor + injected, 1))
+    exe = build_host([tmp_path / "bad.c"], tmp_path / "b", sanitize=True,
+                     extra_include_dirs=[program.parent], **build)
+    with pytest.raises(Exception, match="exited with status"):
+        run_host(exe, stream)
+
+
 def test_fences_catch_a_read_past_k(tmp_path):
     """The fence is real: the kernel test with one byte read past x fails under the sanitizer."""
     require("host")
-    src = KERNEL_TEST.read_text().replace(
-        "    int rc;\n", "    int rc;\n    { volatile int8_t past = x[k]; (void)past; }\n", 1)
-    assert "past = x[k]" in src
-    (tmp_path / "bad.c").write_text(src)
-    exe = build_host([tmp_path / "bad.c"], tmp_path / "b", sanitize=True,
-                     extra_include_dirs=[KERNEL_TEST.parent])
-    with pytest.raises(Exception, match="exited with status"):
-        run_host(exe, kernel_cases()[0])
+    _fails_sanitized(tmp_path, KERNEL_TEST, "    int rc;\n",
+                     "    { volatile int8_t past = x[k]; (void)past; }\n", kernel_cases()[0])
+
+
+@pytest.mark.parametrize("injected", [
+    "  { volatile int8_t past = x[x_bytes]; (void)past; }\n",     # one byte past the tokens
+    "  { volatile uint8_t past = wbuf[w_bytes]; (void)past; }\n",  # one byte past the weights
+    "  acc_pie[acc_n] = 0;\n",                                      # one word past the output
+], ids=["x", "w", "acc"])
+def test_pie_fences_catch_an_access_past_the_operands(tmp_path, injected):
+    """The PIE kernel test's static buffers are fenced to each case's operands as well."""
+    from test_pie import DEFINES, PIE_TEST, pie_cases
+
+    require("host")
+    _fails_sanitized(tmp_path, PIE_TEST, "  uint32_t t0 = fter_cycles();\n", injected,
+                     pie_cases().stream(), defines=DEFINES)
 
 
 def test_libc(tmp_path):

@@ -20,21 +20,6 @@
 #define MAX_BYTES (64 * 1024)
 #define MAX_N 64
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-/* Under AddressSanitizer (runtime.cbuild.HOST_SANITIZE) only [begin, end) of a static buffer is
- * addressable during a case, so a kernel reading before or past its k bytes / n rows is a finding
- * rather than a silent read of the rest of the buffer. */
-static void fence(const void *buf, size_t begin, size_t end, size_t size) {
-  ASAN_UNPOISON_MEMORY_REGION(buf, size);
-  ASAN_POISON_MEMORY_REGION(buf, begin);
-  ASAN_POISON_MEMORY_REGION((const char *)buf + end, size - end);
-}
-#else
-static void fence(const void *buf, size_t begin, size_t end, size_t size) {
-  (void)buf, (void)begin, (void)end, (void)size;
-}
-#endif
 
 static int8_t xbuf[MAX_BYTES] __attribute__((aligned(16)));
 static uint8_t wbuf[MAX_BYTES] __attribute__((aligned(16)));
@@ -131,11 +116,11 @@ int main(int argc, char **argv) {
       return 2;
     int8_t *x = xbuf + x_off;
     uint8_t *w = wbuf + w_off;
-    fence(xbuf, (size_t)x_off, (size_t)(x_off + k), MAX_BYTES);
-    fence(wbuf, (size_t)w_off, (size_t)(w_off + w_bytes), MAX_BYTES);
-    fence(acc_opt, 0, (size_t)n * sizeof(int32_t), sizeof acc_opt);
-    fence(acc_pub, 0, (size_t)n * sizeof(int32_t), sizeof acc_pub);
-    fence(acc_lut, 0, (size_t)n * sizeof(int32_t), sizeof acc_lut);
+    fter_fence(xbuf, (size_t)x_off, (size_t)(x_off + k), MAX_BYTES);
+    fter_fence(wbuf, (size_t)w_off, (size_t)(w_off + w_bytes), MAX_BYTES);
+    fter_fence(acc_opt, 0, (size_t)n * sizeof(int32_t), sizeof acc_opt);
+    fter_fence(acc_pub, 0, (size_t)n * sizeof(int32_t), sizeof acc_pub);
+    fter_fence(acc_lut, 0, (size_t)n * sizeof(int32_t), sizeof acc_lut);
     if (fter_read_input(x, (size_t)k) != 0 || fter_read_input(w, (size_t)w_bytes) != 0) return 2;
     int rc;
     if (op <= 1) {

@@ -20,6 +20,27 @@
 extern "C" {
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/**
+ * @brief Under AddressSanitizer (runtime.cbuild.HOST_SANITIZE), makes only
+ * bytes [begin, end) of the static test buffer @p buf (@p size bytes)
+ * addressable, so a kernel touching anything before or past its operands is
+ * a finding rather than a silent access to the rest of the buffer.  A no-op
+ * in other builds.
+ */
+static inline void fter_fence(const void *buf, size_t begin, size_t end, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(buf, size);
+  ASAN_POISON_MEMORY_REGION(buf, begin);
+  ASAN_POISON_MEMORY_REGION((const char *)buf + end, size - end);
+#else
+  (void)buf, (void)begin, (void)end, (void)size;
+#endif
+}
+
 /** Input file name, relative to the program's working directory. */
 #define FTER_INPUT_FILE "fter_input.bin"
 /** Output file name, relative to the program's working directory. */
