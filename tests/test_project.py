@@ -252,11 +252,13 @@ FAKE_IDF = Path(__file__).parent / "fake_idf"
 needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 
 
-def fake_idf_build(project: Path, build: Path, target: str | None = None) -> Path:
+def fake_idf_build(project: Path, build: Path, target: str | None = None,
+                   flags: str | None = None) -> Path:
     """Configure and build ``project`` with its own CMake files against tests/fake_idf (host cc,
-    ESP-IDF's warning flags, the host libc's real <math.h>)."""
+    ESP-IDF's warning flags unless ``flags`` replaces them, the host libc's real <math.h>)."""
     env = {**os.environ, "IDF_PATH": str(FAKE_IDF)}
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    gen += [f"-DFAKE_IDF_FLAGS={flags}"] if flags else []
     for cmd in (["cmake", "-S", str(project), "-B", str(build), *gen],
                 ["cmake", "--build", str(build), *(["--target", target] if target else [])]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -276,6 +278,17 @@ def test_project_builds_and_runs_with_its_cmake_files(art, project, tmp_path):
     assert len(re.findall(r"inference \d: \d+ us", out)) == 5 and "latency: best" in out
     assert "(internal SRAM)" in out
     assert "bit-identical" in out, out   # same C, our binary32 math: the host-sim's exact logits
+
+
+# ESP-IDF v5 builds with -std=gnu17, v6 with gnu23 (gcc 12 here calls it gnu2x); the sources
+# stay C99 (the simulator builds use -std=c99)
+@pytest.mark.cc
+@needs_cmake
+@pytest.mark.parametrize("std", ["gnu99", "gnu11", "gnu2x"])
+def test_project_compiles_under_each_c_standard(project, tmp_path, std):
+    flags = f"-std={std} -O2 -Wall -Werror=all -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror"
+    build = fake_idf_build(project, tmp_path / "build", flags=flags)
+    assert (build / "app").exists()
 
 
 @pytest.mark.cc
