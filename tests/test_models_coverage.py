@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import fter_tvm as fc
+from bitnet_style import BitNetViT
 from fter_tvm.models import ternarize
 
 TINY = dict(img_size=32, patch_size=8, depth=1, num_classes=10, embed_dim=32, num_heads=2)
@@ -74,70 +75,6 @@ def test_distilled_host_sim_equals_lx106(inputs):
     for x in inputs[:2]:
         y_sim, _ = art.simulate(x)
         assert y_sim.tobytes() == art.run(x).tobytes()
-
-
-class SignQuant(nn.Module):
-    """Its own activation quantizer spelling: multiply by 127/absmax, round, clamp, divide."""
-
-    def forward(self, x):
-        r = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
-        return (x * r).round().clamp(-128, 127) / r
-
-
-def bit_weight(w):
-    s = w.abs().mean(dim=1, keepdim=True).clamp(min=1e-5)   # per output channel
-    return (w / s).round().clamp(-1, 1) * s
-
-
-class BitLinearLN(nn.Linear):
-    """BitNet b1.58 linear with its LayerNorm inside (written out as mean/variance), then the
-    quantizer and ternary weights."""
-
-    def forward(self, x):
-        mu = x.mean(-1, keepdim=True)
-        var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        x = (x - mu) * torch.rsqrt(var + 1e-5)
-        return nn.functional.linear(SignQuant()(x), bit_weight(self.weight), self.bias)
-
-
-class FloatPatchEmbed(nn.Conv2d):
-    """Ternary conv weights on the raw image: no quantizer in front."""
-
-    def forward(self, x):
-        return nn.functional.conv2d(x, bit_weight(self.weight.flatten(1)).view_as(self.weight),
-                                    self.bias, stride=self.stride)
-
-
-class BitBlock(nn.Module):
-    def __init__(self, d, heads):
-        super().__init__()
-        self.h, self.hd = heads, d // heads
-        self.qkv, self.proj = BitLinearLN(d, 3 * d), BitLinearLN(d, d)
-        self.fc1, self.fc2 = BitLinearLN(d, 2 * d), BitLinearLN(2 * d, d)
-        self.q = SignQuant()
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.h, self.hd).permute(2, 0, 3, 1, 4)
-        q, k = self.q(q), self.q(k)
-        v = self.q(v.transpose(-1, -2)).transpose(-1, -2)
-        att = torch.softmax(q @ k.transpose(-1, -2) * self.hd ** -0.5, dim=-1)
-        att = torch.clamp(torch.round(att * 255), 0, 255) / 255
-        x = x + self.proj((att @ v).transpose(1, 2).reshape(b, n, d))
-        return x + self.fc2(nn.functional.gelu(self.fc1(x)))
-
-
-class BitNetViT(nn.Module):
-    def __init__(self, d=32, depth=2, heads=2, classes=7):
-        super().__init__()
-        self.embed = FloatPatchEmbed(1, d, 4, stride=4)
-        self.pos = nn.Parameter(torch.randn(1, 16, d) * 0.1)
-        self.blocks = nn.Sequential(*[BitBlock(d, heads) for _ in range(depth)])
-        self.head = BitLinearLN(d, classes)
-
-    def forward(self, x):
-        x = self.embed(x).flatten(2).transpose(1, 2) + self.pos
-        return self.head(self.blocks(x).mean(dim=1))
 
 
 @pytest.mark.parametrize("target", ["x86", pytest.param("esp32s3", marks=pytest.mark.cc)])
