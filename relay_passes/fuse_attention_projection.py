@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 
@@ -29,9 +29,9 @@ class _Rewriter(KernelMutator):
             return super().visit_call_(call)
         att_args = [self.new(a) for a in att_call.args[1].fields]   # xq, xs, Wq.., k.., v..
         w, alpha, bias = (self.new(a) for a in args[2:5])
-        name = kernels.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
+        name = compute.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
         return self.emit_kernel_inplace(
-            kernels.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
+            compute.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
             [self.new(res), *att_args, w, alpha, bias], 0, tensor_sinfo((n, h * hd), "float32"))
 
 

@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 
@@ -30,8 +30,8 @@ class _Rewriter(KernelMutator):
         _, _, w2, a2, b2, res = (self.new(a) for a in fc2_args)
         args = [q, s, w1, a1, b1, w2, a2, b2, res]
         inplace = isinstance(fc2_args[5], relax.Var) and self.lookup.dead_after(fc2_args[5], call)
-        name = kernels.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
-        func = kernels.ternary_mlp(t, d, hidden, fmt, inplace=inplace)
+        name = compute.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
+        func = compute.ternary_mlp(t, d, hidden, fmt, inplace=inplace)
         if inplace:   # the residual stream is updated where it is: no second [t, d] buffer
             return self.emit_kernel_inplace(func, name + "_inplace", args, 8,
                                             tensor_sinfo((t, d), "float32"))

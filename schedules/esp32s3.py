@@ -31,7 +31,7 @@ from tvm.script import tirx as T
 from .formats import get_format
 from .common import stream_attention_rows
 from .esp32s3_pie import pv_row_intrin, qk_row_intrin, tile_intrin
-from .kernel_base import _trit
+from .compute.kernel_base import _trit
 from .kernels_stationary import stationary_form
 from . import tuned
 from .tuned import apply_database, is_tuned

@@ -27,7 +27,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernel_base import _trit
+from .compute.kernel_base import _trit
 
 _LOCK = threading.Lock()
 

@@ -9,7 +9,7 @@ from tvm.script import tirx as T
 
 from . import intmath as im
 from .formats import get_format
-from .kernel_base import _tag, _trit
+from .compute.kernel_base import _tag, _trit
 from .kernels_integer import B, G, _abs, _channel_params, _row_params, _split, _value
 
 

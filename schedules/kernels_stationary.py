@@ -23,7 +23,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernels import _absf, _gelu, _q8s, _scale, _tag, _trit
+from .compute.kernel_base import _absf, _gelu, _tag, _trit
+from .compute.quantize import _q8s, _scale
 
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False

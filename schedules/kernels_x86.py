@@ -19,8 +19,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .formats import get_format
-from .kernel_base import ACT_EPS, _absf, _tag
-from .kernel_base import _epilogue as kernels_epilogue
+from .compute.kernel_base import ACT_EPS, _absf, _tag
+from .compute.kernel_base import _epilogue as kernels_epilogue
 from .x86_math import fast_erf
 
 # qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernels import _absf, _scale, _tag
+from .compute.kernel_base import _absf, _tag
+from .compute.quantize import _scale
 from .kernels_x86 import LANES, ROW_PAD, clamp_round, quant_int8
 
 

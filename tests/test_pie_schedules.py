@@ -12,7 +12,7 @@ from tvm.s_tir import TensorIntrin
 import fter_tvm as fc
 from fter_tvm.targets import Esp32s3Target
 from runtime import cbuild, esp32s3_sim
-from schedules import esp32s3, esp32s3_pie, kernels, kernels_stationary
+from schedules import compute, esp32s3, esp32s3_pie, kernels_stationary
 
 from test_compile import tiny_model
 
@@ -44,12 +44,12 @@ def test_tile_intrinsic_calls_the_tile_kernel_with_strides():
 
 
 def test_stationary_mlp_keeps_signature_and_attributes():
-    func = kernels.ternary_mlp(17, 32, 64, "b3", inplace=True)
+    func = compute.ternary_mlp(17, 32, 64, "b3", inplace=True)
     form = kernels_stationary.stationary_form(func)
     assert form is not func and dict(form.attrs) == dict(func.attrs)
     signature = lambda f: f.script().split("):")[0].split("def func(")[1]   # noqa: E731
     assert signature(form) == signature(func)
-    quant = kernels.quantize_act(4, 8)
+    quant = compute.quantize_act(4, 8)
     assert kernels_stationary.stationary_form(quant) is quant   # no stationary form: unchanged
 
 

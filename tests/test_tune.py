@@ -18,7 +18,7 @@ from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.tune import tune
 from fter_tvm.tuning.measure import esp32s3_measurer, x86_measurer
 from fter_tvm.tuning.tasks import allocate_trials, extract_tasks
-from schedules import kernels
+from schedules import compute
 from schedules.search_space import design_space, has_choices
 from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, called_kernels,
                              open_database, replay_record, task_module)
@@ -139,7 +139,7 @@ def test_esp32s3_resume_keeps_records_and_measures_nothing_twice(model, x, tmp_p
 @pytest.mark.xtensa
 def test_esp32s3_failing_candidates_are_error_results(tmp_path):
     m = esp32s3_measurer(tmp_path / "b")
-    good = task_module(kernels.ternary_matmul(3, 16, 8, "b3", "none"))
+    good = task_module(compute.ternary_matmul(3, 16, 8, "b3", "none"))
     from tvm.script import tirx as T
 
     @T.prim_func(s_tir=True)

@@ -1,7 +1,7 @@
 """What every kernel builder shares: the kernel tag, the decoded ternary weight, the epilogues.
 
-Kept apart from ``schedules.kernels`` so that target kernel families (``kernels_x86``,
-``kernels_integer``) build on it without importing the generic builders (no import cycle).
+The op-family modules of ``schedules.compute``, the target forms (``schedules.x86.forms``,
+``schedules.esp32s3.stationary``) and ``schedules.integer`` all build on it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
+from ..formats import get_format
 
 ACT_EPS = 1e-5
 EPILOGUES = ("none", "gelu", "residual")

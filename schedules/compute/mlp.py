@@ -1,0 +1,70 @@
+"""TensorIR compute of the whole ViT MLP in one kernel (fc1 + GELU -> int8 -> fc2 + residual), so a
+schedule can run it token by token and the ``[t, hidden]`` activations never exist.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from ..formats import get_format
+from .kernel_base import _gelu, _tag, _trit
+from .quantize import _absmax_quant
+
+def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
+                ) -> tirx.PrimFunc:
+    """The whole ViT MLP in one kernel: ``y = res + fc2(quant(gelu(fc1(q, s))))``.
+
+    Numerically the chain ternary_matmul(gelu) -> quantize_act -> ternary_matmul(residual), but as
+    one kernel a schedule can run it token by token, so the [t, hidden] activations never exist.
+    ``inplace``: no ``y``; ``res`` is updated in place (for ``call_tir_inplace``).
+    """
+    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+
+    @T.macro
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
+        acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
+        hf = T.sblock_alloc_buffer((t, hidden), "float32")
+        amax = T.sblock_alloc_buffer((t,), "float32")
+        s2 = T.sblock_alloc_buffer((t,), "float32")
+        q2 = T.sblock_alloc_buffer((t, hidden), "int8")
+        acc2 = T.sblock_alloc_buffer((t, d), "int32")
+        for i, j, r in T.grid(t, hidden, d):
+            with T.sblock("acc1"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc1[vi, vj] = 0
+                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        for i, j in T.grid(t, hidden):
+            with T.sblock("hidden"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                hf[vi, vj] = _gelu(T.Cast("float32", acc1[vi, vj]) * (a1[vj] * s[vi]) + b1[vj])
+        _absmax_quant(t, hidden, hf, q2, s2, amax)
+        for i, j, r in T.grid(t, d, hidden):
+            with T.sblock("acc2"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc2[vi, vj] = 0
+                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
+        for i, j in T.grid(t, d):
+            with T.sblock("out"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+
+    if inplace:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32")):
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
+    else:
+        @T.prim_func(s_tir=True)
+        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
