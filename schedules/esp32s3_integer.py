@@ -15,7 +15,7 @@ from tvm import s_tir, tirx
 from . import esp32s3
 from .esp32s3 import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
                       _schedule_rows, _tile_all_tokens)
-from .integer_forms import integer_form
+from .integer.forms import integer_form
 
 
 def _blocks(sch: s_tir.Schedule):

@@ -12,10 +12,10 @@ import torch
 import tvm
 from tvm.script import tirx as T
 
-from schedules import intmath as im
-from schedules import intmath_ref as ref
-from schedules import kernels_integer as ki
-from schedules import kernels_integer_attention as kia
+from schedules.integer import intmath as im
+from schedules.integer import intmath_ref as ref
+from schedules.integer import kernels as ki
+from schedules.integer import attention as kia
 from schedules.formats import pack
 
 RNG = np.random.default_rng(7)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from schedules import intmath_ref as ref
+from schedules.integer import intmath_ref as ref
 
 from .quant import ternary_codes
 from .vit import FTerViT, LayerScale
