@@ -11,7 +11,7 @@ loop orders and micro-kernel variants around them, it never falls back to scalar
   depends on both (``fter_tmm_k192_n64_b3_lut``), the space only *annotates* the tile loop and
   the postprocessor :class:`TensorizeTernaryMatmul` tensorizes it after the sampled trace is
   replayed -- a ``tensorize`` inside the space would replay a stale name when a decision mutates.
-* x86 ``ternary_matmul`` (``v16x4`` tiles, VNNI/AVX2): ``schedules.x86_space``.
+* x86 ``ternary_matmul`` (``v16x4`` tiles, VNNI/AVX2): ``schedules.x86.space``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def design_space(kind: str, target_name: str, tvm_target=None, params: dict | No
     if target_name == "esp32s3":
         return esp32s3_space(kind) if kind in esp32s3.SCHEDULES else None
     if target_name == "x86":
-        from .x86_space import x86_design_space
+        from .x86.space import x86_design_space
 
         return x86_design_space(kind, tvm_target, params or {})
     raise ValueError(f"no design spaces for target {target_name!r}")

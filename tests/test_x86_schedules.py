@@ -15,9 +15,11 @@ from tvm.script import tirx as T
 import fter_tvm
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.targets import X86Target
-from schedules import compute, kernels_x86_attention, x86, x86_math
+from schedules import compute
 from schedules.formats import pack, unpack
-from schedules.x86_intrin import AVX2_S8U8_8x4, VNNI_S8U8_16x4, VNNI_U8S8_16x4
+from schedules.x86 import attention_forms, fast_math
+from schedules.x86 import schedule as x86
+from schedules.x86.intrin import AVX2_S8U8_8x4, VNNI_S8U8_16x4, VNNI_U8S8_16x4
 
 HOST = x86.host_target()
 AVX2 = {**HOST, "mattr": ["-avx512f"]}          # the same CPU with AVX-512 switched off
@@ -147,7 +149,7 @@ def test_ternary_matmul_bit_exact(target, insn, t, k, n, epilogue):
 
 
 def test_i16_k_block_bounds_the_int16_sums():
-    from schedules.kernels_x86 import I16_MAX_STEPS, i16_k_block
+    from schedules.x86.forms import I16_MAX_STEPS, i16_k_block
     assert I16_MAX_STEPS * 512 <= 32767 < (I16_MAX_STEPS + 1) * 512
     assert i16_k_block(192) == 192 and i16_k_block(1536) == 192 and i16_k_block(504) == 252
     assert i16_k_block(24) == 24 and i16_k_block(30) is None      # k % 4 != 0: no 4-groups
@@ -280,10 +282,10 @@ def test_attention_f32_matches_reference(n, h, hd):
 
 
 def test_attention_f32_exactness_bound():
-    assert kernels_x86_attention.supported_f32(197, 3, 64)
-    assert not kernels_x86_attention.supported_f32(600, 3, 64)     # P.V sums could pass 2^24
+    assert attention_forms.supported_f32(197, 3, 64)
+    assert not attention_forms.supported_f32(600, 3, 64)     # P.V sums could pass 2^24
     with pytest.raises(ValueError, match="n=600"):
-        kernels_x86_attention.int8_attention_qkv_f32(600, 3, 64, 0.125)
+        attention_forms.int8_attention_qkv_f32(600, 3, 64, 0.125)
 
 
 # ---- whole model, AVX2 forced through the target ----------------------------------------------
@@ -317,8 +319,8 @@ def test_fast_exp_erf_accuracy():
         for i in range(size):
             with T.sblock("b"):
                 vi = T.axis.remap("S", [i])
-                e[vi] = x86_math.fast_exp(x[vi])
-                r[vi] = x86_math.fast_erf(x[vi])
+                e[vi] = fast_math.fast_exp(x[vi])
+                r[vi] = fast_math.fast_erf(x[vi])
 
     sch = s_tir.Schedule(func)
     (i,) = sch.get_loops(sch.get_sblock("b"))

@@ -27,7 +27,7 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
         raise ValueError(f"unknown epilogue {epilogue!r}")
     if get_format(fmt).tile is not None:
         # tiled x86 layouts have their own compute; imported here: the x86 forms build on this package
-        from ..kernels_x86 import ternary_matmul_tiled
+        from ..x86.forms import ternary_matmul_tiled
 
         return ternary_matmul_tiled(t, k, n, fmt, epilogue)
     kb = get_format(fmt).row_bytes(k)

@@ -1,6 +1,6 @@
 """TensorIR compute of the ternary matmul on the VNNI tile layout ``v16x4`` (see ``formats``).
 
-``kernels.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
+``schedules.compute.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
 as the packed kernels -- ``y = epi(f32(sum_k q*W) * (alpha*s) + bias)`` exact in int32 -- but the
 weights are stored as one byte per weight, ``code = W + 1`` in {0, 1, 2}, in [16 x 4] tiles: the
 shape of one ``vpdpbusd`` (16 int32 lanes, each the dot product of 4 u8 x 4 s8). The unsigned
@@ -18,10 +18,10 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
-from .compute.kernel_base import ACT_EPS, _absf, _tag
-from .compute.kernel_base import _epilogue as kernels_epilogue
-from .x86_math import fast_erf
+from ..compute.kernel_base import ACT_EPS, _absf, _tag
+from ..compute.kernel_base import _epilogue as kernels_epilogue
+from ..formats import get_format
+from .fast_math import fast_erf
 
 # qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile
 # rows by any factor up to ROW_PAD without a predicated tail (untensorizable, and unvectorized)
@@ -97,7 +97,7 @@ def i16_k_block(k: int) -> int | None:
 
 def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none") -> tirx.PrimFunc:
     """``ternary_matmul_tiled`` with the dot products summed in int16 within k-blocks (AVX2:
-    ``vpmaddubsw`` + ``vpaddw`` per step, see ``x86_intrin``): ``acc16[i, kblock, j, half]``
+    ``vpmaddubsw`` + ``vpaddw`` per step, see ``intrin``): ``acc16[i, kblock, j, half]``
     holds the pair sums of one k-block (the two halves of each 4-group, as ``vpmaddubsw`` lays
     them out), ``acc`` adds them up in int32. Exact: no int16 sum can overflow
     (:func:`i16_k_block`). Same buffers and meaning as :func:`ternary_matmul_tiled`."""
@@ -164,7 +164,7 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
 
 # ---- per-token kernels with explicit vector lanes -------------------------------------------------
 # TensorIR can only vectorize spatial loops, and rfactor rejects the absmax reducer (its init is 0,
-# not -inf). These variants keep the signature and numerics of kernels.quantize_act /
+# not -inf). These variants keep the signature and numerics of compute.quantize_act /
 # ternary_layernorm_quant but reduce each row in LANES independent partial results (a spatial
 # axis), then fold the lanes (max is order-independent; LN sums round in another order).
 # Quantizers multiply by 1/s (one division per row, hoisted by LLVM) instead of dividing every
@@ -201,7 +201,7 @@ def _gelu(v):
 
 
 def _epilogue(v, res, i, j, epilogue):
-    """``kernels._epilogue`` with erf as arithmetic."""
+    """``compute.kernel_base._epilogue`` with erf as arithmetic."""
     if epilogue == "gelu":
         return _gelu(v)
     return kernels_epilogue(v, res, i, j, epilogue)
@@ -232,7 +232,7 @@ def _lane_absmax(t, k, y, q, s, amax_l, amax):
 
 
 def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:
-    """``kernels.quantize_act`` with the row absmax split over LANES (``k % LANES == 0``)."""
+    """``compute.quantize_act`` with the row absmax split over LANES (``k % LANES == 0``)."""
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
@@ -245,7 +245,7 @@ def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:
 
 
 def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
-    """``kernels.ternary_layernorm_quant`` with every row reduction split over LANES, and one
+    """``compute.ternary_layernorm_quant`` with every row reduction split over LANES, and one
     reciprocal square root per row multiplied in (as torch's layer_norm does) instead of a
     division per element."""
 
@@ -301,7 +301,7 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
 
 
 def quantize_patches_lanes(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
-    """``kernels.quantize_patches`` with each patch's absmax split over its ``p`` columns (the
+    """``compute.quantize_patches`` with each patch's absmax split over its ``p`` columns (the
     lanes: contiguous pixels); bit-identical (max)."""
     t, f = b * gh * gw, c * p * p
 

@@ -1,4 +1,4 @@
-"""MetaSchedule design space of the x86 ternary matmul: ``schedules.x86.schedule_ternary_matmul``
+"""MetaSchedule design space of the x86 ternary matmul: ``schedules.x86.schedule.schedule_ternary_matmul``
 with its register tile (rows x channels) sampled instead of taken from ``MATMUL_TILE``.
 
 The steps mirror that hand schedule one for one (split the epilogue into row and channel tiles,
@@ -15,10 +15,10 @@ from __future__ import annotations
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from .formats import get_format
-from .kernels_x86 import ROW_PAD
-from .x86 import target_isa
-from .x86_intrin import DOT_INTRINSICS
+from ..formats import get_format
+from .forms import ROW_PAD
+from .intrin import DOT_INTRINSICS
+from .schedule import target_isa
 
 ROW_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8)
 MAX_CHANNELS = 128
@@ -91,7 +91,7 @@ def ternary_matmul_space(isa: str):
 def x86_design_space(kind: str, tvm_target, params: dict):
     """Space generator for a kernel (``kind``, ``fter.params``) on the llvm ``tvm_target``, or None
     when it keeps its hand schedule (other kinds, packed formats)."""
-    from .mutators import MutateCategorical
+    from ..mutators import MutateCategorical
 
     if kind != "ternary_matmul" or get_format(params["fmt"]).tile is None:
         return None
