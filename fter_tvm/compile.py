@@ -10,7 +10,7 @@ from tvm import relax
 from relay_passes.base import FusionError
 from relay_passes.frontend import import_model
 from relay_passes.pipeline import fter_pipeline
-from schedules.tuned import tuning_summary
+from schedules.tuning.database import tuning_summary
 
 from .artifact import X86Artifact
 from .console import capture_warnings, step, summarize

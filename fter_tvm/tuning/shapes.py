@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from schedules import compute
-from schedules.search_space import design_space
-from schedules.tuned import open_database, tvm_target
+from schedules.tuning.space import design_space
+from schedules.tuning.database import open_database, tvm_target
 
 from ..targets import get_target
 from ..tune import claim_work_dir, make_measurer, measure_hand

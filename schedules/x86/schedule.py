@@ -27,7 +27,7 @@ from tvm.target import codegen
 
 from ..common import stream_attention_rows
 from ..formats import get_format
-from ..tuned import apply_database
+from ..tuning.database import apply_database
 from . import fast_math, forms
 from .attention_forms import (I16_LAYOUT, VNNI_LAYOUT, DotLayout, int8_attention_qkv_f32,
                               int8_attention_qkv_i16, int8_attention_qkv_vnni,
@@ -440,12 +440,12 @@ SCHEDULES = {
 def schedule_module(mod: tvm.IRModule, target, tuning_db=None) -> tvm.IRModule:
     """Schedule every fter kernel in ``mod`` for ``target`` (an :class:`fter_tvm.targets.X86Target`,
     an llvm target dict or ``None`` for this machine): records of ``tuning_db`` first
-    (``schedules/tuned.py``), the hand schedules of this module for the rest.
+    (``schedules.tuning.database``), the hand schedules of this module for the rest.
 
     Raises:
         ValueError: a kernel kind without an x86 schedule (names the kernel).
     """
-    mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (schedules/tuned.py)
+    mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (tuning.database)
     isa = target_isa(_llvm_target(target))
     mod = tvm.IRModule(dict(mod.functions_items()))
     for gv, func in mod.functions_items():

@@ -1,4 +1,4 @@
-"""MetaSchedule design space of the x86 ternary matmul: ``schedules.x86.schedule.schedule_ternary_matmul``
+"""MetaSchedule design space of the x86 ternary matmul: ``schedule.schedule_ternary_matmul``
 with its register tile (rows x channels) sampled instead of taken from ``MATMUL_TILE``.
 
 The steps mirror that hand schedule one for one (split the epilogue into row and channel tiles,
@@ -91,7 +91,7 @@ def ternary_matmul_space(isa: str):
 def x86_design_space(kind: str, tvm_target, params: dict):
     """Space generator for a kernel (``kind``, ``fter.params``) on the llvm ``tvm_target``, or None
     when it keeps its hand schedule (other kinds, packed formats)."""
-    from ..mutators import MutateCategorical
+    from ..tuning.mutators import MutateCategorical
 
     if kind != "ternary_matmul" or get_format(params["fmt"]).tile is None:
         return None

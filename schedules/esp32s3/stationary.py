@@ -3,7 +3,7 @@
 The low-memory kernels of ``schedules.kernels`` (``ternary_mlp``, ``int8_attention_block``) are
 written so a schedule can stream them token by token: every weight is decoded once per token.
 A SIMD target whose matmul micro-kernel decodes a weight group once and runs all tokens against it
-(the ESP32-S3's PIE tile, ``schedules.esp32s3_pie``) wants the opposite order: weight blocks
+(the ESP32-S3's PIE tile, ``schedules.esp32s3.pie_intrin``) wants the opposite order: weight blocks
 outermost, all tokens inside. These builders state the same computation with that order in mind:
 
 * ``ternary_mlp``: fc1 runs twice over all tokens -- the first pass only finds each token's
@@ -22,9 +22,9 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
-from .compute.kernel_base import _absf, _gelu, _tag, _trit
-from .compute.quantize import _q8s, _scale
+from ..formats import get_format
+from ..compute.kernel_base import _absf, _gelu, _tag, _trit
+from ..compute.quantize import _q8s, _scale
 
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
