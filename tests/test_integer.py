@@ -1,5 +1,5 @@
-"""Integer numerics mode: every fixed-point op of schedules.intmath compiled from its TensorIR form
-against its NumPy form (bit-exact, on edge cases), every integer kernel against its NumPy reference
+"""Integer numerics mode: every fixed-point op of schedules.integer.intmath compiled from its TensorIR
+form against its NumPy form (bit-exact, on edge cases), every integer kernel against its NumPy reference
 kernel, and whole models (host-sim == lx106, agreement with PyTorch)."""
 
 from __future__ import annotations

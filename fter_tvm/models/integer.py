@@ -3,7 +3,7 @@
 :func:`integer_logits` runs the model the way ``compile(model, Esp32s3Target(numerics="integer"))``
 does -- the same fused steps (patch embedding, LayerNorm + quantizer, K per head, V per channel,
 the attention block, the MLP, the final LayerNorm on the class token, the head), each from
-``schedules.intmath``'s NumPy reference of the integer kernel -- so a user can measure the mode's
+``schedules.integer``'s NumPy reference of the integer kernel -- so a user can measure the mode's
 accuracy before compiling, and train against it: with ``ste=True`` the forward values are the
 integer ones and the gradients those of the float model (straight-through).
 """

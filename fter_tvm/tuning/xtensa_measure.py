@@ -233,7 +233,8 @@ class _DoneFuture(PyRunnerFuture):
 class XtensaRunner(PyRunner):
     """Runs built candidates in QEMU; ``run_secs = [instructions]`` (a count, not seconds).
 
-    ``references`` maps a kernel key (``schedules.tuning.database.kernel_key``) to the argument hash of its
+    ``references`` maps a kernel key (``schedules.tuning.database.kernel_key``) to the argument hash
+    of its
     hand schedule; a candidate of that kernel with another hash gets an error result.
     ``checksums`` keeps the latest hash per kernel key.
     """

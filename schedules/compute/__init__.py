@@ -15,7 +15,7 @@ Every builder returns a PrimFunc tagged with ``fter.kind`` (the family) and ``ft
 specialization); the target schedules (``schedules.x86``, ``schedules.esp32s3``) dispatch on the
 kind. A new op goes into its family's module (or a new one here) and is exported below; its
 schedules go into each target's package. Target-specific forms of an op (x86 tiled layouts, the
-esp32s3 weight-stationary MLP, the integer forms) live with their target or in ``schedules.integer``.
+esp32s3 weight-stationary MLP) live with their target, the integer forms in ``schedules.integer``.
 """
 
 from .attention import int8_attention, int8_attention_block, int8_attention_q, int8_attention_qkv

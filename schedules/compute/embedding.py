@@ -19,7 +19,7 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
 
     Same values as quantize_patches -> ternary_matmul -> concat(cls) -> add(pos), with no
     [patches, c*p*p] or [patches, d] intermediate. ``embed_dtype`` ``"uint16"``: cls and pos
-    are fp16 bit patterns (``schedules.fp16``), widened where they are read.
+    are fp16 bit patterns (``schedules.compute.fp16``), widened where they are read.
     """
     n, f = gh * gw, c * p * p
     kb = get_format(fmt).row_bytes(f)

@@ -1,5 +1,5 @@
-"""TensorIR compute of the ternary projections: ``ternary_matmul`` (int8 activations, optional GELU or
-residual epilogue), ``ternary_matmul_heads`` / ``ternary_matmul_channels`` (the output quantized per
+"""TensorIR compute of the ternary projections: ``ternary_matmul`` (int8 activations, optional GELU
+or residual epilogue), ``ternary_matmul_heads`` / ``ternary_matmul_channels`` (the output quantized per
 head or per channel as it is produced, the way Q/K and V enter attention), ``ternary_matmul_float``
 (ternary weights on float activations: a BitNet-style patch embedding fed with the image).
 
@@ -26,7 +26,7 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
     if epilogue not in EPILOGUES:
         raise ValueError(f"unknown epilogue {epilogue!r}")
     if get_format(fmt).tile is not None:
-        # tiled x86 layouts have their own compute; imported here: the x86 forms build on this package
+        # tiled x86 layouts have their own compute (imported here: x86.forms builds on this package)
         from ..x86.forms import ternary_matmul_tiled
 
         return ternary_matmul_tiled(t, k, n, fmt, epilogue)

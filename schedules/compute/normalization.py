@@ -70,7 +70,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
 def ternary_layernorm_float(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """``y = (x - mean) / sqrt(var + eps) * (ab[0] * g) + ab[1] * b`` per row, float output.
 
-    Same arithmetic as ``kernels.ternary_layernorm_quant`` without the quantizer.
+    Same arithmetic as ``ternary_layernorm_quant`` without the quantizer.
     """
 
     @T.prim_func(s_tir=True)

@@ -1,5 +1,5 @@
-"""TensorIR compute of the int8 quantizers (per token, per tensor, per patch with im2col, per channel)
-and the absmax / scale / code helpers the other op families quantize with.
+"""TensorIR compute of the int8 quantizers (per token, per tensor, per patch with im2col, per
+channel) and the absmax / scale / code helpers the other op families quantize with.
 
 Per-token absmax int8 (``ACT_EPS``), round half to even (``nearbyint``), SPEC §1.
 """

@@ -1,6 +1,6 @@
 """Weight-stationary forms of the row-streamed low-memory kernels (same signature, same values).
 
-The low-memory kernels of ``schedules.kernels`` (``ternary_mlp``, ``int8_attention_block``) are
+The low-memory kernels of ``schedules.compute`` (``ternary_mlp``, ``int8_attention_block``) are
 written so a schedule can stream them token by token: every weight is decoded once per token.
 A SIMD target whose matmul micro-kernel decodes a weight group once and runs all tokens against it
 (the ESP32-S3's PIE tile, ``schedules.esp32s3.pie_intrin``) wants the opposite order: weight blocks
@@ -29,7 +29,7 @@ from ..compute.quantize import _q8s, _scale
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
-    """``kernels.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
+    """``compute.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
 
     @T.macro

@@ -1,6 +1,6 @@
 """TensorIR compute of the ternary matmul on the VNNI tile layout ``v16x4`` (see ``formats``).
 
-``schedules.compute.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
+``compute.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
 as the packed kernels -- ``y = epi(f32(sum_k q*W) * (alpha*s) + bias)`` exact in int32 -- but the
 weights are stored as one byte per weight, ``code = W + 1`` in {0, 1, 2}, in [16 x 4] tiles: the
 shape of one ``vpdpbusd`` (16 int32 lanes, each the dot product of 4 u8 x 4 s8). The unsigned
