@@ -12,7 +12,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, _trit
+from .kernel_base import _absf, _tag, _trit, without_params
 from .quantize import _absmax_quant, _q8, _q8s, _scale
 
 def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
@@ -294,32 +294,7 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
     Same arithmetic as the qkv projection followed by ``int8_attention_qkv``; Q never exists
     beyond one row.
     """
-    d = h * hd
-    kb = get_format(fmt).row_bytes(d)
-
-    @T.prim_func(s_tir=True)
-    def func(xq: T.Buffer((n, d), "int8"), xs: T.Buffer((n,), "float32"),
-             wq: T.Buffer((d, kb), "uint8"), aq: T.Buffer((d,), "float32"),
-             bq: T.Buffer((d,), "float32"), k: T.Buffer((n, d), "int8"),
-             k_amax: T.Buffer((n, h), "float32"), v: T.Buffer((n, d), "int8"),
-             v_amax: T.Buffer((d,), "float32"), o: T.Buffer((n, d), "float32")):
-        qacc = T.sblock_alloc_buffer((n, d), "int32")
-        qf = T.sblock_alloc_buffer((n, d), "float32")
-        qamax = T.sblock_alloc_buffer((n, h), "float32")
-        qs = T.sblock_alloc_buffer((n, h), "float32")
-        ks = T.sblock_alloc_buffer((n, h), "float32")
-        qc = T.sblock_alloc_buffer((n, d), "int8")
-        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
-        logit = T.sblock_alloc_buffer((n, h, n), "float32")
-        lmax = T.sblock_alloc_buffer((n, h), "float32")
-        e = T.sblock_alloc_buffer((n, h, n), "float32")
-        lsum = T.sblock_alloc_buffer((n, h), "float32")
-        p = T.sblock_alloc_buffer((n, h, n), "uint8")
-        pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
-        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax,
-                          qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, o)
-
-    return _tag(func, "int8_attention_q", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+    return _q_attention(n, h, hd, fmt, scale, block=False)
 
 
 def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
@@ -329,6 +304,13 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     attention output nor a second residual buffer exist. Arguments: ``x``, then those of
     ``int8_attention_q`` (without ``o``), then the projection's packed weights, scales, bias.
     """
+    return _q_attention(n, h, hd, fmt, scale, block=True)
+
+
+def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -> tirx.PrimFunc:
+    """The two kernels around ``_q_attention_rows``, written once: ``block`` selects the variant
+    (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
+    ``o``); each drops the parameters of the other."""
     d = h * hd
     kb = get_format(fmt).row_bytes(d)
 
@@ -339,7 +321,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
              k: T.Buffer((n, d), "int8"), k_amax: T.Buffer((n, h), "float32"),
              v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
              w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
-             bias: T.Buffer((d,), "float32")):
+             bias: T.Buffer((d,), "float32"), o: T.Buffer((n, d), "float32")):
         qacc = T.sblock_alloc_buffer((n, d), "int32")
         qf = T.sblock_alloc_buffer((n, d), "float32")
         qamax = T.sblock_alloc_buffer((n, h), "float32")
@@ -353,23 +335,34 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         lsum = T.sblock_alloc_buffer((n, h), "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
-        of = T.sblock_alloc_buffer((n, d), "float32")
-        oamax = T.sblock_alloc_buffer((n,), "float32")
-        os = T.sblock_alloc_buffer((n,), "float32")
-        oq = T.sblock_alloc_buffer((n, d), "int8")
-        acc = T.sblock_alloc_buffer((n, d), "int32")
-        _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax,
-                          qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, of)
-        _absmax_quant(n, d, of, oq, os, oamax)
-        for i, j, r in T.grid(n, d, d):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
-        for i, j in T.grid(n, d):
-            with T.sblock("residual"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
+        if block:
+            of = T.sblock_alloc_buffer((n, d), "float32")
+            oamax = T.sblock_alloc_buffer((n,), "float32")
+            os = T.sblock_alloc_buffer((n,), "float32")
+            oq = T.sblock_alloc_buffer((n, d), "int8")
+            acc = T.sblock_alloc_buffer((n, d), "int32")
+            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
+                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
+                              of)
+            _absmax_quant(n, d, of, oq, os, oamax)
+            for i, j, r in T.grid(n, d, d):
+                with T.sblock("acc"):
+                    vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                    with T.init():
+                        acc[vi, vj] = 0
+                    acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+            for i, j in T.grid(n, d):
+                with T.sblock("residual"):
+                    vi, vj = T.axis.remap("SS", [i, j])
+                    x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + \
+                        x[vi, vj]
+        else:
+            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
+                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
+                              o)
 
-    return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))
+    if block:
+        return _tag(without_params(func, "o"), "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt,
+                    scale=repr(float(scale)))
+    return _tag(without_params(func, "x", "w", "alpha", "bias"), "int8_attention_q", n=n, h=h,
+                hd=hd, fmt=fmt, scale=repr(float(scale)))

@@ -21,6 +21,19 @@ def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
                            "fter.params": {k: str(v) for k, v in params.items()}})
 
 
+def without_params(func: tirx.PrimFunc, *names: str) -> tirx.PrimFunc:
+    """``func`` without the parameters ``names``, which its body must not use.
+
+    Kernel variants that differ only in their signature (with or without a residual input, in
+    place or with an output) are written once with every parameter, and each variant drops what it
+    does not take -- one signature in the source, not one per variant.
+    """
+    params = [p for p in func.params if p.name not in names]
+    if len(params) != len(func.params) - len(names):
+        raise ValueError(f"{func.params} has no parameter among {names}")
+    return tirx.PrimFunc(params, func.body, func.ret_type, func.attrs)
+
+
 def kernel_name(kind: str, **params) -> str:
     """Deterministic C-safe symbol for a kernel specialization, e.g. ``ternary_matmul_t17_k64_n16_b3``."""
     parts = [kind] + [f"{k}{v}" if isinstance(v, int) else str(v) for k, v in params.items()]

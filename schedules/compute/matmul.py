@@ -13,7 +13,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import EPILOGUES, _absf, _epilogue, _tag, _trit
+from .kernel_base import EPILOGUES, _absf, _epilogue, _tag, _trit, without_params
 from .quantize import _q8
 
 def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
@@ -32,8 +32,12 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
         return ternary_matmul_tiled(t, k, n, fmt, epilogue)
     kb = get_format(fmt).row_bytes(k)
 
-    @T.macro
-    def compute(q, s, w, alpha, bias, res, y, acc):
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        acc = T.sblock_alloc_buffer((t, n), "int32")
         for i, j, r in T.grid(t, n, k):
             with T.sblock("acc"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -47,21 +51,8 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
                     T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
                     res, vi, vj, epilogue)
 
-    if epilogue == "residual":
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-                 y: T.Buffer((t, n), "float32")):
-            acc = T.sblock_alloc_buffer((t, n), "int32")
-            compute(q, s, w, alpha, bias, res, y, acc)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            acc = T.sblock_alloc_buffer((t, n), "int32")
-            compute(q, s, w, alpha, bias, None, y, acc)
+    if epilogue != "residual":
+        func = without_params(func, "res")
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 

@@ -8,7 +8,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _gelu, _tag, _trit
+from .kernel_base import _gelu, _tag, _trit, without_params
 from .quantize import _absmax_quant
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
@@ -19,8 +19,6 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     one kernel a schedule can run it token by token, so the [t, hidden] activations never exist.
     ``inplace``: no ``y``; ``res`` is updated in place (for ``call_tir_inplace``).
     """
-    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
-
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
@@ -51,20 +49,26 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
 
-    if inplace:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
+
+
+def mlp_func(t: int, d: int, hidden: int, fmt: str, inplace: bool, body) -> tirx.PrimFunc:
+    """The ``ternary_mlp`` PrimFunc around ``body(q, s, w1, a1, b1, w2, a2, b2, res, y)`` (a
+    ``T.macro`` that allocates its own scratch): ``q[t,d] int8, s[t]``, fc1's packed weights,
+    scales and bias, fc2's, ``res[t,d]`` and ``y[t,d]``; ``inplace``: no ``y``, ``res`` is
+    updated in place (for ``call_tir_inplace``). Every MLP form shares this signature."""
+    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
+             w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
+             b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
+             a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
+             res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
+        if inplace:
+            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
+        else:
+            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+
+    return without_params(func, "y") if inplace else func

@@ -22,16 +22,14 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from ..formats import get_format
 from ..compute.kernel_base import _absf, _gelu, _tag, _trit
+from ..compute.mlp import mlp_func
 from ..compute.quantize import _q8s, _scale
 
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
     """``compute.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
-    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
-
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
@@ -79,22 +77,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
 
-    if inplace:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 

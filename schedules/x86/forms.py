@@ -18,7 +18,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from ..compute.kernel_base import ACT_EPS, _absf, _tag
+from ..compute.kernel_base import ACT_EPS, _absf, _tag, without_params
 from ..compute.kernel_base import _epilogue as kernels_epilogue
 from ..formats import get_format
 from .fast_math import fast_erf
@@ -42,8 +42,13 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
     npad = nt * tn
     tpad = t + ROW_PAD - 1
 
-    @T.macro
-    def compute(q, s, w, alpha, bias, res, y, qsum, acc):
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        qsum = T.sblock_alloc_buffer((tpad,), "int32")
+        acc = T.sblock_alloc_buffer((tpad, npad), "int32")
         for i, r in T.grid(tpad, k):
             with T.sblock("qsum"):
                 vi, vr = T.axis.remap("SR", [i, r])
@@ -64,23 +69,8 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
                     T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
                     res, vi, vj, epilogue)
 
-    if epilogue == "residual":
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-                 y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, res, y, qsum, acc)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, None, y, qsum, acc)
+    if epilogue != "residual":
+        func = without_params(func, "res")
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
@@ -111,8 +101,14 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
     tpad = t + ROW_PAD - 1
     nb, steps = k // kb, kb // 4
 
-    @T.macro
-    def compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc):
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        qsum = T.sblock_alloc_buffer((tpad,), "int32")
+        acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
+        acc = T.sblock_alloc_buffer((tpad, npad), "int32")
         for i, r in T.grid(tpad, k):
             with T.sblock("qsum"):
                 vi, vr = T.axis.remap("SR", [i, r])
@@ -140,25 +136,8 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
                     T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
                     res, vi, vj, epilogue)
 
-    if epilogue == "residual":
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-                 y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, None, y, qsum, acc16, acc)
+    if epilogue != "residual":
+        func = without_params(func, "res")
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
