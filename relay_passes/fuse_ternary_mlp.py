@@ -14,15 +14,10 @@ from .base import KernelMutator, tensor_sinfo
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
     def visit_call_(self, call: relax.Call):
-        found = self.kernel_attrs(call)
-        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+        found = self.residual_matmul_behind(call, "ternary_matmul")
+        if found is None or found[2][1]["epilogue"] != "gelu":
             return super().visit_call_(call)
-        fc2_args = list(call.args[1].fields)
-        fc1 = self.kernel_behind_quantizer(fc2_args[0], "ternary_matmul")
-        if fc1 is None or fc1[1]["epilogue"] != "gelu":
-            return super().visit_call_(call)
-        fc1_call, p1 = fc1
-        p2 = found[1]
+        p2, fc2_args, (fc1_call, p1) = found
         if p1["fmt"] != p2["fmt"]:
             return super().visit_call_(call)
         t, d, hidden, fmt = int(p1["t"]), int(p1["k"]), int(p1["n"]), p1["fmt"]
