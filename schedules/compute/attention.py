@@ -12,7 +12,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, _trit, without_params
+from .kernel_base import _absf, _tag, _trit, ternary_acc, without_params
 from .quantize import _absmax_quant, _q8, _q8s, _scale
 
 def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
@@ -314,6 +314,8 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
     d = h * hd
     kb = get_format(fmt).row_bytes(d)
 
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
              xs: T.Buffer((n,), "float32"), wq: T.Buffer((d, kb), "uint8"),
@@ -345,12 +347,7 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
                               v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
                               of)
             _absmax_quant(n, d, of, oq, os, oamax)
-            for i, j, r in T.grid(n, d, d):
-                with T.sblock("acc"):
-                    vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                    with T.init():
-                        acc[vi, vj] = 0
-                    acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+            acc_block(oq, w, acc)
             for i, j in T.grid(n, d):
                 with T.sblock("residual"):
                     vi, vj = T.axis.remap("SS", [i, j])

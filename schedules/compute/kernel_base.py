@@ -51,6 +51,24 @@ def _trit(w, n, k, fmt):
     return T.truncmod(T.truncdiv(byte, pow3), 3) - 1
 
 
+def ternary_acc(name: str, rows: int, n: int, k: int, fmt: str):
+    """A fresh ``T.macro`` ``(x, w, acc)``: the block ``name`` accumulating the ternary matmul
+    ``acc[i, j] += int32(x[i, r]) * trit(w)[j, r]`` over ``rows x n x k`` (the inner loop of every
+    ternary projection). Fresh per call: each block keeps its name (TVMScript numbers the later
+    expansions of one macro object)."""
+
+    @T.macro
+    def block(x, w, acc):
+        for i, j, r in T.grid(rows, n, k):
+            with T.sblock(name):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+
+    return block
+
+
 def _absf(v):
     # TVM's C codegen cannot emit fabs ("Unresolved call"); max(v, -v) is exact and portable
     return T.max(v, -v)

@@ -13,7 +13,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import EPILOGUES, _absf, _epilogue, _tag, _trit, without_params
+from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, ternary_acc,
+                          without_params)
 from .quantize import _q8
 
 def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
@@ -32,18 +33,15 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
         return ternary_matmul_tiled(t, k, n, fmt, epilogue)
     kb = get_format(fmt).row_bytes(k)
 
+    acc_block = ternary_acc("acc", t, n, k, fmt)
+
     @T.prim_func(s_tir=True)
     def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
              w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
              bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
              y: T.Buffer((t, n), "float32")):
         acc = T.sblock_alloc_buffer((t, n), "int32")
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc_block(q, w, acc)
         for i, j in T.grid(t, n):
             with T.sblock("epilogue"):
                 vi, vj = T.axis.remap("SS", [i, j])
@@ -65,6 +63,8 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     n = h * hd
     kb = get_format(fmt).row_bytes(k)
 
+    acc_block = ternary_acc("acc", t, n, k, fmt)
+
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
              w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
@@ -73,12 +73,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "float32")
         amax = T.sblock_alloc_buffer((t, h), "float32")
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc_block(x, w, acc)
         for i, j in T.grid(t, n):
             with T.sblock("value"):
                 vi, vj = T.axis.remap("SS", [i, j])
@@ -110,6 +105,9 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     """
     kb = get_format(fmt).row_bytes(k)
 
+    acc1_block = ternary_acc("acc1", t, n, k, fmt)
+    acc2_block = ternary_acc("acc2", t, n, k, fmt)
+
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
              w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
@@ -117,12 +115,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
              amax: T.Buffer((n,), "float32")):
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc1"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1[vi, vj] = 0
-                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc1_block(x, w, acc1)
         for i, j in T.grid(t, n):
             with T.sblock("channel_absmax"):
                 vi, vj = T.axis.remap("RS", [i, j])
@@ -130,12 +123,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                     amax[vj] = T.float32(0)
                 amax[vj] = T.max(amax[vj], _absf(
                     T.Cast("float32", acc1[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]))
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc2"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc2[vi, vj] = 0
-                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc2_block(x, w, acc2)
         for i, j in T.grid(t, n):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])

@@ -8,7 +8,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _gelu, _tag, _trit, without_params
+from .kernel_base import _gelu, _tag, ternary_acc, without_params
 from .quantize import _absmax_quant
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
@@ -19,6 +19,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     one kernel a schedule can run it token by token, so the [t, hidden] activations never exist.
     ``inplace``: no ``y``; ``res`` is updated in place (for ``call_tir_inplace``).
     """
+    acc1_block = ternary_acc("acc1", t, hidden, d, fmt)
+    fc2 = fc2_blocks(t, d, hidden, fmt)
+
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
@@ -27,30 +30,33 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         s2 = T.sblock_alloc_buffer((t,), "float32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
         acc2 = T.sblock_alloc_buffer((t, d), "int32")
-        for i, j, r in T.grid(t, hidden, d):
-            with T.sblock("acc1"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1[vi, vj] = 0
-                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        acc1_block(q, w1, acc1)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 hf[vi, vj] = _gelu(T.Cast("float32", acc1[vi, vj]) * (a1[vj] * s[vi]) + b1[vj])
         _absmax_quant(t, hidden, hf, q2, s2, amax)
-        for i, j, r in T.grid(t, d, hidden):
-            with T.sblock("acc2"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc2[vi, vj] = 0
-                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
+        fc2(q2, s2, w2, a2, b2, res, acc2, y)
+
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
+    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
+
+
+def fc2_blocks(t: int, d: int, hidden: int, fmt: str):
+    """A fresh macro ``fc2(q2, s2, w2, a2, b2, res, acc2, y)``: the MLP's second projection of
+    the int8 hidden layer ``q2[t, hidden]`` (scales ``s2``) plus the residual, into ``y`` (blocks
+    ``acc2``, ``out``); shared by every float MLP form."""
+    acc2_block = ternary_acc("acc2", t, d, hidden, fmt)
+
+    @T.macro
+    def fc2(q2, s2, w2, a2, b2, res, acc2, y):
+        acc2_block(q2, w2, acc2)
         for i, j in T.grid(t, d):
             with T.sblock("out"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
 
-    func = mlp_func(t, d, hidden, fmt, inplace, body)
-    return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
+    return fc2
 
 
 def mlp_func(t: int, d: int, hidden: int, fmt: str, inplace: bool, body) -> tirx.PrimFunc:

@@ -41,6 +41,7 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
     nt, kt = -(-n // tn), -(-k // tk)
     npad = nt * tn
     tpad = t + ROW_PAD - 1
+    qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
     @T.prim_func(s_tir=True)
     def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -49,12 +50,7 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
              y: T.Buffer((t, n), "float32")):
         qsum = T.sblock_alloc_buffer((tpad,), "int32")
         acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-        for i, r in T.grid(tpad, k):
-            with T.sblock("qsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    qsum[vi] = 0
-                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+        qsum_block(q, qsum)
         for i, j, r in T.grid(tpad, npad, k):
             with T.sblock("acc"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -62,12 +58,7 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
                     acc[vi, vj] = 0
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", q[T.min(vi, t - 1), vr]) * T.Cast(
                     "int32", w[vj // tn, vr // tk, vj % tn, vr % tk])
-        for i, j in T.grid(t, n):
-            with T.sblock("epilogue"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _epilogue(
-                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
-                    res, vi, vj, epilogue)
+        finish(acc, qsum, s, alpha, bias, res, y)
 
     if epilogue != "residual":
         func = without_params(func, "res")
@@ -100,6 +91,7 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
     npad = nt * tn
     tpad = t + ROW_PAD - 1
     nb, steps = k // kb, kb // 4
+    qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
     @T.prim_func(s_tir=True)
     def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -109,12 +101,7 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
         qsum = T.sblock_alloc_buffer((tpad,), "int32")
         acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
         acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-        for i, r in T.grid(tpad, k):
-            with T.sblock("qsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    qsum[vi] = 0
-                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+        qsum_block(q, qsum)
         for i, j, b, h, st, r in T.grid(tpad, npad, nb, 2, steps, 2):
             with T.sblock("acc16"):
                 vi, vj, vb, vh, vs, vr = T.axis.remap("SSSSRR", [i, j, b, h, st, r])
@@ -129,12 +116,7 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
                 with T.init():
                     acc[vi, vj] = 0
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", acc16[vi, vb, vj, vh])
-        for i, j in T.grid(t, n):
-            with T.sblock("epilogue"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _epilogue(
-                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
-                    res, vi, vj, epilogue)
+        finish(acc, qsum, s, alpha, bias, res, y)
 
     if epilogue != "residual":
         func = without_params(func, "res")
@@ -184,6 +166,34 @@ def _epilogue(v, res, i, j, epilogue):
     if epilogue == "gelu":
         return _gelu(v)
     return kernels_epilogue(v, res, i, j, epilogue)
+
+
+def _tile_blocks(t: int, tpad: int, k: int, n: int, epilogue: str):
+    """Fresh macros for the blocks both tiled matmuls share: ``qsum(q, qsum)``, the sum of each
+    row of ``q`` (rows past ``t`` repeat the last one), and ``finish(acc, qsum, s, alpha, bias,
+    res, y)``, the real rows and channels of the padded accumulator corrected by the row sums
+    (``code = W + 1``), scaled, biased, through the epilogue. Fresh per call: TVMScript numbers
+    the blocks of every later expansion of one macro object."""
+
+    @T.macro
+    def qsum_block(q, qsum):
+        for i, r in T.grid(tpad, k):
+            with T.sblock("qsum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    qsum[vi] = 0
+                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+
+    @T.macro
+    def finish(acc, qsum, s, alpha, bias, res, y):
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    return qsum_block, finish
 
 
 @T.macro

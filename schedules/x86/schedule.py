@@ -143,11 +143,20 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     sch.compute_at(acc, io, preserve_unit_loops=True)
     # qsum stays a serial pass before the tiles: once per row (under the tiles it would repeat
     # per block), and LLVM vectorizes int8 row sums -- cheaper than another parallel launch
+    sch.parallel(jo)
+    register_tile(sch, acc, ii, ji, lanes, f.tile[1], intrin)
+    return sch.mod["main"]
+
+
+def register_tile(sch: s_tir.Schedule, acc, ii, ji, lanes: int, group: int, intrin) -> None:
+    """The accumulation of one ``ii x ji`` register tile of the ``v16x4`` matmul (``acc`` already
+    under the tile loops): the K loop outermost, the ``group x lanes`` step as the dot
+    ``intrin`` (None: a vector loop over the lanes), everything else unrolled, so LLVM keeps
+    the accumulators in registers. Shared by the hand schedule and the tuning space."""
     ai, aj, ar = sch.get_loops(acc)[-3:]
     jt, jv = sch.split(aj, [None, lanes])
-    ro, rv = sch.split(ar, [None, 4])
+    ro, rv = sch.split(ar, [None, group])
     sch.reorder(ro, ai, jt, jv, rv) if intrin else sch.reorder(ro, ai, jt, rv, jv)
-    sch.parallel(jo)
     sch.vectorize(ji)
     sch.unroll(ii)          # constant tile indices: LLVM keeps the accumulators in registers
     if intrin is None:
@@ -158,7 +167,6 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
         sch.tensorize(jv, intrin)
     sch.unroll(ai)
     sch.unroll(jt)
-    return sch.mod["main"]
 
 
 def _schedule_matmul_i16(func: tirx.PrimFunc, rows: int, cols: int) -> tirx.PrimFunc:
