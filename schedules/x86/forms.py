@@ -38,16 +38,13 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
     """
     f = get_format(fmt)
     tn, tk = f.tile
-    nt, kt = -(-n // tn), -(-k // tk)
+    nt = -(-n // tn)
     npad = nt * tn
     tpad = t + ROW_PAD - 1
     qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
-    @T.prim_func(s_tir=True)
-    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-             y: T.Buffer((t, n), "float32")):
+    @T.macro
+    def body(q, s, w, alpha, bias, res, y):
         qsum = T.sblock_alloc_buffer((tpad,), "int32")
         acc = T.sblock_alloc_buffer((tpad, npad), "int32")
         qsum_block(q, qsum)
@@ -60,9 +57,7 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
                     "int32", w[vj // tn, vr // tk, vj % tn, vr % tk])
         finish(acc, qsum, s, alpha, bias, res, y)
 
-    if epilogue != "residual":
-        func = without_params(func, "res")
-    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return _tiled_func(t, k, n, fmt, epilogue, body)
 
 
 # int16 pair sums of a weight code (0..2) and an int8 activation are at most 2 * 2 * 128 = 512 in
@@ -87,17 +82,14 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
     kb = i16_k_block(k)
     if tk != 4 or kb is None:
         raise ValueError(f"ternary_matmul_i16 needs 4-deep tiles and k % 4 == 0, got {fmt}, k={k}")
-    nt, kt = -(-n // tn), k // tk
+    nt = -(-n // tn)
     npad = nt * tn
     tpad = t + ROW_PAD - 1
     nb, steps = k // kb, kb // 4
     qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
-    @T.prim_func(s_tir=True)
-    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-             y: T.Buffer((t, n), "float32")):
+    @T.macro
+    def body(q, s, w, alpha, bias, res, y):
         qsum = T.sblock_alloc_buffer((tpad,), "int32")
         acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
         acc = T.sblock_alloc_buffer((tpad, npad), "int32")
@@ -118,9 +110,7 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", acc16[vi, vb, vj, vh])
         finish(acc, qsum, s, alpha, bias, res, y)
 
-    if epilogue != "residual":
-        func = without_params(func, "res")
-    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return _tiled_func(t, k, n, fmt, epilogue, body)
 
 
 # ---- per-token kernels with explicit vector lanes -------------------------------------------------
@@ -166,6 +156,24 @@ def _epilogue(v, res, i, j, epilogue):
     if epilogue == "gelu":
         return _gelu(v)
     return kernels_epilogue(v, res, i, j, epilogue)
+
+
+def _tiled_func(t: int, k: int, n: int, fmt: str, epilogue: str, body) -> tirx.PrimFunc:
+    """The ``ternary_matmul`` PrimFunc of a tiled format around ``body(q, s, w, alpha, bias, res,
+    y)`` (a ``T.macro`` allocating its own scratch); ``res`` only with the residual epilogue."""
+    tn, tk = get_format(fmt).tile
+    nt, kt = -(-n // tn), -(-k // tk)
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        body(q, s, w, alpha, bias, res, y)
+
+    if epilogue != "residual":
+        func = without_params(func, "res")
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
 def _tile_blocks(t: int, tpad: int, k: int, n: int, epilogue: str):
