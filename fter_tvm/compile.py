@@ -10,7 +10,7 @@ from tvm import relax
 from relay_passes.base import FusionError
 from relay_passes.frontend import import_model
 from relay_passes.pipeline import fter_pipeline
-from schedules.tuned import tuning_summary
+from schedules.tuning.database import tuning_summary
 
 from .artifact import X86Artifact
 from .console import capture_warnings, step, summarize
@@ -39,7 +39,8 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         strict: raise when a layer cannot be fused instead of leaving it as a plain op.
         dump_dir: write the IR after each pipeline phase there.
         numerics: ``"float"`` or ``"integer"`` (esp32s3 only: LayerNorm, softmax, GELU and the
-            quantizers in fixed point, ``schedules.intmath``); default: the target's setting.
+            quantizers in fixed point, ``schedules.integer.intmath``); default: the target's
+            setting.
 
     Returns:
         an artifact with ``run(x)`` and ``report`` (and, for esp32s3, ``simulate``, ``export_project``).

@@ -36,7 +36,7 @@ def compile_demo(model, x: torch.Tensor, y: torch.Tensor, project_dir: Path | No
         out[f"{target}_agree"] = float(np.mean(_top1(got) == _top1(ref)))
         out[f"{target}_max_dlogit"] = float(np.abs(got - ref).max())
     r = art.report   # the esp32s3 artifact
-    # the esp32s3 integer numerics mode (schedules.intmath) on the same images
+    # the esp32s3 integer numerics mode (schedules.integer.intmath) on the same images
     from fter_tvm.targets import Esp32s3Target
 
     t0 = time.time()

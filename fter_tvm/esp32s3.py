@@ -14,8 +14,7 @@ from runtime import aot, lower
 from runtime.host_sim import build_host, parse_counters, run_host, sanitize_requested
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 from relay_passes.store_side_tensors_fp16 import StoreSideTensorsFp16
-from schedules.esp32s3 import schedule_module
-from schedules.esp32s3_integer import to_integer
+from schedules.esp32s3 import schedule_module, to_integer
 
 from .artifact import Artifact, as_numpy
 from .console import step

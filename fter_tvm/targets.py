@@ -58,7 +58,7 @@ class Esp32s3Target(Target):
     fp16_rounded: tuple = ("bias",)
     board: BoardLimits = field(default_factory=BoardLimits)
     # "float": fp32 epilogues (LayerNorm, softmax, GELU, quantizers); "integer": their fixed-point
-    # forms (schedules.intmath), with the PIE kernels only
+    # forms (schedules.integer.intmath), with the PIE kernels only
     numerics: str = "float"
 
     def __post_init__(self):

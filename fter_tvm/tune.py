@@ -4,7 +4,7 @@
 Steps: the fused module (as ``compile`` builds it) -> one task per distinct kernel, weighted by its
 calls (``tuning.tasks``) -> the hand schedule of each task measured as the baseline -> trials
 split by each task's share of the hand-scheduled total -> MetaSchedule's evolutionary search with
-the XGBoost cost model over spaces that keep our tensor intrinsics (``schedules.search_space``),
+the XGBoost cost model over spaces that keep our tensor intrinsics (``schedules.tuning.space``),
 measured locally, through an RPC tracker (x86), or in the Xtensa ISS (esp32s3) -> tuned vs untuned
 per task and end to end, printed and written to ``DIR/tuning_report.json``.
 
@@ -24,8 +24,8 @@ from typing import Callable
 
 import tvm
 
-from schedules.search_space import design_space, has_choices
-from schedules.tuned import BASELINE_FILE, open_database, task_module, tvm_target
+from schedules.tuning.space import design_space, has_choices
+from schedules.tuning.database import BASELINE_FILE, open_database, task_module, tvm_target
 
 from .compile import build_fused, fuse_model
 from .targets import get_target

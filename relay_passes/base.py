@@ -104,6 +104,17 @@ class KernelMutator(PyExprMutator):
             return None
         return self.single_use_kernel(quant.args[1].fields[0], kind)
 
+    def residual_matmul_behind(self, call: relax.Call, kind: str):
+        """``(params, args, (kind_call, kind_params))`` when ``call`` is a ``ternary_matmul`` with
+        the residual epilogue whose input is quantized from a single-use ``kind`` kernel (the
+        tail of a block that a low-memory pass fuses into one kernel), else None."""
+        found = self.kernel_attrs(call)
+        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+            return None
+        args = list(call.args[1].fields)
+        behind = self.kernel_behind_quantizer(args[0], kind)
+        return None if behind is None else (found[1], args, behind)
+
     def run(self) -> tvm.IRModule:
         for gv, func in self.mod.functions_items():
             if isinstance(func, relax.Function):

@@ -7,7 +7,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 from .matching import shape_of, scalar_const
@@ -53,8 +53,8 @@ class _Rewriter(KernelMutator):
             return super().visit_call_(call)
         scale = float(params["scale"])
         y = self.builder_.emit(relax.op.reshape(self.new(qkv), (n, 3 * h * hd)))
-        name = kernels.kernel_name("int8_attention_qkv", n=n, h=h, hd=hd)
-        out = self.emit_kernel(kernels.int8_attention_qkv(n, h, hd, scale), name, [y],
+        name = compute.kernel_name("int8_attention_qkv", n=n, h=h, hd=hd)
+        out = self.emit_kernel(compute.int8_attention_qkv(n, h, hd, scale), name, [y],
                                tensor_sinfo((n, h * hd), "float32"))
         return relax.op.reshape(out, shape_of(call))
 

@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 
@@ -14,24 +14,22 @@ from .base import KernelMutator, tensor_sinfo
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
     def visit_call_(self, call: relax.Call):
-        found = self.kernel_attrs(call)
-        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+        found = self.residual_matmul_behind(call, "int8_attention_q")
+        if found is None:
             return super().visit_call_(call)
-        args = list(call.args[1].fields)
-        att = self.kernel_behind_quantizer(args[0], "int8_attention_q")
+        params, args, (att_call, ap) = found
         res = args[5]
-        if att is None or not isinstance(res, relax.Var) or not self.lookup.dead_after(res, call):
+        if not isinstance(res, relax.Var) or not self.lookup.dead_after(res, call):
             return super().visit_call_(call)
-        att_call, ap = att
         n, h, hd = int(ap["n"]), int(ap["h"]), int(ap["hd"])
-        fmt = found[1]["fmt"]
-        if int(found[1]["t"]) != n or int(found[1]["n"]) != h * hd:
+        fmt = params["fmt"]
+        if int(params["t"]) != n or int(params["n"]) != h * hd:
             return super().visit_call_(call)
         att_args = [self.new(a) for a in att_call.args[1].fields]   # xq, xs, Wq.., k.., v..
         w, alpha, bias = (self.new(a) for a in args[2:5])
-        name = kernels.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
+        name = compute.kernel_name("int8_attention_block", n=n, h=h, hd=hd, fmt=fmt)
         return self.emit_kernel_inplace(
-            kernels.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
+            compute.int8_attention_block(n, h, hd, fmt, float(ap["scale"])), name,
             [self.new(res), *att_args, w, alpha, bias], 0, tensor_sinfo((n, h * hd), "float32"))
 
 

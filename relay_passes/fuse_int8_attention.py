@@ -9,7 +9,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 from .matching import ActQuantPattern, scalar_const, shape_of
@@ -98,8 +98,8 @@ class _Rewriter(KernelMutator):
             return super().visit_call_(call)
         b, h, n, hd = ([1] + shape) if len(shape) == 3 else shape
         q, k, v = (self._as4d(self.new(e), (b, h, n, hd)) for e in (q, k, v))
-        name = kernels.kernel_name("int8_attention", b=b, h=h, n=n, hd=hd)
-        out = self.emit_kernel(kernels.int8_attention(b, h, n, hd, scale), name, [q, k, v],
+        name = compute.kernel_name("int8_attention", b=b, h=h, n=n, hd=hd)
+        out = self.emit_kernel(compute.int8_attention(b, h, n, hd, scale), name, [q, k, v],
                                tensor_sinfo((b, h, n, hd), "float32"))
         return relax.op.reshape(out, shape_of(call))
 

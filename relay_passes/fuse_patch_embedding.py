@@ -8,7 +8,8 @@ from tvm import relax
 from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
-from schedules import fp16, kernels
+from schedules import compute
+from schedules.compute import fp16
 
 from .base import KernelMutator, const, tensor_sinfo
 from .matching import shape_of
@@ -95,9 +96,9 @@ class _Rewriter(KernelMutator):
             cls, pos = fp16.to_f16_bits(cls), fp16.to_f16_bits(pos)
         args = [self.new(quant.args[1].fields[0]), *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
                 const(cls), const(pos)]
-        name = kernels.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"],
+        name = compute.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"],
                                    embed=embed)
-        x = self.emit_kernel(kernels.patch_embed(c, gh, gw, p, d, params["fmt"], embed), name, args,
+        x = self.emit_kernel(compute.patch_embed(c, gh, gw, p, d, params["fmt"], embed), name, args,
                              tensor_sinfo((gh * gw + 1, d), "float32"))
         return relax.op.reshape(x, shape_of(call))
 

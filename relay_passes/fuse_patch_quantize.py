@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 from .matching import shape_of
@@ -29,8 +29,8 @@ class _Rewriter(KernelMutator):
         if p != p2 or shape_of(image) != [b, c, gh * p, gw * p]:
             return super().visit_call_(call)
         t, f = b * gh * gw, c * p * p
-        name = kernels.kernel_name("quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
-        return self.emit_kernel(kernels.quantize_patches(b, c, gh, gw, p), name, [self.new(image)],
+        name = compute.kernel_name("quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
+        return self.emit_kernel(compute.quantize_patches(b, c, gh, gw, p), name, [self.new(image)],
                                 [tensor_sinfo((t, f), "int8"), tensor_sinfo((t,), "float32")])
 
 

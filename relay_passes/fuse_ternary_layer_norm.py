@@ -7,7 +7,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, const, tensor_sinfo
 from .matching import per_tensor_ternary, shape_of
@@ -58,8 +58,8 @@ class _Rewriter(KernelMutator):
         x2 = x if len(shape_of(x)) == 2 else self.builder_.emit(relax.op.reshape(x, (t, d)))
         eps = float(ln.attrs.epsilon)
         args = [x2, const(g[0]), const(b[0]), const(np.array([g[1], b[1]], np.float32))]
-        name = kernels.kernel_name("ternary_layernorm", t=t, d=d)
-        return self.emit_kernel(kernels.ternary_layernorm_quant(t, d, eps), name, args,
+        name = compute.kernel_name("ternary_layernorm", t=t, d=d)
+        return self.emit_kernel(compute.ternary_layernorm_quant(t, d, eps), name, args,
                                 [tensor_sinfo((t, d), "int8"), tensor_sinfo((t,), "float32")])
 
 

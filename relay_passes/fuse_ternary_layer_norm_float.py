@@ -7,8 +7,8 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
-from schedules.kernels_float import ternary_layernorm_float
+from schedules import compute
+from schedules.compute import ternary_layernorm_float
 
 from .base import KernelMutator, const, tensor_sinfo
 from .matching import per_tensor_ternary, shape_of
@@ -32,7 +32,7 @@ class _Rewriter(KernelMutator):
         eps = float(call.attrs.epsilon)
         args = [x2, const(g[0]), const(b[0]), const(np.array([g[1], b[1]], np.float32))]
         y = self.emit_kernel(ternary_layernorm_float(t, d, eps),
-                             kernels.kernel_name("ternary_layernorm_float", t=t, d=d), args,
+                             compute.kernel_name("ternary_layernorm_float", t=t, d=d), args,
                              tensor_sinfo((t, d), "float32"))
         return y if len(shape) == 2 else relax.op.reshape(y, shape)
 

@@ -7,7 +7,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 from schedules.formats import pack
 
 from .base import FusionError, KernelMutator, const, tensor_sinfo
@@ -21,8 +21,8 @@ def emit_quantize(m: KernelMutator, x, per_token: bool):
     t = int(np.prod(shape[:-1]))
     x2 = x if len(shape) == 2 else m.builder_.emit(relax.op.reshape(x, (t, k)))
     kind = "quantize_act" if per_token else "quantize_act_tensor"
-    func = (kernels.quantize_act if per_token else kernels.quantize_act_tensor)(t, k)
-    qs = m.emit_kernel(func, kernels.kernel_name(kind, t=t, k=k), [x2],
+    func = (compute.quantize_act if per_token else compute.quantize_act_tensor)(t, k)
+    qs = m.emit_kernel(func, compute.kernel_name(kind, t=t, k=k), [x2],
                        [tensor_sinfo((t, k), "int8"), tensor_sinfo((t,), "float32")])
     return m.builder_.emit(relax.TupleGetItem(qs, 0)), m.builder_.emit(relax.TupleGetItem(qs, 1))
 
@@ -36,8 +36,8 @@ def emit_ternary_matmul(m: KernelMutator, q, s, weight, bias: np.ndarray, fmt: s
             const(bias.astype(np.float32))]
     if res is not None:
         args.append(res)
-    name = kernels.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
-    return m.emit_kernel(kernels.ternary_matmul(t, k, n, fmt, epilogue), name, args,
+    name = compute.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return m.emit_kernel(compute.ternary_matmul(t, k, n, fmt, epilogue), name, args,
                          tensor_sinfo((t, n), "float32"))
 
 
@@ -105,8 +105,8 @@ def reemit_ternary_matmul(m: KernelMutator, call: relax.Call, params: dict, *, a
             const(bias.astype(np.float32)) if bias is not None else old_bias]
     if res is not None:
         args.append(res)
-    name = kernels.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
-    return m.emit_kernel(kernels.ternary_matmul(t, k, n, fmt, epilogue), name, args,
+    name = compute.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return m.emit_kernel(compute.ternary_matmul(t, k, n, fmt, epilogue), name, args,
                          tensor_sinfo((t, n), "float32"))
 
 

@@ -8,9 +8,9 @@ from tvm import relax
 from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 from schedules.formats import pack
-from schedules.kernels_float import row_format, ternary_matmul_float
+from schedules.compute import row_format, ternary_matmul_float
 
 from .base import KernelMutator, const, tensor_sinfo
 from .matching import matrix_const, shape_of, ternary_decompose
@@ -44,7 +44,7 @@ class _Rewriter(KernelMutator):
         x2 = x if len(shape) == 2 else self.builder_.emit(relax.op.reshape(x, (t, k)))
         args = [x2, const(pack(weight.codes, self.fmt)), const(weight.alpha.astype(np.float32)),
                 const(bias.astype(np.float32))]
-        name = kernels.kernel_name("ternary_matmul_float", t=t, k=k, n=n, fmt=self.fmt)
+        name = compute.kernel_name("ternary_matmul_float", t=t, k=k, n=n, fmt=self.fmt)
         y = self.emit_kernel(ternary_matmul_float(t, k, n, self.fmt), name, args,
                              tensor_sinfo((t, n), "float32"))
         return y if list(out_shape) == [t, n] else relax.op.reshape(y, out_shape)

@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, tensor_sinfo
 
@@ -14,15 +14,10 @@ from .base import KernelMutator, tensor_sinfo
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
     def visit_call_(self, call: relax.Call):
-        found = self.kernel_attrs(call)
-        if found is None or found[0] != "ternary_matmul" or found[1]["epilogue"] != "residual":
+        found = self.residual_matmul_behind(call, "ternary_matmul")
+        if found is None or found[2][1]["epilogue"] != "gelu":
             return super().visit_call_(call)
-        fc2_args = list(call.args[1].fields)
-        fc1 = self.kernel_behind_quantizer(fc2_args[0], "ternary_matmul")
-        if fc1 is None or fc1[1]["epilogue"] != "gelu":
-            return super().visit_call_(call)
-        fc1_call, p1 = fc1
-        p2 = found[1]
+        p2, fc2_args, (fc1_call, p1) = found
         if p1["fmt"] != p2["fmt"]:
             return super().visit_call_(call)
         t, d, hidden, fmt = int(p1["t"]), int(p1["k"]), int(p1["n"]), p1["fmt"]
@@ -30,8 +25,8 @@ class _Rewriter(KernelMutator):
         _, _, w2, a2, b2, res = (self.new(a) for a in fc2_args)
         args = [q, s, w1, a1, b1, w2, a2, b2, res]
         inplace = isinstance(fc2_args[5], relax.Var) and self.lookup.dead_after(fc2_args[5], call)
-        name = kernels.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
-        func = kernels.ternary_mlp(t, d, hidden, fmt, inplace=inplace)
+        name = compute.kernel_name("ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt)
+        func = compute.ternary_mlp(t, d, hidden, fmt, inplace=inplace)
         if inplace:   # the residual stream is updated where it is: no second [t, d] buffer
             return self.emit_kernel_inplace(func, name + "_inplace", args, 8,
                                             tensor_sinfo((t, d), "float32"))

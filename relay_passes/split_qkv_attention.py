@@ -6,7 +6,7 @@ import tvm
 from tvm import relax
 from tvm.relax import expr_functor
 
-from schedules import kernels
+from schedules import compute
 
 from .base import KernelMutator, const, tensor_sinfo
 from .fuse_ternary_matmul import kernel_const
@@ -31,21 +31,21 @@ class _Rewriter(KernelMutator):
         w, alpha, bias = (kernel_const(tmm, i) for i in (2, 3, 4))
         # V: projected twice (channel absmax, then quantize) -- never a float [t, d] tensor
         vq = self.emit_kernel(
-            kernels.ternary_matmul_channels(t, k, d, fmt),
-            kernels.kernel_name("ternary_matmul_channels", t=t, k=k, n=d, fmt=fmt),
+            compute.ternary_matmul_channels(t, k, d, fmt),
+            compute.kernel_name("ternary_matmul_channels", t=t, k=k, n=d, fmt=fmt),
             [q, s, const(w[2 * d:]), const(alpha[2 * d:]), const(bias[2 * d:])],
             [tensor_sinfo((t, d), "int8"), tensor_sinfo((d,), "float32")])
         # K: quantized per (token, head) as each projected row is produced
         kc = self.emit_kernel(
-            kernels.ternary_matmul_heads(t, k, h, hd, fmt),
-            kernels.kernel_name("ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt),
+            compute.ternary_matmul_heads(t, k, h, hd, fmt),
+            compute.kernel_name("ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt),
             [q, s, const(w[d:2 * d]), const(alpha[d:2 * d]), const(bias[d:2 * d])],
             [tensor_sinfo((t, d), "int8"), tensor_sinfo((t, h), "float32")])
         codes = [self.builder_.emit(relax.TupleGetItem(x, i)) for x in (kc, vq) for i in (0, 1)]
         # Q: projected one row at a time inside the attention kernel
         out = self.emit_kernel(
-            kernels.int8_attention_q(n, h, hd, fmt, float(att["scale"])),
-            kernels.kernel_name("int8_attention_q", n=n, h=h, hd=hd, fmt=fmt),
+            compute.int8_attention_q(n, h, hd, fmt, float(att["scale"])),
+            compute.kernel_name("int8_attention_q", n=n, h=h, hd=hd, fmt=fmt),
             [q, s, const(w[:d]), const(alpha[:d]), const(bias[:d]), *codes],
             tensor_sinfo((n, d), "float32"))
         return out if shape_of(out) == shape_of(call) else relax.op.reshape(out, shape_of(call))

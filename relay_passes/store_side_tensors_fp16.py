@@ -8,12 +8,12 @@ from tvm import relax
 from tvm.ir.expr import Constant
 from tvm.relax import expr_functor
 
-from schedules.fp16 import decode_f16, fp16_exact, to_f16_bits
+from schedules.compute.fp16 import decode_f16, fp16_exact, to_f16_bits
 
 from .base import KernelMutator, tensor_sinfo
 
 MIN_ELEMENTS = 16   # below this the decode call costs more than the bytes it saves
-# kernel parameter names of the side tensors (schedules/kernels.py): added biases, multiplied scales
+# kernel parameter names of the side tensors (schedules/compute/): added biases, multiplied scales
 ROLES = {"bias": "bias", "b1": "bias", "b2": "bias", "bq": "bias",
          "alpha": "scale", "a1": "scale", "a2": "scale", "aq": "scale"}
 

@@ -22,7 +22,8 @@ import tvm_ffi
 from . import aot_run, lower
 from .cbuild import GENERATED_CFLAGS
 from .arena import ArenaPlan, LiveBuffer, plan_arena
-from .lower import AotProgram, TensorView
+from .program import (KERNEL_SYMBOL_PREFIX, AotLoweringError, AotProgram, TensorView,
+                      extract_program)
 
 # TVM's C for packed functions reads shape/strides/device fields it may not use: fter_kernels.c
 # (only it) is compiled with these -Wno flags, kept in one place: runtime/cbuild.py.
@@ -120,12 +121,12 @@ def generate_aot(lowered_mod: tvm.IRModule, kernel_c_source: str, out_dir: str |
     Returns:
         An `AotResult` with the file paths, the verified arena plan and the sizes.
     Raises:
-        lower.AotLoweringError: `main` has a form the executor does not support.
+        AotLoweringError: `main` has a form the executor does not support.
         arena.ArenaOverlapError: the arena plan failed its proof (a bug, never expected).
     """
     if lower.c_identifier(model_name) != model_name:
         raise ValueError(f"model_name {model_name!r} is not a C identifier")
-    program = lower.extract_program(lowered_mod)
+    program = extract_program(lowered_mod)
     plan, offsets = plan_program_arena(program, granularity)
     per_kernel = lower.kernel_workspace_bytes(lowered_mod)
     workspace = max(per_kernel.values(), default=0)
@@ -272,7 +273,7 @@ void fter_profile_end(int idx, int kind);
     def _declarations(self) -> str:
         lines = ["/* Kernels: TVM's packed entry points (fter_kernels.c). */"]
         for symbol in dict.fromkeys(c.symbol for c in self.p.calls):
-            lines.append(f"FTER_DECLARE_PACKED({symbol[len(lower.KERNEL_SYMBOL_PREFIX):]});")
+            lines.append(f"FTER_DECLARE_PACKED({symbol[len(KERNEL_SYMBOL_PREFIX):]});")
         lines.append("\n/* Weights (fter_weights.c). */")
         for i, data in enumerate(self.p.constants):
             lines.append(f"extern const {c_array_type(data)} fter_w{i}[{data.size}];")
@@ -391,7 +392,7 @@ def c_array_type(data: np.ndarray) -> str:
     """The C element type a constant is emitted with."""
     dtype = str(data.dtype)
     if dtype not in _C_TYPES:
-        raise lower.AotLoweringError(f"constant of dtype {dtype} cannot be emitted to C")
+        raise AotLoweringError(f"constant of dtype {dtype} cannot be emitted to C")
     return _C_TYPES[dtype][0]
 
 
@@ -445,7 +446,7 @@ def emit_weights(program: AotProgram) -> str:
            "#define FTER_WEIGHTS_ATTR\n#endif\n"]
     for i, data in enumerate(program.constants):
         if data.size == 0:
-            raise lower.AotLoweringError(f"constant {i} is empty")
+            raise AotLoweringError(f"constant {i} is empty")
         ctype = c_array_type(data)
         if data.itemsize == 1:
             init = "\n  " + "\n  ".join(_byte_string_rows(data)) + ";"

@@ -13,7 +13,7 @@ each stage boundary is a barrier: the next stage may read anything either half w
 
 from __future__ import annotations
 
-from .lower import AotProgram
+from .program import AotProgram
 
 RANGE_ARGS = 3   # stage, begin, end
 

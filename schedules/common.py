@@ -1,4 +1,4 @@
-"""Schedule steps shared by the targets."""
+"""Schedule steps shared by the targets (x86, esp32s3) and the AOT lowering (``InlineGlue``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AOT C executor (runtime/lower.py, runtime/aot.py): torch models -> standalone C.
+"""AOT C executor (runtime/lower.py, program.py, aot.py): torch models -> standalone C.
 
 The generated C is built with host gcc (marker ``cc``) and in the Xtensa simulator (marker
 ``xtensa``) and compared with PyTorch and with TVM's Relax VM. Missing tools skip, except under
@@ -24,6 +24,7 @@ from tvm.script import relax as R
 from tvm.script import tirx as T
 
 from runtime import aot, cbuild, lower
+from runtime.program import AotProgram, extract_program
 from runtime.host_sim import ProgramError, build_host, run_host
 from runtime.xtensa_sim import build_xtensa, run_xtensa
 
@@ -229,7 +230,7 @@ def test_call_list_and_sizes(built):
 
 def test_arena_smaller_than_storages(built):
     for name in ("residual", "attention"):
-        program = lower.extract_program(built(name).lowered)
+        program = extract_program(built(name).lowered)
         res = built(name).result
         assert res.arena_bytes == res.plan.peak_live_bytes < aot.storage_bytes(program)
 
@@ -298,7 +299,7 @@ class IntInput:
 ])
 def test_unsupported_forms_fail_loudly(mod, message):
     with pytest.raises(lower.AotLoweringError, match=message):
-        lower.extract_program(lower.lower_for_aot(mod))
+        extract_program(lower.lower_for_aot(mod))
 
 
 # ----------------------------------------------------------------------- host C (needs cc)
@@ -375,7 +376,7 @@ WEIGHT_CASES = [
 @pytest.mark.cc
 def test_weights_are_bit_exact(tmp_path):
     require("cc")
-    program = lower.AotProgram(constants=WEIGHT_CASES)
+    program = AotProgram(constants=WEIGHT_CASES)
     src = tmp_path / "fter_weights.c"
     src.write_text(aot.emit_weights(program))
     decls = "".join(f"extern const {aot.c_array_type(w)} fter_w{i}[{w.size}];\n"

@@ -7,6 +7,7 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 from runtime import aot, lower
+from runtime.program import extract_program
 from runtime.arena import (
     ArenaOverlapError,
     ArenaPlan,
@@ -133,7 +134,7 @@ class Dynamic:
 def test_model_arena_beats_static_plan_block_memory():
     # unsplit kernels: split ones add their stage-shared scratch (softmax row maxima and sums)
     # to the arena, which StaticPlanBlockMemory's storages do not hold
-    program = lower.extract_program(lower.lower_for_aot(AttentionLike, split=False))
+    program = extract_program(lower.lower_for_aot(AttentionLike, split=False))
     by_tensor, offsets = aot.plan_program_arena(program, "tensor")
     by_storage, _ = aot.plan_program_arena(program, "storage")
     verify_plan(by_tensor)
@@ -144,7 +145,7 @@ def test_model_arena_beats_static_plan_block_memory():
     assert by_storage.total_bytes == 3072
     assert by_tensor.total_bytes == by_tensor.peak_live_bytes == 2560
     assert set(offsets) == set(program.live_ranges())
-    split = lower.extract_program(lower.lower_for_aot(AttentionLike))
+    split = extract_program(lower.lower_for_aot(AttentionLike))
     by_tensor, _ = aot.plan_program_arena(split, "tensor")
     verify_plan(by_tensor)
     assert 2560 < by_tensor.total_bytes == by_tensor.peak_live_bytes <= 2560 + 4 * 8 * 4
@@ -152,4 +153,4 @@ def test_model_arena_beats_static_plan_block_memory():
 
 def test_dynamic_shapes_rejected():
     with pytest.raises(lower.AotLoweringError, match="dynamic shape"):
-        lower.extract_program(lower.lower_for_aot(Dynamic))
+        extract_program(lower.lower_for_aot(Dynamic))

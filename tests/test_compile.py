@@ -93,7 +93,7 @@ def test_bad_input_shape_is_rejected(tiny, inputs):
 
 def test_ternary_matmul_kernel_is_bit_exact():
     """The TIR kernel's int32 accumulation equals numpy's (alpha = s = 1, bias 0)."""
-    from schedules import kernels
+    from schedules import compute
     from schedules.formats import pack
     from schedules.x86 import schedule_module
 
@@ -103,7 +103,7 @@ def test_ternary_matmul_kernel_is_bit_exact():
     w = rng.integers(-1, 2, (n, k)).astype(np.int8)
     ref = q.astype(np.int64) @ w.T.astype(np.int64)
     for fmt in ("b2", "b3"):
-        func = kernels.ternary_matmul(t, k, n, fmt).with_attr("global_symbol", "tmm")
+        func = compute.ternary_matmul(t, k, n, fmt).with_attr("global_symbol", "tmm")
         mod = schedule_module(tvm.IRModule({"tmm": func}), None)
         f = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))["tmm"]
         args = [q, np.ones(t, np.float32), pack(w, fmt), np.ones(n, np.float32),

@@ -1,5 +1,5 @@
-"""Integer numerics mode: every fixed-point op of schedules.intmath compiled from its TensorIR form
-against its NumPy form (bit-exact, on edge cases), every integer kernel against its NumPy reference
+"""Integer numerics mode: every fixed-point op of schedules.integer.intmath compiled from its TensorIR
+form against its NumPy form (bit-exact, on edge cases), every integer kernel against its NumPy reference
 kernel, and whole models (host-sim == lx106, agreement with PyTorch)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch
 import tvm
 from tvm.script import tirx as T
 
-from schedules import intmath as im
-from schedules import intmath_ref as ref
-from schedules import kernels_integer as ki
-from schedules import kernels_integer_attention as kia
+from schedules.integer import intmath as im
+from schedules.integer import intmath_ref as ref
+from schedules.integer import kernels as ki
+from schedules.integer import attention as kia
 from schedules.formats import pack
 
 RNG = np.random.default_rng(7)

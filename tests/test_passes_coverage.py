@@ -124,7 +124,7 @@ def test_fuse_ternary_matmul_float_absent_unchanged():
 
 
 def test_f16_decode_is_exact_for_every_finite_pattern():
-    from schedules.fp16 import decode_f16
+    from schedules.compute.fp16 import decode_f16
 
     n = 1 << 16
     ex = tvm.compile(tvm.IRModule({"dec": decode_f16(n).with_attr("global_symbol", "dec")}), "llvm")

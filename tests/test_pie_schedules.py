@@ -12,7 +12,8 @@ from tvm.s_tir import TensorIntrin
 import fter_tvm as fc
 from fter_tvm.targets import Esp32s3Target
 from runtime import cbuild, esp32s3_sim
-from schedules import esp32s3, esp32s3_pie, kernels, kernels_stationary
+from schedules import compute
+from schedules.esp32s3 import intrin, pie_intrin, stationary
 
 from test_compile import tiny_model
 
@@ -34,23 +35,23 @@ def art(model, inputs):
 
 
 def test_tile_intrinsic_calls_the_tile_kernel_with_strides():
-    name = esp32s3_pie.tile_intrin(17, 32, 16, "b3")
+    name = pie_intrin.tile_intrin(17, 32, 16, "b3")
     assert name == "fter_tmm_tile_t17_k32_n16_b3"
     impl = TensorIntrin.get(name).impl.script()
     assert '"fter_tmm_tile_b3"' in impl and "q.strides[0]" in impl and "acc.strides[0]" in impl
     # the row form of the variant calls the same kernel for one token
-    row = TensorIntrin.get(esp32s3.ensure_intrin(32, 16, "b3", "pie")).impl.script()
+    row = TensorIntrin.get(intrin.ensure_intrin(32, 16, "b3", "pie")).impl.script()
     assert '"fter_tmm_tile_b3"' in row and ", 1, 32, 16)" in row
 
 
 def test_stationary_mlp_keeps_signature_and_attributes():
-    func = kernels.ternary_mlp(17, 32, 64, "b3", inplace=True)
-    form = kernels_stationary.stationary_form(func)
+    func = compute.ternary_mlp(17, 32, 64, "b3", inplace=True)
+    form = stationary.stationary_form(func)
     assert form is not func and dict(form.attrs) == dict(func.attrs)
     signature = lambda f: f.script().split("):")[0].split("def func(")[1]   # noqa: E731
     assert signature(form) == signature(func)
-    quant = kernels.quantize_act(4, 8)
-    assert kernels_stationary.stationary_form(quant) is quant   # no stationary form: unchanged
+    quant = compute.quantize_act(4, 8)
+    assert stationary.stationary_form(quant) is quant   # no stationary form: unchanged
 
 
 @pytest.mark.cc

@@ -18,9 +18,9 @@ from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.tune import tune
 from fter_tvm.tuning.measure import esp32s3_measurer, x86_measurer
 from fter_tvm.tuning.tasks import allocate_trials, extract_tasks
-from schedules import kernels
-from schedules.search_space import design_space, has_choices
-from schedules.tuned import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, called_kernels,
+from schedules import compute
+from schedules.tuning.space import design_space, has_choices
+from schedules.tuning.database import (BASELINE_FILE, DB_RECORD_FILE, DB_WORKLOAD_FILE, called_kernels,
                              open_database, replay_record, task_module)
 
 MATMUL = ["ternary_matmul"]     # tests tune the plain matmuls only: fewer tasks, same machinery
@@ -139,7 +139,7 @@ def test_esp32s3_resume_keeps_records_and_measures_nothing_twice(model, x, tmp_p
 @pytest.mark.xtensa
 def test_esp32s3_failing_candidates_are_error_results(tmp_path):
     m = esp32s3_measurer(tmp_path / "b")
-    good = task_module(kernels.ternary_matmul(3, 16, 8, "b3", "none"))
+    good = task_module(compute.ternary_matmul(3, 16, 8, "b3", "none"))
     from tvm.script import tirx as T
 
     @T.prim_func(s_tir=True)
@@ -150,7 +150,7 @@ def test_esp32s3_failing_candidates_are_error_results(tmp_path):
     assert results[0].error_msg is None and results[0].run_secs[0] > 0
     assert "fter_no_such_kernel" in results[1].error_msg
     # a candidate computing something else than the hand schedule is an error too
-    from schedules.tuned import kernel_key
+    from schedules.tuning.database import kernel_key
 
     m.references[kernel_key(good["main"])] = 12345
     assert "wrong result" in m.measure([good])[0].error_msg

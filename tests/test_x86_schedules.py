@@ -15,9 +15,11 @@ from tvm.script import tirx as T
 import fter_tvm
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.targets import X86Target
-from schedules import kernels, kernels_x86_attention, x86, x86_math
+from schedules import compute
 from schedules.formats import pack, unpack
-from schedules.x86_intrin import AVX2_S8U8_8x4, VNNI_S8U8_16x4, VNNI_U8S8_16x4
+from schedules.x86 import attention_forms, fast_math
+from schedules.x86 import schedule as x86
+from schedules.x86.intrin import AVX2_S8U8_8x4, VNNI_S8U8_16x4, VNNI_U8S8_16x4
 
 HOST = x86.host_target()
 AVX2 = {**HOST, "mattr": ["-avx512f"]}          # the same CPU with AVX-512 switched off
@@ -135,7 +137,7 @@ def _matmul_case(t, k, n, epilogue):
                                             (1, 32, 1000, "none")])
 def test_ternary_matmul_bit_exact(target, insn, t, k, n, epilogue):
     """Unit scales: y is the int32 accumulator itself, so any rounding would show."""
-    func = kernels.ternary_matmul(t, k, n, "v16x4", epilogue)
+    func = compute.ternary_matmul(t, k, n, "v16x4", epilogue)
     scheduled = x86.schedule_ternary_matmul(func, x86.target_isa(target))
     lib, asm = _build(scheduled, target)
     if insn:
@@ -147,7 +149,7 @@ def test_ternary_matmul_bit_exact(target, insn, t, k, n, epilogue):
 
 
 def test_i16_k_block_bounds_the_int16_sums():
-    from schedules.kernels_x86 import I16_MAX_STEPS, i16_k_block
+    from schedules.x86.forms import I16_MAX_STEPS, i16_k_block
     assert I16_MAX_STEPS * 512 <= 32767 < (I16_MAX_STEPS + 1) * 512
     assert i16_k_block(192) == 192 and i16_k_block(1536) == 192 and i16_k_block(504) == 252
     assert i16_k_block(24) == 24 and i16_k_block(30) is None      # k % 4 != 0: no 4-groups
@@ -159,7 +161,7 @@ def test_avx2_i16_matmul_worst_case_is_exact(q_value, code):
     """k = 504: one k-block of 63 4-groups, the most int16 can hold; all activations at an
     extreme and all weights one sign, so every int16 pair sum is as large as it gets (+-512)."""
     t, k, n = 5, 504, 16
-    func = kernels.ternary_matmul(t, k, n, "v16x4", "none")
+    func = compute.ternary_matmul(t, k, n, "v16x4", "none")
     scheduled = x86.schedule_ternary_matmul(func, "avx2")
     sch = s_tir.Schedule(scheduled)
     sch.get_sblock("acc16_update_o")                      # the int16 tile is tensorized
@@ -175,7 +177,7 @@ def test_avx2_i16_matmul_worst_case_is_exact(q_value, code):
 def test_ternary_matmul_epilogues_match_reference():
     t, k, n = 9, 32, 32
     for epilogue in ("none", "gelu", "residual"):
-        func = kernels.ternary_matmul(t, k, n, "v16x4", epilogue)
+        func = compute.ternary_matmul(t, k, n, "v16x4", epilogue)
         args, _ = _matmul_case(t, k, n, epilogue)
         args[1] = RNG.random(t).astype(np.float32) * 0.01
         args[3] = RNG.random(n).astype(np.float32)
@@ -193,10 +195,10 @@ def test_ternary_matmul_epilogues_match_reference():
 def test_row_kernels_match_reference(kind):
     t, d = 13, 64
     if kind == "quantize_act":
-        func, sched = kernels.quantize_act(t, d), x86.schedule_quantize_act
+        func, sched = compute.quantize_act(t, d), x86.schedule_quantize_act
         extra = []
     else:
-        func, sched = kernels.ternary_layernorm_quant(t, d, 1e-6), x86.schedule_layernorm
+        func, sched = compute.ternary_layernorm_quant(t, d, 1e-6), x86.schedule_layernorm
         extra = [RNG.integers(-1, 2, d).astype(np.int8), RNG.integers(-1, 2, d).astype(np.int8),
                  np.array([0.7, 0.2], np.float32)]
     x = RNG.standard_normal((t, d)).astype(np.float32) * 3
@@ -215,7 +217,7 @@ def test_row_kernels_match_reference(kind):
 
 def test_quantize_patches_match_reference():
     b, c, gh, gw, p = 1, 3, 3, 2, 8
-    func = kernels.quantize_patches(b, c, gh, gw, p)
+    func = compute.quantize_patches(b, c, gh, gw, p)
     x = RNG.standard_normal((b, c, gh * p, gw * p)).astype(np.float32)
     outs = []
     for f in (x86.schedule_quantize_patches(func, x86.target_isa(HOST)), func):
@@ -231,7 +233,7 @@ def test_quantize_patches_match_reference():
 @needs_vnni
 def test_attention_vnni_matches_reference():
     n, h, hd = 21, 2, 32
-    func = kernels.int8_attention_qkv(n, h, hd, hd ** -0.5)
+    func = compute.int8_attention_qkv(n, h, hd, hd ** -0.5)
     scheduled = x86.schedule_attention_qkv(func, "avx512_vnni")
     assert scheduled.attrs["fter.kind"] == "int8_attention_qkv"
     lib, asm = _build(scheduled)
@@ -243,7 +245,7 @@ def test_attention_vnni_matches_reference():
 
 
 def _attention_case(n, h, hd, isa, target):
-    func = kernels.int8_attention_qkv(n, h, hd, hd ** -0.5)
+    func = compute.int8_attention_qkv(n, h, hd, hd ** -0.5)
     scheduled = x86.schedule_attention_qkv(func, isa)
     assert scheduled.attrs["fter.kind"] == "int8_attention_qkv"
     with tvm.transform.PassContext(config=x86.PASS_CONFIG):
@@ -280,10 +282,10 @@ def test_attention_f32_matches_reference(n, h, hd):
 
 
 def test_attention_f32_exactness_bound():
-    assert kernels_x86_attention.supported_f32(197, 3, 64)
-    assert not kernels_x86_attention.supported_f32(600, 3, 64)     # P.V sums could pass 2^24
+    assert attention_forms.supported_f32(197, 3, 64)
+    assert not attention_forms.supported_f32(600, 3, 64)     # P.V sums could pass 2^24
     with pytest.raises(ValueError, match="n=600"):
-        kernels_x86_attention.int8_attention_qkv_f32(600, 3, 64, 0.125)
+        attention_forms.int8_attention_qkv_f32(600, 3, 64, 0.125)
 
 
 # ---- whole model, AVX2 forced through the target ----------------------------------------------
@@ -317,8 +319,8 @@ def test_fast_exp_erf_accuracy():
         for i in range(size):
             with T.sblock("b"):
                 vi = T.axis.remap("S", [i])
-                e[vi] = x86_math.fast_exp(x[vi])
-                r[vi] = x86_math.fast_erf(x[vi])
+                e[vi] = fast_math.fast_exp(x[vi])
+                r[vi] = fast_math.fast_erf(x[vi])
 
     sch = s_tir.Schedule(func)
     (i,) = sch.get_loops(sch.get_sblock("b"))

@@ -4,7 +4,7 @@ mode, in PyTorch's hands.
 :func:`integer_logits` runs the model the way ``compile(model, Esp32s3Target(numerics="integer"))``
 does -- the same fused steps (patch embedding, LayerNorm + quantizer, K per head, V per channel,
 the attention block, the MLP, the final LayerNorm on the class token, the head), each from
-``schedules.intmath``'s NumPy reference of the integer kernel -- so a user can measure the mode's
+``schedules.integer``'s NumPy reference of the integer kernel -- so a user can measure the mode's
 accuracy before compiling, and train against it: with ``ste=True`` the forward values are the
 integer ones and the gradients those of the float model (straight-through).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from schedules import intmath_ref as ref
+from schedules.integer import intmath_ref as ref
 
 from .quant import WEIGHT_EPS
 from .vit import FTerViT, LayerScale

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from schedules.tuned import best_record, record_cost
+from schedules.tuning.database import best_record, record_cost
 
 from .tasks import Task
 

@@ -25,7 +25,7 @@ from tvm.s_tir.meta_schedule.logging import get_logger, get_logging_func
 from tvm.s_tir.meta_schedule.runner import RunnerResult
 from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate
 
-from schedules.tuned import replay_record
+from schedules.tuning.database import replay_record
 
 from .compare import format_cost
 from .measure import ERROR_COST, Measurer, cost_of
@@ -69,7 +69,7 @@ def tune_task(task: Task, space, db, measurer: Measurer, trials: int, *, work_di
 
     Args:
         task: the workload.
-        space: a MetaSchedule space generator (``schedules.search_space.design_space``).
+        space: a MetaSchedule space generator (``schedules.tuning.space.design_space``).
         db: the JSON database (read for resuming, appended to).
         measurer: builder, runner and unit of the target.
         trials: the task's budget, counting records of earlier runs.

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from schedules import kernels
-from schedules.search_space import design_space
-from schedules.tuned import open_database, tvm_target
+from schedules import compute
+from schedules.tuning.space import design_space
+from schedules.tuning.database import open_database, tvm_target
 
 from ..targets import get_target
 from ..tune import claim_work_dir, make_measurer, measure_hand
@@ -39,8 +39,8 @@ def tune_shapes(shapes, target: str, trials_per_shape: int, work_dir, seed: int 
     claim_work_dir(work_dir, tgt.name)
     tasks = []
     for t, k, n, epi in shapes:
-        func = kernels.ternary_matmul(t, k, n, tgt.pack_format, epi)
-        name = kernels.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=tgt.pack_format, epi=epi)
+        func = compute.ternary_matmul(t, k, n, tgt.pack_format, epi)
+        name = compute.kernel_name("ternary_matmul", t=t, k=k, n=n, fmt=tgt.pack_format, epi=epi)
         tasks.append(Task(name, "ternary_matmul", func, 1, [name]))
     db = open_database(work_dir, create=True)
     started = time.time()

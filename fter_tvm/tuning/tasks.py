@@ -8,7 +8,7 @@ import tvm
 import tvm_ffi
 from tvm import tirx
 
-from schedules.tuned import called_kernels, fter_kernels, kernel_key, task_module
+from schedules.tuning.database import called_kernels, fter_kernels, kernel_key, task_module
 
 @dataclass
 class Task:

@@ -28,7 +28,7 @@ from tvm.s_tir.meta_schedule.runner import (PyRunner, PyRunnerFuture, RunnerFutu
 from runtime import cbuild
 from runtime.host_sim import ProgramError
 from runtime.xtensa_sim import run_xtensa
-from schedules.tuned import kernel_key
+from schedules.tuning.database import kernel_key
 
 # Large enough for every kernel's TVMBackendAllocWorkspace scratch at DeiT-Small sizes; the ISS
 # has 64 MB and measurement is not about memory.
@@ -233,7 +233,8 @@ class _DoneFuture(PyRunnerFuture):
 class XtensaRunner(PyRunner):
     """Runs built candidates in QEMU; ``run_secs = [instructions]`` (a count, not seconds).
 
-    ``references`` maps a kernel key (``schedules.tuned.kernel_key``) to the argument hash of its
+    ``references`` maps a kernel key (``schedules.tuning.database.kernel_key``) to the argument hash
+    of its
     hand schedule; a candidate of that kernel with another hash gets an error result.
     ``checksums`` keeps the latest hash per kernel key.
     """

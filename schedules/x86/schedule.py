@@ -5,18 +5,18 @@ The instruction set comes from the target (``mcpu``/``mattr``; :func:`target_isa
 * AVX-512 VNNI: the ternary matmul (``vpdpbusd``, weights in the ``v16x4`` tile layout) and both
   integer matmuls of attention are tensorized.
 * AVX2 (no exact u8 x s8 dot: ``vpmaddubsw`` saturates int16): the ternary matmul sums
-  ``vpmaddubsw`` pairs in int16 within k-blocks (``kernels_x86.ternary_matmul_i16``); attention
+  ``vpmaddubsw`` pairs in int16 within k-blocks (``forms.ternary_matmul_i16``); attention
   stores its codes as int16 and tensorizes both matmuls with ``vpmaddwd``
-  (``kernels_x86_attention.int8_attention_qkv_i16``).
+  (``attention_forms.int8_attention_qkv_i16``).
 * anything else: plain row-parallel loops; attention as exact float32 FMAs
-  (``kernels_x86_attention.int8_attention_qkv_f32``).
+  (``attention_forms.int8_attention_qkv_f32``).
 
 Every schedule is parallel over the thread pool (2 cores here). The x86 formulations
-(``kernels_x86``, ``kernels_x86_attention``) keep each kernel's signature and integer numerics:
+(``forms``, ``attention_forms``) keep each kernel's signature and integer numerics:
 layouts the intrinsics read, and row reductions split into explicit vector lanes (TensorIR
 vectorizes only spatial loops).
 
-exp/erf are lowered to vectorizable polynomials (``x86_math``) for every llvm build.
+exp/erf are lowered to vectorizable polynomials (``fast_math``) for every llvm build.
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.target import codegen
 
-from . import kernels_x86, x86_math
-from .common import stream_attention_rows
-from .formats import get_format
-from .kernels_x86_attention import (I16_LAYOUT, VNNI_LAYOUT, DotLayout, int8_attention_qkv_f32,
-                                    int8_attention_qkv_i16, int8_attention_qkv_vnni,
-                                    supported as attention_supported,
-                                    supported_f32 as attention_supported_f32,
-                                    supported_i16 as attention_supported_i16)
-from .tuned import apply_database
-from .x86_intrin import (AVX2_I16_8x2, AVX2_PAIR16_8x4, AVX2_WIDEN16_8x2, DOT_INTRINSICS,
-                         VNNI_S8U8_16x4, VNNI_U8S8_16x4)
+from ..common import stream_attention_rows
+from ..formats import get_format
+from ..tuning.database import apply_database
+from . import fast_math, forms
+from .attention_forms import (I16_LAYOUT, VNNI_LAYOUT, DotLayout, int8_attention_qkv_f32,
+                              int8_attention_qkv_i16, int8_attention_qkv_vnni,
+                              supported as attention_supported,
+                              supported_f32 as attention_supported_f32,
+                              supported_i16 as attention_supported_i16)
+from .intrin import (AVX2_I16_8x2, AVX2_PAIR16_8x4, AVX2_WIDEN16_8x2, DOT_INTRINSICS,
+                     VNNI_S8U8_16x4, VNNI_U8S8_16x4)
 
-x86_math.register()
+fast_math.register()
 
 VECTOR = 16      # float32 lanes of a zmm register; shorter vectors are legalized by LLVM
 # register tile of the ternary matmul, rows x output channels: VNNI keeps 5 x 3 zmm accumulators
@@ -119,10 +119,10 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     f = get_format(fmt)
     if f.tile is None:
         return _schedule_matmul_rows(func)
-    if isa == "avx2" and f.tile[1] == 4 and kernels_x86.i16_k_block(k) is not None:
+    if isa == "avx2" and f.tile[1] == 4 and forms.i16_k_block(k) is not None:
         rows, cols = MATMUL_TILE_I16
         return _schedule_matmul_i16(
-            _keep_symbol(kernels_x86.ternary_matmul_i16(t, k, n, fmt, p["epilogue"]), func),
+            _keep_symbol(forms.ternary_matmul_i16(t, k, n, fmt, p["epilogue"]), func),
             min(rows, t), _channel_tile(-(-n // f.tile[0]) * f.tile[0], cols, 8))
     intrin, lanes = DOT_INTRINSICS[isa].get("s8u8", (None, f.tile[0]))
     if k % f.tile[1]:
@@ -143,11 +143,20 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     sch.compute_at(acc, io, preserve_unit_loops=True)
     # qsum stays a serial pass before the tiles: once per row (under the tiles it would repeat
     # per block), and LLVM vectorizes int8 row sums -- cheaper than another parallel launch
+    sch.parallel(jo)
+    register_tile(sch, acc, ii, ji, lanes, f.tile[1], intrin)
+    return sch.mod["main"]
+
+
+def register_tile(sch: s_tir.Schedule, acc, ii, ji, lanes: int, group: int, intrin) -> None:
+    """The accumulation of one ``ii x ji`` register tile of the ``v16x4`` matmul (``acc`` already
+    under the tile loops): the K loop outermost, the ``group x lanes`` step as the dot
+    ``intrin`` (None: a vector loop over the lanes), everything else unrolled, so LLVM keeps
+    the accumulators in registers. Shared by the hand schedule and the tuning space."""
     ai, aj, ar = sch.get_loops(acc)[-3:]
     jt, jv = sch.split(aj, [None, lanes])
-    ro, rv = sch.split(ar, [None, 4])
+    ro, rv = sch.split(ar, [None, group])
     sch.reorder(ro, ai, jt, jv, rv) if intrin else sch.reorder(ro, ai, jt, rv, jv)
-    sch.parallel(jo)
     sch.vectorize(ji)
     sch.unroll(ii)          # constant tile indices: LLVM keeps the accumulators in registers
     if intrin is None:
@@ -158,11 +167,10 @@ def schedule_ternary_matmul(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
         sch.tensorize(jv, intrin)
     sch.unroll(ai)
     sch.unroll(jt)
-    return sch.mod["main"]
 
 
 def _schedule_matmul_i16(func: tirx.PrimFunc, rows: int, cols: int) -> tirx.PrimFunc:
-    """AVX2 register tile of ``kernels_x86.ternary_matmul_i16``: per k-block, ``rows x cols``
+    """AVX2 register tile of ``forms.ternary_matmul_i16``: per k-block, ``rows x cols``
     int16 pair sums in registers (one ``vpmaddubsw`` + ``vpaddw`` per 8 channels x 4 k), then
     widened into the int32 tile (``vpmaddwd``); channel blocks in parallel, as the VNNI tile."""
     sch = s_tir.Schedule(func)
@@ -220,16 +228,16 @@ def _schedule_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
 def schedule_quantize_act(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     p = _params(func)
     t, k = int(p["t"]), int(p["k"])
-    if k % kernels_x86.LANES == 0:
-        func = _keep_symbol(kernels_x86.quantize_act_lanes(t, k), func)
+    if k % forms.LANES == 0:
+        func = _keep_symbol(forms.quantize_act_lanes(t, k), func)
     return _schedule_rows(func)
 
 
 def schedule_layernorm(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     p = _params(func)
     t, d = int(p["t"]), int(p["d"])
-    if d % kernels_x86.LANES == 0 and "eps" in p:
-        func = _keep_symbol(kernels_x86.ternary_layernorm_lanes(t, d, float(p["eps"])), func)
+    if d % forms.LANES == 0 and "eps" in p:
+        func = _keep_symbol(forms.ternary_layernorm_lanes(t, d, float(p["eps"])), func)
     return _schedule_rows(func)
 
 
@@ -239,7 +247,7 @@ def schedule_quantize_patches(func: tirx.PrimFunc, isa: str) -> tirx.PrimFunc:
     scalars. (Separate loop nests: the flattened token index of ``s``/``q`` defeats compute_at.)"""
     p = _params(func)
     b, c, gh, gw, pp = (int(p[k]) for k in ("b", "c", "gh", "gw", "p"))
-    sch = s_tir.Schedule(_keep_symbol(kernels_x86.quantize_patches_lanes(b, c, gh, gw, pp), func))
+    sch = s_tir.Schedule(_keep_symbol(forms.quantize_patches_lanes(b, c, gh, gw, pp), func))
     for name in ("absmax_lanes", "quant"):
         bi, gy, *_, kx = sch.get_loops(sch.get_sblock(name))
         sch.parallel(sch.fuse(bi, gy))
@@ -440,12 +448,12 @@ SCHEDULES = {
 def schedule_module(mod: tvm.IRModule, target, tuning_db=None) -> tvm.IRModule:
     """Schedule every fter kernel in ``mod`` for ``target`` (an :class:`fter_tvm.targets.X86Target`,
     an llvm target dict or ``None`` for this machine): records of ``tuning_db`` first
-    (``schedules/tuned.py``), the hand schedules of this module for the rest.
+    (``schedules.tuning.database``), the hand schedules of this module for the rest.
 
     Raises:
         ValueError: a kernel kind without an x86 schedule (names the kernel).
     """
-    mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (schedules/tuned.py)
+    mod, tuned = apply_database(mod, target, tuning_db)   # tuning records first (tuning.database)
     isa = target_isa(_llvm_target(target))
     mod = tvm.IRModule(dict(mod.functions_items()))
     for gv, func in mod.functions_items():

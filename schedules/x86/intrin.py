@@ -91,7 +91,7 @@ def _avx2_s8u8_impl(a: T.Buffer((4,), "int8", offset_factor=1),
             T.broadcast(T.int16(1), 16), dtype="int32x8")
 
 
-# ---- AVX2 with int16 accumulation (``kernels_x86.ternary_matmul_i16``) ---------------------------
+# ---- AVX2 with int16 accumulation (``forms.ternary_matmul_i16``) ---------------------------------
 # vpmaddubsw's int16 pair sums of weight codes (<= 2) and int8 activations are at most 512 in
 # magnitude, so up to 63 of them add up in int16 without overflow: the inner loop is one
 # vpmaddubsw + one vpaddw per 32 MACs, and the vpmaddwd widening to int32 runs once per k-block.

@@ -4,7 +4,7 @@ of three instruction sets -- VNNI (``int8_attention_qkv_vnni``, described here),
 (``int8_attention_qkv_f32``). The two integer layouts are one builder over a ``DotLayout``
 (``_int8_attention_tiled``); the blocks all three share are ``_shared_blocks``.
 
-``kernels.int8_attention_qkv`` states the meaning; the VNNI variant lays the quantized operands out for
+``compute.int8_attention_qkv`` states the meaning; the VNNI variant lays the quantized operands out for
 ``vpdpbusd`` (u8 x s8 -> s32, 16 lanes x 4) and reduces float rows in explicit lanes, so the x86
 schedule can tensorize both integer matmuls and vectorize the softmax:
 
@@ -15,7 +15,7 @@ schedule can tensorize both integer matmuls and vectorize the softmax:
   logits, so their exp underflows to ~1e-38: invisible in the row sum (>= 1) and a probability of
   0 -- masking without selects, which TVM's vectorizer would serialize.
 * per-key and per-channel scales are computed once (``kscale``, ``vscale``), and Q/K/V are
-  quantized by multiplying with the reciprocal scale (see ``kernels_x86``: a code can differ from
+  quantized by multiplying with the reciprocal scale (see ``forms``: a code can differ from
   the reference's ``x / scale`` by one step next to a rounding boundary).
 * per query row: ``qi`` (int8), ``qsum``; scores ``sacc`` over padded keys; logits, row max and
   exp-sum in LANES partial lanes (padding keys masked out); ``p`` (uint8, 0 on padding);
@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernels import _absf, _scale, _tag
-from .kernels_x86 import LANES, ROW_PAD, clamp_round, quant_int8
+from ..compute.kernel_base import _absf, _tag
+from ..compute.quantize import _scale
+from .forms import LANES, ROW_PAD, clamp_round, quant_int8
 
 
 def supported(n: int, h: int, hd: int) -> bool:
@@ -303,7 +304,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
 
 
 def int8_attention_qkv_vnni(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
-    """``qkv[n, 3*h*hd] f32 -> o[n, h*hd] f32`` like ``kernels.int8_attention_qkv`` (see module);
+    """``qkv[n, 3*h*hd] f32 -> o[n, h*hd] f32`` like ``compute.int8_attention_qkv`` (see module);
     keys in whole pairs of 16-key tiles (two accumulator chains)."""
     if not supported(n, h, hd):
         raise ValueError(f"int8_attention_qkv_vnni needs hd % 16 == 0, got hd={hd}")
@@ -317,7 +318,7 @@ def supported_i16(n: int, h: int, hd: int) -> bool:
 
 def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
                            key_block: int = 16) -> tirx.PrimFunc:
-    """``kernels.int8_attention_qkv`` in the layouts of AVX2's ``vpmaddwd`` (int16 x int16 pairs
+    """``compute.int8_attention_qkv`` in the layouts of AVX2's ``vpmaddwd`` (int16 x int16 pairs
     summed into 8 int32 lanes; exact): the int8 codes of Q, K, V and the uint8 probabilities are
     stored as int16, keys as ``kt[h, nk/8, hd/2, 8, 2]``, values as ``vt[h, hd/8, nv/2, 8, 2]``,
     so one broadcast pair of a query (or of probabilities) against one tile is 16 MACs. Both
@@ -329,7 +330,7 @@ def int8_attention_qkv_i16(n: int, h: int, hd: int, scale: float,
 
 def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,
                            key_block: int = 16) -> tirx.PrimFunc:
-    """``kernels.int8_attention_qkv`` for targets without an exact u8 x s8 dot instruction (AVX2:
+    """``compute.int8_attention_qkv`` for targets without an exact u8 x s8 dot instruction (AVX2:
     ``vpmaddubsw`` saturates): the quantized codes are kept as float32 integers and both integer
     matmuls run as float FMAs, exact while the sums stay below 2^24 (:func:`supported_f32`).
 

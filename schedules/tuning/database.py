@@ -88,8 +88,8 @@ def _ensure_intrin(name: str) -> None:
 
 def _register_intrinsics_named_in(text: str) -> None:
     # loading a JSON database replays every trace, and tensorize needs its intrinsic registered:
-    # ours are registered per shape on demand, the x86 ones when x86_intrin is imported
-    from . import x86_intrin  # noqa: F401
+    # ours are registered per shape on demand, the x86 ones when x86.intrin is imported
+    from ..x86 import intrin  # noqa: F401
 
     for name in set(re.findall(r'"(fter_tmm_k\d+_n\d+_[a-z0-9_]+?)"', text)):
         _ensure_intrin(name)

@@ -26,8 +26,8 @@ import threading
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from .formats import get_format
-from .kernel_base import _trit
+from ..formats import get_format
+from ..compute.kernel_base import _trit
 
 _LOCK = threading.Lock()
 

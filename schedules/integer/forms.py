@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tvm import tirx
 
-from .kernels_integer import (patch_embed, ternary_layernorm_quant, ternary_matmul_channels,
+from .kernels import (patch_embed, ternary_layernorm_quant, ternary_matmul_channels,
                               ternary_matmul_heads, ternary_mlp)
-from .kernels_integer_attention import int8_attention_block
+from .attention import int8_attention_block
 
 INTEGER_FORMS = {
     "ternary_layernorm": lambda p: ternary_layernorm_quant(int(p["t"]), int(p["d"]), float(p["eps"])),

@@ -3,18 +3,17 @@
 Two families, picked by the target's ``kernel_variant`` (``schedule_module``):
 
 * ``"pie"`` (default): weight-stationary. Every ternary accumulation becomes a [T, NB] tile over
-  all tokens, tensorized into the PIE tile kernel ``fter_tmm_tile_<fmt>`` (schedules/
-  esp32s3_pie.py: decode 16 weight rows once per call, then every token against them with
-  ``EE.VSMULAS.S8.QACC``); channel blocks are the outer loop. The MLP is rebuilt in its stationary
-  form first (schedules/kernels_stationary.py), the attention block projects Q and its output
-  over all tokens and streams only the attention rows, whose scores and P.V go to
-  ``fter_qk_row`` / ``fter_pv_row``.
+  all tokens, tensorized into the PIE tile kernel ``fter_tmm_tile_<fmt>`` (``pie_intrin``: decode
+  16 weight rows once per call, then every token against them with ``EE.VSMULAS.S8.QACC``);
+  channel blocks are the outer loop. The MLP is rebuilt in its stationary form first
+  (``stationary``), the attention block projects Q and its output over all tokens and streams
+  only the attention rows, whose scores and P.V go to ``fter_qk_row`` / ``fter_pv_row``.
 * ``"xtensa"``: the scalar row-streamed schedules -- one token row against a block of ``NB``
   output channels over the whole K, tensorized into ``fter_tmm_<fmt>`` (runtime/kernels); a
   tuning record may pick another micro-kernel variant (``TMM_VARIANTS``) per tile.
 
 The intrinsics' desc is the scalar meaning (int8 x decoded trit, int32 accumulate); the impl is
-the ``T.call_extern``.
+the ``T.call_extern``; the scalar ones are in ``intrin``, the PIE ones in ``pie_intrin``.
 """
 
 from __future__ import annotations
@@ -25,101 +24,21 @@ import threading
 
 import tvm
 from tvm import s_tir, tirx
-from tvm.s_tir import TensorIntrin
-from tvm.script import tirx as T
 
-from .formats import get_format
-from .common import stream_attention_rows
-from .esp32s3_pie import pv_row_intrin, qk_row_intrin, tile_intrin
-from .kernel_base import _trit
-from .kernels_stationary import stationary_form
-from . import tuned
-from .tuned import apply_database, is_tuned
+from ..common import stream_attention_rows
+from ..tuning.database import apply_database, is_tuned
+from .intrin import TMM_VARIANTS, ensure_intrin
+from .pie_intrin import pv_row_intrin, qk_row_intrin, tile_intrin
+from .stationary import stationary_form
 
 N_BLOCK = 16
-
-
-# Micro-kernel variants with the same contract: "" is the lane kernel (runtime/kernels/
-# ternary_matmul_xtensa.c), "lut" builds a table of partial sums per token and K block and so
-# pays off only when one call covers many output channels, "pie" is the PIE tile kernel
-# (ternary_matmul_pie.c) called for one token. The tuner picks per shape; the hand schedules use
-# the target's default (``Esp32s3Target.kernel_variant``). Indices are stored in tuning records:
-# append only.
-TMM_VARIANTS = ("", "lut", "pie")
-_REGISTER_LOCK = threading.Lock()
-_INTRIN_RE = re.compile(r"fter_tmm_k(\d+)_n(\d+)_([a-z0-9]+?)(?:_(lut|pie))?")
-
-
-def intrin_name(k: int, nb: int, fmt: str, variant: str = "") -> str:
-    """Name of the tensor intrinsic for one specialization, e.g. ``fter_tmm_k64_n16_b3`` or
-    ``fter_tmm_k64_n576_b3_lut``."""
-    return f"fter_tmm_k{k}_n{nb}_{fmt}" + (f"_{variant}" if variant else "")
-
-
-def _make_intrin(k: int, nb: int, fmt: str, variant: str = ""):
-    kb = get_format(fmt).row_bytes(k)
-    extern = f"fter_tmm_{fmt}" + (f"_{variant}" if variant else "")
-    if variant == "pie":   # the tile kernel for one token row: (t, x_stride, acc_stride) = (1, k, nb)
-        extern, tail = f"fter_tmm_tile_{fmt}", (1, k, nb)
-    else:
-        tail = ()
-
-    @T.prim_func(s_tir=True)
-    def desc(q: T.Buffer((1, k), "int8", offset_factor=1),
-             w: T.Buffer((nb, kb), "uint8", offset_factor=1),
-             acc: T.Buffer((1, nb), "int32", offset_factor=1)):
-        with T.sblock("root"):
-            T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
-            T.writes(acc[0, 0:nb])
-            for j, r in T.grid(nb, k):
-                with T.sblock("update"):
-                    vj, vr = T.axis.remap("SR", [j, r])
-                    acc[0, vj] = acc[0, vj] + T.Cast("int32", q[0, vr]) * _trit(w, vj, vr, fmt)
-
-    @T.prim_func(s_tir=True)
-    def impl(q: T.Buffer((1, k), "int8", offset_factor=1),
-             w: T.Buffer((nb, kb), "uint8", offset_factor=1),
-             acc: T.Buffer((1, nb), "int32", offset_factor=1)):
-        with T.sblock("root"):
-            T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
-            T.writes(acc[0, 0:nb])
-            # address_of, not access_ptr: StorageRewrite may retype a reused scratch buffer and
-            # then rejects tvm_access_ptr on it (seen with the MLP kernel's int32/f32 tiles)
-            T.evaluate(T.call_extern("void", extern, T.address_of(acc[0, 0]), T.address_of(q[0, 0]),
-                                     T.address_of(w[0, 0]), k, nb, kb, *tail))
-
-    return desc, impl
-
-
-def ensure_intrin(k: int, nb: int, fmt: str, variant: str = "") -> str:
-    """Register (once) and return the intrinsic for this specialization."""
-    if variant not in TMM_VARIANTS:
-        raise ValueError(f"unknown micro-kernel variant {variant!r}; choose one of {TMM_VARIANTS}")
-    name = intrin_name(k, nb, fmt, variant)
-    with _REGISTER_LOCK:   # MetaSchedule runs postprocessors (which tensorize) on several threads
-        if TensorIntrin.get(name, allow_missing=True) is None:
-            TensorIntrin.register(name, *_make_intrin(k, nb, fmt, variant))
-    return name
-
-
-def ensure_intrin_by_name(name: str) -> bool:
-    """Register the intrinsic ``name`` if it is one of ours (``fter_tmm_k.._n.._<fmt>[_<variant>]``);
-    tuning records replay ``tensorize`` by name, in processes that never scheduled that shape."""
-    m = _INTRIN_RE.fullmatch(name)
-    if m is None:
-        return False
-    ensure_intrin(int(m[1]), int(m[2]), m[3], m[4] or "")
-    return True
-
-
-tuned.INTRIN_REGISTRARS.append(ensure_intrin_by_name)
 
 
 # ---- hand schedules as design spaces -------------------------------------------------------------
 # Inside `design_space(sch)` the hand schedules run on MetaSchedule's traced schedule, and the two
 # choices they make per accumulation tile become decisions: tile_accumulation samples the N-block,
 # tensorize_accumulation samples the micro-kernel variant and only annotates the tile loop (the
-# intrinsic's name depends on both; schedules.search_space.TensorizeTernaryMatmul tensorizes it
+# intrinsic's name depends on both; schedules.esp32s3.space.TensorizeTernaryMatmul tensorizes it
 # after a sampled trace is replayed). Outside, they are the fixed hand choices.
 TMM_ANN = "fter.tmm"                  # on a tile loop: "<k>_<fmt>" of the accumulation
 TMM_VARIANT_ANN = "fter.tmm_variant"  # on the same loop: index into TMM_VARIANTS
@@ -249,7 +168,7 @@ def _block_named(sch: s_tir.Schedule, name: str):
 
 def _tensorize_attention_rows(sch: s_tir.Schedule, n: int, hd: int, rank: int = 2) -> None:
     """PIE: each (row, head) score vector and P.V output as one micro-kernel call (the blocks
-    must already sit under the row loop); ``rank`` of the Q/K/V operands (see esp32s3_pie)."""
+    must already sit under the row loop); ``rank`` of the Q/K/V operands (see pie_intrin)."""
     for name, intrin in (("qk", qk_row_intrin(n, hd, rank)), ("pv", pv_row_intrin(n, hd, rank))):
         block = _block_named(sch, name)
         loop = sch.get_loops(block)[-2]
@@ -320,7 +239,7 @@ SCHEDULES = {
 }
 
 
-# schedules of the integer kernel forms, by kind: filled in by schedules.esp32s3_integer
+# schedules of the integer kernel forms, by kind: filled in by schedules.esp32s3.integer
 INTEGER_SCHEDULES: dict = {}
 
 

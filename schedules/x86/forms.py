@@ -1,6 +1,6 @@
 """TensorIR compute of the ternary matmul on the VNNI tile layout ``v16x4`` (see ``formats``).
 
-``kernels.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
+``compute.ternary_matmul`` dispatches here when ``fmt`` is a tiled format. The meaning is the same
 as the packed kernels -- ``y = epi(f32(sum_k q*W) * (alpha*s) + bias)`` exact in int32 -- but the
 weights are stored as one byte per weight, ``code = W + 1`` in {0, 1, 2}, in [16 x 4] tiles: the
 shape of one ``vpdpbusd`` (16 int32 lanes, each the dot product of 4 u8 x 4 s8). The unsigned
@@ -18,10 +18,10 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
-from .kernel_base import ACT_EPS, _absf, _tag
-from .kernel_base import _epilogue as kernels_epilogue
-from .x86_math import fast_erf
+from ..compute.kernel_base import ACT_EPS, _absf, _tag, without_params
+from ..compute.kernel_base import _epilogue as kernels_epilogue
+from ..formats import get_format
+from .fast_math import fast_erf
 
 # qsum/acc have ROW_PAD - 1 rows more than q, each repeating q's last row, so a schedule can tile
 # rows by any factor up to ROW_PAD without a predicated tail (untensorizable, and unvectorized)
@@ -38,18 +38,16 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
     """
     f = get_format(fmt)
     tn, tk = f.tile
-    nt, kt = -(-n // tn), -(-k // tk)
+    nt = -(-n // tn)
     npad = nt * tn
     tpad = t + ROW_PAD - 1
+    qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
     @T.macro
-    def compute(q, s, w, alpha, bias, res, y, qsum, acc):
-        for i, r in T.grid(tpad, k):
-            with T.sblock("qsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    qsum[vi] = 0
-                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+    def body(q, s, w, alpha, bias, res, y):
+        qsum = T.sblock_alloc_buffer((tpad,), "int32")
+        acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+        qsum_block(q, qsum)
         for i, j, r in T.grid(tpad, npad, k):
             with T.sblock("acc"):
                 vi, vj, vr = T.axis.remap("SSR", [i, j, r])
@@ -57,31 +55,9 @@ def ternary_matmul_tiled(t: int, k: int, n: int, fmt: str, epilogue: str = "none
                     acc[vi, vj] = 0
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", q[T.min(vi, t - 1), vr]) * T.Cast(
                     "int32", w[vj // tn, vr // tk, vj % tn, vr % tk])
-        for i, j in T.grid(t, n):
-            with T.sblock("epilogue"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _epilogue(
-                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
-                    res, vi, vj, epilogue)
+        finish(acc, qsum, s, alpha, bias, res, y)
 
-    if epilogue == "residual":
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-                 y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, res, y, qsum, acc)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, None, y, qsum, acc)
-    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return _tiled_func(t, k, n, fmt, epilogue, body)
 
 
 # int16 pair sums of a weight code (0..2) and an int8 activation are at most 2 * 2 * 128 = 512 in
@@ -97,7 +73,7 @@ def i16_k_block(k: int) -> int | None:
 
 def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none") -> tirx.PrimFunc:
     """``ternary_matmul_tiled`` with the dot products summed in int16 within k-blocks (AVX2:
-    ``vpmaddubsw`` + ``vpaddw`` per step, see ``x86_intrin``): ``acc16[i, kblock, j, half]``
+    ``vpmaddubsw`` + ``vpaddw`` per step, see ``intrin``): ``acc16[i, kblock, j, half]``
     holds the pair sums of one k-block (the two halves of each 4-group, as ``vpmaddubsw`` lays
     them out), ``acc`` adds them up in int32. Exact: no int16 sum can overflow
     (:func:`i16_k_block`). Same buffers and meaning as :func:`ternary_matmul_tiled`."""
@@ -106,19 +82,18 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
     kb = i16_k_block(k)
     if tk != 4 or kb is None:
         raise ValueError(f"ternary_matmul_i16 needs 4-deep tiles and k % 4 == 0, got {fmt}, k={k}")
-    nt, kt = -(-n // tn), k // tk
+    nt = -(-n // tn)
     npad = nt * tn
     tpad = t + ROW_PAD - 1
     nb, steps = k // kb, kb // 4
+    qsum_block, finish = _tile_blocks(t, tpad, k, n, epilogue)
 
     @T.macro
-    def compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc):
-        for i, r in T.grid(tpad, k):
-            with T.sblock("qsum"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    qsum[vi] = 0
-                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+    def body(q, s, w, alpha, bias, res, y):
+        qsum = T.sblock_alloc_buffer((tpad,), "int32")
+        acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
+        acc = T.sblock_alloc_buffer((tpad, npad), "int32")
+        qsum_block(q, qsum)
         for i, j, b, h, st, r in T.grid(tpad, npad, nb, 2, steps, 2):
             with T.sblock("acc16"):
                 vi, vj, vb, vh, vs, vr = T.axis.remap("SSSSRR", [i, j, b, h, st, r])
@@ -133,38 +108,14 @@ def ternary_matmul_i16(t: int, k: int, n: int, fmt: str, epilogue: str = "none")
                 with T.init():
                     acc[vi, vj] = 0
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", acc16[vi, vb, vj, vh])
-        for i, j in T.grid(t, n):
-            with T.sblock("epilogue"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _epilogue(
-                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
-                    res, vi, vj, epilogue)
+        finish(acc, qsum, s, alpha, bias, res, y)
 
-    if epilogue == "residual":
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
-                 y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, res, y, qsum, acc16, acc)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-                 w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
-                 bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "float32")):
-            qsum = T.sblock_alloc_buffer((tpad,), "int32")
-            acc16 = T.sblock_alloc_buffer((tpad, nb, npad, 2), "int16")
-            acc = T.sblock_alloc_buffer((tpad, npad), "int32")
-            compute(q, s, w, alpha, bias, None, y, qsum, acc16, acc)
-    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+    return _tiled_func(t, k, n, fmt, epilogue, body)
 
 
 # ---- per-token kernels with explicit vector lanes -------------------------------------------------
 # TensorIR can only vectorize spatial loops, and rfactor rejects the absmax reducer (its init is 0,
-# not -inf). These variants keep the signature and numerics of kernels.quantize_act /
+# not -inf). These variants keep the signature and numerics of compute.quantize_act /
 # ternary_layernorm_quant but reduce each row in LANES independent partial results (a spatial
 # axis), then fold the lanes (max is order-independent; LN sums round in another order).
 # Quantizers multiply by 1/s (one division per row, hoisted by LLVM) instead of dividing every
@@ -201,10 +152,56 @@ def _gelu(v):
 
 
 def _epilogue(v, res, i, j, epilogue):
-    """``kernels._epilogue`` with erf as arithmetic."""
+    """``compute.kernel_base._epilogue`` with erf as arithmetic."""
     if epilogue == "gelu":
         return _gelu(v)
     return kernels_epilogue(v, res, i, j, epilogue)
+
+
+def _tiled_func(t: int, k: int, n: int, fmt: str, epilogue: str, body) -> tirx.PrimFunc:
+    """The ``ternary_matmul`` PrimFunc of a tiled format around ``body(q, s, w, alpha, bias, res,
+    y)`` (a ``T.macro`` allocating its own scratch); ``res`` only with the residual epilogue."""
+    tn, tk = get_format(fmt).tile
+    nt, kt = -(-n // tn), -(-k // tk)
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((nt, kt, tn, tk), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        body(q, s, w, alpha, bias, res, y)
+
+    if epilogue != "residual":
+        func = without_params(func, "res")
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+
+
+def _tile_blocks(t: int, tpad: int, k: int, n: int, epilogue: str):
+    """Fresh macros for the blocks both tiled matmuls share: ``qsum(q, qsum)``, the sum of each
+    row of ``q`` (rows past ``t`` repeat the last one), and ``finish(acc, qsum, s, alpha, bias,
+    res, y)``, the real rows and channels of the padded accumulator corrected by the row sums
+    (``code = W + 1``), scaled, biased, through the epilogue. Fresh per call: TVMScript numbers
+    the blocks of every later expansion of one macro object."""
+
+    @T.macro
+    def qsum_block(q, qsum):
+        for i, r in T.grid(tpad, k):
+            with T.sblock("qsum"):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    qsum[vi] = 0
+                qsum[vi] = qsum[vi] + T.Cast("int32", q[T.min(vi, t - 1), vr])
+
+    @T.macro
+    def finish(acc, qsum, s, alpha, bias, res, y):
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj] - qsum[vi]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    return qsum_block, finish
 
 
 @T.macro
@@ -232,7 +229,7 @@ def _lane_absmax(t, k, y, q, s, amax_l, amax):
 
 
 def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:
-    """``kernels.quantize_act`` with the row absmax split over LANES (``k % LANES == 0``)."""
+    """``compute.quantize_act`` with the row absmax split over LANES (``k % LANES == 0``)."""
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "float32"), q: T.Buffer((t, k), "int8"),
@@ -245,7 +242,7 @@ def quantize_act_lanes(t: int, k: int) -> tirx.PrimFunc:
 
 
 def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
-    """``kernels.ternary_layernorm_quant`` with every row reduction split over LANES, and one
+    """``compute.ternary_layernorm_quant`` with every row reduction split over LANES, and one
     reciprocal square root per row multiplied in (as torch's layer_norm does) instead of a
     division per element."""
 
@@ -301,7 +298,7 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
 
 
 def quantize_patches_lanes(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
-    """``kernels.quantize_patches`` with each patch's absmax split over its ``p`` columns (the
+    """``compute.quantize_patches`` with each patch's absmax split over its ``p`` columns (the
     lanes: contiguous pixels); bit-identical (max)."""
     t, f = b * gh * gw, c * p * p
 

@@ -1,7 +1,7 @@
 """What every kernel builder shares: the kernel tag, the decoded ternary weight, the epilogues.
 
-Kept apart from ``schedules.kernels`` so that target kernel families (``kernels_x86``,
-``kernels_integer``) build on it without importing the generic builders (no import cycle).
+The op-family modules of ``schedules.compute``, the target forms (``schedules.x86.forms``,
+``schedules.esp32s3.stationary``) and ``schedules.integer`` all build on it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
+from ..formats import get_format
 
 ACT_EPS = 1e-5
 EPILOGUES = ("none", "gelu", "residual")
@@ -19,6 +19,19 @@ def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:
     # op_pattern 8 (opaque): FuseOps must not merge our scheduled kernels into neighbours
     return func.with_attr({"fter.kind": kind, "op_pattern": 8,
                            "fter.params": {k: str(v) for k, v in params.items()}})
+
+
+def without_params(func: tirx.PrimFunc, *names: str) -> tirx.PrimFunc:
+    """``func`` without the parameters ``names``, which its body must not use.
+
+    Kernel variants that differ only in their signature (with or without a residual input, in
+    place or with an output) are written once with every parameter, and each variant drops what it
+    does not take -- one signature in the source, not one per variant.
+    """
+    params = [p for p in func.params if p.name not in names]
+    if len(params) != len(func.params) - len(names):
+        raise ValueError(f"{func.params} has no parameter among {names}")
+    return tirx.PrimFunc(params, func.body, func.ret_type, func.attrs)
 
 
 def kernel_name(kind: str, **params) -> str:
@@ -36,6 +49,24 @@ def _trit(w, n, k, fmt):
         return T.bitwise_and(T.shift_right(byte, j * 2), 3) - 1
     pow3 = T.Select(j == 0, 1, T.Select(j == 1, 3, T.Select(j == 2, 9, T.Select(j == 3, 27, 81))))
     return T.truncmod(T.truncdiv(byte, pow3), 3) - 1
+
+
+def ternary_acc(name: str, rows: int, n: int, k: int, fmt: str):
+    """A fresh ``T.macro`` ``(x, w, acc)``: the block ``name`` accumulating the ternary matmul
+    ``acc[i, j] += int32(x[i, r]) * trit(w)[j, r]`` over ``rows x n x k`` (the inner loop of every
+    ternary projection). Fresh per call: each block keeps its name (TVMScript numbers the later
+    expansions of one macro object)."""
+
+    @T.macro
+    def block(x, w, acc):
+        for i, j, r in T.grid(rows, n, k):
+            with T.sblock(name):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = 0
+                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+
+    return block
 
 
 def _absf(v):

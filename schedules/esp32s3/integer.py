@@ -12,10 +12,10 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from . import esp32s3
-from .esp32s3 import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
-                      _schedule_rows, _tile_all_tokens)
-from .integer_forms import integer_form
+from . import schedule as esp32s3
+from .schedule import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
+                       _schedule_rows, _tile_all_tokens)
+from ..integer.forms import integer_form
 
 
 def _blocks(sch: s_tir.Schedule):

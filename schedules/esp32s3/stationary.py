@@ -1,9 +1,9 @@
 """Weight-stationary forms of the row-streamed low-memory kernels (same signature, same values).
 
-The low-memory kernels of ``schedules.kernels`` (``ternary_mlp``, ``int8_attention_block``) are
+The low-memory kernels of ``schedules.compute`` (``ternary_mlp``, ``int8_attention_block``) are
 written so a schedule can stream them token by token: every weight is decoded once per token.
 A SIMD target whose matmul micro-kernel decodes a weight group once and runs all tokens against it
-(the ESP32-S3's PIE tile, ``schedules.esp32s3_pie``) wants the opposite order: weight blocks
+(the ESP32-S3's PIE tile, ``schedules.esp32s3.pie_intrin``) wants the opposite order: weight blocks
 outermost, all tokens inside. These builders state the same computation with that order in mind:
 
 * ``ternary_mlp``: fc1 runs twice over all tokens -- the first pass only finds each token's
@@ -22,14 +22,17 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .formats import get_format
-from .kernels import _absf, _gelu, _q8s, _scale, _tag, _trit
+from ..compute.kernel_base import _absf, _gelu, _tag, ternary_acc
+from ..compute.mlp import fc2_blocks, mlp_func
+from ..compute.quantize import _q8s, _scale
 
 
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
-    """``kernels.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
-    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+    """``compute.ternary_mlp`` with fc1 computed twice (absmax pass, quantizing pass)."""
+    acc1_block = ternary_acc("acc1", t, hidden, d, fmt)
+    acc1b_block = ternary_acc("acc1b", t, hidden, d, fmt)
+    fc2 = fc2_blocks(t, d, hidden, fmt)
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
@@ -39,12 +42,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
         acc2 = T.sblock_alloc_buffer((t, d), "int32")
-        for i, j, r in T.grid(t, hidden, d):
-            with T.sblock("acc1"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1[vi, vj] = 0
-                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        acc1_block(q, w1, acc1)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_absmax"):
                 vi, vj = T.axis.remap("SR", [i, j])
@@ -56,44 +54,15 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
                 s2[vi] = _scale(amax[vi])
-        for i, j, r in T.grid(t, hidden, d):
-            with T.sblock("acc1b"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1b[vi, vj] = 0
-                acc1b[vi, vj] = acc1b[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
+        acc1b_block(q, w1, acc1b)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 q2[vi, vj] = _q8s(_gelu(T.Cast("float32", acc1b[vi, vj]) * (a1[vj] * s[vi]) + b1[vj]),
                                   s2[vi])
-        for i, j, r in T.grid(t, d, hidden):
-            with T.sblock("acc2"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc2[vi, vj] = 0
-                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
-        for i, j in T.grid(t, d):
-            with T.sblock("out"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+        fc2(q2, s2, w2, a2, b2, res, acc2, y)
 
-    if inplace:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 

@@ -19,8 +19,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from .formats import get_format
-from .kernels import _patch_pixel, _tag, _trit, patch_embed_blocks
+from ..formats import get_format
+from ..compute.embedding import _patch_pixel, patch_embed_blocks
+from ..compute.kernel_base import _tag, _trit
 
 B = im.TIR
 G = im.VALUE_FRAC

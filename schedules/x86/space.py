@@ -1,4 +1,4 @@
-"""MetaSchedule design space of the x86 ternary matmul: ``schedules.x86.schedule_ternary_matmul``
+"""MetaSchedule design space of the x86 ternary matmul: ``schedule.schedule_ternary_matmul``
 with its register tile (rows x channels) sampled instead of taken from ``MATMUL_TILE``.
 
 The steps mirror that hand schedule one for one (split the epilogue into row and channel tiles,
@@ -15,10 +15,10 @@ from __future__ import annotations
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from .formats import get_format
-from .kernels_x86 import ROW_PAD
-from .x86 import target_isa
-from .x86_intrin import DOT_INTRINSICS
+from ..formats import get_format
+from .forms import ROW_PAD
+from .intrin import DOT_INTRINSICS
+from .schedule import register_tile, target_isa
 
 ROW_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8)
 MAX_CHANNELS = 128
@@ -57,20 +57,7 @@ def _tiled_matmul(sch: s_tir.Schedule, isa: str, channels_outer: bool) -> None:
         sch.compute_at(acc, jo, preserve_unit_loops=True)
         sch.compute_at(qsum, io, preserve_unit_loops=True)
         sch.parallel(io)
-    ai, aj, ar = sch.get_loops(acc)[-3:]
-    jt, jv = sch.split(aj, [None, lanes])
-    ro, rv = sch.split(ar, [None, tk])
-    sch.reorder(ro, ai, jt, jv, rv) if intrin else sch.reorder(ro, ai, jt, rv, jv)
-    sch.vectorize(ji)
-    sch.unroll(ii)
-    if intrin is None:
-        sch.vectorize(jv)
-    init = sch.decompose_reduction(acc, ro)
-    sch.vectorize(sch.get_loops(init)[-1])
-    if intrin is not None:
-        sch.tensorize(jv, intrin)
-    sch.unroll(ai)
-    sch.unroll(jt)
+    register_tile(sch, acc, ii, ji, lanes, tk, intrin)
 
 
 def ternary_matmul_space(isa: str):
@@ -91,7 +78,7 @@ def ternary_matmul_space(isa: str):
 def x86_design_space(kind: str, tvm_target, params: dict):
     """Space generator for a kernel (``kind``, ``fter.params``) on the llvm ``tvm_target``, or None
     when it keeps its hand schedule (other kinds, packed formats)."""
-    from .mutators import MutateCategorical
+    from ..tuning.mutators import MutateCategorical
 
     if kind != "ternary_matmul" or get_format(params["fmt"]).tile is None:
         return None

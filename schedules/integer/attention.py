@@ -8,9 +8,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from .formats import get_format
-from .kernel_base import _tag, _trit
-from .kernels_integer import B, G, _abs, _channel_params, _row_params, _split, _value
+from ..formats import get_format
+from ..compute.kernel_base import _tag, _trit
+from .kernels import B, G, _abs, _channel_params, _row_params, _split, _value
 
 
 def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:

@@ -1,0 +1,365 @@
+"""TensorIR compute of integer attention: Q, K per token and V per channel quantized to int8,
+``QK^T`` and ``P.V`` in int32, softmax in fp32 with probabilities on the uint8 grid 1/255.
+
+Layouts: ``int8_attention`` (generic ``[b, h, n, hd]``), ``int8_attention_qkv`` (reads the fused
+projection ``qkv[n, 3*h*hd]``), ``int8_attention_q`` (projects Q itself row by row from int8 K/V)
+and ``int8_attention_block`` (that, plus output projection and residual, in place).
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from ..formats import get_format
+from .kernel_base import _absf, _tag, _trit, ternary_acc, without_params
+from .quantize import _absmax_quant, _q8, _q8s, _scale
+
+def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """Integer attention on float ``q, k, v[b,h,n,hd]`` -> ``o[b,h,n,hd]``.
+
+    Q, K quantized per token to int8, V per channel over the tokens; ``QK^T`` and ``P.V`` accumulate
+    in int32; softmax in fp32 with probabilities put on the uint8 grid 1/255.
+    """
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((b, h, n, hd), "float32"), k: T.Buffer((b, h, n, hd), "float32"),
+             v: T.Buffer((b, h, n, hd), "float32"), o: T.Buffer((b, h, n, hd), "float32")):
+        qmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        kmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        vmax = T.sblock_alloc_buffer((b, h, hd), "float32")
+        qi = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        ki = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        vq = T.sblock_alloc_buffer((b, h, n, hd), "int8")
+        sacc = T.sblock_alloc_buffer((b, h, n, n), "int32")
+        logit = T.sblock_alloc_buffer((b, h, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((b, h, n), "float32")
+        lsum = T.sblock_alloc_buffer((b, h, n), "float32")
+        p = T.sblock_alloc_buffer((b, h, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((b, h, n, hd), "int32")
+        _row_absmax(b, h, n, hd, q, qmax, "qmax")
+        _row_absmax(b, h, n, hd, k, kmax, "kmax")
+        for bb, hh, d, r in T.grid(b, h, hd, n):
+            with T.sblock("vmax"):
+                vb, vh, vd, vr = T.axis.remap("SSSR", [bb, hh, d, r])
+                with T.init():
+                    vmax[vb, vh, vd] = T.float32(0)
+                vmax[vb, vh, vd] = T.max(vmax[vb, vh, vd], _absf(v[vb, vh, vr, vd]))
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("qk_quant"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                qi[vb, vh, vi, vd] = _q8(q[vb, vh, vi, vd], qmax[vb, vh, vi])
+                ki[vb, vh, vi, vd] = _q8(k[vb, vh, vi, vd], kmax[vb, vh, vi])
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("v_quant"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                vq[vb, vh, vi, vd] = _q8(v[vb, vh, vi, vd], vmax[vb, vh, vd])
+        for bb, hh, i, j, r in T.grid(b, h, n, n, hd):
+            with T.sblock("qk"):
+                vb, vh, vi, vj, vr = T.axis.remap("SSSSR", [bb, hh, i, j, r])
+                with T.init():
+                    sacc[vb, vh, vi, vj] = 0
+                sacc[vb, vh, vi, vj] = sacc[vb, vh, vi, vj] + T.Cast(
+                    "int32", qi[vb, vh, vi, vr]) * T.Cast("int32", ki[vb, vh, vj, vr])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("logit"):
+                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
+                logit[vb, vh, vi, vj] = T.Cast("float32", sacc[vb, vh, vi, vj]) * (
+                    _scale(qmax[vb, vh, vi]) * _scale(kmax[vb, vh, vj])) * T.float32(scale)
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("lmax"):
+                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
+                with T.init():
+                    lmax[vb, vh, vi] = T.float32(-3.4e38)
+                lmax[vb, vh, vi] = T.max(lmax[vb, vh, vi], logit[vb, vh, vi, vj])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("lsum"):
+                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
+                with T.init():
+                    lsum[vb, vh, vi] = T.float32(0)
+                lsum[vb, vh, vi] = lsum[vb, vh, vi] + T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi])
+        for bb, hh, i, j in T.grid(b, h, n, n):
+            with T.sblock("prob"):
+                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
+                p[vb, vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi]) / lsum[vb, vh, vi]
+                    * T.float32(255)), T.float32(255)), T.float32(0)))
+        for bb, hh, i, d, j in T.grid(b, h, n, hd, n):
+            with T.sblock("pv"):
+                vb, vh, vi, vd, vj = T.axis.remap("SSSSR", [bb, hh, i, d, j])
+                with T.init():
+                    pacc[vb, vh, vi, vd] = 0
+                pacc[vb, vh, vi, vd] = pacc[vb, vh, vi, vd] + T.Cast(
+                    "int32", p[vb, vh, vi, vj]) * T.Cast("int32", vq[vb, vh, vj, vd])
+        for bb, hh, i, d in T.grid(b, h, n, hd):
+            with T.sblock("out"):
+                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
+                o[vb, vh, vi, vd] = T.Cast("float32", pacc[vb, vh, vi, vd]) * (
+                    _scale(vmax[vb, vh, vd]) / T.float32(255))
+
+    return _tag(func, "int8_attention", b=b, h=h, n=n, hd=hd, scale=repr(float(scale)))
+
+
+@T.macro
+def _row_absmax(b, h, n, hd, x, amax, name):
+    for bb, hh, i, r in T.grid(b, h, n, hd):
+        with T.sblock(name):
+            vb, vh, vi, vr = T.axis.remap("SSSR", [bb, hh, i, r])
+            with T.init():
+                amax[vb, vh, vi] = T.float32(0)
+            amax[vb, vh, vi] = T.max(amax[vb, vh, vi], _absf(x[vb, vh, vi, vr]))
+
+
+def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
+    """Integer attention reading the fused projection ``qkv[n, 3*h*hd]`` (layout (3, h, hd)) and
+    writing ``o[n, h*hd]`` (layout (h, hd)) -- the head split/merge copies around the generic
+    ``int8_attention`` disappear. Same numerics; the per-(head, row) blocks are laid out so a
+    schedule can stream rows with O(n) scratch.
+    """
+    d = h * hd
+
+    @T.prim_func(s_tir=True)
+    def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
+        qmax = T.sblock_alloc_buffer((h, n), "float32")
+        kmax = T.sblock_alloc_buffer((h, n), "float32")
+        vmax = T.sblock_alloc_buffer((h, hd), "float32")
+        qi = T.sblock_alloc_buffer((h, n, hd), "int8")
+        ki = T.sblock_alloc_buffer((h, n, hd), "int8")
+        vq = T.sblock_alloc_buffer((h, n, hd), "int8")
+        sacc = T.sblock_alloc_buffer((h, n, n), "int32")
+        logit = T.sblock_alloc_buffer((h, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((h, n), "float32")
+        lsum = T.sblock_alloc_buffer((h, n), "float32")
+        p = T.sblock_alloc_buffer((h, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((h, n, hd), "int32")
+        for hh, i, r in T.grid(h, n, hd):
+            with T.sblock("qmax"):
+                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
+                with T.init():
+                    qmax[vh, vi] = T.float32(0)
+                qmax[vh, vi] = T.max(qmax[vh, vi], _absf(qkv[vi, vh * hd + vr]))
+        for hh, i, r in T.grid(h, n, hd):
+            with T.sblock("kmax"):
+                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
+                with T.init():
+                    kmax[vh, vi] = T.float32(0)
+                kmax[vh, vi] = T.max(kmax[vh, vi], _absf(qkv[vi, d + vh * hd + vr]))
+        for hh, c, r in T.grid(h, hd, n):
+            with T.sblock("vmax"):
+                vh, vc, vr = T.axis.remap("SSR", [hh, c, r])
+                with T.init():
+                    vmax[vh, vc] = T.float32(0)
+                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vr, 2 * d + vh * hd + vc]))
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("qkv_quant"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                qi[vh, vi, vc] = _q8(qkv[vi, vh * hd + vc], qmax[vh, vi])
+                ki[vh, vi, vc] = _q8(qkv[vi, d + vh * hd + vc], kmax[vh, vi])
+                vq[vh, vi, vc] = _q8(qkv[vi, 2 * d + vh * hd + vc], vmax[vh, vc])
+        for hh, i, j, r in T.grid(h, n, n, hd):
+            with T.sblock("qk"):
+                vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
+                with T.init():
+                    sacc[vh, vi, vj] = 0
+                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vr]) * T.Cast(
+                    "int32", ki[vh, vj, vr])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("logit"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
+                    _scale(qmax[vh, vi]) * _scale(kmax[vh, vj])) * T.float32(scale)
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lmax"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lmax[vh, vi] = T.float32(-3.4e38)
+                lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("lsum"):
+                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
+                with T.init():
+                    lsum[vh, vi] = T.float32(0)
+                lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        for hh, i, j in T.grid(h, n, n):
+            with T.sblock("prob"):
+                vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
+                p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
+                    T.float32(255)), T.float32(0)))
+        for hh, i, c, j in T.grid(h, n, hd, n):
+            with T.sblock("pv"):
+                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
+                with T.init():
+                    pacc[vh, vi, vc] = 0
+                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
+                    "int32", vq[vh, vj, vc])
+        for hh, i, c in T.grid(h, n, hd):
+            with T.sblock("out"):
+                vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
+                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
+                    _scale(vmax[vh, vc]) / T.float32(255))
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+@T.macro
+def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc,
+                      qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, o):
+    """Per token row: its Q projection (quantized per head), scores against every int8 K,
+    softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention kernels.
+    (``d = h * hd`` is passed in: an assignment in a macro would be a non-block statement.)"""
+    # the keys' scales once per call, each query row's once per row: the scores and codes read them
+    for j, hh in T.grid(n, h):
+        with T.sblock("k_scale"):
+            vj, vh = T.axis.remap("SS", [j, hh])
+            ks[vj, vh] = _scale(k_amax[vj, vh])
+    for i, j, r in T.grid(n, d, d):
+        with T.sblock("qacc"):
+            vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+            with T.init():
+                qacc[vi, vj] = 0
+            qacc[vi, vj] = qacc[vi, vj] + T.Cast("int32", xq[vi, vr]) * _trit(wq, vj, vr, fmt)
+    for i, j in T.grid(n, d):
+        with T.sblock("q_value"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            qf[vi, vj] = T.Cast("float32", qacc[vi, vj]) * (aq[vj] * xs[vi]) + bq[vj]
+    for i, hh, c in T.grid(n, h, hd):
+        with T.sblock("q_absmax"):
+            vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+            with T.init():
+                qamax[vi, vh] = T.float32(0)
+            qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
+    for i, hh in T.grid(n, h):
+        with T.sblock("q_scale"):
+            vi, vh = T.axis.remap("SS", [i, hh])
+            qs[vi, vh] = _scale(qamax[vi, vh])
+    for i, j in T.grid(n, d):
+        with T.sblock("q_codes"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            qc[vi, vj] = _q8s(qf[vi, vj], qs[vi, vj // hd])
+    for i, hh, j, r in T.grid(n, h, n, hd):
+        with T.sblock("qk"):
+            vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
+            with T.init():
+                sacc[vi, vh, vj] = 0
+            sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * T.Cast(
+                "int32", k[vj, vh * hd + vr])
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("logit"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
+                qs[vi, vh] * ks[vj, vh]) * T.float32(scale)
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("lmax"):
+            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+            with T.init():
+                lmax[vi, vh] = T.float32(-3.4e38)
+            lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+    # each exponential once (the sum and the probabilities read it): exp dominates the row's cost
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("expv"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            e[vi, vh, vj] = T.exp(logit[vi, vh, vj] - lmax[vi, vh])
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("lsum"):
+            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+            with T.init():
+                lsum[vi, vh] = T.float32(0)
+            lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
+    for i, hh, j in T.grid(n, h, n):
+        with T.sblock("prob"):
+            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+            p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                e[vi, vh, vj] / lsum[vi, vh] * T.float32(255)), T.float32(255)), T.float32(0)))
+    # per (row, head, channel): a head's [hd] outputs against its n probabilities form one tile
+    for i, hh, c, j in T.grid(n, h, hd, n):
+        with T.sblock("pv"):
+            vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
+            with T.init():
+                pacc[vi, vh, vc] = 0
+            pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
+                "int32", v[vj, vh * hd + vc])
+    for i, c in T.grid(n, d):
+        with T.sblock("attn_out"):
+            vi, vc = T.axis.remap("SS", [i, c])
+            o[vi, vc] = T.Cast("float32", pacc[vi, vc // hd, vc % hd]) * (
+                _scale(v_amax[vc]) / T.float32(255))
+
+
+def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """Integer attention that projects Q itself, row by row, from the int8 LayerNorm output.
+
+    ``xq[n,d] int8, xs[n]`` + Q weights, int8 ``k[n,d]`` with per-(token, head) absmax
+    ``k_amax[n,h]``, int8 ``v[n,d]`` with per-channel absmax ``v_amax[d]`` -> ``o[n,d]`` f32.
+    Same arithmetic as the qkv projection followed by ``int8_attention_qkv``; Q never exists
+    beyond one row.
+    """
+    return _q_attention(n, h, hd, fmt, scale, block=False)
+
+
+def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
+    """``int8_attention_q`` + output projection + residual, updating ``x`` in place.
+
+    ``x[n, d] += proj(quant(attention(...)))`` row by row: with ``call_tir_inplace`` neither the
+    attention output nor a second residual buffer exist. Arguments: ``x``, then those of
+    ``int8_attention_q`` (without ``o``), then the projection's packed weights, scales, bias.
+    """
+    return _q_attention(n, h, hd, fmt, scale, block=True)
+
+
+def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -> tirx.PrimFunc:
+    """The two kernels around ``_q_attention_rows``, written once: ``block`` selects the variant
+    (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
+    ``o``); each drops the parameters of the other."""
+    d = h * hd
+    kb = get_format(fmt).row_bytes(d)
+
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
+             xs: T.Buffer((n,), "float32"), wq: T.Buffer((d, kb), "uint8"),
+             aq: T.Buffer((d,), "float32"), bq: T.Buffer((d,), "float32"),
+             k: T.Buffer((n, d), "int8"), k_amax: T.Buffer((n, h), "float32"),
+             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
+             w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
+             bias: T.Buffer((d,), "float32"), o: T.Buffer((n, d), "float32")):
+        qacc = T.sblock_alloc_buffer((n, d), "int32")
+        qf = T.sblock_alloc_buffer((n, d), "float32")
+        qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qs = T.sblock_alloc_buffer((n, h), "float32")
+        ks = T.sblock_alloc_buffer((n, h), "float32")
+        qc = T.sblock_alloc_buffer((n, d), "int8")
+        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
+        logit = T.sblock_alloc_buffer((n, h, n), "float32")
+        lmax = T.sblock_alloc_buffer((n, h), "float32")
+        e = T.sblock_alloc_buffer((n, h, n), "float32")
+        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        p = T.sblock_alloc_buffer((n, h, n), "uint8")
+        pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
+        if block:
+            of = T.sblock_alloc_buffer((n, d), "float32")
+            oamax = T.sblock_alloc_buffer((n,), "float32")
+            os = T.sblock_alloc_buffer((n,), "float32")
+            oq = T.sblock_alloc_buffer((n, d), "int8")
+            acc = T.sblock_alloc_buffer((n, d), "int32")
+            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
+                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
+                              of)
+            _absmax_quant(n, d, of, oq, os, oamax)
+            acc_block(oq, w, acc)
+            for i, j in T.grid(n, d):
+                with T.sblock("residual"):
+                    vi, vj = T.axis.remap("SS", [i, j])
+                    x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + \
+                        x[vi, vj]
+        else:
+            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
+                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
+                              o)
+
+    if block:
+        return _tag(without_params(func, "o"), "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt,
+                    scale=repr(float(scale)))
+    return _tag(without_params(func, "x", "w", "alpha", "bias"), "int8_attention_q", n=n, h=h,
+                hd=hd, fmt=fmt, scale=repr(float(scale)))

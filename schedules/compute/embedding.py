@@ -1,0 +1,89 @@
+"""TensorIR compute of the token embedding: per-patch int8 quantization, ternary projection, bias,
+class token and position embedding written straight into the residual stream.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from ..formats import get_format
+from . import fp16
+from .kernel_base import _absf, _tag, _trit
+from .quantize import _q8, _scale
+
+def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
+                embed_dtype: str = "float32") -> tirx.PrimFunc:
+    """The whole token embedding of one image: per patch int8 quantization, ternary projection,
+    bias, then ``[cls; tokens] + pos`` written straight into ``x[1 + gh*gw, d]``.
+
+    Same values as quantize_patches -> ternary_matmul -> concat(cls) -> add(pos), with no
+    [patches, c*p*p] or [patches, d] intermediate. ``embed_dtype`` ``"uint16"``: cls and pos
+    are fp16 bit patterns (``schedules.compute.fp16``), widened where they are read.
+    """
+    n, f = gh * gw, c * p * p
+    kb = get_format(fmt).row_bytes(f)
+    cls_row, project = patch_embed_blocks(n, d, f, fmt)
+
+    @T.prim_func(s_tir=True)
+    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
+             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
+             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
+             x: T.Buffer((n + 1, d), "float32")):
+        amax = T.sblock_alloc_buffer((n,), "float32")
+        s = T.sblock_alloc_buffer((n,), "float32")
+        q = T.sblock_alloc_buffer((n, f), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        cls_row(cls, pos, x)
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_absmax"):
+                vt, vr = T.axis.remap("SR", [t, r])
+                with T.init():
+                    amax[vt] = T.float32(0)
+                amax[vt] = T.max(amax[vt], _absf(_patch_pixel(img, vt, vr, gw, p)))
+        for t in range(n):
+            with T.sblock("patch_scale"):
+                vt = T.axis.remap("S", [t])
+                s[vt] = _scale(amax[vt])
+        for t, r in T.grid(n, f):
+            with T.sblock("patch_quant"):
+                vt, vr = T.axis.remap("SS", [t, r])
+                q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
+        project(q, s, w, alpha, bias, pos, acc, x)
+
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+
+
+def patch_embed_blocks(n: int, d: int, f: int, fmt: str):
+    """The blocks every patch-embedding form shares, whatever its patch quantizer: the class-token
+    row ``x[0] = cls + pos[0]``, and the projection of the int8 patch codes ``q[n, f]`` (scales
+    ``s[n]``) with bias and position into ``x[1:]``. Fresh macros per call: block names stay
+    unsuffixed (TVMScript numbers every later expansion of one macro object)."""
+
+    @T.macro
+    def cls_row(cls, pos, x):
+        for j in range(d):
+            with T.sblock("cls_row"):
+                vj = T.axis.remap("S", [j])
+                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+
+    @T.macro
+    def project(q, s, w, alpha, bias, pos, acc, x):
+        for t, j, r in T.grid(n, d, f):
+            with T.sblock("acc"):
+                vt, vj, vr = T.axis.remap("SSR", [t, j, r])
+                with T.init():
+                    acc[vt, vj] = 0
+                acc[vt, vj] = acc[vt, vj] + T.Cast("int32", q[vt, vr]) * _trit(w, vj, vr, fmt)
+        for t, j in T.grid(n, d):
+            with T.sblock("token"):
+                vt, vj = T.axis.remap("SS", [t, j])
+                x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
+                    fp16.read(pos, vt + 1, vj)
+
+    return cls_row, project
+
+
+def _patch_pixel(img, t, r, gw, p):
+    """Pixel ``r`` (in (c, kh, kw) order) of patch ``t`` (row-major over the patch grid)."""
+    return img[0, r // (p * p), (t // gw) * p + (r // p) % p, (t % gw) * p + r % p]

@@ -1,0 +1,175 @@
+"""TensorIR compute of the ternary projections: ``ternary_matmul`` (int8 activations, optional GELU
+or residual epilogue), ``ternary_matmul_heads`` / ``ternary_matmul_channels`` (the output quantized per
+head or per channel as it is produced, the way Q/K and V enter attention), ``ternary_matmul_float``
+(ternary weights on float activations: a BitNet-style patch embedding fed with the image).
+
+Numerics follow SPEC §1: int32 accumulation of int8 x trit, fp32 epilogues. Weights are packed
+(``schedules.formats``); a tiled x86 format dispatches to the x86 form (``schedules.x86.forms``).
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from ..formats import get_format
+from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, ternary_acc,
+                          without_params)
+from .quantize import _q8
+
+def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
+    """``y[t,n] = epi(f32(sum_k q[t,k] * W[n,k]) * (alpha[n] * s[t]) + bias[n])``.
+
+    Inputs: int8 activations ``q[t,k]``, their per-token scales ``s[t]``, packed ternary weights
+    ``w[n, row_bytes(k)]``, per-channel scales ``alpha[n]``, ``bias[n]``; with ``epilogue="residual"``
+    also ``res[t,n]`` which is added last.
+    """
+    if epilogue not in EPILOGUES:
+        raise ValueError(f"unknown epilogue {epilogue!r}")
+    if get_format(fmt).tile is not None:
+        # tiled x86 layouts have their own compute (imported here: x86.forms builds on this package)
+        from ..x86.forms import ternary_matmul_tiled
+
+        return ternary_matmul_tiled(t, k, n, fmt, epilogue)
+    kb = get_format(fmt).row_bytes(k)
+
+    acc_block = ternary_acc("acc", t, n, k, fmt)
+
+    @T.prim_func(s_tir=True)
+    def func(q: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), res: T.Buffer((t, n), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        acc = T.sblock_alloc_buffer((t, n), "int32")
+        acc_block(q, w, acc)
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _epilogue(
+                    T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
+                    res, vi, vj, epilogue)
+
+    if epilogue != "residual":
+        func = without_params(func, "res")
+    return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
+
+
+def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """A ternary projection quantized per (token, head) as it is produced.
+
+    ``x[t,k] int8, s[t] -> (y[t, h*hd] int8, amax[t, h] f32)``: each head's ``hd`` outputs get
+    one absmax int8 scale (``amax / 127``), the way Q and K enter integer attention.
+    """
+    n = h * hd
+    kb = get_format(fmt).row_bytes(k)
+
+    acc_block = ternary_acc("acc", t, n, k, fmt)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax_out: T.Buffer((t, h), "float32")):
+        acc = T.sblock_alloc_buffer((t, n), "int32")
+        f = T.sblock_alloc_buffer((t, n), "float32")
+        amax = T.sblock_alloc_buffer((t, h), "float32")
+        acc_block(x, w, acc)
+        for i, j in T.grid(t, n):
+            with T.sblock("value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
+        for i, g, c in T.grid(t, h, hd):
+            with T.sblock("head_absmax"):
+                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
+                with T.init():
+                    amax[vi, vg] = T.float32(0)
+                amax[vi, vg] = T.max(amax[vi, vg], _absf(f[vi, vg * hd + vc]))
+        for i, g in T.grid(t, h):
+            # one block per (token, head) writes both outputs: the codes and their absmax
+            with T.sblock("head_quant"):
+                vi, vg = T.axis.remap("SS", [i, g])
+                amax_out[vi, vg] = amax[vi, vg]
+                for c in range(hd):
+                    y[vi, vg * hd + c] = _q8(f[vi, vg * hd + c], amax[vi, vg])
+
+    return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """A ternary projection quantized per output channel over the tokens, without ever storing it
+    in float: ``x[t,k] int8, s[t] -> (y[t,n] int8, amax[n] f32)``.
+
+    The projection runs twice -- first for each channel's absmax, then to quantize with it --
+    the price (t*k*n MACs) of not holding a [t, n] float tensor. Same values as
+    ``ternary_matmul`` followed by ``quantize_channels``.
+    """
+    kb = get_format(fmt).row_bytes(k)
+
+    acc1_block = ternary_acc("acc1", t, n, k, fmt)
+    acc2_block = ternary_acc("acc2", t, n, k, fmt)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax: T.Buffer((n,), "float32")):
+        acc1 = T.sblock_alloc_buffer((t, n), "int32")
+        acc2 = T.sblock_alloc_buffer((t, n), "int32")
+        acc1_block(x, w, acc1)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_absmax"):
+                vi, vj = T.axis.remap("RS", [i, j])
+                with T.init():
+                    amax[vj] = T.float32(0)
+                amax[vj] = T.max(amax[vj], _absf(
+                    T.Cast("float32", acc1[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]))
+        acc2_block(x, w, acc2)
+        for i, j in T.grid(t, n):
+            with T.sblock("channel_quant"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = _q8(T.Cast("float32", acc2[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
+                                amax[vj])
+
+    return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
+
+
+ROW_FORMATS = ("b3", "b2")
+
+
+def row_format(fmt: str) -> str:
+    """The row-packed format used for ``fmt`` (tiled int8 layouts have no float kernel)."""
+    return fmt if get_format(fmt).tile is None else "b2"
+
+
+def _add_or_subtract(v, trit):
+    """``+v``, ``-v`` or 0 as the trit says (no multiplication)."""
+    return T.Select(trit > 0, v, T.Select(trit < 0, -v, T.float32(0)))
+
+
+def ternary_matmul_float(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
+    """``y[t,n] = alpha[n] * sum_k trit(w)[n,k] * x[t,k] + bias[n]`` with float ``x``.
+
+    Inputs: ``x[t,k]`` float32, packed ternary ``w[n, row_bytes(k)]`` (row format), ``alpha[n]``,
+    ``bias[n]``. The trit selects ``+x``, ``-x`` or nothing: no multiplications in the sum.
+    """
+    if fmt not in ROW_FORMATS:
+        raise ValueError(f"ternary_matmul_float needs a row format {ROW_FORMATS}, got {fmt!r}")
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "float32"), w: T.Buffer((n, kb), "uint8"),
+             alpha: T.Buffer((n,), "float32"), bias: T.Buffer((n,), "float32"),
+             y: T.Buffer((t, n), "float32")):
+        acc = T.sblock_alloc_buffer((t, n), "float32")
+        for i, j, r in T.grid(t, n, k):
+            with T.sblock("acc"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    acc[vi, vj] = T.float32(0)
+                acc[vi, vj] = acc[vi, vj] + _add_or_subtract(x[vi, vr], _trit(w, vj, vr, fmt))
+        for i, j in T.grid(t, n):
+            with T.sblock("epilogue"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                y[vi, vj] = acc[vi, vj] * alpha[vj] + bias[vj]
+
+    return _tag(func, "ternary_matmul_float", t=t, k=k, n=n, fmt=fmt)
