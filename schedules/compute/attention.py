@@ -12,9 +12,11 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, _trit, ternary_acc, without_params
+from .kernel_base import _absf, _tag, _trit, cached_builder, ternary_acc, without_params
 from .quantize import _absmax_quant, _q8, _q8s, _scale
 
+
+@cached_builder
 def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFunc:
     """Integer attention on float ``q, k, v[b,h,n,hd]`` -> ``o[b,h,n,hd]``.
 
@@ -110,6 +112,7 @@ def _row_absmax(b, h, n, hd, x, amax, name):
             amax[vb, vh, vi] = T.max(amax[vb, vh, vi], _absf(x[vb, vh, vi, vr]))
 
 
+@cached_builder
 def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     """Integer attention reading the fused projection ``qkv[n, 3*h*hd]`` (layout (3, h, hd)) and
     writing ``o[n, h*hd]`` (layout (h, hd)) -- the head split/merge copies around the generic
@@ -286,6 +289,7 @@ def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks
                 _scale(v_amax[vc]) / T.float32(255))
 
 
+@cached_builder
 def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
     """Integer attention that projects Q itself, row by row, from the int8 LayerNorm output.
 
@@ -297,6 +301,7 @@ def int8_attention_q(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.Pr
     return _q_attention(n, h, hd, fmt, scale, block=False)
 
 
+@cached_builder
 def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
     """``int8_attention_q`` + output projection + residual, updating ``x`` in place.
 

@@ -9,9 +9,11 @@ from tvm.script import tirx as T
 
 from ..formats import get_format
 from . import fp16
-from .kernel_base import _absf, _tag, _trit
+from .kernel_base import _absf, _tag, _trit, cached_builder
 from .quantize import _q8, _scale
 
+
+@cached_builder
 def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 embed_dtype: str = "float32") -> tirx.PrimFunc:
     """The whole token embedding of one image: per patch int8 quantization, ternary projection,

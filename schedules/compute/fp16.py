@@ -11,6 +11,8 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
+from .kernel_base import cached_builder
+
 F16_BITS = "uint16"   # buffer dtype of an fp16-stored tensor
 
 
@@ -58,6 +60,7 @@ def to_f16_bits(arr: np.ndarray) -> np.ndarray:
     return h.view(np.uint16)
 
 
+@cached_builder
 def decode_f16(n: int) -> tirx.PrimFunc:
     """``y[i] = float32(h[i])`` for ``n`` fp16 bit patterns (NumPy: ``h.view(float16)``)."""
 

@@ -6,6 +6,8 @@ The op-family modules of ``schedules.compute``, the target forms (``schedules.x8
 
 from __future__ import annotations
 
+import functools
+
 from tvm import tirx
 from tvm.script import tirx as T
 
@@ -13,6 +15,25 @@ from ..formats import get_format
 
 ACT_EPS = 1e-5
 EPILOGUES = ("none", "gelu", "residual")
+
+
+def cached_builder(builder):
+    """Memoize a kernel builder: it is a pure function of its (hashable) specialization, and
+    parsing its TVMScript costs ~0.1 s, while a 12-block model asks for each shape 12 times and
+    the passes rebuild kernels they fuse. PrimFuncs are immutable, so callers may share one.
+    Unhashable arguments bypass the cache."""
+    cached = functools.lru_cache(maxsize=None)(builder)
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        try:
+            hash((args, tuple(kwargs.items())))
+        except TypeError:
+            return builder(*args, **kwargs)
+        return cached(*args, **kwargs)
+
+    build.cache_info = cached.cache_info
+    return build
 
 
 def _tag(func: tirx.PrimFunc, kind: str, **params) -> tirx.PrimFunc:

@@ -13,10 +13,12 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, ternary_acc,
+from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, cached_builder, ternary_acc,
                           without_params)
 from .quantize import _q8
 
+
+@cached_builder
 def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "none") -> tirx.PrimFunc:
     """``y[t,n] = epi(f32(sum_k q[t,k] * W[n,k]) * (alpha[n] * s[t]) + bias[n])``.
 
@@ -54,6 +56,7 @@ def ternary_matmul(t: int, k: int, n: int, fmt: str = "b3", epilogue: str = "non
     return _tag(func, "ternary_matmul", t=t, k=k, n=n, fmt=fmt, epilogue=epilogue)
 
 
+@cached_builder
 def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
     """A ternary projection quantized per (token, head) as it is produced.
 
@@ -95,6 +98,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
 
 
+@cached_builder
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """A ternary projection quantized per output channel over the tokens, without ever storing it
     in float: ``x[t,k] int8, s[t] -> (y[t,n] int8, amax[n] f32)``.
@@ -146,6 +150,7 @@ def _add_or_subtract(v, trit):
     return T.Select(trit > 0, v, T.Select(trit < 0, -v, T.float32(0)))
 
 
+@cached_builder
 def ternary_matmul_float(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """``y[t,n] = alpha[n] * sum_k trit(w)[n,k] * x[t,k] + bias[n]`` with float ``x``.
 

@@ -8,9 +8,11 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _gelu, _tag, ternary_acc, without_params
+from .kernel_base import _gelu, _tag, cached_builder, ternary_acc, without_params
 from .quantize import _absmax_quant
 
+
+@cached_builder
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
     """The whole ViT MLP in one kernel: ``y = res + fc2(quant(gelu(fc1(q, s))))``.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernel_base import _tag
+from .kernel_base import _tag, cached_builder
 from .quantize import _absmax_quant
 
 @T.macro
@@ -44,6 +44,7 @@ def _layernorm_rows(t, d, eps, x, g, b, ab, total, mean, sq, std, y):
                 ab[1] * T.Cast("float32", b[vj]))
 
 
+@cached_builder
 def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """TernaryLayerNorm fused with the next layer's quantizer.
 
@@ -67,6 +68,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
 
 
+@cached_builder
 def ternary_layernorm_float(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """``y = (x - mean) / sqrt(var + eps) * (ab[0] * g) + ab[1] * b`` per row, float output.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernel_base import ACT_EPS, _absf, _tag
+from .kernel_base import ACT_EPS, _absf, _tag, cached_builder
 
 @T.macro
 def _absmax_quant(t, k, y, q, s, amax):
@@ -31,6 +31,7 @@ def _absmax_quant(t, k, y, q, s, amax):
                                                    T.float32(127)), T.float32(-128)))
 
 
+@cached_builder
 def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     """Per-token absmax int8 quantizer: ``x[t,k] f32 -> (q[t,k] int8, s[t] f32)``."""
 
@@ -43,6 +44,7 @@ def quantize_act(t: int, k: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_act", t=t, k=k)
 
 
+@cached_builder
 def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
     """Per-tensor absmax int8 quantizer: one scale for the whole ``x[t,k]``, written to every
     ``s[t]`` so ``ternary_matmul`` consumes it like per-token scales."""
@@ -69,6 +71,7 @@ def quantize_act_tensor(t: int, k: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_act_tensor", t=t, k=k)
 
 
+@cached_builder
 def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
     """im2col of a stride == kernel patch embedding fused with the per-patch int8 quantizer.
 
@@ -101,6 +104,7 @@ def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
     return _tag(func, "quantize_patches", b=b, c=c, gh=gh, gw=gw, p=p)
 
 
+@cached_builder
 def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
     """Per-channel absmax int8 over the tokens: ``v[t,d] f32 -> (q[t,d] int8, amax[d] f32)``."""
 

@@ -9,10 +9,11 @@ from tvm.script import tirx as T
 
 from . import intmath as im
 from ..formats import get_format
-from ..compute.kernel_base import _tag, _trit
+from ..compute.kernel_base import _tag, _trit, cached_builder
 from .kernels import B, G, _abs, _channel_params, _row_params, _split, _value
 
 
+@cached_builder
 def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tirx.PrimFunc:
     """Integer ``kernels.int8_attention_block``: Q dequantized to Q(G) and coded per (token, head)
     with integer absmax; logits ``L = round(z * 2^LOGIT_FRAC)`` from the int32 scores through the

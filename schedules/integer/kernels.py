@@ -21,7 +21,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..formats import get_format
 from ..compute.embedding import _patch_pixel, patch_embed_blocks
-from ..compute.kernel_base import _tag, _trit
+from ..compute.kernel_base import _tag, _trit, cached_builder
 
 B = im.TIR
 G = im.VALUE_FRAC
@@ -71,6 +71,7 @@ def _abs(v):
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------------
+@cached_builder
 def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """Integer ``kernels.ternary_layernorm_quant``: the row read as integers relative to its largest
     exponent (``LN_BITS``), integer mean and sum of squares, one float ``1/sqrt`` per row turned
@@ -169,6 +170,7 @@ def _ln_affine(ab, which):
 
 
 # ---- MLP (weight-stationary form) -----------------------------------------------------------------
+@cached_builder
 def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = False
                 ) -> tirx.PrimFunc:
     """Integer ``kernels_stationary.ternary_mlp``: fc1's accumulators dequantized to Q(G), integer
@@ -266,6 +268,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
 
 
 # ---- projections quantized per (token, head) and per channel ---------------------------------------
+@cached_builder
 def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> tirx.PrimFunc:
     """Integer ``kernels.ternary_matmul_heads``: values in Q(G), integer absmax per (token, head),
     ``amax_out = A * 2^-G`` (exact in float32)."""
@@ -319,6 +322,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
 
 
+@cached_builder
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """Integer ``kernels.ternary_matmul_channels``: both passes dequantize to Q(G), the channel's
     integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``."""
@@ -374,6 +378,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
 
 
 # ---- patch embedding ------------------------------------------------------------------------------
+@cached_builder
 def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 embed_dtype: str = "float32") -> tirx.PrimFunc:
     """Integer-quantizing ``kernels.patch_embed``: each patch's absmax from the pixels' bits, the
