@@ -110,6 +110,7 @@ XTENSA = Toolchain(
         "libc/fter_string.c",
         "libc/softfloat.c",
         "libc/libgcc_lx106.c",
+        "libc/libgcc_divdi.c",
     ),
     include_dirs=("include", "kernels/pie", "sim", "libc/include", "libc/include_freestanding"),
     exe_suffix=".elf",

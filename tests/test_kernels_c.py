@@ -290,3 +290,46 @@ def test_libc_bit_identical_host_vs_xtensa(tmp_path, host_libc):
             host, xt = nan_canonical(host), nan_canonical(xt)
         bad = np.flatnonzero(host != xt)
         assert bad.size == 0, f"{what}: {bad.size} words differ, first at {bad[:5]}"
+
+
+def int64_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Dividend/divisor pairs for the 64-bit division helpers: every pair of edge values (zero
+    divisors and INT64_MIN / -1, undefined in C, left out), random 64-bit words, and 64-bit
+    dividends over small divisors (TVM's index arithmetic)."""
+    edge = [0, 1, -1, 2, -2, 3, -7, 10, 2**31 - 1, -2**31, 2**32 + 5, -(2**32) - 3, 2**62 + 1,
+            123456789012345, 2**63 - 1, -(2**63)]
+    a = np.array([x for x in edge for _ in edge], np.int64)
+    b = np.array([y for _ in edge for y in edge], np.int64)
+    keep = (b != 0) & ~((a == -(2**63)) & (b == -1))
+    rng = np.random.default_rng(9)
+    ra = rng.integers(-(2**63), 2**63 - 1, 600, dtype=np.int64, endpoint=True)
+    rb = rng.integers(-(2**63), 2**63 - 1, 600, dtype=np.int64, endpoint=True)
+    rb[:300] = rng.integers(1, 1000, 300) * rng.choice([-1, 1], 300)
+    rb[rb == 0] = 5
+    return np.concatenate([a[keep], ra]), np.concatenate([b[keep], rb])
+
+
+def int64_expected(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = []
+    for x, y in zip(a.tolist(), b.tolist()):
+        q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)   # C: truncate toward zero
+        ux, uy = x % 2**64, y % 2**64
+        out += [q % 2**64, (x - q * y) % 2**64, ux // uy, ux % uy]
+    return np.array(out, np.uint64)
+
+
+@pytest.mark.parametrize("where", ["host", pytest.param("lx106", marks=pytest.mark.xtensa)])
+def test_int64_division_helpers(tmp_path, where):
+    """C's int64 / and % (the lx106 links runtime/libc/libgcc_divdi.c for them; the host its own
+    libgcc, which checks the expectations)."""
+    require(where if where == "host" else "xtensa")
+    a, b = int64_pairs()
+    blob = struct.pack("<2i", 4, len(a)) + a.tobytes() + b.tobytes()
+    if where == "host":
+        out = run_host(build_host([LIBC_TEST], tmp_path), blob).output
+    else:
+        out = run_xtensa(build_xtensa([LIBC_TEST], tmp_path), blob, timeout=300).output
+    got = np.frombuffer(out, np.uint64)
+    want = int64_expected(a, b)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} results differ, first pairs {[(a[i // 4], b[i // 4]) for i in bad[:3]]}"

@@ -6,6 +6,9 @@
  *           pair: a+b, a-b, a*b, a/b, (float)(int32)a, (float)(uint32)a,
  *           (int32)a and (uint32)a where in range (else 0), and the
  *           comparisons a<b, a<=b, a==b, a>b as bits 0..3 of one word.
+ *   mode 4: int64 a[count], int64 b[count] -> per pair a / b, a % b, and the
+ *           same on the values as uint64 (the lx106's 64-bit division helpers,
+ *           libgcc_divdi.c): four 64-bit words.
  *   mode 3 (host only, built with -DFTER_TEST_SOFTFLOAT): `count` random
  *           pairs of bit patterns through softfloat.c and the hardware;
  *           outputs the number of results that differ (NaN payloads aside).
@@ -41,6 +44,24 @@ static uint32_t u_of(float f) {
 }
 
 static int emit(int32_t count) { return fter_write_output(out, (size_t)count * 4u); }
+
+#define MAX_PAIRS 2048
+static int64_t ia[MAX_PAIRS], ib[MAX_PAIRS];
+static uint64_t out64[4 * MAX_PAIRS];
+
+static int int64_division(int32_t count) {
+  if (count > MAX_PAIRS || fter_read_input(ia, (size_t)count * 8u) != 0 ||
+      fter_read_input(ib, (size_t)count * 8u) != 0)
+    return 2;
+  for (int32_t i = 0; i < count; ++i) {
+    volatile int64_t a = ia[i], b = ib[i]; /* volatile: no constant folding */
+    out64[4 * i] = (uint64_t)(a / b);
+    out64[4 * i + 1] = (uint64_t)(a % b);
+    out64[4 * i + 2] = (uint64_t)a / (uint64_t)b;
+    out64[4 * i + 3] = (uint64_t)a % (uint64_t)b;
+  }
+  return fter_write_output(out64, (size_t)count * 32u) != 0 ? 3 : 0;
+}
 
 static int arith(int32_t count) {
   /* volatile operands keep the compiler from folding or reordering. */
@@ -128,6 +149,7 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
+  if (mode == 4) return int64_division(count);
   if (fter_read_input(xs, (size_t)count * 4u) != 0) return 2;
   if (mode >= 1 && fter_read_input(ys, (size_t)count * 4u) != 0) return 2;
   if (mode == 0) {
