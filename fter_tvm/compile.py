@@ -39,8 +39,8 @@ def compile(model, target="x86", example_inputs=None, *, tuning_db: str | Path |
         strict: raise when a layer cannot be fused instead of leaving it as a plain op.
         dump_dir: write the IR after each pipeline phase there.
         numerics: ``"float"`` or ``"integer"`` (esp32s3 only: LayerNorm, softmax, GELU and the
-            quantizers in fixed point, ``schedules.integer.intmath``); default: the target's
-            setting.
+            quantizers in fixed point, ``schedules.integer.intmath``); default: the target's setting
+            (esp32s3: integer with its default PIE kernels; x86: float).
 
     Returns:
         an artifact with ``run(x)`` and ``report`` (and, for esp32s3, ``simulate``, ``export_project``).

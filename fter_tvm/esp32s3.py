@@ -63,7 +63,7 @@ def pie_max_k(mod: tvm.IRModule) -> int:
 
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
                   example_inputs=None):
-    if tgt.numerics == "integer":
+    if tgt.numerics_mode == "integer":
         fused, integer, left = to_integer(fused)
         report = dict(report, numerics={"mode": "integer", "integer_kernels": integer,
                                         "float_kernels": left})

@@ -57,16 +57,24 @@ class Esp32s3Target(Target):
     # keep 360/360 top-1; rounded scales flip 1 of 360 (README "Flash")
     fp16_rounded: tuple = ("bias",)
     board: BoardLimits = field(default_factory=BoardLimits)
-    # "float": fp32 epilogues (LayerNorm, softmax, GELU, quantizers); "integer": their fixed-point
-    # forms (schedules.integer.intmath), with the PIE kernels only
-    numerics: str = "float"
+    # "integer": fixed-point LayerNorm, softmax, GELU and quantizers (schedules.integer.intmath,
+    # PIE kernels only); "float": their fp32 forms; None: integer with the PIE kernels (it meets
+    # the fidelity bar, README "Integer numerics"), float with the scalar ones
+    numerics: str | None = None
 
     def __post_init__(self):
-        if self.numerics not in NUMERICS:
+        if self.numerics is not None and self.numerics not in NUMERICS:
             raise ValueError(f"unknown numerics {self.numerics!r}; choose one of {NUMERICS}")
         if self.numerics == "integer" and self.kernel_variant != "pie":
             raise ValueError("numerics='integer' needs kernel_variant='pie' (the integer kernels "
                              f"have PIE schedules only), got kernel_variant={self.kernel_variant!r}")
+
+    @property
+    def numerics_mode(self) -> str:
+        """The numerics the build uses: ``numerics``, or the kernel variant's default."""
+        if self.numerics is not None:
+            return self.numerics
+        return "integer" if self.kernel_variant == "pie" else "float"
 
 
 NUMERICS = ("float", "integer")

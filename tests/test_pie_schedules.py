@@ -31,7 +31,9 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def art(model, inputs):
-    return fc.compile(model, "esp32s3", (inputs[0],))
+    # float numerics: the scalar and plain-graph builds compared below have no integer forms
+    # (tests/test_integer.py checks the default integer mode's PIE build)
+    return fc.compile(model, Esp32s3Target(numerics="float"), (inputs[0],))
 
 
 def test_tile_intrinsic_calls_the_tile_kernel_with_strides():
@@ -65,7 +67,8 @@ def test_pie_schedules_call_the_pie_kernels(art):
 
 @pytest.mark.cc
 @pytest.mark.parametrize("tgt", [Esp32s3Target(kernel_variant="xtensa"),
-                                 Esp32s3Target(low_memory=False)], ids=["scalar", "plain-graph"])
+                                 Esp32s3Target(low_memory=False, numerics="float")],
+                         ids=["scalar", "plain-graph"])
 def test_pie_build_is_bit_identical_to_the_scalar_and_plain_builds(art, model, inputs, tgt):
     other = fc.compile(model, tgt, (inputs[0],))
     for x in inputs:

@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", type=_project_name, default="fter_app", help="ESP-IDF project name")
     parser.add_argument("--runs", type=_positive_int, default=5, help="inferences app_main times")
     parser.add_argument("--strict", action="store_true", help="fail if any layer stays unfused")
-    parser.add_argument("--numerics", choices=("float", "integer"), default="float",
-                        help="esp32s3: fp32 epilogues, or LayerNorm/softmax/GELU/quantizers in "
-                             "fixed point (integer)")
+    parser.add_argument("--numerics", choices=("float", "integer"), default=None,
+                        help="esp32s3: LayerNorm/softmax/GELU/quantizers in fixed point (integer, "
+                             "the default with the PIE kernels) or fp32 (float)")
     board = parser.add_argument_group("board limits (default: ESP32-S3-EYE)")
     board.add_argument("--flash-mb", type=_positive_int, default=None, help="flash size in MB (8)")
     board.add_argument("--psram-mb", type=int, default=None, help="PSRAM in MB, 0 for none (8)")
@@ -53,7 +53,7 @@ def _target(args):
     from fter_tvm.targets import BoardLimits, Esp32s3Target
 
     if args.target != "esp32s3":
-        if args.numerics != "float":
+        if args.numerics not in (None, "float"):
             raise SystemExit(f"fter-tvm compile: --numerics {args.numerics} is an esp32s3 setting")
         return args.target
     mb = 1024 * 1024

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="also run the host-simulated build and compare the logits bit for bit")
     parser.add_argument("--json", action="store_true", help="print logits and stats as JSON")
-    parser.add_argument("--numerics", choices=("float", "integer"), default="float",
-                        help="fp32 epilogues, or their fixed-point forms (integer)")
+    parser.add_argument("--numerics", choices=("float", "integer"), default=None,
+                        help="fixed-point epilogues (integer, the default) or fp32 (float)")
     parser.add_argument("--core", choices=("esp32s3", "lx106"), default=None,
                         help="esp32s3: the LX7 with PIE (needs FTER_QEMU_XTENSA and the esp32s3 "
                              "binutils config, see runtime/esp32s3_sim.py); lx106: the PIE kernels' "
