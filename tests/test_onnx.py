@@ -128,3 +128,62 @@ def test_malformed_and_dynamic_onnx_rejected(tmp_path):
     model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "tokens"
     with pytest.raises(ImportError_, match="dynamic"):
         fc.compile(model, "x86")
+
+
+def _one_node(node, inputs, outputs, inits=()):
+    graph = helper.make_graph([node], "one", inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+def test_unsupported_element_type_names_the_node():
+    """float8 and friends used to convert to wrong values silently: now refused by name."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, [4])
+    model = _one_node(helper.make_node("Cast", ["x"], ["y"], name="to_fp8", to=TensorProto.FLOAT8E4M3FN),
+                      [x], [y])
+    with pytest.raises(ImportError_, match="output 'y' has element type FLOAT8E4M3FN"):
+        fc.compile(model, "x86")
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    with pytest.raises(ImportError_, match="'to_fp8' \\(Cast\\): attribute to .*FLOAT8E4M3FN"):
+        fc.compile(model, "x86")
+
+
+def test_converter_error_names_the_node():
+    """An attribute the Relax frontend cannot convert (blocked quantization) names the node."""
+    w = numpy_helper.from_array(np.ones((4, 8), np.int8), "w")
+    scale = numpy_helper.from_array(np.ones((4, 2), np.float32), "scale")
+    node = helper.make_node("DequantizeLinear", ["w", "scale"], ["wf"], name="w_dq", axis=1,
+                            block_size=4)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    model = _one_node(node, [x], [helper.make_tensor_value_info("wf", TensorProto.FLOAT, [4, 8])],
+                      [w, scale])
+    with pytest.raises(ImportError_, match="'w_dq' \\(DequantizeLinear\\): .*blocked"):
+        fc.compile(model, "x86")
+
+
+def test_constant_value_ints_and_layer_norm_stats():
+    """Constant from value_ints (dynamo exporter without its optimizer) and LayerNormalization's
+    Mean / InvStdDev outputs (the stock converter returned 0-d placeholders)."""
+    from test_onnx_node import run_x86
+
+    shape = helper.make_node("Constant", [], ["shape"], value_ints=[2, 6])
+    reshape = helper.make_node("Reshape", ["x", "shape"], ["x2"])
+    ln = helper.make_node("LayerNormalization", ["x2", "g", "b"], ["y", "mean", "inv_std"],
+                          axis=-1, epsilon=1e-5)
+    inits = [numpy_helper.from_array(np.linspace(0.5, 1.5, 6).astype(np.float32), "g"),
+             numpy_helper.from_array(np.zeros(6, np.float32), "b")]
+    graph = helper.make_graph(
+        [shape, reshape, ln], "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6]),
+         helper.make_tensor_value_info("mean", TensorProto.FLOAT, [2, 1]),
+         helper.make_tensor_value_info("inv_std", TensorProto.FLOAT, [2, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    y, mean, inv_std = run_x86(model, [x])
+    x2 = x.reshape(2, 6)
+    np.testing.assert_allclose(mean, x2.mean(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(inv_std, 1 / np.sqrt(x2.var(-1, keepdims=True) + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(y, (x2 - mean) * inv_std * np.linspace(0.5, 1.5, 6), rtol=1e-5,
+                               atol=1e-6)
