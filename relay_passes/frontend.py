@@ -280,6 +280,8 @@ def from_onnx_model(model) -> tvm.IRModule:
                 mock.patch.object(onnx_frontend.ONNXGraphImporter, "_convert_operator",
                                   convert_naming_node):
             return from_onnx(model, keep_params_in_input=False)
+    except ImportError_:
+        raise
     except (KeyError, AssertionError, ValueError, NotImplementedError, RuntimeError,
             tvm.error.InternalError) as err:
         raise ImportError_(f"Relax import of the ONNX model failed: {err}") from err
