@@ -30,7 +30,10 @@ def test_x86_fused_counts_and_agreement(name):
     f = fidelity(ref, np.concatenate([art.run(x) for x in xs]))
     print(f"{name} x86 on {N_INPUTS} inputs: {format_fidelity(f)}, top-1 over all "
           f"{f['top1_agree_all']:.3f}")
-    assert f["top1_errors"] == [] and f["top1_agree_all"] >= 0.9 and f["rel_err"] < 1e-2
+    # with O(1) LayerScale a flipped activation-quantization step (float rounding, SPEC §3) moves
+    # the logits by ~1e-2: a 1-block DeiT-III-S at 64 px matched to 4e-7 on 14 of 16 inputs and
+    # was off by 1.4e-2 and 1.8e-2 on two; at depth 12 every input has some flip (rel. 3.0e-2)
+    assert f["top1_errors"] == [] and f["top1_agree_all"] >= 0.9 and f["rel_err"] < 5e-2
 
 
 @pytest.mark.slow
