@@ -101,9 +101,17 @@ def fuse_model(model, target, example_inputs=None, *, pack_format: str | None = 
 
 
 def _build_x86(fused: tvm.IRModule, report: dict, tgt: X86Target, tuning_db) -> X86Artifact:
+    ex = x86_executable(fused, tgt, tuning_db)
+    return X86Artifact(fused, report, _input_shape(fused), ex, tgt.num_threads)
+
+
+def x86_executable(fused: tvm.IRModule, target="x86", tuning_db=None) -> "relax.VMExecutable":
+    """Schedule a module from :func:`fuse_model` for x86 and build it with LLVM: the x86 path
+    without the artifact (which takes one input tensor), for any number of inputs and outputs
+    (ONNX's node tests run through it)."""
     from schedules.x86 import PASS_CONFIG, schedule_module
 
+    tgt = get_target(target)
     scheduled = schedule_module(fused, tgt, tuning_db=tuning_db)
     with tvm.transform.PassContext(opt_level=3, config=PASS_CONFIG):
-        ex = tvm.compile(scheduled, target=tvm.target.Target(tgt.tvm_target))
-    return X86Artifact(fused, report, _input_shape(fused), ex, tgt.num_threads)
+        return tvm.compile(scheduled, target=tvm.target.Target(tgt.tvm_target))

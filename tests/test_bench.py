@@ -14,16 +14,22 @@ TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 1, "num_heads
 
 
 def test_bench_tiny_model():
-    r = bench("deit_tiny_patch16_224", runs=2, warmup=1, model_kwargs=TINY, profile=True)
+    """A DeiT-III (LayerScale): the bench randomizes LayerScale and near-zero parameters before
+    comparing, so the logits are O(1) and the comparison sees the blocks."""
+    r = bench("deit3_small_patch16_224", runs=2, warmup=1, model_kwargs=TINY, profile=True)
     assert set(r["ms"]) == set(ENGINES) and all(v > 0 for v in r["ms"].values())
     assert r["ratio_vs_ort_int8"] == pytest.approx(r["ms"]["fter-tvm"] / r["ms"]["ort-int8"])
-    assert r["max_abs_dlogit"] < 1e-2
+    fid = r["fidelity"]
+    assert fid["inputs"] == 8 and r["max_abs_dlogit"] == fid["max_abs_dlogit"]
+    assert r["rel_err"] < 1e-3 and fid["top1_errors"] == []
+    assert r["max_abs_dlogit"] / r["rel_err"] > 0.05    # max |logit|: not timm's ~1e-4 init
     assert r["report"]["fused"]["unfused"] == []
     assert any(row["name"].startswith("ternary_matmul") for row in r["profile"])
     matmuls = [row for row in r["profile"] if row["name"].startswith("ternary_matmul")]
     assert all(row["gmacs"] > 0 for row in matmuls)          # MACs known from the report
     assert {"fp32_fma"} <= set(r["peak"]) and all(v > 0 for v in r["peak"].values())
     table = format_table(r)
+    assert "relative error" in table
     assert table.splitlines()[-1] == f"ratio_vs_ort_int8={r['ratio_vs_ort_int8']:.3f}"
     assert any(line.startswith("machine peak, 2 threads (GMAC/s): ") for line in table.splitlines())
     assert "% of the int8 peak" in table

@@ -8,7 +8,7 @@ import timm
 import torch
 
 import fter_tvm as fc
-from fter_tvm.models import ternarize
+from fter_tvm.models import fidelity, format_fidelity, randomize_near_zero, ternarize
 
 N_INPUTS = 64
 
@@ -18,6 +18,7 @@ N_INPUTS = 64
 def test_x86_fused_counts_and_agreement(name):
     torch.manual_seed(0)
     model = ternarize(timm.create_model(name, pretrained=False)).eval()
+    randomize_near_zero(model, seed=0)   # DeiT-III's LayerScale 1e-5 would hide its blocks
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(1, 3, 224, 224, generator=g) for _ in range(N_INPUTS)]
     art = fc.compile(model, "x86", (xs[0],))
@@ -26,11 +27,13 @@ def test_x86_fused_counts_and_agreement(name):
     assert fused["unfused"] == []
     with torch.no_grad():
         ref = np.concatenate([model(x).numpy() for x in xs])
-    got = np.concatenate([art.run(x) for x in xs])
-    top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
-    dmax = float(np.abs(ref - got).max())
-    print(f"{name} x86: top-1 agreement {top1:.3f} on {N_INPUTS}, max |dlogit| {dmax:.4f}")
-    assert top1 >= 0.9 and dmax < 0.1
+    f = fidelity(ref, np.concatenate([art.run(x) for x in xs]))
+    print(f"{name} x86 on {N_INPUTS} inputs: {format_fidelity(f)}, top-1 over all "
+          f"{f['top1_agree_all']:.3f}")
+    # with O(1) LayerScale a flipped activation-quantization step (float rounding, SPEC §3) moves
+    # the logits by ~1e-2: a 1-block DeiT-III-S at 64 px matched to 4e-7 on 14 of 16 inputs and
+    # was off by 1.4e-2 and 1.8e-2 on two; at depth 12 every input has some flip (rel. 3.0e-2)
+    assert f["top1_errors"] == [] and f["top1_agree_all"] >= 0.9 and f["rel_err"] < 5e-2
 
 
 @pytest.mark.slow

@@ -6,3 +6,4 @@ from .ternarize import ternarize
 from .checkpoint import load_checkpoint, load_demo_model, save_checkpoint
 from .size import model_size_bytes
 from .integer import integer_logits
+from .fidelity import fidelity, format_fidelity, randomize_near_zero
