@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+import tvm
 from tvm import tirx
 from tvm.script import tirx as T
 
@@ -18,11 +19,15 @@ EPILOGUES = ("none", "gelu", "residual")
 
 
 def cached_builder(builder):
-    """Memoize a kernel builder: it is a pure function of its (hashable) specialization, and
-    parsing its TVMScript costs ~0.1 s, while a 12-block model asks for each shape 12 times and
-    the passes rebuild kernels they fuse. PrimFuncs are immutable, so callers may share one.
-    Unhashable arguments bypass the cache."""
-    cached = functools.lru_cache(maxsize=None)(builder)
+    """Memoize a kernel builder, handing out a deep copy of the kernel each time.
+
+    A builder is a pure function of its (hashable) specialization, and parsing its TVMScript
+    costs ~0.1 s while a 12-block model asks for each shape 12 times. The copy (a JSON round
+    trip, about 4x cheaper than parsing) is needed: TVM's schedule primitives can rewrite the
+    statements of a PrimFunc in place, which corrupted a shared cached kernel for the next
+    compile when this was first tried. Unhashable arguments bypass the cache."""
+    cached = functools.lru_cache(maxsize=None)(
+        lambda *args, **kwargs: tvm.ir.save_json(builder(*args, **kwargs)))
 
     @functools.wraps(builder)
     def build(*args, **kwargs):
@@ -30,7 +35,7 @@ def cached_builder(builder):
             hash((args, tuple(kwargs.items())))
         except TypeError:
             return builder(*args, **kwargs)
-        return cached(*args, **kwargs)
+        return tvm.ir.load_json(cached(*args, **kwargs))
 
     build.cache_info = cached.cache_info
     return build
