@@ -1,4 +1,4 @@
-"""ESP32-S3 schedules of the integer kernel forms (``schedules.kernels_integer``), PIE order.
+"""ESP32-S3 schedules of the integer kernel forms (``schedules.integer.kernels``), PIE order.
 
 The integer forms add per-call blocks (the channel table ``chan``, the keys' and values' scale
 mantissas) in front of the float forms' blocks and split a few per-row steps in two (multiplier,

@@ -1,6 +1,6 @@
 """Integer form of the attention block (``numerics="integer"``): ``kernels.int8_attention_block``
 with Q dequantized and coded in fixed point, integer softmax and integer output codes (the
-contract: ``schedules.intmath``; the NumPy reference: ``intmath_ref.attention_block``)."""
+contract: ``schedules.integer.intmath``; the NumPy reference: ``intmath_ref.attention_block``)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each op below is a function of a *backend* ``B`` and its operands. With :data:`NP` the operands are
 NumPy int64 arrays and the op is the reference (it asserts that every intermediate fits int32);
 with :data:`TIR` they are TensorIR expressions and the op is what the integer kernels
-(``schedules.kernels_integer``) compute -- one source, so the kernels and the reference cannot
+(``schedules.integer.kernels``) compute -- one source, so the kernels and the reference cannot
 drift apart, and the tests compare the compiled kernels against the reference bit for bit.
 
 The rules of the mode:
@@ -31,7 +31,7 @@ Values used several times are not bound with a TIR ``Let`` (it would shorten the
 0.27's CompactBufferAllocation then takes minutes per kernel): the C compiler merges repeated
 subexpressions, and a kernel stores a value that feeds a long expression in its own block.
 
-The NumPy reference kernels composed from these ops are in ``schedules.intmath_ref``.
+The NumPy reference kernels composed from these ops are in ``schedules.integer.intmath_ref``.
 """
 
 from __future__ import annotations

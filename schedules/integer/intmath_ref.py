@@ -1,5 +1,5 @@
-"""NumPy reference kernels of the integer mode: what ``schedules.kernels_integer`` computes, composed
-from the ops of ``schedules.intmath`` (the tests compare the compiled kernels against these, and
+"""NumPy reference kernels of the integer mode: what ``schedules.integer.kernels`` computes, composed
+from the ops of ``schedules.integer.intmath`` (the tests compare the compiled kernels against these, and
 ``fter_tvm.models.integer_logits`` runs a model with them)."""
 
 from __future__ import annotations

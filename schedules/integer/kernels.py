@@ -1,14 +1,14 @@
 """Integer forms of the MCU kernels (``numerics="integer"``): same signatures, fixed-point insides.
 
-Each builder states one kernel of ``schedules.kernels`` / ``schedules.kernels_stationary`` with
+Each builder states one kernel of ``schedules.compute`` / ``schedules.esp32s3.stationary`` with
 the per-element float work (LayerNorm, the projections' scale-and-bias, GELU, softmax, every
-int8 quantizer) replaced by the integer ops of ``schedules.intmath`` -- the contract, which also
+int8 quantizer) replaced by the integer ops of ``schedules.integer.intmath`` -- the contract, which also
 gives the NumPy reference the tests compare these kernels against. Inputs and outputs keep their
 types (float32 residual stream and per-token scales), so the graph, the arena plan and the
 executor do not change with the mode; only the elementwise residual updates stay float.
 
 A target swaps a kernel for its integer form with ``integer_forms.integer_form`` before scheduling (the
-esp32s3 schedules for these forms are in ``schedules.esp32s3_integer``).
+esp32s3 schedules for these forms are in ``schedules.esp32s3.integer``).
 """
 
 from __future__ import annotations
