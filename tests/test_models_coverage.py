@@ -39,11 +39,22 @@ def variant(key: str, seed: int = 0) -> nn.Module:
     return student
 
 
+def integer_margin(art) -> float:
+    """The top-1 margin factor for ``art``: 1 (judge where PyTorch's top-2 margin exceeds max
+    |Δlogit|), 2 for the integer numerics (esp32s3's default). Its fixed-point epilogues move
+    logits by about as much as the float build's fp16 biases do, and a flip needs the two logits
+    to move toward each other by the whole margin, so margins between 1x and 2x max |Δlogit| can
+    flip within the error bound each test asserts (measured: DeiT-III variant, input 4, margin
+    0.0026 against max |Δlogit| 0.0022)."""
+    numerics = art.report.get("numerics", {}).get("mode")
+    return 2.0 if numerics == "integer" else 1.0
+
+
 def check_agreement(art, model, xs):
     with torch.no_grad():
         ref = np.concatenate([model(x).numpy() for x in xs])
     got = np.concatenate([np.asarray(art.run(x)).reshape(1, -1) for x in xs])
-    f = fidelity(ref, got)
+    f = fidelity(ref, got, margin_factor=integer_margin(art))
     assert f["top1_errors"] == [], f"top-1 differs where the margin is clear: {f['top1_errors']}"
     return f["max_abs_dlogit"]
 
