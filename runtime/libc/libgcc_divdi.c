@@ -5,6 +5,8 @@
  * further libgcc helpers). */
 #include <stdint.h>
 
+#include "udivmod.h"
+
 uint64_t __udivdi3(uint64_t n, uint64_t d);
 uint64_t __umoddi3(uint64_t n, uint64_t d);
 int64_t __divdi3(int64_t n, int64_t d);
@@ -15,29 +17,12 @@ static int clz64(uint64_t v) { /* v != 0 */
   return hi != 0u ? __builtin_clz(hi) : 32 + __builtin_clz((uint32_t)v);
 }
 
-/* Quotient of n / d, remainder in *rem.  Division by zero returns all ones with remainder n (the
- * C result is undefined). */
-static uint64_t udivmod64(uint64_t n, uint64_t d, uint64_t *rem) {
-  uint64_t q = 0;
-  if (d == 0) {
-    *rem = n;
-    return ~(uint64_t)0;
-  }
-  if (n >= d) {
-    int shift = clz64(d) - clz64(n);
-    for (int i = 0; i < shift; ++i) d <<= 1;
-    for (; shift >= 0; --shift) {
-      q <<= 1;
-      if (n >= d) {
-        n -= d;
-        q |= 1u;
-      }
-      d >>= 1;
-    }
-  }
-  *rem = n;
-  return q;
+static uint64_t shl64(uint64_t v, int s) { /* one bit at a time: no __ashldi3 call */
+  for (int i = 0; i < s; ++i) v <<= 1;
+  return v;
 }
+
+FTER_DEFINE_UDIVMOD(udivmod64, uint64_t, clz64, shl64)
 
 uint64_t __udivdi3(uint64_t n, uint64_t d) {
   uint64_t r;

@@ -4,6 +4,8 @@
  * loops started at the divisor's leading bit. */
 #include <stdint.h>
 
+#include "udivmod.h"
+
 uint32_t __udivsi3(uint32_t n, uint32_t d);
 uint32_t __umodsi3(uint32_t n, uint32_t d);
 int32_t __divsi3(int32_t n, int32_t d);
@@ -11,29 +13,9 @@ int32_t __modsi3(int32_t n, int32_t d);
 uint64_t __umulsidi3(uint32_t a, uint32_t b);
 uint64_t __muldi3(uint64_t a, uint64_t b);
 
-/* Quotient of n / d, remainder in *rem.  Division by zero returns
- * 0xffffffff with remainder n (the C result is undefined). */
-static uint32_t udivmod(uint32_t n, uint32_t d, uint32_t *rem) {
-  uint32_t q = 0;
-  if (d == 0) {
-    *rem = n;
-    return 0xffffffffu;
-  }
-  if (n >= d) {
-    int shift = __builtin_clz(d) - __builtin_clz(n);
-    d <<= shift;
-    for (; shift >= 0; --shift) {
-      q <<= 1;
-      if (n >= d) {
-        n -= d;
-        q |= 1u;
-      }
-      d >>= 1;
-    }
-  }
-  *rem = n;
-  return q;
-}
+#define CLZ32(v) __builtin_clz(v)
+#define SHL32(v, s) ((v) << (s))
+FTER_DEFINE_UDIVMOD(udivmod, uint32_t, CLZ32, SHL32)
 
 uint32_t __udivsi3(uint32_t n, uint32_t d) {
   uint32_t r;
