@@ -12,7 +12,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, _trit, cached_builder, ternary_acc, without_params
+from .kernel_base import _absf, _tag, cached_builder, ternary_acc, without_params
 from .quantize import _absmax_quant, _q8, _q8s, _scale
 
 
@@ -205,88 +205,121 @@ def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
 
 
-@T.macro
-def _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc,
-                      qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc, o):
-    """Per token row: its Q projection (quantized per head), scores against every int8 K,
-    softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention kernels.
-    (``d = h * hd`` is passed in: an assignment in a macro would be a non-block statement.)"""
-    # the keys' scales once per call, each query row's once per row: the scores and codes read them
-    for j, hh in T.grid(n, h):
-        with T.sblock("k_scale"):
-            vj, vh = T.axis.remap("SS", [j, hh])
-            ks[vj, vh] = _scale(k_amax[vj, vh])
-    for i, j, r in T.grid(n, d, d):
-        with T.sblock("qacc"):
-            vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-            with T.init():
-                qacc[vi, vj] = 0
-            qacc[vi, vj] = qacc[vi, vj] + T.Cast("int32", xq[vi, vr]) * _trit(wq, vj, vr, fmt)
-    for i, j in T.grid(n, d):
-        with T.sblock("q_value"):
-            vi, vj = T.axis.remap("SS", [i, j])
-            qf[vi, vj] = T.Cast("float32", qacc[vi, vj]) * (aq[vj] * xs[vi]) + bq[vj]
-    for i, hh, c in T.grid(n, h, hd):
-        with T.sblock("q_absmax"):
-            vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
-            with T.init():
-                qamax[vi, vh] = T.float32(0)
-            qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
-    for i, hh in T.grid(n, h):
-        with T.sblock("q_scale"):
-            vi, vh = T.axis.remap("SS", [i, hh])
-            qs[vi, vh] = _scale(qamax[vi, vh])
-    for i, j in T.grid(n, d):
-        with T.sblock("q_codes"):
-            vi, vj = T.axis.remap("SS", [i, j])
-            qc[vi, vj] = _q8s(qf[vi, vj], qs[vi, vj // hd])
-    for i, hh, j, r in T.grid(n, h, n, hd):
-        with T.sblock("qk"):
-            vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
-            with T.init():
-                sacc[vi, vh, vj] = 0
-            sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * T.Cast(
-                "int32", k[vj, vh * hd + vr])
-    for i, hh, j in T.grid(n, h, n):
-        with T.sblock("logit"):
-            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
-            logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
-                qs[vi, vh] * ks[vj, vh]) * T.float32(scale)
-    for i, hh, j in T.grid(n, h, n):
-        with T.sblock("lmax"):
-            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-            with T.init():
-                lmax[vi, vh] = T.float32(-3.4e38)
-            lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
-    # each exponential once (the sum and the probabilities read it): exp dominates the row's cost
-    for i, hh, j in T.grid(n, h, n):
-        with T.sblock("expv"):
-            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
-            e[vi, vh, vj] = T.exp(logit[vi, vh, vj] - lmax[vi, vh])
-    for i, hh, j in T.grid(n, h, n):
-        with T.sblock("lsum"):
-            vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-            with T.init():
-                lsum[vi, vh] = T.float32(0)
-            lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
-    for i, hh, j in T.grid(n, h, n):
-        with T.sblock("prob"):
-            vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
-            p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
-                e[vi, vh, vj] / lsum[vi, vh] * T.float32(255)), T.float32(255)), T.float32(0)))
+def attention_row_blocks(n: int, h: int, hd: int, lowest, zero):
+    """Fresh ``T.macro`` s for the per-row attention blocks both numerics share (float here,
+    fixed point in ``schedules.integer.attention``), over scores ``[n, h, n]`` and values in the
+    fused ``[n, h*hd]`` layout: ``scores(qc, k, sacc)`` ("qk", int32 dot of a query row's head with
+    every key), ``row_max(logit, lmax)`` and ``row_sum(e, lsum)`` (reductions initialised to
+    ``lowest`` and ``zero``: the logits' dtype decides) and ``pv(p, v, pacc)`` (uint8
+    probabilities against int8 values, per (row, head, channel)). Fresh per kernel so each block
+    keeps its name."""
+
+    @T.macro
+    def scores(qc, k, sacc):
+        for i, hh, j, r in T.grid(n, h, n, hd):
+            with T.sblock("qk"):
+                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
+                with T.init():
+                    sacc[vi, vh, vj] = 0
+                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * \
+                    T.Cast("int32", k[vj, vh * hd + vr])
+
+    @T.macro
+    def row_max(logit, lmax):
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lmax"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lmax[vi, vh] = lowest
+                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+
+    @T.macro
+    def row_sum(e, lsum):
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("lsum"):
+                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
+                with T.init():
+                    lsum[vi, vh] = zero
+                lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
+
     # per (row, head, channel): a head's [hd] outputs against its n probabilities form one tile
-    for i, hh, c, j in T.grid(n, h, hd, n):
-        with T.sblock("pv"):
-            vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
-            with T.init():
-                pacc[vi, vh, vc] = 0
-            pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
-                "int32", v[vj, vh * hd + vc])
-    for i, c in T.grid(n, d):
-        with T.sblock("attn_out"):
-            vi, vc = T.axis.remap("SS", [i, c])
-            o[vi, vc] = T.Cast("float32", pacc[vi, vc // hd, vc % hd]) * (
-                _scale(v_amax[vc]) / T.float32(255))
+    @T.macro
+    def pv(p, v, pacc):
+        for i, hh, c, j in T.grid(n, h, hd, n):
+            with T.sblock("pv"):
+                vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
+                with T.init():
+                    pacc[vi, vh, vc] = 0
+                pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
+                    "int32", v[vj, vh * hd + vc])
+
+    return scores, row_max, row_sum, pv
+
+
+def _q_attention_rows(n, h, hd, fmt, scale):
+    """A fresh ``T.macro``: per token row, its Q projection (quantized per head), scores against
+    every int8 K, softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention
+    kernels."""
+    d = h * hd
+    qacc_block = ternary_acc("qacc", n, d, d, fmt)
+    scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, T.float32(-3.4e38),
+                                                        T.float32(0))
+
+    @T.macro
+    def rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc, sacc, logit,
+             lmax, e, lsum, p, pacc, o):
+        # the keys' scales once per call, each query row's once per row: the scores and codes
+        # read them
+        for j, hh in T.grid(n, h):
+            with T.sblock("k_scale"):
+                vj, vh = T.axis.remap("SS", [j, hh])
+                ks[vj, vh] = _scale(k_amax[vj, vh])
+        qacc_block(xq, wq, qacc)
+        for i, j in T.grid(n, d):
+            with T.sblock("q_value"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                qf[vi, vj] = T.Cast("float32", qacc[vi, vj]) * (aq[vj] * xs[vi]) + bq[vj]
+        for i, hh, c in T.grid(n, h, hd):
+            with T.sblock("q_absmax"):
+                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+                with T.init():
+                    qamax[vi, vh] = T.float32(0)
+                qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
+        for i, hh in T.grid(n, h):
+            with T.sblock("q_scale"):
+                vi, vh = T.axis.remap("SS", [i, hh])
+                qs[vi, vh] = _scale(qamax[vi, vh])
+        for i, j in T.grid(n, d):
+            with T.sblock("q_codes"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                qc[vi, vj] = _q8s(qf[vi, vj], qs[vi, vj // hd])
+        scores(qc, k, sacc)
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("logit"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                logit[vi, vh, vj] = T.Cast("float32", sacc[vi, vh, vj]) * (
+                    qs[vi, vh] * ks[vj, vh]) * T.float32(scale)
+        row_max(logit, lmax)
+        # each exponential once (the sum and the probabilities read it): exp dominates the row
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("expv"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                e[vi, vh, vj] = T.exp(logit[vi, vh, vj] - lmax[vi, vh])
+        row_sum(e, lsum)
+        for i, hh, j in T.grid(n, h, n):
+            with T.sblock("prob"):
+                vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
+                p[vi, vh, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
+                    e[vi, vh, vj] / lsum[vi, vh] * T.float32(255)), T.float32(255)),
+                    T.float32(0)))
+        pv(p, v, pacc)
+        for i, c in T.grid(n, d):
+            with T.sblock("attn_out"):
+                vi, vc = T.axis.remap("SS", [i, c])
+                o[vi, vc] = T.Cast("float32", pacc[vi, vc // hd, vc % hd]) * (
+                    _scale(v_amax[vc]) / T.float32(255))
+
+    return rows
 
 
 @cached_builder
@@ -312,14 +345,15 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     return _q_attention(n, h, hd, fmt, scale, block=True)
 
 
-def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -> tirx.PrimFunc:
-    """The two kernels around ``_q_attention_rows``, written once: ``block`` selects the variant
-    (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
-    ``o``); each drops the parameters of the other."""
+def q_attention_func(n: int, h: int, hd: int, fmt: str, body) -> tirx.PrimFunc:
+    """The attention block's PrimFunc around the ``T.macro`` ``body``, with every parameter of
+    both kernel variants (``int8_attention_q`` / ``_block``) and of both numerics (float here,
+    ``schedules.integer.attention``): ``x``, the Q projection's input ``xq, xs`` and weights
+    ``wq, aq, bq``, int8 keys ``k, k_amax`` and values ``v, v_amax``, the output projection
+    ``w, alpha, bias`` and the output ``o``. Each kernel drops what it does not take
+    (``without_params``)."""
     d = h * hd
     kb = get_format(fmt).row_bytes(d)
-
-    acc_block = ternary_acc("acc", n, d, d, fmt)
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
@@ -329,6 +363,21 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
              v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
              w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
              bias: T.Buffer((d,), "float32"), o: T.Buffer((n, d), "float32")):
+        body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o)
+
+    return func
+
+
+def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -> tirx.PrimFunc:
+    """The two kernels around ``_q_attention_rows``, written once: ``block`` selects the variant
+    (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
+    ``o``); each drops the parameters of the other."""
+    d = h * hd
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+    attention_rows = _q_attention_rows(n, h, hd, fmt, scale)
+
+    @T.macro
+    def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
         qacc = T.sblock_alloc_buffer((n, d), "int32")
         qf = T.sblock_alloc_buffer((n, d), "float32")
         qamax = T.sblock_alloc_buffer((n, h), "float32")
@@ -348,9 +397,8 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
             os = T.sblock_alloc_buffer((n,), "float32")
             oq = T.sblock_alloc_buffer((n, d), "int8")
             acc = T.sblock_alloc_buffer((n, d), "int32")
-            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
-                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
-                              of)
+            attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
+                           sacc, logit, lmax, e, lsum, p, pacc, of)
             _absmax_quant(n, d, of, oq, os, oamax)
             acc_block(oq, w, acc)
             for i, j in T.grid(n, d):
@@ -359,10 +407,10 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
                     x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + \
                         x[vi, vj]
         else:
-            _q_attention_rows(n, h, hd, d, fmt, scale, xq, xs, wq, aq, bq, k, k_amax, ks, v,
-                              v_amax, qacc, qf, qamax, qs, qc, sacc, logit, lmax, e, lsum, p, pacc,
-                              o)
+            attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
+                           sacc, logit, lmax, e, lsum, p, pacc, o)
 
+    func = q_attention_func(n, h, hd, fmt, body)
     if block:
         return _tag(without_params(func, "o"), "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt,
                     scale=repr(float(scale)))

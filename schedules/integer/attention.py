@@ -8,9 +8,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..formats import get_format
-from ..compute.kernel_base import _tag, _trit, cached_builder
-from .kernels import B, G, _abs, _channel_params, _row_params, _split, _value
+from ..compute.attention import attention_row_blocks, q_attention_func
+from ..compute.kernel_base import _tag, cached_builder, ternary_acc, without_params
+from .kernels import B, G, _abs, _channel_params, _row_params, _split, head_values
 
 
 @cached_builder
@@ -21,19 +21,14 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     row) to uint8; P.V outputs weighted per channel by ``round(2^14 * vamax[c] / max vamax)``,
     integer absmax and int8 codes per row; the output projection and residual stay float."""
     d = h * hd
-    kb = get_format(fmt).row_bytes(d)
-    qbits = im.acc_bits(d)
     sbits = (127 * 127 * hd).bit_length()
     lf = im.LOGIT_FRAC
+    q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+    scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, -(1 << 30), 0)
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((n, d), "float32"), xq: T.Buffer((n, d), "int8"),
-             xs: T.Buffer((n,), "float32"), wq: T.Buffer((d, kb), "uint8"),
-             aq: T.Buffer((d,), "float32"), bq: T.Buffer((d,), "float32"),
-             k: T.Buffer((n, d), "int8"), k_amax: T.Buffer((n, h), "float32"),
-             v: T.Buffer((n, d), "int8"), v_amax: T.Buffer((d,), "float32"),
-             w: T.Buffer((d, kb), "uint8"), alpha: T.Buffer((d,), "float32"),
-             bias: T.Buffer((d,), "float32")):
+    @T.macro
+    def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
         cm = T.sblock_alloc_buffer((d,), "int32")
         ce = T.sblock_alloc_buffer((d,), "int32")
         cb = T.sblock_alloc_buffer((d,), "int32")
@@ -87,22 +82,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
             with T.sblock("v_mant"):
                 vc = T.axis.remap("S", [c])
                 vm[vc] = im.v_weight(B, v_amax[vc], vtop[0])
-        for i, j, r in T.grid(n, d, d):
-            with T.sblock("qacc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    qacc[vi, vj] = 0
-                qacc[vi, vj] = qacc[vi, vj] + T.Cast("int32", xq[vi, vr]) * _trit(wq, vj, vr, fmt)
-        for i, j in T.grid(n, d):
-            with T.sblock("q_value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                qv[vi, vj] = _value(qacc[vi, vj], qbits, cm, ce, cb, rm, re, vi, vj)
-        for i, hh, c in T.grid(n, h, hd):
-            with T.sblock("q_absmax"):
-                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
-                with T.init():
-                    qamax[vi, vh] = 0
-                qamax[vi, vh] = T.max(qamax[vi, vh], _abs(qv[vi, vh * hd + vc]))
+        q_values(xq, wq, cm, ce, cb, rm, re, qacc, qv, qamax)
         for i, hh in T.grid(n, h):
             with T.sblock("q_scale"):
                 vi, vh = T.axis.remap("SS", [i, hh])
@@ -118,34 +98,18 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
                 vi, vh = T.axis.remap("SS", [i, hh])
                 qm[vi, vh] = _split(qs[vi, vh])[0]
                 qe[vi, vh] = _split(qs[vi, vh])[1]
-        for i, hh, j, r in T.grid(n, h, n, hd):
-            with T.sblock("qk"):
-                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
-                with T.init():
-                    sacc[vi, vh, vj] = 0
-                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * \
-                    T.Cast("int32", k[vj, vh * hd + vr])
+        scores(qc, k, sacc)
         for i, hh, j in T.grid(n, h, n):
             with T.sblock("logit"):
                 vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
                 logit[vi, vh, vj] = im.dequant(B, sacc[vi, vh, vj], sbits, qm[vi, vh], qe[vi, vh],
                                                km[vj, vh], ke[vj, vh], 0, lf)
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lmax"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lmax[vi, vh] = -(1 << 30)
-                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
+        row_max(logit, lmax)
         for i, hh, j in T.grid(n, h, n):
             with T.sblock("expv"):
                 vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
                 e[vi, vh, vj] = im.exp_neg(B, lmax[vi, vh] - logit[vi, vh, vj])
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lsum"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lsum[vi, vh] = 0
-                lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
+        row_sum(e, lsum)
         for i, hh in T.grid(n, h):
             with T.sblock("precip"):
                 vi, vh = T.axis.remap("SS", [i, hh])
@@ -154,13 +118,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
             with T.sblock("prob"):
                 vi, vh, vj = T.axis.remap("SSS", [i, hh, j])
                 p[vi, vh, vj] = T.Cast("uint8", im.prob8(B, e[vi, vh, vj], recip[vi, vh]))
-        for i, hh, c, j in T.grid(n, h, hd, n):
-            with T.sblock("pv"):
-                vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
-                with T.init():
-                    pacc[vi, vh, vc] = 0
-                pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
-                    "int32", v[vj, vh * hd + vc])
+        pv(p, v, pacc)
         for i, c in T.grid(n, d):
             with T.sblock("attn_out"):
                 vi, vc = T.axis.remap("SS", [i, c])
@@ -183,15 +141,11 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
             with T.sblock("o_unit"):
                 vi = T.axis.remap("S", [i])
                 os[vi] = im.attn_out_scale(B, oamax[vi], vtop[0])
-        for i, j, r in T.grid(n, d, d):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", oq[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc_block(oq, w, acc)
         for i, j in T.grid(n, d):
             with T.sblock("residual"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
 
+    func = without_params(q_attention_func(n, h, hd, fmt, body), "o")
     return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))

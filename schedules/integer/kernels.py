@@ -21,7 +21,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..formats import get_format
 from ..compute.embedding import _patch_pixel, patch_embed_blocks
-from ..compute.kernel_base import _tag, _trit, cached_builder
+from ..compute.kernel_base import _tag, cached_builder, ternary_acc
 
 B = im.TIR
 G = im.VALUE_FRAC
@@ -68,6 +68,44 @@ def _value(acc, abits, cm, ce, cb, rm, re, i, j):
 
 def _abs(v):
     return T.max(v, -v)
+
+
+def projection_values(t: int, k: int, n: int, fmt: str, names=("acc", "value")):
+    """A fresh ``T.macro`` ``(x, w, cm, ce, cb, rm, re, acc, f)``: a ternary projection's int32
+    accumulators ``acc[t, n]`` and their values in Q(G) ``f`` (``_value``), in their own block
+    (what follows reads each value several times; a re-emitted expression would be copied into
+    every use). ``names``: the two blocks' names."""
+    abits = im.acc_bits(k)
+    acc_block = ternary_acc(names[0], t, n, k, fmt)
+
+    @T.macro
+    def blocks(x, w, cm, ce, cb, rm, re, acc, f):
+        acc_block(x, w, acc)
+        for i, j in T.grid(t, n):
+            with T.sblock(names[1]):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = _value(acc[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
+
+    return blocks
+
+
+def head_values(t: int, k: int, h: int, hd: int, fmt: str, names=("acc", "value", "head_absmax")):
+    """A fresh ``T.macro`` ``(x, w, cm, ce, cb, rm, re, acc, f, amax)``: ``projection_values``
+    over ``h*hd`` channels, then the integer absmax ``amax[t, h]`` of each (token, head) -- the
+    head-quantized projections (K here, Q in the attention block) start alike."""
+    values = projection_values(t, k, h * hd, fmt, names[:2])
+
+    @T.macro
+    def blocks(x, w, cm, ce, cb, rm, re, acc, f, amax):
+        values(x, w, cm, ce, cb, rm, re, acc, f)
+        for i, hh, c in T.grid(t, h, hd):
+            with T.sblock(names[2]):
+                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+                with T.init():
+                    amax[vi, vh] = 0
+                amax[vi, vh] = T.max(amax[vi, vh], _abs(f[vi, vh * hd + vc]))
+
+    return blocks
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------------
@@ -177,7 +215,10 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     GELU, per-token integer absmax and int8 hidden codes (fc1 still runs twice); fc2's epilogue
     and the residual stay float (the residual stream is float32)."""
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
-    abits = im.acc_bits(d)
+    fc1_values = projection_values(t, d, hidden, fmt, ("acc1", "hidden_value"))
+    # fc1 again, after the rows' GELU bound is known (two passes instead of a [t, hidden] store)
+    fc1_values_b = projection_values(t, d, hidden, fmt, ("acc1b", "hidden_value_b"))
+    acc2_block = ternary_acc("acc2", t, d, hidden, fmt)
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
@@ -199,18 +240,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         _channel_params(hidden, a1, b1, cm, ce, cb)
         _row_params(t, s, rm, re)
         _gelu_table(tab)
-        for i, j, r in T.grid(t, hidden, d):
-            with T.sblock("acc1"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1[vi, vj] = 0
-                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
-        # the dequantized values in their own block: GELU reads each several times, and a
-        # re-emitted expression would be copied into every use
-        for i, j in T.grid(t, hidden):
-            with T.sblock("hidden_value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                v1[vi, vj] = _value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
+        fc1_values(q, w1, cm, ce, cb, rm, re, acc1, v1)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_absmax"):
                 vi, vj = T.axis.remap("SR", [i, j])
@@ -222,27 +252,13 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 vi = T.axis.remap("S", [i])
                 mult[vi] = im.quant_multiplier(B, im.gelu_row_bound(B, amax[vi], lambda k: tab[k]))
                 s2[vi] = im.row_scale(B, im.gelu_row_bound(B, amax[vi], lambda k: tab[k]), -G)
-        for i, j, r in T.grid(t, hidden, d):
-            with T.sblock("acc1b"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1b[vi, vj] = 0
-                acc1b[vi, vj] = acc1b[vi, vj] + T.Cast("int32", q[vi, vr]) * _trit(w1, vj, vr, fmt)
-        for i, j in T.grid(t, hidden):
-            with T.sblock("hidden_value_b"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                v1b[vi, vj] = _value(acc1b[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
+        fc1_values_b(q, w1, cm, ce, cb, rm, re, acc1b, v1b)
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj], lambda k: tab[k]),
                                                       mult[vi]))
-        for i, j, r in T.grid(t, d, hidden):
-            with T.sblock("acc2"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc2[vi, vj] = 0
-                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", q2[vi, vr]) * _trit(w2, vj, vr, fmt)
+        acc2_block(q2, w2, acc2)
         for i, j in T.grid(t, d):
             with T.sblock("out"):
                 vi, vj = T.axis.remap("SS", [i, j])
@@ -274,7 +290,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     ``amax_out = A * 2^-G`` (exact in float32)."""
     n = h * hd
     kb = get_format(fmt).row_bytes(k)
-    abits = im.acc_bits(k)
+    values = head_values(t, k, h, hd, fmt)
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -292,22 +308,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
         mult = T.sblock_alloc_buffer((t, h), "int32")
         _channel_params(n, alpha, bias, cm, ce, cb)
         _row_params(t, s, rm, re)
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc[vi, vj] = 0
-                acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
-        for i, j in T.grid(t, n):
-            with T.sblock("value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                f[vi, vj] = _value(acc[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)
-        for i, g, c in T.grid(t, h, hd):
-            with T.sblock("head_absmax"):
-                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
-                with T.init():
-                    amax[vi, vg] = 0
-                amax[vi, vg] = T.max(amax[vi, vg], _abs(f[vi, vg * hd + vc]))
+        values(x, w, cm, ce, cb, rm, re, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs (an output block cannot move under
             # the head loop by itself); the multiplier once, then the codes
@@ -328,6 +329,8 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``."""
     kb = get_format(fmt).row_bytes(k)
     abits = im.acc_bits(k)
+    acc1_block = ternary_acc("acc1", t, n, k, fmt)
+    acc2_block = ternary_acc("acc2", t, n, k, fmt)   # the second pass, after the absmax
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -345,12 +348,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
         mult = T.sblock_alloc_buffer((n,), "int32")
         _channel_params(n, alpha, bias, cm, ce, cb)
         _row_params(t, s, rm, re)
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc1"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc1[vi, vj] = 0
-                acc1[vi, vj] = acc1[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc1_block(x, w, acc1)
         for i, j in T.grid(t, n):
             with T.sblock("channel_absmax"):
                 vi, vj = T.axis.remap("RS", [i, j])
@@ -362,12 +360,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                 vj = T.axis.remap("S", [j])
                 mult[vj] = im.quant_multiplier(B, top[vj])
                 amax[vj] = T.Cast("float32", top[vj]) * im.f32_pow2(B, -G)
-        for i, j, r in T.grid(t, n, k):
-            with T.sblock("acc2"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    acc2[vi, vj] = 0
-                acc2[vi, vj] = acc2[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
+        acc2_block(x, w, acc2)
         for i, j in T.grid(t, n):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
