@@ -21,95 +21,18 @@ def int8_attention(b: int, h: int, n: int, hd: int, scale: float) -> tirx.PrimFu
     """Integer attention on float ``q, k, v[b,h,n,hd]`` -> ``o[b,h,n,hd]``.
 
     Q, K quantized per token to int8, V per channel over the tokens; ``QK^T`` and ``P.V`` accumulate
-    in int32; softmax in fp32 with probabilities put on the uint8 grid 1/255.
+    in int32; softmax in fp32 with probabilities put on the uint8 grid 1/255. The ``b * h``
+    (batch, head) pairs are the groups of ``_grouped_attention``.
     """
+    body = _grouped_attention(b * h, n, hd, scale, lambda x, g, i, c, off: x[g // h, g % h, i, c],
+                              lambda g, i, c: [g // h, g % h, i, c], 0, 0, 0)
 
     @T.prim_func(s_tir=True)
     def func(q: T.Buffer((b, h, n, hd), "float32"), k: T.Buffer((b, h, n, hd), "float32"),
              v: T.Buffer((b, h, n, hd), "float32"), o: T.Buffer((b, h, n, hd), "float32")):
-        qmax = T.sblock_alloc_buffer((b, h, n), "float32")
-        kmax = T.sblock_alloc_buffer((b, h, n), "float32")
-        vmax = T.sblock_alloc_buffer((b, h, hd), "float32")
-        qi = T.sblock_alloc_buffer((b, h, n, hd), "int8")
-        ki = T.sblock_alloc_buffer((b, h, n, hd), "int8")
-        vq = T.sblock_alloc_buffer((b, h, n, hd), "int8")
-        sacc = T.sblock_alloc_buffer((b, h, n, n), "int32")
-        logit = T.sblock_alloc_buffer((b, h, n, n), "float32")
-        lmax = T.sblock_alloc_buffer((b, h, n), "float32")
-        lsum = T.sblock_alloc_buffer((b, h, n), "float32")
-        p = T.sblock_alloc_buffer((b, h, n, n), "uint8")
-        pacc = T.sblock_alloc_buffer((b, h, n, hd), "int32")
-        _row_absmax(b, h, n, hd, q, qmax, "qmax")
-        _row_absmax(b, h, n, hd, k, kmax, "kmax")
-        for bb, hh, d, r in T.grid(b, h, hd, n):
-            with T.sblock("vmax"):
-                vb, vh, vd, vr = T.axis.remap("SSSR", [bb, hh, d, r])
-                with T.init():
-                    vmax[vb, vh, vd] = T.float32(0)
-                vmax[vb, vh, vd] = T.max(vmax[vb, vh, vd], _absf(v[vb, vh, vr, vd]))
-        for bb, hh, i, d in T.grid(b, h, n, hd):
-            with T.sblock("qk_quant"):
-                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
-                qi[vb, vh, vi, vd] = _q8(q[vb, vh, vi, vd], qmax[vb, vh, vi])
-                ki[vb, vh, vi, vd] = _q8(k[vb, vh, vi, vd], kmax[vb, vh, vi])
-        for bb, hh, i, d in T.grid(b, h, n, hd):
-            with T.sblock("v_quant"):
-                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
-                vq[vb, vh, vi, vd] = _q8(v[vb, vh, vi, vd], vmax[vb, vh, vd])
-        for bb, hh, i, j, r in T.grid(b, h, n, n, hd):
-            with T.sblock("qk"):
-                vb, vh, vi, vj, vr = T.axis.remap("SSSSR", [bb, hh, i, j, r])
-                with T.init():
-                    sacc[vb, vh, vi, vj] = 0
-                sacc[vb, vh, vi, vj] = sacc[vb, vh, vi, vj] + T.Cast(
-                    "int32", qi[vb, vh, vi, vr]) * T.Cast("int32", ki[vb, vh, vj, vr])
-        for bb, hh, i, j in T.grid(b, h, n, n):
-            with T.sblock("logit"):
-                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
-                logit[vb, vh, vi, vj] = T.Cast("float32", sacc[vb, vh, vi, vj]) * (
-                    _scale(qmax[vb, vh, vi]) * _scale(kmax[vb, vh, vj])) * T.float32(scale)
-        for bb, hh, i, j in T.grid(b, h, n, n):
-            with T.sblock("lmax"):
-                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
-                with T.init():
-                    lmax[vb, vh, vi] = T.float32(-3.4e38)
-                lmax[vb, vh, vi] = T.max(lmax[vb, vh, vi], logit[vb, vh, vi, vj])
-        for bb, hh, i, j in T.grid(b, h, n, n):
-            with T.sblock("lsum"):
-                vb, vh, vi, vj = T.axis.remap("SSSR", [bb, hh, i, j])
-                with T.init():
-                    lsum[vb, vh, vi] = T.float32(0)
-                lsum[vb, vh, vi] = lsum[vb, vh, vi] + T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi])
-        for bb, hh, i, j in T.grid(b, h, n, n):
-            with T.sblock("prob"):
-                vb, vh, vi, vj = T.axis.remap("SSSS", [bb, hh, i, j])
-                p[vb, vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
-                    T.exp(logit[vb, vh, vi, vj] - lmax[vb, vh, vi]) / lsum[vb, vh, vi]
-                    * T.float32(255)), T.float32(255)), T.float32(0)))
-        for bb, hh, i, d, j in T.grid(b, h, n, hd, n):
-            with T.sblock("pv"):
-                vb, vh, vi, vd, vj = T.axis.remap("SSSSR", [bb, hh, i, d, j])
-                with T.init():
-                    pacc[vb, vh, vi, vd] = 0
-                pacc[vb, vh, vi, vd] = pacc[vb, vh, vi, vd] + T.Cast(
-                    "int32", p[vb, vh, vi, vj]) * T.Cast("int32", vq[vb, vh, vj, vd])
-        for bb, hh, i, d in T.grid(b, h, n, hd):
-            with T.sblock("out"):
-                vb, vh, vi, vd = T.axis.remap("SSSS", [bb, hh, i, d])
-                o[vb, vh, vi, vd] = T.Cast("float32", pacc[vb, vh, vi, vd]) * (
-                    _scale(vmax[vb, vh, vd]) / T.float32(255))
+        body(q, k, v, o)
 
     return _tag(func, "int8_attention", b=b, h=h, n=n, hd=hd, scale=repr(float(scale)))
-
-
-@T.macro
-def _row_absmax(b, h, n, hd, x, amax, name):
-    for bb, hh, i, r in T.grid(b, h, n, hd):
-        with T.sblock(name):
-            vb, vh, vi, vr = T.axis.remap("SSSR", [bb, hh, i, r])
-            with T.init():
-                amax[vb, vh, vi] = T.float32(0)
-            amax[vb, vh, vi] = T.max(amax[vb, vh, vi], _absf(x[vb, vh, vi, vr]))
 
 
 @cached_builder
@@ -120,89 +43,107 @@ def int8_attention_qkv(n: int, h: int, hd: int, scale: float) -> tirx.PrimFunc:
     schedule can stream rows with O(n) scratch.
     """
     d = h * hd
+    body = _grouped_attention(h, n, hd, scale, lambda x, g, i, c, off: x[i, off + g * hd + c],
+                              lambda g, i, c: [i, g * hd + c], 0, d, 2 * d)
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        qmax = T.sblock_alloc_buffer((h, n), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        qi = T.sblock_alloc_buffer((h, n, hd), "int8")
-        ki = T.sblock_alloc_buffer((h, n, hd), "int8")
-        vq = T.sblock_alloc_buffer((h, n, hd), "int8")
-        sacc = T.sblock_alloc_buffer((h, n, n), "int32")
-        logit = T.sblock_alloc_buffer((h, n, n), "float32")
-        lmax = T.sblock_alloc_buffer((h, n), "float32")
-        lsum = T.sblock_alloc_buffer((h, n), "float32")
-        p = T.sblock_alloc_buffer((h, n, n), "uint8")
-        pacc = T.sblock_alloc_buffer((h, n, hd), "int32")
-        for hh, i, r in T.grid(h, n, hd):
+        body(qkv, qkv, qkv, o)
+
+    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+
+
+def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index, q_off: int,
+                       k_off: int, v_off: int):
+    """A ``T.macro`` ``(q, k, v, o)``: integer attention over ``groups`` independent (batch, head)
+    pairs, whatever the tensors' layout. ``at(x, g, i, c, off)`` reads channel ``c`` of token
+    ``i`` in group ``g`` of ``x``, ``off`` the operand's channel offset (``q_off``, ``k_off``,
+    ``v_off``: the fused projection holds the three side by side); ``out_index(g, i, c)`` is where the
+    output goes in ``o``. Scratch is per group: ``[groups, n]`` row scales, ``[groups, n, n]``
+    scores."""
+
+    @T.macro
+    def body(q, k, v, o):
+        qmax = T.sblock_alloc_buffer((groups, n), "float32")
+        kmax = T.sblock_alloc_buffer((groups, n), "float32")
+        vmax = T.sblock_alloc_buffer((groups, hd), "float32")
+        qi = T.sblock_alloc_buffer((groups, n, hd), "int8")
+        ki = T.sblock_alloc_buffer((groups, n, hd), "int8")
+        vq = T.sblock_alloc_buffer((groups, n, hd), "int8")
+        sacc = T.sblock_alloc_buffer((groups, n, n), "int32")
+        logit = T.sblock_alloc_buffer((groups, n, n), "float32")
+        lmax = T.sblock_alloc_buffer((groups, n), "float32")
+        lsum = T.sblock_alloc_buffer((groups, n), "float32")
+        p = T.sblock_alloc_buffer((groups, n, n), "uint8")
+        pacc = T.sblock_alloc_buffer((groups, n, hd), "int32")
+        for hh, i, r in T.grid(groups, n, hd):
             with T.sblock("qmax"):
                 vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
                 with T.init():
                     qmax[vh, vi] = T.float32(0)
-                qmax[vh, vi] = T.max(qmax[vh, vi], _absf(qkv[vi, vh * hd + vr]))
-        for hh, i, r in T.grid(h, n, hd):
+                qmax[vh, vi] = T.max(qmax[vh, vi], _absf(at(q, vh, vi, vr, q_off)))
+        for hh, i, r in T.grid(groups, n, hd):
             with T.sblock("kmax"):
                 vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
                 with T.init():
                     kmax[vh, vi] = T.float32(0)
-                kmax[vh, vi] = T.max(kmax[vh, vi], _absf(qkv[vi, d + vh * hd + vr]))
-        for hh, c, r in T.grid(h, hd, n):
+                kmax[vh, vi] = T.max(kmax[vh, vi], _absf(at(k, vh, vi, vr, k_off)))
+        for hh, c, r in T.grid(groups, hd, n):
             with T.sblock("vmax"):
                 vh, vc, vr = T.axis.remap("SSR", [hh, c, r])
                 with T.init():
                     vmax[vh, vc] = T.float32(0)
-                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vr, 2 * d + vh * hd + vc]))
-        for hh, i, c in T.grid(h, n, hd):
+                vmax[vh, vc] = T.max(vmax[vh, vc], _absf(at(v, vh, vr, vc, v_off)))
+        for hh, i, c in T.grid(groups, n, hd):
             with T.sblock("qkv_quant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                qi[vh, vi, vc] = _q8(qkv[vi, vh * hd + vc], qmax[vh, vi])
-                ki[vh, vi, vc] = _q8(qkv[vi, d + vh * hd + vc], kmax[vh, vi])
-                vq[vh, vi, vc] = _q8(qkv[vi, 2 * d + vh * hd + vc], vmax[vh, vc])
-        for hh, i, j, r in T.grid(h, n, n, hd):
+                qi[vh, vi, vc] = _q8(at(q, vh, vi, vc, q_off), qmax[vh, vi])
+                ki[vh, vi, vc] = _q8(at(k, vh, vi, vc, k_off), kmax[vh, vi])
+                vq[vh, vi, vc] = _q8(at(v, vh, vi, vc, v_off), vmax[vh, vc])
+        for hh, i, j, r in T.grid(groups, n, n, hd):
             with T.sblock("qk"):
                 vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
                 with T.init():
                     sacc[vh, vi, vj] = 0
                 sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vr]) * T.Cast(
                     "int32", ki[vh, vj, vr])
-        for hh, i, j in T.grid(h, n, n):
+        for hh, i, j in T.grid(groups, n, n):
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
                     _scale(qmax[vh, vi]) * _scale(kmax[vh, vj])) * T.float32(scale)
-        for hh, i, j in T.grid(h, n, n):
+        for hh, i, j in T.grid(groups, n, n):
             with T.sblock("lmax"):
                 vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
                 with T.init():
                     lmax[vh, vi] = T.float32(-3.4e38)
                 lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
-        for hh, i, j in T.grid(h, n, n):
+        for hh, i, j in T.grid(groups, n, n):
             with T.sblock("lsum"):
                 vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
                 with T.init():
                     lsum[vh, vi] = T.float32(0)
                 lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
-        for hh, i, j in T.grid(h, n, n):
+        for hh, i, j in T.grid(groups, n, n):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
                     T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
                     T.float32(255)), T.float32(0)))
-        for hh, i, c, j in T.grid(h, n, hd, n):
+        for hh, i, c, j in T.grid(groups, n, hd, n):
             with T.sblock("pv"):
                 vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
                 with T.init():
                     pacc[vh, vi, vc] = 0
                 pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
                     "int32", vq[vh, vj, vc])
-        for hh, i, c in T.grid(h, n, hd):
+        for hh, i, c in T.grid(groups, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
-                o[vi, vh * hd + vc] = T.Cast("float32", pacc[vh, vi, vc]) * (
-                    _scale(vmax[vh, vc]) / T.float32(255))
+                T.buffer_store(o, T.Cast("float32", pacc[vh, vi, vc]) * (
+                    _scale(vmax[vh, vc]) / T.float32(255)), out_index(vh, vi, vc))
 
-    return _tag(func, "int8_attention_qkv", n=n, h=h, hd=hd, scale=repr(float(scale)))
+    return body
 
 
 def attention_row_blocks(n: int, h: int, hd: int, lowest, zero):

@@ -10,7 +10,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..compute.attention import attention_row_blocks, q_attention_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc, without_params
-from .kernels import B, G, _abs, _channel_params, _row_params, _split, head_values
+from .kernels import B, G, _channel_params, _row_params, _split, head_values, row_codes
 
 
 @cached_builder
@@ -25,6 +25,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     lf = im.LOGIT_FRAC
     q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
     acc_block = ternary_acc("acc", n, d, d, fmt)
+    o_absmax, o_codes = row_codes(n, d, ("o_absmax", "o_quant"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, -(1 << 30), 0)
 
     @T.macro
@@ -123,20 +124,12 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
             with T.sblock("attn_out"):
                 vi, vc = T.axis.remap("SS", [i, c])
                 ov[vi, vc] = im.rshift_round(B, pacc[vi, vc // hd, vc % hd] * vm[vc], im.V_WEIGHT_BITS)
-        for i, c in T.grid(n, d):
-            with T.sblock("o_absmax"):
-                vi, vc = T.axis.remap("SR", [i, c])
-                with T.init():
-                    oamax[vi] = 0
-                oamax[vi] = T.max(oamax[vi], _abs(ov[vi, vc]))
+        o_absmax(ov, oamax)
         for i in range(n):
             with T.sblock("o_mult"):
                 vi = T.axis.remap("S", [i])
                 omult[vi] = im.quant_multiplier(B, oamax[vi])
-        for i, c in T.grid(n, d):
-            with T.sblock("o_quant"):
-                vi, vc = T.axis.remap("SS", [i, c])
-                oq[vi, vc] = T.Cast("int8", im.quant8(B, ov[vi, vc], omult[vi]))
+        o_codes(ov, omult, oq)
         for i in range(n):
             with T.sblock("o_unit"):
                 vi = T.axis.remap("S", [i])

@@ -70,6 +70,31 @@ def _abs(v):
     return T.max(v, -v)
 
 
+def row_codes(t: int, d: int, names=("ln_absmax", "ln_quant")):
+    """Fresh ``T.macro`` s of the per-row int8 quantizer of values in Q(G) ``y[t, d]``:
+    ``absmax(y, amax)`` (integer absmax per row) and ``codes(y, mult, q)`` (``quant8`` with the
+    row's multiplier); what lies between (the multiplier, the row's scale) differs by caller.
+    ``names``: the two blocks' names."""
+
+    @T.macro
+    def absmax(y, amax):
+        for i, r in T.grid(t, d):
+            with T.sblock(names[0]):
+                vi, vr = T.axis.remap("SR", [i, r])
+                with T.init():
+                    amax[vi] = 0
+                amax[vi] = T.max(amax[vi], _abs(y[vi, vr]))
+
+    @T.macro
+    def codes(y, mult, q):
+        for i, j in T.grid(t, d):
+            with T.sblock(names[1]):
+                vi, vj = T.axis.remap("SS", [i, j])
+                q[vi, vj] = T.Cast("int8", im.quant8(B, y[vi, vj], mult[vi]))
+
+    return absmax, codes
+
+
 def projection_values(t: int, k: int, n: int, fmt: str, names=("acc", "value")):
     """A fresh ``T.macro`` ``(x, w, cm, ce, cb, rm, re, acc, f)``: a ternary projection's int32
     accumulators ``acc[t, n]`` and their values in Q(G) ``f`` (``_value``), in their own block
@@ -116,6 +141,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     into a multiplier, ternary gamma/beta as a Q15 pair, integer absmax and int8 codes."""
     sq_shift = max(1, math.ceil(math.log2(d)))
     nf = im.LN_NORM_FRAC
+    absmax, codes = row_codes(t, d)
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
@@ -184,21 +210,13 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
                     B, im.shift_round(B, (xi[vi, vj] - mean[vi]) * rm[vi], -re[vi])
                     * T.Cast("int32", g[vj]) * g0[vi]
                     + T.Cast("int32", b[vj]) * g1[vi] * (1 << nf), 15)
-        for i, r in T.grid(t, d):
-            with T.sblock("ln_absmax"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    amax[vi] = 0
-                amax[vi] = T.max(amax[vi], _abs(y[vi, vr]))
+        absmax(y, amax)
         for i in range(t):
             with T.sblock("ln_scale"):
                 vi = T.axis.remap("S", [i])
                 mult[vi] = im.quant_multiplier(B, amax[vi])
                 s[vi] = im.ln_out_scale(B, amax[vi], ab[0], ab[1])
-        for i, j in T.grid(t, d):
-            with T.sblock("ln_quant"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                q[vi, vj] = T.Cast("int8", im.quant8(B, y[vi, vj], mult[vi]))
+        codes(y, mult, q)
 
     return _tag(func, "ternary_layernorm", t=t, d=d, eps=repr(float(eps)))
 
