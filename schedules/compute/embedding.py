@@ -24,14 +24,10 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     are fp16 bit patterns (``schedules.compute.fp16``), widened where they are read.
     """
     n, f = gh * gw, c * p * p
-    kb = get_format(fmt).row_bytes(f)
     cls_row, project = patch_embed_blocks(n, d, f, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
-             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
-             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
-             x: T.Buffer((n + 1, d), "float32")):
+    @T.macro
+    def body(img, w, alpha, bias, cls, pos, x):
         amax = T.sblock_alloc_buffer((n,), "float32")
         s = T.sblock_alloc_buffer((n,), "float32")
         q = T.sblock_alloc_buffer((n, f), "int8")
@@ -53,7 +49,27 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
         project(q, s, w, alpha, bias, pos, acc, x)
 
-    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+    return _tag(patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, body), "patch_embed", c=c,
+                gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+
+
+def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_dtype: str,
+                     body) -> tirx.PrimFunc:
+    """The patch embedding's PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias, cls,
+    pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, class token and
+    position embedding in ``embed_dtype``, the residual stream ``x[1 + gh*gw, d]``. Shared by the
+    float and the integer patch quantizer."""
+    n = gh * gw
+    kb = get_format(fmt).row_bytes(c * p * p)
+
+    @T.prim_func(s_tir=True)
+    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
+             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
+             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
+             x: T.Buffer((n + 1, d), "float32")):
+        body(img, w, alpha, bias, cls, pos, x)
+
+    return func
 
 
 def patch_embed_blocks(n: int, d: int, f: int, fmt: str):

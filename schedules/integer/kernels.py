@@ -20,7 +20,7 @@ from tvm.script import tirx as T
 
 from . import intmath as im
 from ..formats import get_format
-from ..compute.embedding import _patch_pixel, patch_embed_blocks
+from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc
 
 B = im.TIR
@@ -396,14 +396,10 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     pixels read relative to it (``fixed_from_f32``) and coded with one integer multiplier; the
     token epilogue (float residual stream) is unchanged."""
     n, f = gh * gw, c * p * p
-    kb = get_format(fmt).row_bytes(f)
     cls_row, project = patch_embed_blocks(n, d, f, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
-             alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
-             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
-             x: T.Buffer((n + 1, d), "float32")):
+    @T.macro
+    def body(img, w, alpha, bias, cls, pos, x):
         top = T.sblock_alloc_buffer((n,), "int32")
         s = T.sblock_alloc_buffer((n,), "float32")
         mult = T.sblock_alloc_buffer((n,), "int32")
@@ -428,4 +424,5 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                     B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
         project(q, s, w, alpha, bias, pos, acc, x)
 
-    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+    return _tag(patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, body), "patch_embed", c=c,
+                gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
