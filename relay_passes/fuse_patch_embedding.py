@@ -44,9 +44,10 @@ class _Rewriter(KernelMutator):
         return (v, found[1]) if np.array_equal(index.reshape(-1), np.arange(index.size)) else None
 
     def _embedding(self, call: relax.Call):
-        """``(cls [d], patch-tokens expr, pos [n+1, d])`` for either embedding order:
-        ``concat([cls, tokens]) + pos`` (ViT/DeiT) or ``concat([cls, tokens + pos])`` (DeiT-III,
-        no position embedding on the cls token)."""
+        """``(prefix [k, d], patch-tokens expr, pos [k+n, d])`` for either embedding order:
+        ``concat([cls, ..., tokens]) + pos`` (ViT/DeiT) or ``concat([cls, ..., tokens + pos])``
+        (DeiT-III, no position embedding on the prefix tokens: zero rows). The prefix is one or
+        more constant tokens (class; distillation; register tokens)."""
         op = call.op.name if isinstance(call.op, tvm.ir.Op) else None
         if op == "relax.add":
             for cat_expr, pos in (call.args, call.args[::-1]):
@@ -63,16 +64,21 @@ class _Rewriter(KernelMutator):
                     if isinstance(pos, Constant):
                         d = shape_of(call)[-1]
                         pos = pos.value.numpy().reshape(-1, d)
-                        return fields[0], tokens, np.concatenate([np.zeros((1, d), pos.dtype), pos])
+                        zeros = np.zeros((fields[0].shape[0], d), pos.dtype)
+                        return fields[0], tokens, np.concatenate([zeros, pos])
         return None
 
     def _cls_concat(self, cat):
+        """``(prefix [k, d] array, tokens expr)`` of ``concat([c1, .., ck, tokens], axis=1)``
+        with constant ``c_i``."""
         if cat is None or int(cat.attrs.axis) not in (1, -2):
             return None
         fields = list(self.lookup.value(cat.args[0]).fields)
-        if len(fields) != 2 or not isinstance(fields[0], Constant):
+        if len(fields) < 2 or not all(isinstance(f, Constant) for f in fields[:-1]):
             return None
-        return fields
+        d = shape_of(cat)[-1]
+        prefix = np.concatenate([f.value.numpy().reshape(-1, d) for f in fields[:-1]])
+        return prefix.astype(np.float32), fields[-1]
 
     def visit_call_(self, call: relax.Call):
         emb = self._embedding(call)
@@ -81,31 +87,34 @@ class _Rewriter(KernelMutator):
             return super().visit_call_(call)
         cls, _, pos = emb
         tmm, params = found
+        k = cls.shape[0]
         quant = self.lookup.value(self.lookup.value(tmm.args[1].fields[0]).tuple_value)
         qk = self.kernel_attrs(quant)
         if qk is None or qk[0] != "quantize_patches" or int(qk[1]["b"]) != 1:
             return super().visit_call_(call)
         c, gh, gw, p = (int(qk[1][x]) for x in ("c", "gh", "gw", "p"))
         d = int(params["n"])
-        if shape_of(call) != [1, gh * gw + 1, d] or pos.shape != (gh * gw + 1, d):
+        if shape_of(call) != [1, gh * gw + k, d] or pos.shape != (gh * gw + k, d):
             return super().visit_call_(call)
-        cls, pos = cls.value.numpy().reshape(d).astype(np.float32), pos.astype(np.float32)
+        cls, pos = (cls.reshape(d) if k == 1 else cls), pos.astype(np.float32)
         # cls and pos are fp16 by the model definition: stored so when that is lossless
         embed = fp16.F16_BITS if fp16.fp16_exact(cls) and fp16.fp16_exact(pos) else "float32"
         if embed == fp16.F16_BITS:
             cls, pos = fp16.to_f16_bits(cls), fp16.to_f16_bits(pos)
         args = [self.new(quant.args[1].fields[0]), *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
                 const(cls), const(pos)]
+        more = {} if k == 1 else {"prefix": k}
         name = compute.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"],
-                                   embed=embed)
-        x = self.emit_kernel(compute.patch_embed(c, gh, gw, p, d, params["fmt"], embed), name, args,
-                             tensor_sinfo((gh * gw + 1, d), "float32"))
+                                   embed=embed, **more)
+        x = self.emit_kernel(compute.patch_embed(c, gh, gw, p, d, params["fmt"], embed, k), name,
+                             args, tensor_sinfo((gh * gw + k, d), "float32"))
         return relax.op.reshape(x, shape_of(call))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FusePatchEmbedding")
 class FusePatchEmbedding:
-    """``concat([cls, tokens]) + pos`` or ``concat([cls, tokens + pos])`` with
+    """``concat([cls, .., tokens]) + pos`` or ``concat([cls, .., tokens + pos])`` (one or more
+    constant prefix tokens) with
     ``tokens = layout(ternary_matmul(quantize_patches(img)))`` -> ``patch_embed`` (batch 1; the
     layout chain must keep the token order). The int8 patch matrix, the projected tokens and the
     concatenation copy all disappear (low-memory targets)."""

@@ -194,6 +194,32 @@ def test_heads_and_channels_kernels_bit_exact():
     np.testing.assert_array_equal(amax, ra)
 
 
+@pytest.mark.parametrize("prefix,embed", [(1, "float32"), (1, "uint16"), (3, "float32"),
+                                          (5, "uint16")])
+def test_patch_embed_kernel_bit_exact(prefix, embed):
+    """The integer patch embedding against its NumPy reference, with one class token or several
+    prefix tokens (class + distillation / register tokens), cls/pos as float32 or fp16 bits."""
+    from schedules.compute.fp16 import to_f16_bits
+
+    c, gh, gw, p, d = 3, 2, 3, 4, 16
+    n, f = gh * gw, c * p * p
+    img = (RNG.standard_normal((1, c, gh * p, gw * p)) * 3).astype(np.float32)
+    img[0, 0, :p, :p] = 0.0                              # an all-zero patch
+    w, alpha = _trits(d, f), _scales(d, 0.1, 1.0)
+    bias = RNG.standard_normal(d).astype(np.float32)
+    cls = RNG.standard_normal((prefix, d)).astype(np.float16).astype(np.float32)
+    pos = RNG.standard_normal((n + prefix, d)).astype(np.float16).astype(np.float32)
+    cls_arg = cls.reshape(d) if prefix == 1 else cls
+    if embed == "uint16":
+        cls_arg, pos_arg = to_f16_bits(cls_arg), to_f16_bits(pos)
+    else:
+        pos_arg = pos
+    (x,) = _run(_build(ki.patch_embed(c, gh, gw, p, d, "b3", embed, prefix)),
+                [img, pack(w, "b3"), alpha, bias, cls_arg, pos_arg],
+                [np.zeros((n + prefix, d), np.float32)])
+    np.testing.assert_array_equal(x, ref.patch_embed(img[0], w, alpha, bias, cls, pos, p))
+
+
 def test_attention_block_kernel_matches_reference():
     n, h, hd = 13, 2, 16
     d = h * hd

@@ -270,6 +270,37 @@ def test_layout_fusions_are_exact(vit_modules):
     np.testing.assert_array_equal(_run_unscheduled(split, x), expected)
 
 
+@pytest.mark.parametrize("kw,prefix", [({"distilled": True}, 2),
+                                       ({"reg_tokens": 3, "no_embed_class": True}, 4)])
+def test_patch_embedding_with_prefix_tokens(kw, prefix):
+    """Distillation and register tokens (with the position embedding on the prefix, or on the
+    patches only): one ``patch_embed`` kernel whose ``cls`` holds every prefix token, no
+    concat left, and the same values as before the fusion."""
+    import timm
+
+    from fter_tvm.models import ternarize
+    from relay_passes import FusePatchEmbedding, FusePatchQuantize
+
+    torch.manual_seed(0)
+    name = "deit_tiny_distilled_patch16_224" if kw.pop("distilled", False) else "vit_tiny_patch16_224"
+    model = ternarize(timm.create_model(name, pretrained=False, img_size=16, patch_size=4,
+                                        in_chans=2, num_classes=5, embed_dim=32, depth=1,
+                                        num_heads=2, **kw).eval())
+    x = torch.randn(1, 2, 16, 16)
+    base = tvm.transform.Sequential([
+        SimplifySTE(), relax.transform.FoldConstant(), FuseTernaryMatmul(), FuseTernaryLayerNorm(),
+        FuseInt8Attention(), FuseEpilogue(), FusePatchQuantize()])(
+        from_torch_program(export_torch(model, (x,))))
+    fused = FusePatchEmbedding()(base)
+    calls = [(name, call) for name, call in kernel_calls(fused) if name.startswith("patch_embed")]
+    assert len(calls) == 1 and "quantize_patches" not in kinds(fused)
+    assert "relax.concat" not in op_names(fused)
+    cls_arg = calls[0][1].args[1].fields[4]
+    assert cls_arg.value.numpy().shape == (prefix, 32)
+    np.testing.assert_array_equal(_run_unscheduled(fused, x.numpy()),
+                                  _run_unscheduled(base, x.numpy()))
+
+
 def test_layout_fusions_absent_unchanged():
     from relay_passes import (FuseAttentionLayout, FusePatchQuantize, FuseTernaryMlp,
                               SplitQkvAttention)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .quant import FP16_TOKENS
 from .vit import LayerScale
 
 NEAR_ZERO = 1e-3        # a parameter whose largest |value| is below this counts as near-zero init
@@ -44,7 +45,8 @@ def randomize_near_zero(model: nn.Module, seed: int = 0, gamma_range=(0.5, 1.5),
         gamma_range: LayerScale gammas (ours and timm's) are drawn uniformly from this range
             (positive, so the block keeps its sign) whatever their current size.
         std: every other parameter whose largest |value| is below :data:`NEAR_ZERO` (zero biases,
-            ~1e-6 tokens) is drawn from ``N(0, std²)``; timm's own scale for weights. Biases of
+            ~1e-6 tokens) is drawn from ``N(0, std²)``; timm's own scale for weights. Tokens and
+            position embeddings (``FP16_TOKENS``) are rounded to fp16, as the model defines them. Biases of
             O(1) would drown the input: the logits of a random-init model would then hardly
             depend on it (measured on a 2-block DeiT-III: logit std across inputs 3e-4 with
             std=0.5, 2e-3 with 0.02).
@@ -61,6 +63,8 @@ def randomize_near_zero(model: nn.Module, seed: int = 0, gamma_range=(0.5, 1.5),
             p.copy_(lo + (hi - lo) * torch.rand(p.shape, generator=g, dtype=p.dtype))
         elif p.numel() and float(p.abs().max()) < NEAR_ZERO:
             p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
+            if name.rsplit(".", 1)[-1] in FP16_TOKENS:
+                p.copy_(p.half().to(p.dtype))
         else:
             continue
         changed.append(name)

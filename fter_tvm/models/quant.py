@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 
 WEIGHT_EPS = 1e-6
+# the model's learned tokens and position embedding: fp16 values by the model definition (SPEC §1)
+FP16_TOKENS = ("cls_token", "dist_token", "reg_token", "pos_embed")
 ACT_EPS = 1e-5
 INT8_MAX = 127.0
 PROB_LEVELS = 255.0

@@ -9,7 +9,7 @@ from torch import nn
 from timm.layers import LayerScale as TimmLayerScale
 
 from .layers import TernaryBitConv2d, TernaryLayerNorm, TernaryLinear
-from .ternarize import FP16_TOKENS as FP16_PARAMS   # stored fp16 (SPEC §1)
+from .quant import FP16_TOKENS as FP16_PARAMS   # stored fp16 (SPEC §1)
 from .vit import LayerScale
 WEIGHTS_PER_BYTE = {"2bit": 4, "base3": 5}  # 2-bit codes; 5 trits per byte (3^5 = 243 <= 256)
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .layers import Int8Attention, TernaryBitConv2d, TernaryLayerNorm, TernaryLinear
+from .quant import FP16_TOKENS   # parameters of the root that are not matrices: stored fp16
 
 try:  # timm is a dependency, but keep the error readable if it is broken
     from timm.layers import LayerScale
@@ -23,8 +24,6 @@ try:  # timm is a dependency, but keep the error readable if it is broken
 except ImportError as e:  # pragma: no cover
     raise ImportError(f"fter_tvm.models.ternarize needs timm: {e}") from e
 
-# parameters of the root module that are not matrices: stored fp16 (SPEC §1)
-FP16_TOKENS = ("cls_token", "dist_token", "reg_token", "pos_embed")
 _KEEP = (LayerScale,)   # per-channel vectors the compiler folds into the previous layer's scales
 
 

@@ -15,16 +15,18 @@ from .quantize import _q8, _scale
 
 @cached_builder
 def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
-                embed_dtype: str = "float32") -> tirx.PrimFunc:
+                embed_dtype: str = "float32", prefix: int = 1) -> tirx.PrimFunc:
     """The whole token embedding of one image: per patch int8 quantization, ternary projection,
-    bias, then ``[cls; tokens] + pos`` written straight into ``x[1 + gh*gw, d]``.
+    bias, then ``[cls; tokens] + pos`` written straight into ``x[prefix + gh*gw, d]``.
 
     Same values as quantize_patches -> ternary_matmul -> concat(cls) -> add(pos), with no
-    [patches, c*p*p] or [patches, d] intermediate. ``embed_dtype`` ``"uint16"``: cls and pos
-    are fp16 bit patterns (``schedules.compute.fp16``), widened where they are read.
+    [patches, c*p*p] or [patches, d] intermediate. ``prefix``: the learned tokens in front of the
+    patches (1: a class token ``cls[d]``; more: ``cls[prefix, d]``, e.g. class and distillation
+    token, or class and register tokens). ``embed_dtype`` ``"uint16"``: cls and pos are fp16 bit
+    patterns (``schedules.compute.fp16``), widened where they are read.
     """
     n, f = gh * gw, c * p * p
-    cls_row, project = patch_embed_blocks(n, d, f, fmt)
+    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
 
     @T.macro
     def body(img, w, alpha, bias, cls, pos, x):
@@ -49,41 +51,56 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
         project(q, s, w, alpha, bias, pos, acc, x)
 
-    return _tag(patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, body), "patch_embed", c=c,
-                gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+    return patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, prefix, body)
 
 
 def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_dtype: str,
-                     body) -> tirx.PrimFunc:
-    """The patch embedding's PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias, cls,
-    pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, class token and
-    position embedding in ``embed_dtype``, the residual stream ``x[1 + gh*gw, d]``. Shared by the
-    float and the integer patch quantizer."""
+                     prefix: int, body) -> tirx.PrimFunc:
+    """The tagged patch-embedding PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias,
+    cls, pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, the prefix
+    tokens (``cls[d]`` for one, ``cls[prefix, d]`` for more) and position embedding in
+    ``embed_dtype``, the residual stream ``x[prefix + gh*gw, d]``. Shared by the float and the
+    integer patch quantizer."""
+    if prefix < 1:
+        raise ValueError(f"patch_embed needs at least one prefix token, got prefix={prefix}")
     n = gh * gw
     kb = get_format(fmt).row_bytes(c * p * p)
+    cls_shape = (d,) if prefix == 1 else (prefix, d)
 
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
              alpha: T.Buffer((d,), "float32"), bias: T.Buffer((d,), "float32"),
-             cls: T.Buffer((d,), embed_dtype), pos: T.Buffer((n + 1, d), embed_dtype),
-             x: T.Buffer((n + 1, d), "float32")):
+             cls: T.Buffer(cls_shape, embed_dtype), pos: T.Buffer((n + prefix, d), embed_dtype),
+             x: T.Buffer((n + prefix, d), "float32")):
         body(img, w, alpha, bias, cls, pos, x)
 
-    return func
+    # the prefix is a parameter only where it is not the single class token (names unchanged)
+    more = {} if prefix == 1 else {"prefix": prefix}
+    return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype,
+                **more)
 
 
-def patch_embed_blocks(n: int, d: int, f: int, fmt: str):
-    """The blocks every patch-embedding form shares, whatever its patch quantizer: the class-token
-    row ``x[0] = cls + pos[0]``, and the projection of the int8 patch codes ``q[n, f]`` (scales
-    ``s[n]``) with bias and position into ``x[1:]``. Fresh macros per call: block names stay
-    unsuffixed (TVMScript numbers every later expansion of one macro object)."""
+def patch_embed_blocks(n: int, d: int, f: int, fmt: str, prefix: int = 1):
+    """The blocks every patch-embedding form shares, whatever its patch quantizer: the prefix
+    rows ``x[:prefix] = cls + pos[:prefix]``, and the projection of the int8 patch codes
+    ``q[n, f]`` (scales ``s[n]``) with bias and position into ``x[prefix:]``. Fresh macros per
+    call: block names stay unsuffixed (TVMScript numbers every later expansion of one macro
+    object)."""
 
-    @T.macro
-    def cls_row(cls, pos, x):
-        for j in range(d):
-            with T.sblock("cls_row"):
-                vj = T.axis.remap("S", [j])
-                x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+    if prefix == 1:
+        @T.macro
+        def cls_row(cls, pos, x):
+            for j in range(d):
+                with T.sblock("cls_row"):
+                    vj = T.axis.remap("S", [j])
+                    x[0, vj] = fp16.read(cls, vj) + fp16.read(pos, 0, vj)
+    else:
+        @T.macro
+        def cls_row(cls, pos, x):
+            for r, j in T.grid(prefix, d):
+                with T.sblock("cls_row"):
+                    vr, vj = T.axis.remap("SS", [r, j])
+                    x[vr, vj] = fp16.read(cls, vr, vj) + fp16.read(pos, vr, vj)
 
     @T.macro
     def project(q, s, w, alpha, bias, pos, acc, x):
@@ -96,8 +113,8 @@ def patch_embed_blocks(n: int, d: int, f: int, fmt: str):
         for t, j in T.grid(n, d):
             with T.sblock("token"):
                 vt, vj = T.axis.remap("SS", [t, j])
-                x[vt + 1, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + bias[vj] + \
-                    fp16.read(pos, vt + 1, vj)
+                x[vt + prefix, vj] = T.Cast("float32", acc[vt, vj]) * (alpha[vj] * s[vt]) + \
+                    bias[vj] + fp16.read(pos, vt + prefix, vj)
 
     return cls_row, project
 

@@ -372,7 +372,8 @@ def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     f = int(p["c"]) * int(p["p"]) ** 2
     d, fmt = int(p["d"]), p["fmt"]
     sch = _schedule(func)
-    _cls, absmax, scale, quant, acc, token = sch.get_child_blocks(sch.get_sblock("root"))
+    # after the prefix rows: the patches' absmax, scale, codes, their projection, the tokens
+    absmax, scale, quant, acc, token = sch.get_child_blocks(sch.get_sblock("root"))[-5:]
     if _pie():   # every patch's codes first ([patches, f] int8), then weight-stationary tiles
         sch.decompose_reduction(absmax, sch.get_loops(absmax)[1])
         _tile_all_tokens(sch, acc, token, int(p["gh"]) * int(p["gw"]), f, d, fmt)

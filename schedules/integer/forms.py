@@ -17,7 +17,8 @@ INTEGER_FORMS = {
     "ternary_matmul_channels": lambda p: ternary_matmul_channels(int(p["t"]), int(p["k"]),
                                                                  int(p["n"]), p["fmt"]),
     "patch_embed": lambda p: patch_embed(int(p["c"]), int(p["gh"]), int(p["gw"]), int(p["p"]),
-                                         int(p["d"]), p["fmt"], p["embed"]),
+                                         int(p["d"]), p["fmt"], p["embed"],
+                                         int(p.get("prefix", 1))),
     "int8_attention_block": lambda p: int8_attention_block(int(p["n"]), int(p["h"]), int(p["hd"]),
                                                            p["fmt"], float(p["scale"])),
 }

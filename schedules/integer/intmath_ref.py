@@ -126,7 +126,8 @@ def attention_block(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias,
 
 def patch_embed(img, w, alpha, bias, cls, pos, p: int):
     """``kernels_integer.patch_embed`` of one image ``[c, H, W]`` with decoded weights
-    ``w[d, c*p*p]`` and float ``cls[d]``, ``pos[n+1, d]``: ``-> x[n+1, d]``."""
+    ``w[d, c*p*p]`` and float prefix tokens ``cls[d]`` (or ``cls[k, d]``), ``pos[n+k, d]``:
+    ``-> x[n+k, d]``."""
     c, hh, ww = img.shape
     gh, gw = hh // p, ww // p
     cols = _f32(img).reshape(c, gh, p, gw, p).transpose(1, 3, 0, 2, 4).reshape(gh * gw, c * p * p)
@@ -135,6 +136,8 @@ def patch_embed(img, w, alpha, bias, cls, pos, p: int):
     codes = quant8(NP, fixed_from_f32(NP, cols, np.maximum(top >> 23, 1)[:, None]),
                    patch_multiplier(NP, top)[:, None])
     acc = codes @ w.T.astype(np.int64)
+    cls = _f32(cls).reshape(-1, w.shape[0])
+    k = cls.shape[0]
     tokens = acc.astype(np.float32) * (_f32(alpha)[None, :] * s[:, None]) + _f32(bias)[None, :] \
-        + _f32(pos)[1:]
-    return np.concatenate([(_f32(cls) + _f32(pos)[0])[None, :], tokens]).astype(np.float32)
+        + _f32(pos)[k:]
+    return np.concatenate([cls + _f32(pos)[:k], tokens]).astype(np.float32)

@@ -391,12 +391,12 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
 # ---- patch embedding ------------------------------------------------------------------------------
 @cached_builder
 def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
-                embed_dtype: str = "float32") -> tirx.PrimFunc:
+                embed_dtype: str = "float32", prefix: int = 1) -> tirx.PrimFunc:
     """Integer-quantizing ``kernels.patch_embed``: each patch's absmax from the pixels' bits, the
     pixels read relative to it (``fixed_from_f32``) and coded with one integer multiplier; the
     token epilogue (float residual stream) is unchanged."""
     n, f = gh * gw, c * p * p
-    cls_row, project = patch_embed_blocks(n, d, f, fmt)
+    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
 
     @T.macro
     def body(img, w, alpha, bias, cls, pos, x):
@@ -424,5 +424,4 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                     B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
         project(q, s, w, alpha, bias, pos, acc, x)
 
-    return _tag(patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, body), "patch_embed", c=c,
-                gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype)
+    return patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, prefix, body)
