@@ -66,7 +66,25 @@ class _Rewriter(KernelMutator):
                         pos = pos.value.numpy().reshape(-1, d)
                         zeros = np.zeros((fields[0].shape[0], d), pos.dtype)
                         return fields[0], tokens, np.concatenate([zeros, pos])
+        if op == "relax.add":   # no prefix tokens at all: ``tokens + pos``
+            for tokens, pos in (call.args, call.args[::-1]):
+                if isinstance(pos, Constant) and not isinstance(tokens, Constant) \
+                        and self._tokens(tokens) is not None and not self._feeds_concat(call):
+                    d = shape_of(call)[-1]
+                    return np.zeros((0, d), np.float32), tokens, pos.value.numpy().reshape(-1, d)
         return None
+
+    def _feeds_concat(self, call: relax.Call) -> bool:
+        """Whether the value ``call`` binds is a field of a concat (``concat([cls, tokens +
+        pos])``: that concat is the embedding, not this add)."""
+        var = next((v for v, value in self.lookup.bindings if value.same_as(call)), None)
+        for _, value in self.lookup.bindings:
+            if var is not None and isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+                    and value.op.name == "relax.concat":
+                fields = self.lookup.value(value.args[0])
+                if isinstance(fields, relax.Tuple) and any(f.same_as(var) for f in fields.fields):
+                    return True
+        return False
 
     def _cls_concat(self, cat):
         """``(prefix [k, d] array, tokens expr)`` of ``concat([c1, .., ck, tokens], axis=1)``
@@ -102,7 +120,7 @@ class _Rewriter(KernelMutator):
         if embed == fp16.F16_BITS:
             cls, pos = fp16.to_f16_bits(cls), fp16.to_f16_bits(pos)
         args = [self.new(quant.args[1].fields[0]), *(self.new(a) for a in list(tmm.args[1].fields)[2:5]),
-                const(cls), const(pos)]
+                *([const(cls)] if k else []), const(pos)]
         more = {} if k == 1 else {"prefix": k}
         name = compute.kernel_name("patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=params["fmt"],
                                    embed=embed, **more)
@@ -113,8 +131,8 @@ class _Rewriter(KernelMutator):
 
 @tvm.transform.module_pass(opt_level=0, name="FusePatchEmbedding")
 class FusePatchEmbedding:
-    """``concat([cls, .., tokens]) + pos`` or ``concat([cls, .., tokens + pos])`` (one or more
-    constant prefix tokens) with
+    """``concat([cls, .., tokens]) + pos``, ``concat([cls, .., tokens + pos])`` (one or more
+    constant prefix tokens) or ``tokens + pos`` (none) with
     ``tokens = layout(ternary_matmul(quantize_patches(img)))`` -> ``patch_embed`` (batch 1; the
     layout chain must keep the token order). The int8 patch matrix, the projected tokens and the
     concatenation copy all disappear (low-memory targets)."""

@@ -195,10 +195,11 @@ def test_heads_and_channels_kernels_bit_exact():
 
 
 @pytest.mark.parametrize("prefix,embed", [(1, "float32"), (1, "uint16"), (3, "float32"),
-                                          (5, "uint16")])
+                                          (5, "uint16"), (0, "float32")])
 def test_patch_embed_kernel_bit_exact(prefix, embed):
-    """The integer patch embedding against its NumPy reference, with one class token or several
-    prefix tokens (class + distillation / register tokens), cls/pos as float32 or fp16 bits."""
+    """The integer patch embedding against its NumPy reference, with one class token, several
+    prefix tokens (class + distillation / register tokens) or none, cls/pos as float32 or fp16
+    bits."""
     from schedules.compute.fp16 import to_f16_bits
 
     c, gh, gw, p, d = 3, 2, 3, 4, 16
@@ -215,7 +216,7 @@ def test_patch_embed_kernel_bit_exact(prefix, embed):
     else:
         pos_arg = pos
     (x,) = _run(_build(ki.patch_embed(c, gh, gw, p, d, "b3", embed, prefix)),
-                [img, pack(w, "b3"), alpha, bias, cls_arg, pos_arg],
+                [img, pack(w, "b3"), alpha, bias, *([cls_arg] if prefix else []), pos_arg],
                 [np.zeros((n + prefix, d), np.float32)])
     np.testing.assert_array_equal(x, ref.patch_embed(img[0], w, alpha, bias, cls, pos, p))
 

@@ -271,11 +271,13 @@ def test_layout_fusions_are_exact(vit_modules):
 
 
 @pytest.mark.parametrize("kw,prefix", [({"distilled": True}, 2),
-                                       ({"reg_tokens": 3, "no_embed_class": True}, 4)])
+                                       ({"reg_tokens": 3, "no_embed_class": True}, 4),
+                                       ({"class_token": False, "global_pool": "avg"}, 0)])
 def test_patch_embedding_with_prefix_tokens(kw, prefix):
     """Distillation and register tokens (with the position embedding on the prefix, or on the
-    patches only): one ``patch_embed`` kernel whose ``cls`` holds every prefix token, no
-    concat left, and the same values as before the fusion."""
+    patches only) and no class token at all: one ``patch_embed`` kernel whose ``cls`` holds
+    every prefix token (no ``cls`` without one), no concat left, and the same values as before
+    the fusion."""
     import timm
 
     from fter_tvm.models import ternarize
@@ -295,8 +297,10 @@ def test_patch_embedding_with_prefix_tokens(kw, prefix):
     calls = [(name, call) for name, call in kernel_calls(fused) if name.startswith("patch_embed")]
     assert len(calls) == 1 and "quantize_patches" not in kinds(fused)
     assert "relax.concat" not in op_names(fused)
-    cls_arg = calls[0][1].args[1].fields[4]
-    assert cls_arg.value.numpy().shape == (prefix, 32)
+    args = calls[0][1].args[1].fields
+    assert len(args) == (6 if prefix else 5)   # img, w, alpha, bias, [cls], pos
+    if prefix:
+        assert args[4].value.numpy().shape == (prefix, 32)
     np.testing.assert_array_equal(_run_unscheduled(fused, x.numpy()),
                                   _run_unscheduled(base, x.numpy()))
 

@@ -9,7 +9,7 @@ from tvm.script import tirx as T
 
 from ..formats import get_format
 from . import fp16
-from .kernel_base import _absf, _tag, _trit, cached_builder
+from .kernel_base import _absf, _tag, _trit, cached_builder, without_params
 from .quantize import _q8, _scale
 
 
@@ -34,7 +34,8 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
         s = T.sblock_alloc_buffer((n,), "float32")
         q = T.sblock_alloc_buffer((n, f), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        cls_row(cls, pos, x)
+        if prefix > 0:
+            cls_row(cls, pos, x)
         for t, r in T.grid(n, f):
             with T.sblock("patch_absmax"):
                 vt, vr = T.axis.remap("SR", [t, r])
@@ -58,14 +59,15 @@ def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_d
                      prefix: int, body) -> tirx.PrimFunc:
     """The tagged patch-embedding PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias,
     cls, pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, the prefix
-    tokens (``cls[d]`` for one, ``cls[prefix, d]`` for more) and position embedding in
+    tokens (``cls[d]`` for one, ``cls[prefix, d]`` for more, none for 0: the body must not read
+    ``cls`` then) and position embedding in
     ``embed_dtype``, the residual stream ``x[prefix + gh*gw, d]``. Shared by the float and the
     integer patch quantizer."""
-    if prefix < 1:
-        raise ValueError(f"patch_embed needs at least one prefix token, got prefix={prefix}")
+    if prefix < 0:
+        raise ValueError(f"patch_embed: prefix must be >= 0, got {prefix}")
     n = gh * gw
     kb = get_format(fmt).row_bytes(c * p * p)
-    cls_shape = (d,) if prefix == 1 else (prefix, d)
+    cls_shape = (d,) if prefix == 1 else (max(prefix, 1), d)   # prefix 0: dropped below
 
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),
@@ -74,6 +76,8 @@ def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_d
              x: T.Buffer((n + prefix, d), "float32")):
         body(img, w, alpha, bias, cls, pos, x)
 
+    if prefix == 0:
+        func = without_params(func, "cls")
     # the prefix is a parameter only where it is not the single class token (names unchanged)
     more = {} if prefix == 1 else {"prefix": prefix}
     return _tag(func, "patch_embed", c=c, gh=gh, gw=gw, p=p, d=d, fmt=fmt, embed=embed_dtype,

@@ -405,7 +405,8 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
         mult = T.sblock_alloc_buffer((n,), "int32")
         q = T.sblock_alloc_buffer((n, f), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        cls_row(cls, pos, x)
+        if prefix > 0:
+            cls_row(cls, pos, x)
         for t, r in T.grid(n, f):
             with T.sblock("patch_absmax"):
                 vt, vr = T.axis.remap("SR", [t, r])
