@@ -13,15 +13,8 @@ from relay_passes.base import is_kernel_call
 HEAVY_OPS = ("relax.matmul", "relax.nn.conv2d", "relax.nn.layer_norm", "relax.nn.softmax",
              "relax.nn.dense", "relax.linear", "relax.nn.conv1d", "relax.nn.batch_norm")
 FUSED_KINDS = ("ternary_matmul", "ternary_layernorm", "int8_attention")
-# kernel arguments holding the prefix tokens / position embedding (reported apart from scales);
-# a patch embedding without prefix tokens has no cls argument
-EMBEDDING_ARGS = {"patch_embed": (4, 5)}
-
-
-def _embedding_args(kind: str, params: dict) -> tuple:
-    if kind == "patch_embed" and params.get("prefix") == "0":
-        return (4,)
-    return EMBEDDING_ARGS.get(kind, ())
+# kernel parameters holding the prefix tokens / position embedding (reported apart from scales)
+EMBEDDING_PARAMS = {"patch_embed": ("cls", "pos")}
 # kernel kinds that count as one of FUSED_KINDS in the report
 KIND_ALIASES = {"int8_attention_qkv": "int8_attention", "int8_attention_q": "int8_attention",
                 "ternary_layernorm_float": "ternary_layernorm"}
@@ -81,12 +74,13 @@ def build_report(mod: tvm.IRModule) -> dict:
             for part, n in COMPOSITES.get(kind, {kind: 1}).items():
                 counts[part] = counts.get(part, 0) + n
             fields = list(value.args[1].fields)
+            param_names = [str(p.name) for p in mod[value.args[0]].params]
             consts = [a for a in fields if isinstance(a, Constant)]
             nbytes = sum(c.value.numpy().nbytes for c in consts)
             for i, c in enumerate(fields):
                 if isinstance(c, Constant):
                     arr = c.value.numpy()
-                    key = ("embeddings" if i in _embedding_args(kind, params) else
+                    key = ("embeddings" if param_names[i] in EMBEDDING_PARAMS.get(kind, ()) else
                            "packed_weights" if arr.dtype in (np.uint8, np.int8) else "scales")
                     weight_bytes[key] += arr.nbytes
             layers.append({"kernel": name, "kind": kind, "macs": _macs(kind, params),

@@ -19,6 +19,10 @@ LAYOUT_OPS = ("relax.reshape", "relax.permute_dims")
 
 @expr_functor.mutator
 class _Rewriter(KernelMutator):
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self._concat_inputs = (None, set())
+
     def _tokens(self, expr):
         """``(patch ternary_matmul call, params)`` when ``expr`` is its output through a
         reshape/permute chain that leaves the [tokens, d] element order unchanged."""
@@ -76,15 +80,18 @@ class _Rewriter(KernelMutator):
 
     def _feeds_concat(self, call: relax.Call) -> bool:
         """Whether the value ``call`` binds is a field of a concat (``concat([cls, tokens +
-        pos])``: that concat is the embedding, not this add)."""
-        var = next((v for v, value in self.lookup.bindings if value.same_as(call)), None)
-        for _, value in self.lookup.bindings:
-            if var is not None and isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
-                    and value.op.name == "relax.concat":
-                fields = self.lookup.value(value.args[0])
-                if isinstance(fields, relax.Tuple) and any(f.same_as(var) for f in fields.fields):
-                    return True
-        return False
+        pos])``: that concat is the embedding, not this add). The values feeding a concat are
+        collected once per function (``self.lookup`` changes with it)."""
+        if self._concat_inputs[0] is not self.lookup:
+            values = set()
+            for _, value in self.lookup.bindings:
+                if self.lookup.call(value, "relax.concat") is not None:
+                    fields = self.lookup.value(value.args[0])
+                    if isinstance(fields, relax.Tuple):
+                        values.update(self.lookup.var2val[f] for f in fields.fields
+                                      if f in self.lookup.var2val)
+            self._concat_inputs = (self.lookup, values)
+        return call in self._concat_inputs[1]
 
     def _cls_concat(self, cat):
         """``(prefix [k, d] array, tokens expr)`` of ``concat([c1, .., ck, tokens], axis=1)``

@@ -46,10 +46,10 @@ def randomize_near_zero(model: nn.Module, seed: int = 0, gamma_range=(0.5, 1.5),
             (positive, so the block keeps its sign) whatever their current size.
         std: every other parameter whose largest |value| is below :data:`NEAR_ZERO` (zero biases,
             ~1e-6 tokens) is drawn from ``N(0, std²)``; timm's own scale for weights. Tokens and
-            position embeddings (``FP16_TOKENS``) are rounded to fp16, as the model defines them. Biases of
-            O(1) would drown the input: the logits of a random-init model would then hardly
-            depend on it (measured on a 2-block DeiT-III: logit std across inputs 3e-4 with
-            std=0.5, 2e-3 with 0.02).
+            position embeddings (``FP16_TOKENS``) are rounded to fp16, as the model defines
+            them. Biases of O(1) would drown the input: the logits of a random-init model would
+            then hardly depend on it (measured on a 2-block DeiT-III: logit std across inputs
+            3e-4 with std=0.5, 2e-3 with 0.02).
 
     Returns:
         the names of the parameters changed, in ``named_parameters`` order.

@@ -58,9 +58,9 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
     """A ``T.macro`` ``(q, k, v, o)``: integer attention over ``groups`` independent (batch, head)
     pairs, whatever the tensors' layout. ``at(x, g, i, c, off)`` reads channel ``c`` of token
     ``i`` in group ``g`` of ``x``, ``off`` the operand's channel offset (``q_off``, ``k_off``,
-    ``v_off``: the fused projection holds the three side by side); ``out_index(g, i, c)`` is where the
-    output goes in ``o``. Scratch is per group: ``[groups, n]`` row scales, ``[groups, n, n]``
-    scores."""
+    ``v_off``: the fused projection holds the three side by side); ``out_index(g, i, c)`` is
+    where the output goes in ``o``. Scratch is per group: ``[groups, n]`` row scales,
+    ``[groups, n, n]`` scores."""
 
     @T.macro
     def body(q, k, v, o):

@@ -60,9 +60,8 @@ def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_d
     """The tagged patch-embedding PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias,
     cls, pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, the prefix
     tokens (``cls[d]`` for one, ``cls[prefix, d]`` for more, none for 0: the body must not read
-    ``cls`` then) and position embedding in
-    ``embed_dtype``, the residual stream ``x[prefix + gh*gw, d]``. Shared by the float and the
-    integer patch quantizer."""
+    ``cls`` then) and position embedding in ``embed_dtype``, the residual stream
+    ``x[prefix + gh*gw, d]``. Shared by the float and the integer patch quantizer."""
     if prefix < 0:
         raise ValueError(f"patch_embed: prefix must be >= 0, got {prefix}")
     n = gh * gw
