@@ -17,7 +17,7 @@ import torch
 from schedules.integer import intmath_ref as ref
 
 from .quant import WEIGHT_EPS
-from .vit import FTerViT, LayerScale
+from .vit import FTerViT
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
