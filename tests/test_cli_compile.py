@@ -62,6 +62,14 @@ def test_checkpoint_input_shape_comes_from_its_config(checkpoint):
     assert load_model(ModelSource("checkpoint", str(checkpoint)), (1, 1, 32, 32))[1] == (1, 1, 32, 32)
 
 
+@pytest.mark.parametrize("name,dims", [("vit_tiny_patch16_224", (1, 3, 224, 224)),
+                                       ("vit_small_patch16_384", (1, 3, 384, 384))])
+def test_timm_name_input_shape_comes_from_its_patch_embedding(name, dims):
+    model, got = load_model(ModelSource("timm", name))
+    assert got == dims and not model.training
+    assert load_model(ModelSource("timm", name), (1, 3, 64, 64))[1] == (1, 3, 64, 64)
+
+
 def test_compile_writes_a_project(checkpoint, tmp_path, capfd):
     out = tmp_path / "proj"
     assert cli.main(["compile", str(checkpoint), "--target", "esp32s3", "-o", str(out), "--runs", "3"]) == 0

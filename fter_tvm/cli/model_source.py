@@ -106,8 +106,9 @@ def load_model(source: ModelSource, input_shape=None, seed: int = 0):
     except RuntimeError as e:   # timm: "Unknown model (...)"
         raise ValueError(f"{source.ref}: not a checkpoint path and not a timm model ({e})") from None
     model = ternarize(teacher).eval()
-    c = model.config
-    return model, tuple(input_shape or (1, c["in_chans"], c["img_size"], c["img_size"]))
+    # a timm ViT has no FTerViT .config: its patch embedding knows the input it was built for
+    embed = teacher.patch_embed
+    return model, tuple(input_shape or (1, embed.proj.in_channels, *embed.img_size))
 
 
 def example_input(shape_, given: np.ndarray | None, seed: int) -> np.ndarray:
