@@ -41,6 +41,7 @@ _COMMON_SOURCES = (
     "kernels/ternary_matmul_pie.c",
     "kernels/attention_ref.c",
     "kernels/attention_pie.c",
+    "kernels/layernorm_int.c",
     "kernels/pie/fter_pie.c",
     "kernels/pie/fter_pie_emu.c",
     "kernels/kernel_dispatch.c",

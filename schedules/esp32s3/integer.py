@@ -9,17 +9,48 @@ tensorized. Per-call blocks stay at the root (they run once, over channels).
 
 from __future__ import annotations
 
+import math
+
 import tvm
 from tvm import s_tir, tirx
+from tvm.script import tirx as T
 
 from . import schedule as esp32s3
 from .schedule import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
-                       _schedule_rows, _tile_all_tokens)
+                       _tile_all_tokens)
 from ..integer.forms import integer_form
 
 
 def _blocks(sch: s_tir.Schedule):
     return sch.get_child_blocks(sch.get_sblock("root"))
+
+
+def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """The integer LayerNorm as one call of the C row kernel ``fter_ln_row_i8`` per token
+    (runtime/kernels/layernorm_int.c: the contract's five passes as tight loops, about 2.5x fewer
+    instructions than the C TVM emits for the TensorIR form). Same signature and attributes; each
+    row's block declares what it reads and writes, so the two-core split sees disjoint rows."""
+    p = _params(func)
+    t, d, eps = int(p["t"]), int(p["d"]), float(p["eps"])
+    sq_shift = max(1, math.ceil(math.log2(d)))
+
+    @T.prim_func(s_tir=True)
+    def rows(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
+             ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
+             s: T.Buffer((t,), "float32")):
+        for i in range(t):
+            with T.sblock("ln_row"):
+                vi = T.axis.remap("S", [i])
+                T.reads(x[vi, 0:d], g[0:d], b[0:d], ab[0:2])
+                T.writes(q[vi, 0:d], s[vi])
+                scratch = T.sblock_alloc_buffer((d,), "int32")
+                T.evaluate(T.call_extern("void", "fter_ln_row_i8", T.address_of(x[vi, 0]),
+                                         T.address_of(g[0]), T.address_of(b[0]),
+                                         T.address_of(ab[0]), T.address_of(q[vi, 0]),
+                                         T.address_of(s[vi]), scratch.access_ptr("rw"), d,
+                                         sq_shift, T.float32(eps)))
+
+    return rows.with_attrs(func.attrs)
 
 
 def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
@@ -66,7 +97,7 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 SCHEDULES = {
-    "ternary_layernorm": _schedule_rows,
+    "ternary_layernorm": _layernorm_rows,
     "ternary_mlp": _schedule_mlp,
     "ternary_matmul_heads": _schedule_matmul_heads,
     "ternary_matmul_channels": _schedule_matmul_channels,

@@ -1,0 +1,128 @@
+/* The integer LayerNorm of one row (numerics="integer"), written as tight C loops.
+ *
+ * The contract is schedules/integer/intmath.py (ternary_layernorm_quant in
+ * schedules/integer/kernels.py states the same row as TensorIR, intmath_ref.layernorm_quant as
+ * NumPy); this file follows it op for op, and tests/test_integer_c.py checks it bit for bit
+ * against the NumPy reference on the host and on the lx106.  Per element only int32 add,
+ * multiply, shift, compare; per row a few float32 operations (+ - * / sqrtf), which round the
+ * same way everywhere (the runtime is built with -ffp-contract=off).
+ *
+ * Five passes over the row, each a plain loop the compiler keeps in registers: the largest
+ * |bits|; the fixed-point row (relative to that exponent) and its sum; the sum of squared
+ * deviations; the normalised, ternary-scaled values and their absmax; the int8 codes. */
+#include "fter_kernels.h"
+
+#include <math.h>
+
+enum { LN_BITS = 14, LN_NORM_FRAC = 10, QUANT_SHIFT = 16 };
+
+static inline int32_t rshift_round(int32_t v, int32_t s) { return (v + (1 << (s - 1))) >> s; }
+
+static inline int32_t f32_bits(float f) {
+  union {
+    float f;
+    int32_t i;
+  } u = {f};
+  return u.i;
+}
+
+static inline float bits_f32(int32_t i) {
+  union {
+    int32_t i;
+    float f;
+  } u = {i};
+  return u.f;
+}
+
+static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline float fmax_(float a, float b) { return a > b ? a : b; }
+
+/* quant_multiplier: r in bits 24..27 with (A >> r) < 2^16, M = round(127 * 2^16 / (A >> r)). */
+static int32_t quant_multiplier(int32_t a) {
+  if (a < 1) a = 1;
+  int32_t r = 0;
+  for (int32_t bit = 16; bit < 31; ++bit) r += a >= (1 << bit);
+  int32_t ar = a >> r;
+  if (ar < 1) ar = 1;
+  return ((127 << QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
+}
+
+void fter_ln_row_i8(const float *x, const int8_t *g, const int8_t *b, const float *ab, int8_t *q,
+                    float *s, int32_t *row, int32_t d, int32_t sq_shift, float eps) {
+  const int32_t *xb = (const int32_t *)(const void *)x;
+  /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
+  int32_t top = 0;
+  for (int32_t j = 0; j < d; ++j) {
+    int32_t a = xb[j] & 0x7FFFFFFF;
+    top = a > top ? a : top;
+  }
+  /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
+  int32_t ref = top >> 23;
+  if (ref < 1) ref = 1;
+  const int32_t base = 24 - LN_BITS + ref;
+  int32_t total = 0;
+  for (int32_t j = 0; j < d; ++j) {
+    int32_t bits = xb[j];
+    int32_t field = (bits >> 23) & 255;
+    int32_t mag = 0;
+    if (field != 0) mag = rshift_round((bits & 0x7FFFFF) | 0x800000, clamp(base - field, 1, 30));
+    mag = bits < 0 ? -mag : mag;
+    row[j] = mag;
+    total += mag;
+  }
+  /* mean = floor((total + d/2) / d) */
+  int32_t num = total + d / 2;
+  int32_t mean = num / d;
+  if (num % d < 0) mean -= 1;
+  /* 3: sum of squared deviations, each term shifted right by sq_shift */
+  int32_t sq = 0;
+  for (int32_t j = 0; j < d; ++j) {
+    int32_t dev = row[j] - mean;
+    sq += (dev * dev) >> sq_shift;
+  }
+  /* per row, in float32: 2^10 / sqrt(var + eps * u^-2) as a 15-bit mantissa and an exponent */
+  int32_t k = clamp(126 + LN_BITS - ref, -60, 60);
+  float eps_scale = bits_f32(((2 * k + 127) & 255) * (1 << 23));
+  float var = (float)sq * (float)(1 << sq_shift) / (float)d;
+  float inv = 1024.0f / fmax_(sqrtf(var + eps * eps_scale), 1e-30f);
+  int32_t ib = f32_bits(inv);
+  int32_t ifield = (ib >> 23) & 255;
+  int32_t rm = ifield == 0 ? 0 : rshift_round((ib & 0x7FFFFF) | 0x800000, 9);
+  rm = ib < 0 ? -rm : rm;
+  int32_t re = clamp(ifield - 141, -30, 30);
+  /* gamma and beta's scales as a Q15 pair relative to the larger */
+  float unit = fmax_(fmax_(ab[0], ab[1]), 1e-30f);
+  int32_t g0 = (int32_t)(ab[0] / unit * 32768.0f + 0.5f);
+  int32_t g1 = (int32_t)(ab[1] / unit * 32768.0f + 0.5f);
+  /* 4: y = round((z * gamma * g0 + beta * g1 * 2^10) / 2^15), z the normalised value; absmax */
+  const int32_t beta_unit = g1 * (1 << LN_NORM_FRAC);
+  int32_t amax = 0;
+  if (re < 0) {
+    const int32_t sh = -re, half = 1 << (sh - 1);
+    for (int32_t j = 0; j < d; ++j) {
+      int32_t z = ((row[j] - mean) * rm + half) >> sh;
+      int32_t y = (z * (int32_t)g[j] * g0 + (int32_t)b[j] * beta_unit + (1 << 14)) >> 15;
+      row[j] = y;
+      int32_t a = y < 0 ? -y : y;
+      amax = a > amax ? a : amax;
+    }
+  } else { /* rare: tiny variance (a zero-variance row has rm * 2^re past int32, times 0) */
+    for (int32_t j = 0; j < d; ++j) {
+      int32_t z = (row[j] - mean) * rm * (1 << re);
+      int32_t y = (z * (int32_t)g[j] * g0 + (int32_t)b[j] * beta_unit + (1 << 14)) >> 15;
+      row[j] = y;
+      int32_t a = y < 0 ? -y : y;
+      amax = a > amax ? a : amax;
+    }
+  }
+  /* the codes' scale: values are in units max(ab0, ab1) * 2^-10 */
+  *s = (float)(amax > 1 ? amax : 1) * unit * 9.765625e-04f / 127.0f;
+  /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
+  const int32_t packed = quant_multiplier(amax);
+  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+  for (int32_t j = 0; j < d; ++j)
+    q[j] = (int8_t)clamp(((row[j] >> r) * m + (1 << (QUANT_SHIFT - 1))) >> QUANT_SHIFT, -127, 127);
+}
