@@ -85,3 +85,23 @@ def test_layernorm_row_kernel_lx106(tmp_path):
     i = [d for d, *_ in expected].index(192)
     per = res.counters[f"ln{i}"] / (192 * len(expected[i][1]))
     print(f"integer LayerNorm row kernel, d=192: {per:.1f} lx106 instructions per element")
+
+
+def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
+    """The esp32s3 schedule of the integer LayerNorm: gamma/beta folded once, one row-kernel call
+    per token, the kernel's signature and attributes kept, and rows split between the workers
+    (the folded gamma/beta become scratch that both stages share)."""
+    from runtime import split_workers
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import kernels as ki
+
+    func = ki.ternary_layernorm_quant(17, 48, 1e-6)
+    form = SCHEDULES["ternary_layernorm"](func)
+    script = form.script()
+    assert script.count('"fter_ln_affine_i8"') == 1 and script.count('"fter_ln_row_i8"') == 1
+    assert dict(form.attrs) == dict(func.attrs)
+    params = lambda f: [(str(p.name), tuple(p.shape), str(p.dtype)) for p in f.params]  # noqa: E731
+    assert params(form) == params(func)
+    out, plans = split_workers.split_kernel(form)
+    assert [p.extent for p in plans] == [0, 17], plans
+    assert int(out.attrs[split_workers.SCRATCH_ATTR]) == 1

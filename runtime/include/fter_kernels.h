@@ -167,16 +167,20 @@ void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
                      int32_t v_stride);
 
 /**
- * @brief The integer LayerNorm of one row (numerics="integer"): float32 x[d]
- * to int8 codes q[d] and their float32 scale *s, with ternary gamma g[d] and
- * beta b[d] scaled by ab[0], ab[1].  The fixed-point contract of
- * schedules/integer/intmath.py, bit for bit (sq_shift = max(1,
- * ceil(log2 d)), eps as float32).  Scratch: row int32[d].  Re-entrant.
- * Portable C (runtime/kernels/layernorm_int.c); its reference is the
- * contract's NumPy form (schedules/integer/intmath_ref.py).
+ * @brief The integer LayerNorm (numerics="integer"), the fixed-point
+ * contract of schedules/integer/intmath.py bit for bit, in two calls.
+ * fter_ln_affine_i8, once per call of the kernel: gb[0:d] = g[j] * g0 and
+ * gb[d:2d] = b[j] * g1 * 2^10 + 2^14, the ternary gamma g[d] and beta b[d]
+ * with their Q15 weights g0, g1 from the scales ab[0], ab[1].
+ * fter_ln_row_i8, per row: float32 x[d] to int8 codes q[d] and their
+ * float32 scale *s (sq_shift = max(1, ceil(log2 d)), eps as float32);
+ * scratch row int32[d].  Both re-entrant.  Portable C
+ * (runtime/kernels/layernorm_int.c); the reference is the contract's NumPy
+ * form (schedules/integer/intmath_ref.py).
  */
-void fter_ln_row_i8(const float *x, const int8_t *g, const int8_t *b, const float *ab, int8_t *q,
-                    float *s, int32_t *row, int32_t d, int32_t sq_shift, float eps);
+void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const float *ab, int32_t d);
+void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
+                    int32_t *row, int32_t d, int32_t sq_shift, float eps);
 
 #ifdef __cplusplus
 }

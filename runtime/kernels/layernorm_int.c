@@ -7,9 +7,11 @@
  * multiply, shift, compare; per row a few float32 operations (+ - * / sqrtf), which round the
  * same way everywhere (the runtime is built with -ffp-contract=off).
  *
- * Five passes over the row, each a plain loop the compiler keeps in registers: the largest
- * |bits|; the fixed-point row (relative to that exponent) and its sum; the sum of squared
- * deviations; the normalised, ternary-scaled values and their absmax; the int8 codes. */
+ * fter_ln_affine_i8 folds the ternary gamma and beta with their Q15 weights once per call;
+ * fter_ln_row_i8 then makes five passes over a row, each a plain loop the compiler keeps in
+ * registers: the largest |bits|; the fixed-point row (relative to that exponent) and its sum;
+ * the sum of squared deviations; the normalised, ternary-scaled values and their absmax; the
+ * int8 codes. */
 #include "fter_kernels.h"
 
 #include <math.h>
@@ -50,8 +52,21 @@ static int32_t quant_multiplier(int32_t a) {
   return ((127 << QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
 }
 
-void fter_ln_row_i8(const float *x, const int8_t *g, const int8_t *b, const float *ab, int8_t *q,
-                    float *s, int32_t *row, int32_t d, int32_t sq_shift, float eps) {
+static inline float ln_unit(const float *ab) { return fmax_(fmax_(ab[0], ab[1]), 1e-30f); }
+
+void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const float *ab, int32_t d) {
+  /* gamma and beta's scales as a Q15 pair relative to the larger */
+  const float unit = ln_unit(ab);
+  const int32_t g0 = (int32_t)(ab[0] / unit * 32768.0f + 0.5f);
+  const int32_t g1 = (int32_t)(ab[1] / unit * 32768.0f + 0.5f);
+  for (int32_t j = 0; j < d; ++j) {
+    gb[j] = (int32_t)g[j] * g0;
+    gb[d + j] = (int32_t)b[j] * g1 * (1 << LN_NORM_FRAC) + (1 << 14);   /* with the rounding half */
+  }
+}
+
+void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
+                    int32_t *row, int32_t d, int32_t sq_shift, float eps) {
   const int32_t *xb = (const int32_t *)(const void *)x;
   /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
   int32_t top = 0;
@@ -93,18 +108,14 @@ void fter_ln_row_i8(const float *x, const int8_t *g, const int8_t *b, const floa
   int32_t rm = ifield == 0 ? 0 : rshift_round((ib & 0x7FFFFF) | 0x800000, 9);
   rm = ib < 0 ? -rm : rm;
   int32_t re = clamp(ifield - 141, -30, 30);
-  /* gamma and beta's scales as a Q15 pair relative to the larger */
-  float unit = fmax_(fmax_(ab[0], ab[1]), 1e-30f);
-  int32_t g0 = (int32_t)(ab[0] / unit * 32768.0f + 0.5f);
-  int32_t g1 = (int32_t)(ab[1] / unit * 32768.0f + 0.5f);
   /* 4: y = round((z * gamma * g0 + beta * g1 * 2^10) / 2^15), z the normalised value; absmax */
-  const int32_t beta_unit = g1 * (1 << LN_NORM_FRAC);
+  const int32_t *gg = gb, *bb = gb + d;
   int32_t amax = 0;
   if (re < 0) {
     const int32_t sh = -re, half = 1 << (sh - 1);
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
-      int32_t y = (z * (int32_t)g[j] * g0 + (int32_t)b[j] * beta_unit + (1 << 14)) >> 15;
+      int32_t y = (z * gg[j] + bb[j]) >> 15;
       row[j] = y;
       int32_t a = y < 0 ? -y : y;
       amax = a > amax ? a : amax;
@@ -112,14 +123,14 @@ void fter_ln_row_i8(const float *x, const int8_t *g, const int8_t *b, const floa
   } else { /* rare: tiny variance (a zero-variance row has rm * 2^re past int32, times 0) */
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = (row[j] - mean) * rm * (1 << re);
-      int32_t y = (z * (int32_t)g[j] * g0 + (int32_t)b[j] * beta_unit + (1 << 14)) >> 15;
+      int32_t y = (z * gg[j] + bb[j]) >> 15;
       row[j] = y;
       int32_t a = y < 0 ? -y : y;
       amax = a > amax ? a : amax;
     }
   }
   /* the codes' scale: values are in units max(ab0, ab1) * 2^-10 */
-  *s = (float)(amax > 1 ? amax : 1) * unit * 9.765625e-04f / 127.0f;
+  *s = (float)(amax > 1 ? amax : 1) * ln_unit(ab) * 9.765625e-04f / 127.0f;
   /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
   const int32_t packed = quant_multiplier(amax);
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;

@@ -16,7 +16,7 @@
 
 static float x[MAX_ELEMS];
 static int8_t g[MAX_D], b[MAX_D], q[MAX_ELEMS];
-static int32_t scratch[MAX_D];
+static int32_t scratch[MAX_D], gb[2 * MAX_D];
 static float s[MAX_ROWS];
 
 int main(int argc, char **argv) {
@@ -40,8 +40,9 @@ int main(int argc, char **argv) {
         fter_read_input(x, (size_t)(d * rows) * sizeof(float)) != 0)
       return 2;
     uint32_t t0 = fter_cycles();
+    fter_ln_affine_i8(gb, g, b, ab, d);
     for (int32_t i = 0; i < rows; ++i)
-      fter_ln_row_i8(x + i * d, g, b, ab, q + i * d, s + i, scratch, d, sq_shift, eps);
+      fter_ln_row_i8(x + i * d, gb, ab, q + i * d, s + i, scratch, d, sq_shift, eps);
     uint32_t t1 = fter_cycles();
     char name[16] = "ln";
     int32_t at = 2, v = idx;

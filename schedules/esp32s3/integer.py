@@ -26,10 +26,11 @@ def _blocks(sch: s_tir.Schedule):
 
 
 def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """The integer LayerNorm as one call of the C row kernel ``fter_ln_row_i8`` per token
-    (runtime/kernels/layernorm_int.c: the contract's five passes as tight loops, about 2.5x fewer
-    instructions than the C TVM emits for the TensorIR form). Same signature and attributes; each
-    row's block declares what it reads and writes, so the two-core split sees disjoint rows."""
+    """The integer LayerNorm as C kernels (runtime/kernels/layernorm_int.c): gamma and beta
+    folded with their weights once per call (``fter_ln_affine_i8``), then one call of the row
+    kernel ``fter_ln_row_i8`` per token (the contract's five passes as tight loops). Same
+    signature and attributes; each block declares what it reads and writes, so the two-core split
+    sees disjoint rows."""
     p = _params(func)
     t, d, eps = int(p["t"]), int(p["d"]), float(p["eps"])
     sq_shift = max(1, math.ceil(math.log2(d)))
@@ -38,17 +39,24 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     def rows(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
              ab: T.Buffer((2,), "float32"), q: T.Buffer((t, d), "int8"),
              s: T.Buffer((t,), "float32")):
+        gb = T.sblock_alloc_buffer((2 * d,), "int32")
+        with T.sblock("ln_affine"):
+            T.reads(g[0:d], b[0:d], ab[0:2])
+            T.writes(gb[0:2 * d])
+            T.evaluate(T.call_extern("void", "fter_ln_affine_i8", gb.access_ptr("w"),
+                                     T.address_of(g[0]), T.address_of(b[0]),
+                                     T.address_of(ab[0]), d))
         for i in range(t):
             with T.sblock("ln_row"):
                 vi = T.axis.remap("S", [i])
-                T.reads(x[vi, 0:d], g[0:d], b[0:d], ab[0:2])
+                T.reads(x[vi, 0:d], gb[0:2 * d], ab[0:2])
                 T.writes(q[vi, 0:d], s[vi])
                 scratch = T.sblock_alloc_buffer((d,), "int32")
                 T.evaluate(T.call_extern("void", "fter_ln_row_i8", T.address_of(x[vi, 0]),
-                                         T.address_of(g[0]), T.address_of(b[0]),
-                                         T.address_of(ab[0]), T.address_of(q[vi, 0]),
-                                         T.address_of(s[vi]), scratch.access_ptr("rw"), d,
-                                         sq_shift, T.float32(eps)))
+                                         gb.access_ptr("r"), T.address_of(ab[0]),
+                                         T.address_of(q[vi, 0]), T.address_of(s[vi]),
+                                         scratch.access_ptr("rw"), d, sq_shift,
+                                         T.float32(eps)))
 
     return rows.with_attrs(func.attrs)
 
