@@ -42,6 +42,7 @@ _COMMON_SOURCES = (
     "kernels/attention_ref.c",
     "kernels/attention_pie.c",
     "kernels/layernorm_int.c",
+    "kernels/epilogue_int.c",
     "kernels/pie/fter_pie.c",
     "kernels/pie/fter_pie_emu.c",
     "kernels/kernel_dispatch.c",

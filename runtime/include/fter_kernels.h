@@ -182,6 +182,19 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
 void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
                     int32_t *row, int32_t d, int32_t sq_shift, float eps);
 
+/**
+ * @brief Row maxima of a tile's dequantized values (numerics="integer"):
+ * vmax[i] = max(vmax[i], V[i][j]) over j < nb, for i < t, where V is the
+ * contract's dequant (schedules/integer/intmath.py) of acc[i*acc_stride + j]
+ * with the channel tables cm, ce, cb[nb] (scale mantissa, exponent, bias in
+ * Q12) and the token tables rm, re[t]; abits = bit length of 128 k.
+ * Portable C (runtime/kernels/epilogue_int.c), re-entrant; the reference is
+ * the contract's NumPy form.
+ */
+void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm, const int32_t *ce,
+                            const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
+                            int32_t nb, int32_t acc_stride, int32_t abits);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,8 +16,10 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .schedule import (_params, _schedule_attention_block_stationary, _schedule_patch_embed,
+from .epilogue_intrin import value_rowmax_intrin
+from .schedule import (_n_block, _params, _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
+from ..integer import intmath as im
 from ..integer.forms import integer_form
 
 
@@ -67,9 +69,13 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     _chan, _rows, _table, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = \
         _blocks(sch)
-    # each fc1 pass: weight-stationary tiles, then the tile's values and their consumer
-    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True, via=value)
+    # each fc1 pass: weight-stationary tiles, the values inlined into their consumer, which runs
+    # as one C epilogue call per tile (epilogue_intrin: row max of the values; GELU and codes)
+    sch.compute_inline(value)
+    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True)
     _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt, via=value_b)
+    nb, abits = _n_block(hidden), im.acc_bits(d)
+    sch.tensorize(sch.get_loops(absmax)[-2], value_rowmax_intrin(t, nb, abits))
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
     return sch.mod["main"]
 

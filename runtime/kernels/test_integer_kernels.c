@@ -1,0 +1,103 @@
+/* Test program of the integer-mode C kernels (layernorm_int.c, epilogue_int.c) on the host and
+ * in the Xtensa simulator, driven by tests/test_integer_c.py, which compares the output with the
+ * contract's NumPy reference.
+ *
+ * Input: int32 case count, then per case an int32 op and its operands:
+ *   op 0 (LayerNorm): int32 {d, sq_shift, rows}, float32 eps, float32 ab[2], int8 g[d],
+ *        int8 b[d], float32 x[rows * d]; output int8 q[rows * d], float32 s[rows];
+ *   op 1 (value row max): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride],
+ *        cm[nb], ce[nb], cb[nb], rm[t], re[t], vmax[t]; output int32 vmax[t].
+ * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
+ * input. */
+#include <stdint.h>
+
+#include "fter_kernels.h"
+#include "harness.h"
+
+#define MAX_D 1024
+#define MAX_ELEMS (16 * 1024)
+#define MAX_ROWS 256
+
+static float x[MAX_ELEMS];
+static int8_t g[MAX_D], b[MAX_D], q[MAX_ELEMS];
+static int32_t scratch[MAX_D], gb[2 * MAX_D];
+static float s[MAX_ROWS];
+static int32_t acc[MAX_ELEMS], cm[MAX_D], ce[MAX_D], cb[MAX_D], rm[MAX_ROWS], re[MAX_ROWS],
+    vmax[MAX_ROWS];
+
+static void count(int32_t idx, uint32_t cycles) {
+  char name[16] = "k";
+  int32_t at = 1, v = idx, nd = 0;
+  char digits[12];
+  do {
+    digits[nd++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  while (nd > 0) name[at++] = digits[--nd];
+  name[at] = '\0';
+  fter_count(name, cycles);
+}
+
+static int run_layernorm(int32_t idx) {
+  int32_t h[3];
+  float eps, ab[2];
+  if (fter_read_input(h, sizeof h) != 0 || fter_read_input(&eps, sizeof eps) != 0 ||
+      fter_read_input(ab, sizeof ab) != 0)
+    return 2;
+  const int32_t d = h[0], sq_shift = h[1], rows = h[2];
+  if (d < 1 || d > MAX_D || rows < 1 || rows > MAX_ROWS || (int64_t)d * rows > MAX_ELEMS)
+    return 2;
+  fter_fence(x, 0, (size_t)(d * rows) * sizeof(float), sizeof x);
+  fter_fence(q, 0, (size_t)(d * rows), sizeof q);
+  fter_fence(scratch, 0, (size_t)d * sizeof(int32_t), sizeof scratch);
+  fter_fence(gb, 0, (size_t)(2 * d) * sizeof(int32_t), sizeof gb);
+  if (fter_read_input(g, (size_t)d) != 0 || fter_read_input(b, (size_t)d) != 0 ||
+      fter_read_input(x, (size_t)(d * rows) * sizeof(float)) != 0)
+    return 2;
+  uint32_t t0 = fter_cycles();
+  fter_ln_affine_i8(gb, g, b, ab, d);
+  for (int32_t i = 0; i < rows; ++i)
+    fter_ln_row_i8(x + i * d, gb, ab, q + i * d, s + i, scratch, d, sq_shift, eps);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(q, (size_t)(d * rows));
+  fter_write_output(s, (size_t)rows * sizeof(float));
+  return 0;
+}
+
+static int run_rowmax(int32_t idx) {
+  int32_t h[4];
+  if (fter_read_input(h, sizeof h) != 0) return 2;
+  const int32_t t = h[0], nb = h[1], stride = h[2], abits = h[3];
+  if (t < 1 || t > MAX_ROWS || nb < 1 || nb > MAX_D || stride < nb ||
+      (int64_t)t * stride > MAX_ELEMS || abits < 1 || abits > 30)
+    return 2;
+  fter_fence(acc, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof acc);
+  if (fter_read_input(acc, (size_t)(t * stride) * sizeof(int32_t)) != 0 ||
+      fter_read_input(cm, (size_t)nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(ce, (size_t)nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(cb, (size_t)nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(rm, (size_t)t * sizeof(int32_t)) != 0 ||
+      fter_read_input(re, (size_t)t * sizeof(int32_t)) != 0 ||
+      fter_read_input(vmax, (size_t)t * sizeof(int32_t)) != 0)
+    return 2;
+  uint32_t t0 = fter_cycles();
+  fter_value_rowmax_tile(vmax, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(vmax, (size_t)t * sizeof(int32_t));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  int32_t cases;
+  if (fter_read_input(&cases, sizeof cases) != 0) return 2;
+  for (int32_t idx = 0; idx < cases; ++idx) {
+    int32_t op;
+    if (fter_read_input(&op, sizeof op) != 0) return 2;
+    int rc = op == 0 ? run_layernorm(idx) : op == 1 ? run_rowmax(idx) : 2;
+    if (rc != 0) return rc;
+  }
+  fter_log("integer kernels ok\n");
+  return 0;
+}
