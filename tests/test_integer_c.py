@@ -55,10 +55,12 @@ def ln_cases(rng):
     return blob, expected
 
 
-def rowmax_cases(rng):
-    """Value row-max cases (op 1): tiles of the MLP's fc1 (k = 192, 768), scales over 2^-30..2^5
-    so that the rounding shift clamps at both ends, zero scales, extreme accumulators."""
+def tile_cases(rng):
+    """GELU-codes tiles (op 2) of the MLP's fc1 (k = 192, 768): scales over 2^-30..2^5 so that
+    the rounding shift clamps at both ends, zero scales, extreme accumulators, values past
+    GELU's +-4 saturation."""
     blob, expected = [], []
+    tab = im.gelu_table()
     for t, nb, stride, k in [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192),
                              (5, 7, 9, 33)]:
         abits = im.acc_bits(k)
@@ -72,14 +74,43 @@ def rowmax_cases(rng):
         cm, ce = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, alpha))
         rm, re = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, scale))
         cb = np.asarray(im.fixed_frac(im.NP, bias), np.int32)
-        vmax = rng.integers(-(1 << 30), 1 << 20, t).astype(np.int32)
-        v = im.dequant(im.NP, acc[:, :nb].astype(np.int64), abits, cm[None, :].astype(np.int64),
-                       ce[None, :].astype(np.int64), rm[:, None].astype(np.int64),
-                       re[:, None].astype(np.int64), cb[None, :].astype(np.int64))
-        blob += [struct.pack("<5i", 1, t, nb, stride, abits), acc.tobytes(), cm.tobytes(),
-                 ce.tobytes(), cb.tobytes(), rm.tobytes(), re.tobytes(), vmax.tobytes()]
-        expected.append((f"rowmax t={t} nb={nb} k={k}",
-                         [np.maximum(vmax, v.max(1)).astype(np.int32)]))
+        tile = [acc.tobytes(), cm.tobytes(), ce.tobytes(), cb.tobytes(), rm.tobytes(), re.tobytes()]
+        wide = lambda a: np.asarray(a, np.int64)   # noqa: E731
+        v = im.dequant(im.NP, wide(acc[:, :nb]), abits, wide(cm)[None, :], wide(ce)[None, :],
+                       wide(rm)[:, None], wide(re)[:, None], wide(cb)[None, :])
+        h = im.gelu(im.NP, v, lambda i: tab[i])
+        mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
+        q = im.quant8(im.NP, h, wide(mult)[:, None]).astype(np.int8)
+        blob += [struct.pack("<5i", 2, t, nb, stride, abits), *tile, tab.astype(np.int32).tobytes(),
+                 mult.tobytes()]
+        expected.append((f"gelu codes t={t} nb={nb} k={k}", [q]))
+    return blob, expected
+
+
+def softmax_cases(rng):
+    """Softmax rows (op 3): DeiT-Tiny's (197 keys, 3 heads of 64), a short row, one key; scores
+    over the whole int32 product range, query and key scales from 2^-20 to 2^2 (rounding shifts
+    clamped at both ends), all-equal rows, rows whose exponentials underflow to zero."""
+    blob, expected = [], []
+    for n, h, hd in [(197, 3, 64), (5, 2, 16), (1, 1, 8), (50, 4, 32)]:
+        sbits = (127 * 127 * hd).bit_length()
+        lim = 127 * 127 * hd
+        scores = rng.integers(-lim, lim + 1, (h, n)).astype(np.int32)
+        scores[0, :] = 1234                                  # all equal
+        if n > 1:
+            scores[-1, 0] = lim                               # one key dominates
+        qs = (2.0 ** rng.uniform(-20, 2, h)).astype(np.float32)
+        ks = (2.0 ** rng.uniform(-20, 2, (n, h))).astype(np.float32)
+        qm, qe = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, qs))
+        km, ke = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, ks))
+        wide = lambda a: np.asarray(a, np.int64)   # noqa: E731
+        logit = im.dequant(im.NP, wide(scores), sbits, wide(qm)[:, None], wide(qe)[:, None],
+                           wide(km).T, wide(ke).T, 0, im.LOGIT_FRAC)
+        e = im.exp_neg(im.NP, logit.max(1, keepdims=True) - logit)
+        p = im.prob8(im.NP, e, im.prob_reciprocal(im.NP, e.sum(1, keepdims=True)))
+        blob += [struct.pack("<4i", 3, n, h, sbits), scores.tobytes(), qm.tobytes(), qe.tobytes(),
+                 km.tobytes(), ke.tobytes()]
+        expected.append((f"softmax n={n} h={h}", [np.asarray(p, np.uint8)]))
     return blob, expected
 
 
@@ -87,9 +118,10 @@ def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     ln_blob, ln_expected = ln_cases(rng)
-    mx_blob, mx_expected = rowmax_cases(rng)
-    expected = ln_expected + mx_expected
-    return struct.pack("<i", len(expected)) + b"".join(ln_blob + mx_blob), expected
+    mx_blob, mx_expected = tile_cases(rng)
+    sm_blob, sm_expected = softmax_cases(rng)
+    expected = ln_expected + mx_expected + sm_expected
+    return struct.pack("<i", len(expected)) + b"".join(ln_blob + mx_blob + sm_blob), expected
 
 
 def _check(output: bytes, expected) -> None:
@@ -121,10 +153,12 @@ def test_integer_kernels_lx106(tmp_path):
     _check(res.output, expected)
     names = [desc for desc, _ in expected]
     ln = names.index("layernorm d=192")
-    mx = names.index("rowmax t=197 nb=16 k=192")
+    gc = names.index("gelu codes t=197 nb=16 k=192")
+    sm = names.index("softmax n=197 h=3")
     print(f"lx106 instructions: LayerNorm d=192 "
           f"{res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per element, "
-          f"value row max {res.counters[f'k{mx}'] / (197 * 16):.1f} per value")
+          f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
+          f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score")
 
 
 def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
@@ -145,3 +179,19 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
     out, plans = split_workers.split_kernel(form)
     assert [p.extent for p in plans] == [0, 17], plans
     assert int(out.attrs[split_workers.SCRATCH_ATTR]) == 1
+
+
+def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
+    """The MLP's second fc1 pass calls the GELU-codes tile kernel once per channel block, the
+    attention block the softmax row kernel once per row; the softmax's intermediates are gone
+    (left allocated, they would keep their full [n, h, n] size and land in the arena)."""
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import attention as ka
+    from schedules.integer import kernels as ki
+
+    mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
+    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3"') == 3
+    attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
+    assert attn.script().count('"fter_softmax_row_u8"') == 1
+    scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
+    assert {"sacc", "logit", "p"} <= scratch and not scratch & {"lmax", "e", "lsum", "recip"}

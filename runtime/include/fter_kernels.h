@@ -183,17 +183,35 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
                     int32_t *row, int32_t d, int32_t sq_shift, float eps);
 
 /**
- * @brief Row maxima of a tile's dequantized values (numerics="integer"):
- * vmax[i] = max(vmax[i], V[i][j]) over j < nb, for i < t, where V is the
- * contract's dequant (schedules/integer/intmath.py) of acc[i*acc_stride + j]
- * with the channel tables cm, ce, cb[nb] (scale mantissa, exponent, bias in
- * Q12) and the token tables rm, re[t]; abits = bit length of 128 k.
- * Portable C (runtime/kernels/epilogue_int.c), re-entrant; the reference is
- * the contract's NumPy form.
+ * @brief The integer MLP's hidden codes over a tile (numerics="integer"):
+ * q[i*q_stride + j] = quant8(gelu(V[i][j]), mult[i]) for i < t, j < nb, V
+ * the contract's dequant (schedules/integer/intmath.py) of
+ * acc[i*acc_stride + j] with the channel tables cm, ce, cb[nb] (scale
+ * mantissa, exponent, bias in Q12) and the token tables rm, re[t]
+ * (abits = bit length of 128 k), gelu through the per-call Phi table
+ * tab[1025] (intmath.gelu_table), mult[i] the row's packed quantizer
+ * multiplier.
+ * Portable C (runtime/kernels/epilogue_int.c), re-entrant.
  */
-void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm, const int32_t *ce,
-                            const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
-                            int32_t nb, int32_t acc_stride, int32_t abits);
+void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
+                          const int32_t *cb, const int32_t *rm, const int32_t *re,
+                          const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
+                          int32_t q_stride, int32_t acc_stride, int32_t abits);
+
+/**
+ * @brief One attention row's integer softmax (numerics="integer"), all h
+ * heads: logits L[j] = dequant(scores[hh*scores_stride + j]) in Q10 through
+ * the row's qm[hh], qe[hh] and key j's km, ke[j*k_stride + hh] (sbits = bit
+ * length of 127^2 hd), then exp_neg(max L - L[j]) in Q15, one reciprocal of
+ * the sum, uint8 probabilities p[hh*p_stride + j] = min(round(255 e / sum),
+ * 255) -- schedules/integer/intmath.py bit for bit.  work: int32 rows of n
+ * (stride work_stride) for the logits and exponentials.  Portable C
+ * (runtime/kernels/epilogue_int.c), re-entrant.
+ */
+void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
+                         const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
+                         int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
+                         int32_t scores_stride, int32_t k_stride);
 
 #ifdef __cplusplus
 }

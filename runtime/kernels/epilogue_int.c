@@ -1,8 +1,8 @@
 /* Epilogues of the integer projections (numerics="integer") over a weight-stationary tile of
  * t tokens x nb channels, as tight C loops.
  *
- * The contract is schedules/integer/intmath.py (dequant); the TensorIR blocks these kernels
- * replace (schedules/esp32s3/epilogue_intrin.py) state the same expressions, and
+ * The contract is schedules/integer/intmath.py (dequant, gelu, quant8); the TensorIR blocks
+ * these kernels replace (schedules/esp32s3/epilogue_intrin.py) state the same expressions, and
  * tests/test_integer_c.py checks the kernels bit for bit against the NumPy reference on the
  * host and the lx106.  Only int32 add, multiply, shift and compare.
  *
@@ -14,7 +14,17 @@
  * The per-row factors are read once per row, the per-channel ones once per element. */
 #include "fter_kernels.h"
 
-enum { VALUE_FRAC = 12 };
+enum {
+  VALUE_FRAC = 12,
+  GELU_STEP = 4,
+  QUANT_SHIFT = 16,
+  LOGIT_FRAC = 10,
+  LOG2E_Q14 = 23637,
+  PROB_SHIFT = 23
+};
+
+/* intmath.EXP2_COEFS: 2^-w on [0, 1) as a Q15 cubic in w (Q10), exactly 2^15 at w = 0 */
+static const int32_t EXP2_COEFS[4] = {-1295, 7556, -22645, 32768};
 
 static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
@@ -27,17 +37,78 @@ static inline int32_t value(int32_t acc, int32_t cm, int32_t ce, int32_t cb, int
   return ((acc * c + (1 << (sh - 1))) >> sh) + cb;
 }
 
-void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm, const int32_t *ce,
-                            const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
-                            int32_t nb, int32_t acc_stride, int32_t abits) {
+/* intmath.gelu: x * Phi(x), Phi(|x|) interpolated in the 1,025-entry Q15 table (step 2^-8) */
+static inline int32_t gelu(int32_t v, const int32_t *tab) {
+  const int32_t four = 4 << VALUE_FRAC;
+  if (v >= four) return v;
+  if (v <= -four) return 0;
+  int32_t u = v < 0 ? -v : v;
+  if (u > four - 1) u = four - 1;
+  const int32_t k = u >> GELU_STEP, lo = tab[k];
+  int32_t phi = lo + (((tab[k + 1] - lo) * (u & ((1 << GELU_STEP) - 1)) + (1 << (GELU_STEP - 1)))
+                      >> GELU_STEP);
+  if (v < 0) phi = (1 << 15) - phi;
+  return (v * phi + (1 << 14)) >> 15;
+}
+
+void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
+                          const int32_t *cb, const int32_t *rm, const int32_t *re,
+                          const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
+                          int32_t q_stride, int32_t acc_stride, int32_t abits) {
   for (int32_t i = 0; i < t; ++i) {
     const int32_t ms = rm[i], es_base = -re[i] - abits - VALUE_FRAC;
+    const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
     const int32_t *a = acc + i * acc_stride;
-    int32_t m = vmax[i];
+    int8_t *out = q + i * q_stride;
     for (int32_t j = 0; j < nb; ++j) {
-      const int32_t v = value(a[j], cm[j], ce[j], cb[j], ms, es_base, abits);
-      m = v > m ? v : m;
+      const int32_t h = gelu(value(a[j], cm[j], ce[j], cb[j], ms, es_base, abits), tab);
+      out[j] = (int8_t)clamp(((h >> r) * m + (1 << (QUANT_SHIFT - 1))) >> QUANT_SHIFT, -127, 127);
     }
-    vmax[i] = m;
+  }
+}
+
+/* intmath.exp_neg: round(2^15 * exp(-D / 2^10)) for D >= 0 */
+static inline int32_t exp_neg(int32_t dlt) {
+  if (dlt > 65535) dlt = 65535;
+  const int32_t y = (dlt * LOG2E_Q14 + (1 << 13)) >> 14;
+  const int32_t w = y & ((1 << LOGIT_FRAC) - 1);
+  int32_t r = EXP2_COEFS[0];
+  for (int32_t c = 1; c < 4; ++c)
+    r = ((r * w + (1 << (LOGIT_FRAC - 1))) >> LOGIT_FRAC) + EXP2_COEFS[c];
+  const int32_t sh = y >> LOGIT_FRAC;
+  return r >> (sh < 16 ? sh : 16);
+}
+
+void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
+                         const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
+                         int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
+                         int32_t scores_stride, int32_t k_stride) {
+  for (int32_t hh = 0; hh < h; ++hh) {
+    const int32_t *z = scores + hh * scores_stride;
+    int32_t *l = work + hh * work_stride;
+    const int32_t ms = qm[hh], es_base = -qe[hh] - sbits - LOGIT_FRAC;
+    /* logits in Q10 and their maximum */
+    int32_t lmax = -(1 << 30);
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t c = (km[j * k_stride + hh] * ms + (1 << (sbits - 1))) >> sbits;
+      const int32_t sh = clamp(es_base - ke[j * k_stride + hh], 1, 30);
+      const int32_t v = (z[j] * c + (1 << (sh - 1))) >> sh;
+      l[j] = v;
+      lmax = v > lmax ? v : lmax;
+    }
+    /* exp(L - max) in Q15 (in place) and their sum */
+    int32_t total = 0;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t e = exp_neg(lmax - l[j]);
+      l[j] = e;
+      total += e;
+    }
+    /* probabilities round(255 e / sum e) through one reciprocal */
+    const int32_t recip = (255 << PROB_SHIFT) / (total > 1 ? total : 1);
+    uint8_t *out = p + hh * p_stride;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t v = (l[j] * recip + (1 << (PROB_SHIFT - 1))) >> PROB_SHIFT;
+      out[j] = (uint8_t)(v < 255 ? v : 255);
+    }
   }
 }

@@ -5,8 +5,10 @@
  * Input: int32 case count, then per case an int32 op and its operands:
  *   op 0 (LayerNorm): int32 {d, sq_shift, rows}, float32 eps, float32 ab[2], int8 g[d],
  *        int8 b[d], float32 x[rows * d]; output int8 q[rows * d], float32 s[rows];
- *   op 1 (value row max): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride],
- *        cm[nb], ce[nb], cb[nb], rm[t], re[t], vmax[t]; output int32 vmax[t].
+ *   op 2 (GELU codes): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
+ *        ce[nb], cb[nb], rm[t], re[t], tab[1025], mult[t]; output int8 q[t * nb];
+ *   op 3 (softmax row): int32 {n, h, sbits}, int32 scores[h * n], qm[h], qe[h], km[n * h],
+ *        ke[n * h]; output uint8 p[h * n].
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -23,7 +25,7 @@ static int8_t g[MAX_D], b[MAX_D], q[MAX_ELEMS];
 static int32_t scratch[MAX_D], gb[2 * MAX_D];
 static float s[MAX_ROWS];
 static int32_t acc[MAX_ELEMS], cm[MAX_D], ce[MAX_D], cb[MAX_D], rm[MAX_ROWS], re[MAX_ROWS],
-    vmax[MAX_ROWS];
+    tab[1025], mult[MAX_ROWS], kman[MAX_ELEMS], kexp[MAX_ELEMS];
 
 static void count(int32_t idx, uint32_t cycles) {
   char name[16] = "k";
@@ -64,26 +66,59 @@ static int run_layernorm(int32_t idx) {
   return 0;
 }
 
-static int run_rowmax(int32_t idx) {
+/* op 2: a tile's accumulators and the channel and token tables */
+static int read_tile(int32_t *t, int32_t *nb, int32_t *stride, int32_t *abits) {
   int32_t h[4];
   if (fter_read_input(h, sizeof h) != 0) return 2;
-  const int32_t t = h[0], nb = h[1], stride = h[2], abits = h[3];
-  if (t < 1 || t > MAX_ROWS || nb < 1 || nb > MAX_D || stride < nb ||
-      (int64_t)t * stride > MAX_ELEMS || abits < 1 || abits > 30)
+  *t = h[0], *nb = h[1], *stride = h[2], *abits = h[3];
+  if (*t < 1 || *t > MAX_ROWS || *nb < 1 || *nb > MAX_D || *stride < *nb ||
+      (int64_t)*t * *stride > MAX_ELEMS || *abits < 1 || *abits > 30)
     return 2;
-  fter_fence(acc, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof acc);
-  if (fter_read_input(acc, (size_t)(t * stride) * sizeof(int32_t)) != 0 ||
-      fter_read_input(cm, (size_t)nb * sizeof(int32_t)) != 0 ||
-      fter_read_input(ce, (size_t)nb * sizeof(int32_t)) != 0 ||
-      fter_read_input(cb, (size_t)nb * sizeof(int32_t)) != 0 ||
-      fter_read_input(rm, (size_t)t * sizeof(int32_t)) != 0 ||
-      fter_read_input(re, (size_t)t * sizeof(int32_t)) != 0 ||
-      fter_read_input(vmax, (size_t)t * sizeof(int32_t)) != 0)
+  fter_fence(acc, 0, (size_t)(*t * *stride) * sizeof(int32_t), sizeof acc);
+  if (fter_read_input(acc, (size_t)(*t * *stride) * sizeof(int32_t)) != 0 ||
+      fter_read_input(cm, (size_t)*nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(ce, (size_t)*nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(cb, (size_t)*nb * sizeof(int32_t)) != 0 ||
+      fter_read_input(rm, (size_t)*t * sizeof(int32_t)) != 0 ||
+      fter_read_input(re, (size_t)*t * sizeof(int32_t)) != 0)
     return 2;
+  return 0;
+}
+
+static int run_gelu_codes(int32_t idx) {
+  int32_t t, nb, stride, abits;
+  if (read_tile(&t, &nb, &stride, &abits) != 0 || fter_read_input(tab, sizeof tab) != 0 ||
+      fter_read_input(mult, (size_t)t * sizeof(int32_t)) != 0)
+    return 2;
+  fter_fence(q, 0, (size_t)(t * nb), sizeof q);
   uint32_t t0 = fter_cycles();
-  fter_value_rowmax_tile(vmax, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
+  fter_gelu_codes_tile(q, acc, cm, ce, cb, rm, re, tab, mult, t, nb, nb, stride, abits);
   count(idx, fter_cycles() - t0);
-  fter_write_output(vmax, (size_t)t * sizeof(int32_t));
+  fter_write_output(q, (size_t)(t * nb));
+  return 0;
+}
+
+static int run_softmax(int32_t idx) {
+  int32_t hdr[3];
+  if (fter_read_input(hdr, sizeof hdr) != 0) return 2;
+  const int32_t n = hdr[0], h = hdr[1], sbits = hdr[2];
+  if (n < 1 || h < 1 || h > MAX_ROWS || (int64_t)n * h > MAX_ELEMS / 2 || sbits < 1 || sbits > 30)
+    return 2;
+  int32_t *scores = acc, *work = acc + n * h;
+  fter_fence(acc, 0, (size_t)(2 * n * h) * sizeof(int32_t), sizeof acc);
+  fter_fence(q, 0, (size_t)(n * h), sizeof q);
+  if (fter_read_input(scores, (size_t)(n * h) * sizeof(int32_t)) != 0 ||
+      fter_read_input(rm, (size_t)h * sizeof(int32_t)) != 0 ||
+      fter_read_input(re, (size_t)h * sizeof(int32_t)) != 0 ||
+      fter_read_input(kman, (size_t)(n * h) * sizeof(int32_t)) != 0 ||
+      fter_read_input(kexp, (size_t)(n * h) * sizeof(int32_t)) != 0)
+    return 2;
+  uint8_t *p = (uint8_t *)q;
+  uint32_t t0 = fter_cycles();
+  fter_softmax_row_u8(p, work, scores, rm, re, kman, kexp, n, h, sbits,
+                      n, n, n, h);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(p, (size_t)(n * h));
   return 0;
 }
 
@@ -95,7 +130,10 @@ int main(int argc, char **argv) {
   for (int32_t idx = 0; idx < cases; ++idx) {
     int32_t op;
     if (fter_read_input(&op, sizeof op) != 0) return 2;
-    int rc = op == 0 ? run_layernorm(idx) : op == 1 ? run_rowmax(idx) : 2;
+    int rc = op == 0   ? run_layernorm(idx)
+             : op == 2 ? run_gelu_codes(idx)
+             : op == 3 ? run_softmax(idx)
+                       : 2;
     if (rc != 0) return rc;
   }
   fter_log("integer kernels ok\n");

@@ -1,72 +1,103 @@
-"""Tensor intrinsics of the integer projections' epilogues on the ESP32-S3
-(runtime/kernels/epilogue_int.c).
+"""C epilogues of the integer kernels on the ESP32-S3 (runtime/kernels/epilogue_int.c), called
+from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
 
-The integer MLP (``schedules.integer.kernels.ternary_mlp``) dequantizes fc1's accumulators twice
-per weight-stationary tile: once for the rows' largest GELU input, once for GELU and the int8
-hidden codes. In the first pass the value block is inlined into the row max, one [t, nb] loop
-nest over the tile, which ``fter_value_rowmax_t{T}_n{NB}_a{ABITS}`` replaces by one C call:
-``vmax[i] = max(vmax[i], V[i, j])``, ``V`` the contract's ``dequant`` of ``acc[i, j]`` with the
-channel tables ``cm, ce, cb`` and the token tables ``rm, re``. The description is built from the
-same ``intmath`` ops as the kernel, so a change of the contract that the C does not follow stops
-the tensorize instead of changing bits silently.
+* :func:`gelu_codes_call` -- the integer MLP's second fc1 pass per weight-stationary tile: the
+  values (the contract's ``dequant`` of the accumulators with the channel tables ``cm, ce, cb``
+  and the token tables ``rm, re``) inlined into GELU and the int8 hidden codes,
+  ``q2[i, j] = quant8(gelu(V[i, j]), mult[i])``, as one ``fter_gelu_codes_tile`` call;
+* :func:`softmax_row_call` -- one attention row's integer softmax over all heads (logits, row
+  max, ``exp_neg``, row sum, reciprocal, uint8 probabilities) as one ``fter_softmax_row_u8``.
 
-The second pass stays TensorIR: GELU reads its table at data-dependent indices, which tensorize
-cannot match (it would have to prove two loads of different buffers equal).
+These loop nests read tables at data-dependent indices (GELU's Phi table) or span several blocks
+(the softmax), which ``tensorize`` cannot match, so the blockized loop nest is replaced by the
+call directly: each of its regions is bound to a buffer with symbolic strides, as tensorize's
+implementations do, and the new block keeps the regions, so the two-core split and the buffer
+compaction see what the call reads and writes. The C follows ``schedules.integer.intmath`` op for
+op; tests/test_integer_c.py checks every kernel against the NumPy reference, and the integer-mode
+model tests check the compiled kernels bit for bit against ``integer_logits``.
 """
 
 from __future__ import annotations
 
-from tvm.script import tirx as T
+from tvm import s_tir, tirx
 
-from .pie_intrin import _register
-from ..integer import intmath as im
+def _bind(region, name: str):
+    """A buffer with symbolic row strides and offset bound to ``region`` (a match_buffer)."""
+    shape = [r.extent for r in region.region]
+    strides = None
+    if len(shape) > 1:
+        strides = [tirx.Var(f"{name}_s{i}", "int32") for i in range(len(shape) - 1)] + [1]
+    buf = tirx.decl_buffer(shape, region.source.dtype, name, strides=strides,
+                           elem_offset=tirx.Var(f"{name}_off", "int32"), offset_factor=1)
+    return s_tir.MatchBufferRegion(buf, region), buf
 
-B = im.TIR
+
+def _first(buf):
+    return tirx.address_of(tirx.BufferLoad(buf, [0] * len(buf.shape)))
 
 
-def _value(acc, cm, ce, cb, rm, re, vi, vj, abits):
-    return im.dequant(B, acc[vi, vj], abits, cm[vj], ce[vj], rm[vi], re[vi], cb[vj])
+def _call_block(sch: s_tir.Schedule, rv, reads, writes, extern: str, args) -> None:
+    """Replace the block ``rv`` by one call of ``extern``: the regions of the named buffers
+    ``reads`` / ``writes`` (in that order, as the block lists them) become the new block's reads
+    and writes, each bound to a buffer with symbolic strides; ``args(bufs)`` gives the call's
+    arguments from those buffers (by name)."""
+    block = sch.get(rv)
+    regions = {str(r.source.name): r for r in [*block.reads, *block.writes]}
+    missing = [n for n in (*reads, *writes) if n not in regions]
+    if missing:
+        raise ValueError(f"{block.name_hint}: no region of {missing} (it has {sorted(regions)})")
+    bound = {n: _bind(regions[n], n) for n in (*reads, *writes)}
+    bufs = {n: buf for n, (_, buf) in bound.items()}
+    call = tirx.Evaluate(tirx.call_extern("void", extern, *args(bufs)))
+    new = s_tir.SBlock(block.iter_vars, [regions[n] for n in reads],
+                       [regions[n] for n in writes], block.name_hint, call, None, [],
+                       [m for m, _ in bound.values()], block.annotations)
+    sch.state.replace(sch.get_sref(rv), new, {block: new})
+    _drop_unused_scratch(sch)
 
 
-def value_rowmax_intrin(t: int, nb: int, abits: int) -> str:
-    """Register (once) and return the row-max-of-values intrinsic of a [t, nb] tile."""
+def _drop_unused_scratch(sch: s_tir.Schedule) -> None:
+    """Remove the root's scratch buffers no block touches any more (a replaced loop nest's
+    intermediates): left in place they would keep their full size, and the two-core split would
+    hand them to the arena as shared scratch."""
+    used = set()
+    stack = list(sch.get_child_blocks(sch.get_sblock("root")))
+    while stack:
+        rv = stack.pop()
+        block = sch.get(rv)
+        used.update(r.source for r in (*block.reads, *block.writes))
+        stack.extend(sch.get_child_blocks(rv))
+    root_rv = sch.get_sblock("root")
+    root = sch.get(root_rv)
+    keep = [b for b in root.alloc_buffers if b in used]
+    if len(keep) == len(root.alloc_buffers):
+        return
+    new = s_tir.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint, root.body,
+                       root.init, keep, root.match_buffers, root.annotations)
+    sch.state.replace(sch.get_sref(root_rv), new, {root: new})
 
-    def make():
-        @T.prim_func(s_tir=True)
-        def desc(acc: T.Buffer((t, nb), "int32", offset_factor=1),
-                 cm: T.Buffer((nb,), "int32", offset_factor=1),
-                 ce: T.Buffer((nb,), "int32", offset_factor=1),
-                 cb: T.Buffer((nb,), "int32", offset_factor=1),
-                 rm: T.Buffer((t,), "int32", offset_factor=1),
-                 re: T.Buffer((t,), "int32", offset_factor=1),
-                 vmax: T.Buffer((t,), "int32", offset_factor=1)):
-            with T.sblock("root"):
-                T.reads(vmax[0:t], acc[0:t, 0:nb], cm[0:nb], rm[0:t], ce[0:nb], re[0:t], cb[0:nb])
-                T.writes(vmax[0:t])
-                for i, j in T.grid(t, nb):
-                    with T.sblock("update"):
-                        vi, vj = T.axis.remap("SR", [i, j])
-                        vmax[vi] = T.max(vmax[vi], _value(acc, cm, ce, cb, rm, re, vi, vj, abits))
 
-        @T.prim_func(s_tir=True)
-        def impl(a: T.handle, b: T.handle, c: T.handle, d: T.handle, e: T.handle, f: T.handle,
-                 g: T.handle):
-            acc = T.match_buffer(a, (t, nb), "int32", offset_factor=1, strides=[T.int32(), 1])
-            cm = T.match_buffer(b, (nb,), "int32", offset_factor=1)
-            ce = T.match_buffer(c, (nb,), "int32", offset_factor=1)
-            cb = T.match_buffer(d, (nb,), "int32", offset_factor=1)
-            rm = T.match_buffer(e, (t,), "int32", offset_factor=1)
-            re = T.match_buffer(f, (t,), "int32", offset_factor=1)
-            vmax = T.match_buffer(g, (t,), "int32", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(vmax[0:t], acc[0:t, 0:nb], cm[0:nb], rm[0:t], ce[0:nb], re[0:t], cb[0:nb])
-                T.writes(vmax[0:t])
-                T.evaluate(T.call_extern("void", "fter_value_rowmax_tile", T.address_of(vmax[0]),
-                                         T.address_of(acc[0, 0]), T.address_of(cm[0]),
-                                         T.address_of(ce[0]), T.address_of(cb[0]),
-                                         T.address_of(rm[0]), T.address_of(re[0]), t, nb,
-                                         acc.strides[0], abits))
+def gelu_codes_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> None:
+    """Replace the [t, nb] tile under ``loop`` (``q2[i, j] = quant8(gelu(V[i, j]), mult[i])``
+    with the values inlined) by one ``fter_gelu_codes_tile`` call."""
+    def args(b):
+        return (_first(b["q2"]), _first(b["acc1b"]), _first(b["cm"]), _first(b["ce"]),
+                _first(b["cb"]), _first(b["rm"]), _first(b["re"]), _first(b["tab"]),
+                _first(b["mult"]), t, nb, b["q2"].strides[0], b["acc1b"].strides[0], abits)
 
-        return desc, impl
+    _call_block(sch, sch.blockize(loop), ("acc1b", "cm", "rm", "ce", "re", "cb", "tab", "mult"),
+                ("q2",), "fter_gelu_codes_tile", args)
 
-    return _register(f"fter_value_rowmax_t{t}_n{nb}_a{abits}", make)
+
+def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:
+    """Replace one attention row's softmax (the sibling blocks ``blocks``: logits from the int32
+    scores ``sacc``, row max, ``exp_neg``, row sum, reciprocal, uint8 probabilities ``p``) by one
+    ``fter_softmax_row_u8`` call; ``logit`` is its work row."""
+    def args(b):
+        return (_first(b["p"]), _first(b["logit"]), _first(b["sacc"]), _first(b["qm"]),
+                _first(b["qe"]), _first(b["km"]), _first(b["ke"]), n, h, sbits,
+                b["p"].strides[1], b["logit"].strides[1], b["sacc"].strides[1],
+                b["km"].strides[0])
+
+    _call_block(sch, sch.blockize(blocks), ("sacc", "qm", "qe", "km", "ke"), ("logit", "p"),
+                "fter_softmax_row_u8", args)

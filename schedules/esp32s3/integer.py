@@ -16,8 +16,8 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import value_rowmax_intrin
-from .schedule import (_n_block, _params, _schedule_attention_block_stationary, _schedule_patch_embed,
+from .epilogue_intrin import gelu_codes_call, softmax_row_call
+from .schedule import (_block_named, _n_block, _params, _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
 from ..integer import intmath as im
 from ..integer.forms import integer_form
@@ -69,13 +69,14 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     _chan, _rows, _table, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = \
         _blocks(sch)
-    # each fc1 pass: weight-stationary tiles, the values inlined into their consumer, which runs
-    # as one C epilogue call per tile (epilogue_intrin: row max of the values; GELU and codes)
-    sch.compute_inline(value)
-    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True)
-    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt, via=value_b)
-    nb, abits = _n_block(hidden), im.acc_bits(d)
-    sch.tensorize(sch.get_loops(absmax)[-2], value_rowmax_intrin(t, nb, abits))
+    # each fc1 pass in weight-stationary tiles. The first keeps its TensorIR values and row max:
+    # a C call would hide the max over channel blocks from the two-core split, which folds such
+    # reductions per worker only where it can read them. The second pass's values are inlined
+    # into GELU and the codes, one C call per tile (epilogue_intrin.gelu_codes_call).
+    sch.compute_inline(value_b)
+    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True, via=value)
+    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
+    gelu_codes_call(sch, sch.get_loops(quant)[-2], t, _n_block(hidden), im.acc_bits(d))
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
     return sch.mod["main"]
 
@@ -104,9 +105,14 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """The float form's PIE order; then each row's softmax (logits to uint8 probabilities, six
+    blocks under the row loop) is one C call (``fter_softmax_row_u8``)."""
     p = _params(func)
+    n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
     sch = s_tir.Schedule(func)
-    _schedule_attention_block_stationary(sch, int(p["n"]), int(p["h"]), int(p["hd"]), p["fmt"])
+    _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"])
+    chain = [_block_named(sch, name) for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
+    softmax_row_call(sch, chain, n, h, (127 * 127 * hd).bit_length())
     return sch.mod["main"]
 
 
