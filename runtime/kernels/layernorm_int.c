@@ -12,6 +12,7 @@
  * registers: the largest |bits|; the fixed-point row (relative to that exponent) and its sum;
  * the sum of squared deviations; the normalised, ternary-scaled values and their absmax; the
  * int8 codes. */
+#include "fter_bits.h"
 #include "fter_kernels.h"
 
 #include <math.h>
@@ -19,22 +20,6 @@
 enum { LN_BITS = 14, LN_NORM_FRAC = 10, QUANT_SHIFT = 16 };
 
 static inline int32_t rshift_round(int32_t v, int32_t s) { return (v + (1 << (s - 1))) >> s; }
-
-static inline int32_t f32_bits(float f) {
-  union {
-    float f;
-    int32_t i;
-  } u = {f};
-  return u.i;
-}
-
-static inline float bits_f32(int32_t i) {
-  union {
-    int32_t i;
-    float f;
-  } u = {i};
-  return u.f;
-}
 
 static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
@@ -67,11 +52,11 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
 
 void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
                     int32_t *row, int32_t d, int32_t sq_shift, float eps) {
-  const int32_t *xb = (const int32_t *)(const void *)x;
+  
   /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
   int32_t top = 0;
   for (int32_t j = 0; j < d; ++j) {
-    int32_t a = xb[j] & 0x7FFFFFFF;
+    int32_t a = (int32_t)(bits_of(x[j]) & 0x7FFFFFFFu);
     top = a > top ? a : top;
   }
   /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
@@ -80,7 +65,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   const int32_t base = 24 - LN_BITS + ref;
   int32_t total = 0;
   for (int32_t j = 0; j < d; ++j) {
-    int32_t bits = xb[j];
+    int32_t bits = (int32_t)bits_of(x[j]);
     int32_t field = (bits >> 23) & 255;
     int32_t mag = 0;
     if (field != 0) mag = rshift_round((bits & 0x7FFFFF) | 0x800000, clamp(base - field, 1, 30));
@@ -100,10 +85,10 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   }
   /* per row, in float32: 2^10 / sqrt(var + eps * u^-2) as a 15-bit mantissa and an exponent */
   int32_t k = clamp(126 + LN_BITS - ref, -60, 60);
-  float eps_scale = bits_f32(((2 * k + 127) & 255) * (1 << 23));
+  float eps_scale = from_bits((uint32_t)((2 * k + 127) & 255) << 23);
   float var = (float)sq * (float)(1 << sq_shift) / (float)d;
   float inv = 1024.0f / fmax_(sqrtf(var + eps * eps_scale), 1e-30f);
-  int32_t ib = f32_bits(inv);
+  int32_t ib = (int32_t)bits_of(inv);
   int32_t ifield = (ib >> 23) & 255;
   int32_t rm = ifield == 0 ? 0 : rshift_round((ib & 0x7FFFFF) | 0x800000, 9);
   rm = ib < 0 ? -rm : rm;
