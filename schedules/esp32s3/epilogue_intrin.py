@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from tvm import s_tir, tirx
 
+
 def _bind(region, name: str):
     """A buffer with symbolic row strides and offset bound to ``region`` (a match_buffer)."""
     shape = [r.extent for r in region.region]

@@ -5,6 +5,10 @@ mantissas) in front of the float forms' blocks and split a few per-row steps in 
 then codes); otherwise the loop orders are the float PIE schedules': channel blocks outermost and
 all tokens in one ``fter_tmm_tile`` call, attention row by row with the QK and P.V rows
 tensorized. Per-call blocks stay at the root (they run once, over channels).
+
+Three epilogues call C kernels that follow the contract op for op instead of the C TVM would emit
+for them: the LayerNorm (``fter_ln_affine_i8`` once, ``fter_ln_row_i8`` per token), the MLP's
+GELU-and-codes tiles and each attention row's softmax (``epilogue_intrin``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from tvm.script import tirx as T
 
 from . import schedule as esp32s3
 from .epilogue_intrin import gelu_codes_call, softmax_row_call
-from .schedule import (_block_named, _n_block, _params, _schedule_attention_block_stationary, _schedule_patch_embed,
-                       _tile_all_tokens)
+from .schedule import (_block_named, _n_block, _params, _schedule_attention_block_stationary,
+                       _schedule_patch_embed, _tile_all_tokens)
 from ..integer import intmath as im
 from ..integer.forms import integer_form
 
@@ -111,7 +115,8 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
     sch = s_tir.Schedule(func)
     _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"])
-    chain = [_block_named(sch, name) for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
+    chain = [_block_named(sch, name)
+             for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
     softmax_row_call(sch, chain, n, h, (127 * 127 * hd).bit_length())
     return sch.mod["main"]
 
