@@ -5,7 +5,6 @@ call them."""
 
 from __future__ import annotations
 
-import math
 import struct
 
 import numpy as np
@@ -47,7 +46,7 @@ def ln_cases(rng):
         x = _rows(rng, d)
         g, b = (rng.integers(-1, 2, d).astype(np.int8) for _ in range(2))
         ab = np.asarray(ab, np.float32)
-        sq_shift = max(1, math.ceil(math.log2(d)))
+        sq_shift = im.ln_sq_shift(d)
         blob += [struct.pack("<4i", 0, d, sq_shift, len(x)), np.float32(EPS).tobytes(),
                  ab.tobytes(), g.tobytes(), b.tobytes(), x.tobytes()]
         q, s = ref.layernorm_quant(x, g, b, ab, EPS)
@@ -93,7 +92,7 @@ def softmax_cases(rng):
     clamped at both ends), all-equal rows, rows whose exponentials underflow to zero."""
     blob, expected = [], []
     for n, h, hd in [(197, 3, 64), (5, 2, 16), (1, 1, 8), (50, 4, 32)]:
-        sbits = (127 * 127 * hd).bit_length()
+        sbits = im.score_bits(hd)
         lim = 127 * 127 * hd
         scores = rng.integers(-lim, lim + 1, (h, n)).astype(np.int32)
         scores[0, :] = 1234                                  # all equal

@@ -13,8 +13,6 @@ GELU-and-codes tiles and each attention row's softmax (``epilogue_intrin``).
 
 from __future__ import annotations
 
-import math
-
 import tvm
 from tvm import s_tir, tirx
 from tvm.script import tirx as T
@@ -39,7 +37,7 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sees disjoint rows."""
     p = _params(func)
     t, d, eps = int(p["t"]), int(p["d"]), float(p["eps"])
-    sq_shift = max(1, math.ceil(math.log2(d)))
+    sq_shift = im.ln_sq_shift(d)
 
     @T.prim_func(s_tir=True)
     def rows(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
@@ -118,7 +116,7 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     if h > 1:   # one head: TVM's blockize fails on the chain's unit head loops (the TIR stays)
         chain = [_block_named(sch, name)
                  for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
-        softmax_row_call(sch, chain, n, h, (127 * 127 * hd).bit_length())
+        softmax_row_call(sch, chain, n, h, im.score_bits(hd))
     return sch.mod["main"]
 
 

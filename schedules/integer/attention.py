@@ -21,7 +21,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     row) to uint8; P.V outputs weighted per channel by ``round(2^14 * vamax[c] / max vamax)``,
     integer absmax and int8 codes per row; the output projection and residual stay float."""
     d = h * hd
-    sbits = (127 * 127 * hd).bit_length()
+    sbits = im.score_bits(hd)
     lf = im.LOGIT_FRAC
     q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
     acc_block = ternary_acc("acc", n, d, d, fmt)

@@ -329,6 +329,17 @@ def acc_bits(k: int) -> int:
     return (128 * k).bit_length()
 
 
+def score_bits(hd: int) -> int:
+    """Bits of ``|score| <= 127^2 hd`` (the int32 QK^T of int8 codes over a head of ``hd``)."""
+    return (127 * 127 * hd).bit_length()
+
+
+def ln_sq_shift(d: int) -> int:
+    """Right shift of each squared deviation in LayerNorm's sum of squares over ``d`` values:
+    ``ceil(log2 d)``, at least 1 (the sum then fits int32 for deviations below 2^15)."""
+    return max(1, math.ceil(math.log2(d)))
+
+
 def dequant(B, acc, abits: int, ma, ea, ms, es, bias_fixed, frac: int = VALUE_FRAC):
     """``V = round((acc * alpha * s + bias) * 2^frac)`` for an accumulator ``|acc| < 2^abits``
     (:func:`acc_bits`), with ``alpha ~ ma * 2^ea`` and ``s ~ ms * 2^es`` (:func:`split_f32`).

@@ -4,16 +4,14 @@ from the ops of ``schedules.integer.intmath`` (the tests compare the compiled ke
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .intmath import (LN_NORM_FRAC, LOGIT_FRAC, NP, V_WEIGHT_BITS, VALUE_FRAC, abs_bits, acc_bits,
                       attn_out_scale, code_scale, dequant, exp_neg, fixed_frac, fixed_from_f32,
                       gelu, gelu_row_bound, gelu_table, ln_affine, ln_eps_bits, ln_inv_split,
-                      ln_inv_std, ln_out_scale, patch_multiplier, patch_scale, prob8,
+                      ln_inv_std, ln_sq_shift, ln_out_scale, patch_multiplier, patch_scale, prob8,
                       prob_reciprocal, quant8, quant_multiplier, row_scale, rshift_round,
-                      shift_round, split_f32, v_weight)
+                      score_bits, shift_round, split_f32, v_weight)
 
 
 def _f32(a):
@@ -28,7 +26,7 @@ def layernorm_quant(x, g, b, ab, eps: float):
     """``kernels_integer.ternary_layernorm_quant``: ``x[t, d] f32`` -> ``(q int8, s f32)``."""
     x, ab = _f32(x), _f32(ab)
     d = x.shape[-1]
-    sq_shift = max(1, math.ceil(math.log2(d)))
+    sq_shift = ln_sq_shift(d)
     top = abs_bits(NP, x).max(-1)
     xi = fixed_from_f32(NP, x, np.maximum(top >> 23, 1)[:, None])
     mean = (xi.sum(-1) + d // 2) // d
@@ -89,7 +87,7 @@ def attention_rows(qc, qs, k, k_amax, v, v_amax, h: int):
     included) against int8 ``k``, ``v``: ``-> (ov[n, d] int, vtop)`` (``kernels_integer``)."""
     n, d = qc.shape
     hd = d // h
-    sbits = (127 * 127 * hd).bit_length()
+    sbits = score_bits(hd)
     ks = code_scale(NP, _f32(k_amax)).astype(np.float32)            # [n, h]
     km, ke = split_f32(NP, ks)
     qm, qe = split_f32(NP, _f32(qs))

@@ -13,7 +13,6 @@ esp32s3 schedules for these forms are in ``schedules.esp32s3.integer``).
 
 from __future__ import annotations
 
-import math
 
 from tvm import tirx
 from tvm.script import tirx as T
@@ -139,7 +138,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """Integer ``kernels.ternary_layernorm_quant``: the row read as integers relative to its largest
     exponent (``LN_BITS``), integer mean and sum of squares, one float ``1/sqrt`` per row turned
     into a multiplier, ternary gamma/beta as a Q15 pair, integer absmax and int8 codes."""
-    sq_shift = max(1, math.ceil(math.log2(d)))
+    sq_shift = im.ln_sq_shift(d)
     nf = im.LN_NORM_FRAC
     absmax, codes = row_codes(t, d)
 
