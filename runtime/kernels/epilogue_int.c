@@ -12,12 +12,12 @@
  *   sh = clamp(-(ce[j] + re[i]) - abits - 12, 1, 30)
  *   V  = round(acc * c / 2^sh) + cb[j]
  * The per-row factors are read once per row, the per-channel ones once per element. */
+#include "fter_intmath.h"
 #include "fter_kernels.h"
 
 enum {
   VALUE_FRAC = 12,
   GELU_STEP = 4,
-  QUANT_SHIFT = 16,
   LOGIT_FRAC = 10,
   LOG2E_Q14 = 23637,
   PROB_SHIFT = 23
@@ -25,17 +25,6 @@ enum {
 
 /* intmath.EXP2_COEFS: 2^-w on [0, 1) as a Q15 cubic in w (Q10), exactly 2^15 at w = 0 */
 static const int32_t EXP2_COEFS[4] = {-1295, 7556, -22645, 32768};
-
-static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
-}
-
-static inline int32_t value(int32_t acc, int32_t cm, int32_t ce, int32_t cb, int32_t ms,
-                            int32_t es_base, int32_t abits) {
-  const int32_t c = (cm * ms + (1 << (abits - 1))) >> abits;
-  const int32_t sh = clamp(es_base - ce, 1, 30);
-  return ((acc * c + (1 << (sh - 1))) >> sh) + cb;
-}
 
 /* intmath.gelu: x * Phi(x), Phi(|x|) interpolated in the 1,025-entry Q15 table (step 2^-8) */
 static inline int32_t gelu(int32_t v, const int32_t *tab) {
@@ -45,10 +34,10 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
   int32_t u = v < 0 ? -v : v;
   if (u > four - 1) u = four - 1;
   const int32_t k = u >> GELU_STEP, lo = tab[k];
-  int32_t phi = lo + (((tab[k + 1] - lo) * (u & ((1 << GELU_STEP) - 1)) + (1 << (GELU_STEP - 1)))
-                      >> GELU_STEP);
+  const int32_t frac = u & ((1 << GELU_STEP) - 1);
+  int32_t phi = lo + fter_rshift_round((tab[k + 1] - lo) * frac, GELU_STEP);
   if (v < 0) phi = (1 << 15) - phi;
-  return (v * phi + (1 << 14)) >> 15;
+  return fter_rshift_round(v * phi, 15);
 }
 
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
@@ -61,8 +50,8 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
     const int32_t *a = acc + i * acc_stride;
     int8_t *out = q + i * q_stride;
     for (int32_t j = 0; j < nb; ++j) {
-      const int32_t h = gelu(value(a[j], cm[j], ce[j], cb[j], ms, es_base, abits), tab);
-      out[j] = (int8_t)clamp(((h >> r) * m + (1 << (QUANT_SHIFT - 1))) >> QUANT_SHIFT, -127, 127);
+      const int32_t h = gelu(fter_dequant(a[j], cm[j], ce[j], cb[j], ms, es_base, abits), tab);
+      out[j] = fter_quant8(h, r, m);
     }
   }
 }
@@ -70,11 +59,11 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 /* intmath.exp_neg: round(2^15 * exp(-D / 2^10)) for D >= 0 */
 static inline int32_t exp_neg(int32_t dlt) {
   if (dlt > 65535) dlt = 65535;
-  const int32_t y = (dlt * LOG2E_Q14 + (1 << 13)) >> 14;
+  const int32_t y = fter_rshift_round(dlt * LOG2E_Q14, 14);
   const int32_t w = y & ((1 << LOGIT_FRAC) - 1);
   int32_t r = EXP2_COEFS[0];
   for (int32_t c = 1; c < 4; ++c)
-    r = ((r * w + (1 << (LOGIT_FRAC - 1))) >> LOGIT_FRAC) + EXP2_COEFS[c];
+    r = fter_rshift_round(r * w, LOGIT_FRAC) + EXP2_COEFS[c];
   const int32_t sh = y >> LOGIT_FRAC;
   return r >> (sh < 16 ? sh : 16);
 }
@@ -90,9 +79,8 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     /* logits in Q10 and their maximum */
     int32_t lmax = -(1 << 30);
     for (int32_t j = 0; j < n; ++j) {
-      const int32_t c = (km[j * k_stride + hh] * ms + (1 << (sbits - 1))) >> sbits;
-      const int32_t sh = clamp(es_base - ke[j * k_stride + hh], 1, 30);
-      const int32_t v = (z[j] * c + (1 << (sh - 1))) >> sh;
+      const int32_t v =
+          fter_dequant(z[j], km[j * k_stride + hh], ke[j * k_stride + hh], 0, ms, es_base, sbits);
       l[j] = v;
       lmax = v > lmax ? v : lmax;
     }
@@ -107,7 +95,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     const int32_t recip = (255 << PROB_SHIFT) / (total > 1 ? total : 1);
     uint8_t *out = p + hh * p_stride;
     for (int32_t j = 0; j < n; ++j) {
-      const int32_t v = (l[j] * recip + (1 << (PROB_SHIFT - 1))) >> PROB_SHIFT;
+      const int32_t v = fter_rshift_round(l[j] * recip, PROB_SHIFT);
       out[j] = (uint8_t)(v < 255 ? v : 255);
     }
   }

@@ -13,17 +13,12 @@
  * the sum of squared deviations; the normalised, ternary-scaled values and their absmax; the
  * int8 codes. */
 #include "fter_bits.h"
+#include "fter_intmath.h"
 #include "fter_kernels.h"
 
 #include <math.h>
 
-enum { LN_BITS = 14, LN_NORM_FRAC = 10, QUANT_SHIFT = 16 };
-
-static inline int32_t rshift_round(int32_t v, int32_t s) { return (v + (1 << (s - 1))) >> s; }
-
-static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
-}
+enum { LN_BITS = 14, LN_NORM_FRAC = 10 };
 
 static inline float fmax_(float a, float b) { return a > b ? a : b; }
 
@@ -34,7 +29,7 @@ static int32_t quant_multiplier(int32_t a) {
   for (int32_t bit = 16; bit < 31; ++bit) r += a >= (1 << bit);
   int32_t ar = a >> r;
   if (ar < 1) ar = 1;
-  return ((127 << QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
+  return ((127 << FTER_QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
 }
 
 static inline float ln_unit(const float *ab) { return fmax_(fmax_(ab[0], ab[1]), 1e-30f); }
@@ -52,7 +47,6 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
 
 void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
                     int32_t *row, int32_t d, int32_t sq_shift, float eps) {
-  
   /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
   int32_t top = 0;
   for (int32_t j = 0; j < d; ++j) {
@@ -68,7 +62,8 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
     int32_t bits = (int32_t)bits_of(x[j]);
     int32_t field = (bits >> 23) & 255;
     int32_t mag = 0;
-    if (field != 0) mag = rshift_round((bits & 0x7FFFFF) | 0x800000, clamp(base - field, 1, 30));
+    if (field != 0)
+      mag = fter_rshift_round((bits & 0x7FFFFF) | 0x800000, fter_clamp(base - field, 1, 30));
     mag = bits < 0 ? -mag : mag;
     row[j] = mag;
     total += mag;
@@ -84,15 +79,15 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
     sq += (dev * dev) >> sq_shift;
   }
   /* per row, in float32: 2^10 / sqrt(var + eps * u^-2) as a 15-bit mantissa and an exponent */
-  int32_t k = clamp(126 + LN_BITS - ref, -60, 60);
+  int32_t k = fter_clamp(126 + LN_BITS - ref, -60, 60);
   float eps_scale = from_bits((uint32_t)((2 * k + 127) & 255) << 23);
   float var = (float)sq * (float)(1 << sq_shift) / (float)d;
   float inv = 1024.0f / fmax_(sqrtf(var + eps * eps_scale), 1e-30f);
   int32_t ib = (int32_t)bits_of(inv);
   int32_t ifield = (ib >> 23) & 255;
-  int32_t rm = ifield == 0 ? 0 : rshift_round((ib & 0x7FFFFF) | 0x800000, 9);
+  int32_t rm = ifield == 0 ? 0 : fter_rshift_round((ib & 0x7FFFFF) | 0x800000, 9);
   rm = ib < 0 ? -rm : rm;
-  int32_t re = clamp(ifield - 141, -30, 30);
+  int32_t re = fter_clamp(ifield - 141, -30, 30);
   /* 4: y = round((z * gamma * g0 + beta * g1 * 2^10) / 2^15), z the normalised value; absmax */
   const int32_t *gg = gb, *bb = gb + d;
   int32_t amax = 0;
@@ -119,6 +114,5 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
   const int32_t packed = quant_multiplier(amax);
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
-  for (int32_t j = 0; j < d; ++j)
-    q[j] = (int8_t)clamp(((row[j] >> r) * m + (1 << (QUANT_SHIFT - 1))) >> QUANT_SHIFT, -127, 127);
+  for (int32_t j = 0; j < d; ++j) q[j] = fter_quant8(row[j], r, m);
 }
