@@ -143,6 +143,17 @@ def test_integer_kernels_host(tmp_path):
     _check(res.output, expected)
 
 
+def _per_element(res, expected) -> str:
+    """The kernels' instructions per element at DeiT-Tiny's shapes."""
+    names = [desc for desc, _ in expected]
+    ln = names.index("layernorm d=192")
+    gc = names.index("gelu codes t=197 nb=16 k=192")
+    sm = names.index("softmax n=197 h=3")
+    return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
+            f"element, GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
+            f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score")
+
+
 @pytest.mark.xtensa
 def test_integer_kernels_lx106(tmp_path):
     require("xtensa")
@@ -150,14 +161,19 @@ def test_integer_kernels_lx106(tmp_path):
     res = run_xtensa(build_xtensa([TEST_PROGRAM], tmp_path), blob, timeout=300)
     assert "integer kernels ok" in res.stdout
     _check(res.output, expected)
-    names = [desc for desc, _ in expected]
-    ln = names.index("layernorm d=192")
-    gc = names.index("gelu codes t=197 nb=16 k=192")
-    sm = names.index("softmax n=197 h=3")
-    print(f"lx106 instructions: LayerNorm d=192 "
-          f"{res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per element, "
-          f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
-          f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score")
+    print(f"lx106 instructions: {_per_element(res, expected)}")
+
+
+@pytest.mark.esp32s3_core
+def test_integer_kernels_esp32s3_core(tmp_path):
+    """The same program built for the LX7 (its MIN/MAX instructions in the kernels): the same bits."""
+    from runtime.esp32s3_sim import build_esp32s3, run_esp32s3
+
+    blob, expected = cases()
+    res = run_esp32s3(build_esp32s3([TEST_PROGRAM], tmp_path), blob, timeout=300)
+    assert "integer kernels ok" in res.stdout
+    _check(res.output, expected)
+    print(f"LX7 instructions: {_per_element(res, expected)}")
 
 
 def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():

@@ -206,12 +206,16 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
  * the sum, uint8 probabilities p[hh*p_stride + j] = min(round(255 e / sum),
  * 255) -- schedules/integer/intmath.py bit for bit.  work: int32 rows of n
  * (stride work_stride) for the logits and exponentials.  Portable C
- * (runtime/kernels/epilogue_int.c), re-entrant.
+ * (runtime/kernels/epilogue_int.c), re-entrant once fter_kernels_init has
+ * built its exp table (it builds it on first use).
  */
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
                          const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride);
+
+/** @brief Builds fter_softmax_row_u8's exp table (called by fter_kernels_init). */
+void fter_softmax_init(void);
 
 #ifdef __cplusplus
 }

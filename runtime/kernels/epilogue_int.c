@@ -31,8 +31,7 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
   const int32_t four = 4 << VALUE_FRAC;
   if (v >= four) return v;
   if (v <= -four) return 0;
-  int32_t u = v < 0 ? -v : v;
-  if (u > four - 1) u = four - 1;
+  const int32_t u = fter_min(v < 0 ? -v : v, four - 1);
   const int32_t k = u >> GELU_STEP, lo = tab[k];
   const int32_t frac = u & ((1 << GELU_STEP) - 1);
   int32_t phi = lo + fter_rshift_round((tab[k + 1] - lo) * frac, GELU_STEP);
@@ -40,52 +39,78 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
   return fter_rshift_round(v * phi, 15);
 }
 
+enum { TILE_CHANNELS = 32 };
+
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
                           int32_t q_stride, int32_t acc_stride, int32_t abits) {
-  for (int32_t i = 0; i < t; ++i) {
-    const int32_t ms = rm[i], es_base = -re[i] - abits - VALUE_FRAC;
-    const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
-    const int32_t *a = acc + i * acc_stride;
-    int8_t *out = q + i * q_stride;
-    for (int32_t j = 0; j < nb; ++j) {
-      const int32_t h = gelu(fter_dequant(a[j], cm[j], ce[j], cb[j], ms, es_base, abits), tab);
-      out[j] = fter_quant8(h, r, m);
+  /* channels in chunks whose three factors sit side by side on the stack: one pointer walks them
+   * in the inner loop, which leaves registers for the row's factors */
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    const int32_t nc = fter_min(nb - j0, TILE_CHANNELS);
+    int32_t chan[TILE_CHANNELS][3];
+    for (int32_t j = 0; j < nc; ++j) {
+      chan[j][0] = cm[j0 + j];
+      chan[j][1] = ce[j0 + j];
+      chan[j][2] = cb[j0 + j];
+    }
+    for (int32_t i = 0; i < t; ++i) {
+      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
+      const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
+      const int32_t *a = acc + i * acc_stride + j0;
+      int8_t *out = q + i * q_stride + j0;
+      for (int32_t j = 0; j < nc; ++j) {
+        const int32_t *f = chan[j];
+        const int32_t h = gelu(fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1), tab);
+        out[j] = fter_quant8(h, r, m);
+      }
     }
   }
 }
 
+/* intmath.exp_neg's fraction: the cubic 2^-w (Q15) for every w of the 10-bit fraction, built
+ * once (fter_softmax_init, called by fter_kernels_init and on first use): the cubic depends on w
+ * alone, so a lookup gives its very bits, 2^14 < value <= 2^15 */
+static uint16_t exp2_frac[1 << LOGIT_FRAC];
+static int exp2_ready;
+
+void fter_softmax_init(void) {
+  for (int32_t w = 0; w < (1 << LOGIT_FRAC); ++w) {
+    int32_t r = EXP2_COEFS[0];
+    for (int32_t c = 1; c < 4; ++c) r = fter_rshift_round(r * w, LOGIT_FRAC) + EXP2_COEFS[c];
+    exp2_frac[w] = (uint16_t)r;
+  }
+  exp2_ready = 1;
+}
+
 /* intmath.exp_neg: round(2^15 * exp(-D / 2^10)) for D >= 0 */
 static inline int32_t exp_neg(int32_t dlt) {
-  if (dlt > 65535) dlt = 65535;
-  const int32_t y = fter_rshift_round(dlt * LOG2E_Q14, 14);
-  const int32_t w = y & ((1 << LOGIT_FRAC) - 1);
-  int32_t r = EXP2_COEFS[0];
-  for (int32_t c = 1; c < 4; ++c)
-    r = fter_rshift_round(r * w, LOGIT_FRAC) + EXP2_COEFS[c];
-  const int32_t sh = y >> LOGIT_FRAC;
-  return r >> (sh < 16 ? sh : 16);
+  const int32_t y = fter_rshift_round(fter_min(dlt, 65535) * LOG2E_Q14, 14);
+  return exp2_frac[y & ((1 << LOGIT_FRAC) - 1)] >> fter_min(y >> LOGIT_FRAC, 16);
 }
 
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
                          const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride) {
+  if (!exp2_ready) fter_softmax_init();
   for (int32_t hh = 0; hh < h; ++hh) {
     const int32_t *z = scores + hh * scores_stride;
     int32_t *l = work + hh * work_stride;
-    const int32_t ms = qm[hh], es_base = -qe[hh] - sbits - LOGIT_FRAC;
+    const int32_t ms = qm[hh], es1 = -qe[hh] - sbits - LOGIT_FRAC - 1;
     /* logits in Q10 and their maximum */
     int32_t lmax = -(1 << 30);
+    FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t v =
-          fter_dequant(z[j], km[j * k_stride + hh], ke[j * k_stride + hh], 0, ms, es_base, sbits);
+          fter_dequant(z[j], km[j * k_stride + hh], ke[j * k_stride + hh], 0, ms, es1, sbits - 1);
       l[j] = v;
-      lmax = v > lmax ? v : lmax;
+      lmax = fter_max(v, lmax);
     }
     /* exp(L - max) in Q15 (in place) and their sum */
     int32_t total = 0;
+    FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t e = exp_neg(lmax - l[j]);
       l[j] = e;
@@ -94,9 +119,10 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     /* probabilities round(255 e / sum e) through one reciprocal */
     const int32_t recip = (255 << PROB_SHIFT) / (total > 1 ? total : 1);
     uint8_t *out = p + hh * p_stride;
+    FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t v = fter_rshift_round(l[j] * recip, PROB_SHIFT);
-      out[j] = (uint8_t)(v < 255 ? v : 255);
+      out[j] = (uint8_t)fter_min(v, 255);
     }
   }
 }

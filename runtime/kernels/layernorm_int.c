@@ -49,6 +49,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
                     int32_t *row, int32_t d, int32_t sq_shift, float eps) {
   /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
   int32_t top = 0;
+  FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
     int32_t a = (int32_t)(bits_of(x[j]) & 0x7FFFFFFFu);
     top = a > top ? a : top;
@@ -56,14 +57,15 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
   int32_t ref = top >> 23;
   if (ref < 1) ref = 1;
-  const int32_t base = 24 - LN_BITS + ref;
+  const int32_t base1 = 24 - LN_BITS + ref - 1;
   int32_t total = 0;
+  FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
     int32_t bits = (int32_t)bits_of(x[j]);
     int32_t field = (bits >> 23) & 255;
     int32_t mag = 0;
     if (field != 0)
-      mag = fter_rshift_round((bits & 0x7FFFFF) | 0x800000, fter_clamp(base - field, 1, 30));
+      mag = fter_rshift1_round((bits & 0x7FFFFF) | 0x800000, fter_clamp(base1 - field, 0, 29));
     mag = bits < 0 ? -mag : mag;
     row[j] = mag;
     total += mag;
@@ -74,6 +76,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   if (num % d < 0) mean -= 1;
   /* 3: sum of squared deviations, each term shifted right by sq_shift */
   int32_t sq = 0;
+  FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
     int32_t dev = row[j] - mean;
     sq += (dev * dev) >> sq_shift;
@@ -93,6 +96,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   int32_t amax = 0;
   if (re < 0) {
     const int32_t sh = -re, half = 1 << (sh - 1);
+    FTER_UNROLL4
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
       int32_t y = (z * gg[j] + bb[j]) >> 15;
@@ -114,5 +118,6 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
   const int32_t packed = quant_multiplier(amax);
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+  FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) q[j] = fter_quant8(row[j], r, m);
 }

@@ -55,6 +55,7 @@ void fter_kernels_init(void) {
   }
   tables_ready = 1;
   fter_tmm_pie_init();
+  fter_softmax_init();
 }
 
 /* x[0 .. len) as lane words, per weight byte (b2: 4 activations -> 2
