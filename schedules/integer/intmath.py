@@ -9,7 +9,7 @@ drift apart, and the tests compare the compiled kernels against the reference bi
 The rules of the mode:
 
 * **Per element, only int32 arithmetic**: multiply, add, arithmetic shifts (rounding right
-  shifts add half first: round half up), min/max/select. No float, no division, no 64-bit
+  shifts round half up, and ``v + half`` must fit int32), min/max/select. No float, no division, no 64-bit
   product (Debian's lx106 GCC turns those into libgcc calls of 30+ instructions).
 * **Per row / per channel / per call**, the kernels may also use float32 ``+ - * /`` and
   ``sqrt`` (IEEE correctly rounded, so every platform gets the same bits), and read a float's
@@ -169,8 +169,14 @@ def pow2(B, k):
 
 
 def rshift_round(B, v, s):
-    """``round(v / 2^s)`` (half up) for ``1 <= s <= 30``."""
-    return B.chk(v + pow2(B, s - 1)) >> s
+    """``round(v / 2^s)`` (half up) for ``1 <= s <= 30``: ``(v + 2^(s-1)) >> s``, which must fit
+    int32. For a shift known only at run time the kernels compute the same value as
+    ``((v >> (s-1)) + 1) >> 1`` (floor((v + 2^(s-1)) / 2^s) = floor((floor(v / 2^(s-1)) + 1) / 2)):
+    one variable shift instead of two, as the C epilogues do (``fter_rshift1_round``)."""
+    half_added = B.chk(v + pow2(B, s - 1))
+    if isinstance(s, int):
+        return half_added >> s
+    return ((v >> (s - 1)) + 1) >> 1
 
 
 def shift_round(B, v, s):
