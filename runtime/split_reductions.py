@@ -1,8 +1,10 @@
 """Max-reductions over a split loop, made private per worker (used by `runtime.split_workers`).
 
-The esp32s3 MLP computes each token's absmax of the GELU output in a stage that loops over
-channel blocks (weight-stationary) and folds every block into `amax[token]` with `max`: a
-reduction over the loop the stage would be split along. `max` is associative and commutative,
+The esp32s3 MLP (float numerics) computes each token's absmax of the GELU output in a stage
+that loops over channel blocks (weight-stationary) and folds every block into `amax[token]` with
+`max`: a reduction over the loop the stage would be split along. (The integer MLP, whose row max
+is a C call per block that this pass cannot read, rfactors it over groups of blocks in its
+schedule instead: `schedules.esp32s3.integer`.) `max` is associative and commutative,
 so the halves can fold into two copies and a small stage can merge them afterwards:
 
 * the block that initialises `amax` to a constant (an earlier stage) also initialises a copy

@@ -54,34 +54,57 @@ def ln_cases(rng):
     return blob, expected
 
 
+def _tile(rng, t, nb, stride, k):
+    """A projection tile's operands at edge values: scales over 2^-30..2^5 so that the rounding
+    shift clamps at both ends, a zero scale, extreme accumulators; -> (header and operand bytes,
+    the contract's values V[t, nb])."""
+    abits = im.acc_bits(k)
+    lim = 128 * k
+    acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
+    acc[0, :] = lim
+    alpha = (2.0 ** rng.uniform(-30, 5, nb)).astype(np.float32)
+    alpha[0] = 0.0
+    scale = (2.0 ** rng.uniform(-20, 0, t)).astype(np.float32)
+    bias = (rng.standard_normal(nb) * 4).astype(np.float32)
+    cm, ce = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, alpha))
+    rm, re = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, scale))
+    cb = np.asarray(im.fixed_frac(im.NP, bias), np.int32)
+    wide = lambda a: np.asarray(a, np.int64)   # noqa: E731
+    v = im.dequant(im.NP, wide(acc[:, :nb]), abits, wide(cm)[None, :], wide(ce)[None, :],
+                   wide(rm)[:, None], wide(re)[:, None], wide(cb)[None, :])
+    blob = [struct.pack("<4i", t, nb, stride, abits), acc.tobytes(), cm.tobytes(), ce.tobytes(),
+            cb.tobytes(), rm.tobytes(), re.tobytes()]
+    return blob, v
+
+
+TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
+
+
+def rowmax_cases(rng):
+    """Value row-max tiles (op 1) of the MLP's fc1: the tile's values folded into running maxima
+    that start below, between and above them (the int32 minimum, as the rfactored init)."""
+    blob, expected = [], []
+    for t, nb, stride, k in TILES:
+        tile, v = _tile(rng, t, nb, stride, k)
+        start = rng.integers(-(1 << 20), 1 << 20, t).astype(np.int32)
+        start[0] = np.iinfo(np.int32).min
+        vmax = np.maximum(start, v.max(1)).astype(np.int32)
+        blob += [struct.pack("<i", 1), *tile, start.tobytes()]
+        expected.append((f"value rowmax t={t} nb={nb} k={k}", [vmax]))
+    return blob, expected
+
+
 def tile_cases(rng):
-    """GELU-codes tiles (op 2) of the MLP's fc1 (k = 192, 768): scales over 2^-30..2^5 so that
-    the rounding shift clamps at both ends, zero scales, extreme accumulators, values past
-    GELU's +-4 saturation."""
+    """GELU-codes tiles (op 2) of the MLP's fc1 (k = 192, 768), values past GELU's +-4
+    saturation among them."""
     blob, expected = [], []
     tab = im.gelu_table()
-    for t, nb, stride, k in [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192),
-                             (5, 7, 9, 33)]:
-        abits = im.acc_bits(k)
-        lim = 128 * k
-        acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
-        acc[0, :] = lim
-        alpha = (2.0 ** rng.uniform(-30, 5, nb)).astype(np.float32)
-        alpha[0] = 0.0
-        scale = (2.0 ** rng.uniform(-20, 0, t)).astype(np.float32)
-        bias = (rng.standard_normal(nb) * 4).astype(np.float32)
-        cm, ce = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, alpha))
-        rm, re = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, scale))
-        cb = np.asarray(im.fixed_frac(im.NP, bias), np.int32)
-        tile = [acc.tobytes(), cm.tobytes(), ce.tobytes(), cb.tobytes(), rm.tobytes(), re.tobytes()]
-        wide = lambda a: np.asarray(a, np.int64)   # noqa: E731
-        v = im.dequant(im.NP, wide(acc[:, :nb]), abits, wide(cm)[None, :], wide(ce)[None, :],
-                       wide(rm)[:, None], wide(re)[:, None], wide(cb)[None, :])
+    for t, nb, stride, k in TILES:
+        tile, v = _tile(rng, t, nb, stride, k)
         h = im.gelu(im.NP, v, lambda i: tab[i])
         mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
-        q = im.quant8(im.NP, h, wide(mult)[:, None]).astype(np.int8)
-        blob += [struct.pack("<5i", 2, t, nb, stride, abits), *tile, tab.astype(np.int32).tobytes(),
-                 mult.tobytes()]
+        q = im.quant8(im.NP, h, np.asarray(mult, np.int64)[:, None]).astype(np.int8)
+        blob += [struct.pack("<i", 2), *tile, tab.astype(np.int32).tobytes(), mult.tobytes()]
         expected.append((f"gelu codes t={t} nb={nb} k={k}", [q]))
     return blob, expected
 
@@ -116,11 +139,9 @@ def softmax_cases(rng):
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
-    ln_blob, ln_expected = ln_cases(rng)
-    mx_blob, mx_expected = tile_cases(rng)
-    sm_blob, sm_expected = softmax_cases(rng)
-    expected = ln_expected + mx_expected + sm_expected
-    return struct.pack("<i", len(expected)) + b"".join(ln_blob + mx_blob + sm_blob), expected
+    parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, softmax_cases)]
+    expected = [e for _, exp in parts for e in exp]
+    return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 
 
 def _check(output: bytes, expected) -> None:
@@ -147,10 +168,12 @@ def _per_element(res, expected) -> str:
     """The kernels' instructions per element at DeiT-Tiny's shapes."""
     names = [desc for desc, _ in expected]
     ln = names.index("layernorm d=192")
+    rx = names.index("value rowmax t=197 nb=16 k=192")
     gc = names.index("gelu codes t=197 nb=16 k=192")
     sm = names.index("softmax n=197 h=3")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
-            f"element, GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
+            f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
+            f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
             f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score")
 
 
@@ -197,7 +220,8 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
 
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
-    """The MLP's second fc1 pass calls the GELU-codes tile kernel once per channel block, the
+    """The MLP's fc1 passes call the value-row-max and the GELU-codes tile kernels once per
+    channel block, the
     attention block the softmax row kernel once per row; the softmax's intermediates are gone
     (left allocated, they would keep their full [n, h, n] size and land in the arena)."""
     from schedules.esp32s3.integer import SCHEDULES
@@ -206,6 +230,7 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
 
     mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
     assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3"') == 3
+    assert mlp.count('"fter_value_rowmax_tile"') == 1
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
@@ -213,3 +238,21 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     # one head: the softmax stays TensorIR (blockize cannot take its unit head loops)
     one = SCHEDULES["int8_attention_block"](ka.int8_attention_block(5, 1, 8, "b3", 0.25))
     assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row"' in one.script()
+
+
+@pytest.mark.parametrize("hidden, groups", [(64, 2), (48, 3), (16, 0)])
+def test_esp32s3_mlp_row_max_splits_between_workers(hidden, groups):
+    """The first fc1 pass's row max, a C call per tile, is rfactored over groups of tiles (two
+    for an even tile count, one per tile otherwise): the two-core split divides the groups with
+    no reduction across workers (no private copies); one tile: nothing to split."""
+    from runtime.split_workers import split_kernel
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import kernels as ki
+
+    form = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, hidden, "b3", True))
+    scratch = {str(b.name): [int(x) for x in b.shape] for b in form.body.block.alloc_buffers}
+    assert scratch["amax.rf"] == [max(groups, 1), 17]
+    _, plans = split_kernel(form)
+    assert not any(p.private for p in plans)
+    if groups:
+        assert groups in [p.extent for p in plans]

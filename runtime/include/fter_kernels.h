@@ -183,6 +183,18 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
                     int32_t *row, int32_t d, int32_t sq_shift, float eps);
 
 /**
+ * @brief The integer MLP's first fc1 pass over a weight-stationary tile
+ * (numerics="integer"): vmax[i] = max(vmax[i], V[i][j]) over the tile's nb
+ * channels, V the contract's dequant of acc[i*acc_stride + j] (channel tables
+ * cm, ce, cb; token tables rm, re; abits = bit length of 128 k).  Portable C
+ * (runtime/kernels/epilogue_int.c), re-entrant.
+ */
+void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
+                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
+                            int32_t abits);
+
+/**
  * @brief The integer MLP's hidden codes over a tile (numerics="integer"):
  * q[i*q_stride + j] = quant8(gelu(V[i][j]), mult[i]) for i < t, j < nb, V
  * the contract's dequant (schedules/integer/intmath.py) of

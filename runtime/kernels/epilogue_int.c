@@ -41,6 +41,32 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
 
 enum { TILE_CHANNELS = 32 };
 
+void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
+                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
+                            int32_t abits) {
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    const int32_t nc = fter_min(nb - j0, TILE_CHANNELS);
+    int32_t chan[TILE_CHANNELS][3];
+    for (int32_t j = 0; j < nc; ++j) {
+      chan[j][0] = cm[j0 + j];
+      chan[j][1] = ce[j0 + j];
+      chan[j][2] = cb[j0 + j];
+    }
+    for (int32_t i = 0; i < t; ++i) {
+      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
+      const int32_t *a = acc + i * acc_stride + j0;
+      int32_t m = vmax[i];
+      FTER_UNROLL4
+      for (int32_t j = 0; j < nc; ++j) {
+        const int32_t *f = chan[j];
+        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1));
+      }
+      vmax[i] = m;
+    }
+  }
+}
+
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,

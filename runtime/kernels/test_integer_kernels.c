@@ -5,6 +5,8 @@
  * Input: int32 case count, then per case an int32 op and its operands:
  *   op 0 (LayerNorm): int32 {d, sq_shift, rows}, float32 eps, float32 ab[2], int8 g[d],
  *        int8 b[d], float32 x[rows * d]; output int8 q[rows * d], float32 s[rows];
+ *   op 1 (value row max): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
+ *        ce[nb], cb[nb], rm[t], re[t], vmax[t]; output int32 vmax[t] (folded);
  *   op 2 (GELU codes): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
  *        ce[nb], cb[nb], rm[t], re[t], tab[1025], mult[t]; output int8 q[t * nb];
  *   op 3 (softmax row): int32 {n, h, sbits}, int32 scores[h * n], qm[h], qe[h], km[n * h],
@@ -85,6 +87,18 @@ static int read_tile(int32_t *t, int32_t *nb, int32_t *stride, int32_t *abits) {
   return 0;
 }
 
+static int run_rowmax(int32_t idx) {
+  int32_t t, nb, stride, abits;
+  if (read_tile(&t, &nb, &stride, &abits) != 0 ||
+      fter_read_input(mult, (size_t)t * sizeof(int32_t)) != 0)   /* vmax's start */
+    return 2;
+  uint32_t t0 = fter_cycles();
+  fter_value_rowmax_tile(mult, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(mult, (size_t)t * sizeof(int32_t));
+  return 0;
+}
+
 static int run_gelu_codes(int32_t idx) {
   int32_t t, nb, stride, abits;
   if (read_tile(&t, &nb, &stride, &abits) != 0 || fter_read_input(tab, sizeof tab) != 0 ||
@@ -132,6 +146,7 @@ int main(int argc, char **argv) {
     int32_t op;
     if (fter_read_input(&op, sizeof op) != 0) return 2;
     int rc = op == 0   ? run_layernorm(idx)
+             : op == 1 ? run_rowmax(idx)
              : op == 2 ? run_gelu_codes(idx)
              : op == 3 ? run_softmax(idx)
                        : 2;

@@ -1,6 +1,9 @@
 """C epilogues of the integer kernels on the ESP32-S3 (runtime/kernels/epilogue_int.c), called
 from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
 
+* :func:`value_rowmax_call` -- the integer MLP's first fc1 pass per weight-stationary tile: the
+  values inlined into the tile's partial row maxima (the ``rfactor`` of the row max over
+  channel blocks), ``part[i] = max(part[i], V[i, j])``, as one ``fter_value_rowmax_tile`` call;
 * :func:`gelu_codes_call` -- the integer MLP's second fc1 pass per weight-stationary tile: the
   values (the contract's ``dequant`` of the accumulators with the channel tables ``cm, ce, cb``
   and the token tables ``rm, re``) inlined into GELU and the int8 hidden codes,
@@ -24,6 +27,7 @@ from tvm import s_tir, tirx
 
 def _bind(region, name: str):
     """A buffer with symbolic row strides and offset bound to ``region`` (a match_buffer)."""
+    name = name.replace(".", "_")   # rfactor names its buffer "<name>.rf"
     shape = [r.extent for r in region.region]
     strides = None
     if len(shape) > 1:
@@ -76,6 +80,18 @@ def _drop_unused_scratch(sch: s_tir.Schedule) -> None:
     new = s_tir.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint, root.body,
                        root.init, keep, root.match_buffers, root.annotations)
     sch.state.replace(sch.get_sref(root_rv), new, {root: new})
+
+
+def value_rowmax_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> None:
+    """Replace the [t, nb] tile under ``loop`` (``amax.rf[jo, i] = max(amax.rf[jo, i], V[i, j])``
+    with the values inlined) by one ``fter_value_rowmax_tile`` call."""
+    def args(b):
+        return (_first(b["amax.rf"]), _first(b["acc1"]), _first(b["cm"]), _first(b["ce"]),
+                _first(b["cb"]), _first(b["rm"]), _first(b["re"]), t, nb, b["acc1"].strides[0],
+                abits)
+
+    _call_block(sch, sch.blockize(loop), ("amax.rf", "acc1", "cm", "rm", "ce", "re", "cb"),
+                ("amax.rf",), "fter_value_rowmax_tile", args)
 
 
 def gelu_codes_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> None:

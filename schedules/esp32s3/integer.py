@@ -6,9 +6,9 @@ then codes); otherwise the loop orders are the float PIE schedules': channel blo
 all tokens in one ``fter_tmm_tile`` call, attention row by row with the QK and P.V rows
 tensorized. Per-call blocks stay at the root (they run once, over channels).
 
-Three epilogues call C kernels that follow the contract op for op instead of the C TVM would emit
+Four epilogues call C kernels that follow the contract op for op instead of the C TVM would emit
 for them: the LayerNorm (``fter_ln_affine_i8`` once, ``fter_ln_row_i8`` per token), the MLP's
-GELU-and-codes tiles and each attention row's softmax (``epilogue_intrin``).
+value-row-max and GELU-and-codes tiles and each attention row's softmax (``epilogue_intrin``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import gelu_codes_call, softmax_row_call
+from .epilogue_intrin import gelu_codes_call, softmax_row_call, value_rowmax_call
 from .schedule import (_block_named, _n_block, _params, _schedule_attention_block_stationary,
                        _schedule_patch_embed, _tile_all_tokens)
+from .pie_intrin import tile_intrin
 from ..integer import intmath as im
 from ..integer.forms import integer_form
 
@@ -71,14 +72,31 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch = s_tir.Schedule(func)
     _chan, _rows, _table, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = \
         _blocks(sch)
-    # each fc1 pass in weight-stationary tiles. The first keeps its TensorIR values and row max:
-    # a C call would hide the max over channel blocks from the two-core split, which folds such
-    # reductions per worker only where it can read them. The second pass's values are inlined
-    # into GELU and the codes, one C call per tile (epilogue_intrin.gelu_codes_call).
+    nb, abits = _n_block(hidden), im.acc_bits(d)
+    # each fc1 pass in weight-stationary tiles, its values inlined into one C call per tile
+    # (epilogue_intrin). First pass: the row max over the tiles is rfactored over `w` groups of
+    # tiles, each folding its tiles into its own row of `amax.rf` [w, t], so the groups share no
+    # reduction and the two-core split divides them like any other loop (two groups for an even
+    # tile count; one per tile otherwise, as balanced as the tiles themselves); a small stage
+    # folds the w rows into `amax`.
+    sch.compute_inline(value)
+    i, j = sch.get_loops(absmax)[-2:]
+    tiles = hidden // nb
+    w = 2 if tiles % 2 == 0 else tiles
+    wo, jo, _ = sch.split(j, [w, tiles // w, nb])
+    sch.reorder(wo, jo, i)
+    part = sch.rfactor(wo, factor_axis=0)
+    wo, jo = sch.get_loops(part)[:2]
+    sch.decompose_reduction(part, jo)
+    sch.compute_at(acc1, jo, preserve_unit_loops=True)
+    loop = sch.get_loops(acc1)[-3]
+    sch.decompose_reduction(acc1, loop)
+    sch.tensorize(loop, tile_intrin(t, d, nb, fmt))
+    value_rowmax_call(sch, sch.get_loops(part)[-2], t, nb, abits)
+    # second pass: the values inlined into GELU and the codes
     sch.compute_inline(value_b)
-    _tile_all_tokens(sch, acc1, absmax, t, d, hidden, fmt, reduce_init=True, via=value)
     _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
-    gelu_codes_call(sch, sch.get_loops(quant)[-2], t, _n_block(hidden), im.acc_bits(d))
+    gelu_codes_call(sch, sch.get_loops(quant)[-2], t, nb, abits)
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
     return sch.mod["main"]
 

@@ -262,7 +262,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
             with T.sblock("hidden_absmax"):
                 vi, vj = T.axis.remap("SR", [i, j])
                 with T.init():
-                    amax[vi] = -(1 << 30)
+                    # max's identity (so that a schedule may rfactor it); the values are
+                    # > -2^30, so the maximum is the same as from the first value
+                    amax[vi] = T.min_value("int32")
                 amax[vi] = T.max(amax[vi], v1[vi, vj])     # the row's largest GELU input
         for i in range(t):
             with T.sblock("hidden_scale"):
