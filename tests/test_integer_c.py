@@ -256,3 +256,17 @@ def test_esp32s3_mlp_row_max_splits_between_workers(hidden, groups):
     assert not any(p.private for p in plans)
     if groups:
         assert groups in [p.extent for p in plans]
+
+
+def test_esp32s3_channels_form_accumulates_once_and_splits_by_channel_blocks():
+    """The integer V projection codes each block of channels right after its accumulation (a
+    channel's absmax is over its own column): one tile call per block, no second pass, and the
+    two-core split divides the blocks."""
+    from runtime.split_workers import split_kernel
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import kernels as ki
+
+    form = SCHEDULES["ternary_matmul_channels"](ki.ternary_matmul_channels(17, 64, 48, "b3"))
+    assert form.script().count('"fter_tmm_tile_b3"') == 1
+    _, plans = split_kernel(form)
+    assert plans[-1].extent == 3 and plans[-1].reason == "split along j_0"

@@ -118,9 +118,18 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     sch = s_tir.Schedule(func)
-    _chan, _rows, acc1, absmax, _mult, acc2, quant = _blocks(sch)
-    _tile_all_tokens(sch, acc1, absmax, t, k, n, fmt)
-    _tile_all_tokens(sch, acc2, quant, t, k, n, fmt)
+    _chan, _rows, acc1, absmax, mult, quant = _blocks(sch)
+    # one pass: per block of channels, all tokens' accumulators, the channels' absmax and
+    # multipliers, then the block's codes (a channel's codes need only its own column)
+    nb = _n_block(n)
+    i, j = sch.get_loops(quant)
+    jo, _ = sch.split(j, [None, nb])
+    sch.reorder(jo, i)
+    for block in (mult, absmax, acc1):
+        sch.compute_at(block, jo, preserve_unit_loops=True)
+    loop = sch.get_loops(acc1)[-3]
+    sch.decompose_reduction(acc1, loop)
+    sch.tensorize(loop, tile_intrin(t, k, nb, fmt))
     return sch.mod["main"]
 
 

@@ -344,12 +344,13 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
 
 @cached_builder
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
-    """Integer ``kernels.ternary_matmul_channels``: both passes dequantize to Q(G), the channel's
-    integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``."""
+    """Integer ``kernels.ternary_matmul_channels``: the accumulators dequantize to Q(G), the
+    channel's integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``. One
+    accumulation: a channel's codes need only its own column (the float form accumulates twice),
+    so a schedule that keeps a block of channels for all tokens codes it right away."""
     kb = get_format(fmt).row_bytes(k)
     abits = im.acc_bits(k)
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
-    acc2_block = ternary_acc("acc2", t, n, k, fmt)   # the second pass, after the absmax
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -362,7 +363,6 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
         rm = T.sblock_alloc_buffer((t,), "int32")
         re = T.sblock_alloc_buffer((t,), "int32")
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
-        acc2 = T.sblock_alloc_buffer((t, n), "int32")
         top = T.sblock_alloc_buffer((n,), "int32")
         mult = T.sblock_alloc_buffer((n,), "int32")
         _channel_params(n, alpha, bias, cm, ce, cb)
@@ -378,13 +378,13 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
             with T.sblock("channel_mult"):
                 vj = T.axis.remap("S", [j])
                 mult[vj] = im.quant_multiplier(B, top[vj])
-                amax[vj] = T.Cast("float32", top[vj]) * im.f32_pow2(B, -G)
-        acc2_block(x, w, acc2)
         for i, j in T.grid(t, n):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = T.Cast("int8", im.quant8(
-                    B, _value(acc2[vi, vj], abits, cm, ce, cb, rm, re, vi, vj), mult[vj]))
+                    B, _value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj), mult[vj]))
+                if vi == 0:   # the channel's scale, beside its codes (one stage per channel)
+                    amax[vj] = T.Cast("float32", top[vj]) * im.f32_pow2(B, -G)
 
     return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
 
