@@ -21,6 +21,7 @@ from . import intmath as im
 from ..formats import get_format
 from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc
+from ..compute.mlp import fc2_blocks, mlp_func
 
 B = im.TIR
 G = im.VALUE_FRAC
@@ -28,6 +29,14 @@ G = im.VALUE_FRAC
 
 def _split(f):
     return im.split_f32(B, f)
+
+
+def _scale_tables(n: int, t: int):
+    """The scale tables every integer projection reads, allocated in the kernel being parsed
+    (call it in the body: ``cm, ce, cb, rm, re = _scale_tables(n, t)`` names them): per output
+    channel the scale's mantissa and exponent and the bias in Q(G), per token the scale's mantissa
+    and exponent. ``_channel_params`` and ``_row_params`` fill them."""
+    return tuple(T.sblock_alloc_buffer((size,), "int32") for size in (n, n, n, t, t))
 
 
 @T.macro
@@ -231,19 +240,14 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     """Integer ``kernels_stationary.ternary_mlp``: fc1's accumulators dequantized to Q(G), integer
     GELU, per-token integer absmax and int8 hidden codes (fc1 still runs twice); fc2's epilogue
     and the residual stay float (the residual stream is float32)."""
-    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
     fc1_values = projection_values(t, d, hidden, fmt, ("acc1", "hidden_value"))
     # fc1 again, after the rows' GELU bound is known (two passes instead of a [t, hidden] store)
     fc1_values_b = projection_values(t, d, hidden, fmt, ("acc1b", "hidden_value_b"))
-    acc2_block = ternary_acc("acc2", t, d, hidden, fmt)
+    fc2 = fc2_blocks(t, d, hidden, fmt)
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
-        cm = T.sblock_alloc_buffer((hidden,), "int32")
-        ce = T.sblock_alloc_buffer((hidden,), "int32")
-        cb = T.sblock_alloc_buffer((hidden,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+        cm, ce, cb, rm, re = _scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
         v1 = T.sblock_alloc_buffer((t, hidden), "int32")
@@ -275,28 +279,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 vi, vj = T.axis.remap("SS", [i, j])
                 q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj], lambda k: tab[k]),
                                                       mult[vi]))
-        acc2_block(q2, w2, acc2)
-        for i, j in T.grid(t, d):
-            with T.sblock("out"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+        fc2(q2, s2, w2, a2, b2, res, acc2, y)
 
-    if inplace:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
@@ -314,11 +299,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
              w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
              bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
              amax_out: T.Buffer((t, h), "float32")):
-        cm = T.sblock_alloc_buffer((n,), "int32")
-        ce = T.sblock_alloc_buffer((n,), "int32")
-        cb = T.sblock_alloc_buffer((n,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+        cm, ce, cb, rm, re = _scale_tables(n, t)
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "int32")
         amax = T.sblock_alloc_buffer((t, h), "int32")
@@ -354,11 +335,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
              w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
              bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
              amax: T.Buffer((n,), "float32")):
-        cm = T.sblock_alloc_buffer((n,), "int32")
-        ce = T.sblock_alloc_buffer((n,), "int32")
-        cb = T.sblock_alloc_buffer((n,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+        cm, ce, cb, rm, re = _scale_tables(n, t)
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         top = T.sblock_alloc_buffer((n,), "int32")
