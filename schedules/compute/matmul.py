@@ -65,8 +65,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     """
     n = h * hd
     kb = get_format(fmt).row_bytes(k)
-
-    acc_block = ternary_acc("acc", t, n, k, fmt)
+    values = head_values(t, k, h, hd, fmt)
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
@@ -76,17 +75,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "float32")
         amax = T.sblock_alloc_buffer((t, h), "float32")
-        acc_block(x, w, acc)
-        for i, j in T.grid(t, n):
-            with T.sblock("value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
-        for i, g, c in T.grid(t, h, hd):
-            with T.sblock("head_absmax"):
-                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
-                with T.init():
-                    amax[vi, vg] = T.float32(0)
-                amax[vi, vg] = T.max(amax[vi, vg], _absf(f[vi, vg * hd + vc]))
+        values(x, s, w, alpha, bias, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs: the codes and their absmax
             with T.sblock("head_quant"):
@@ -96,6 +85,32 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
                     y[vi, vg * hd + c] = _q8(f[vi, vg * hd + c], amax[vi, vg])
 
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def head_values(t: int, k: int, h: int, hd: int, fmt: str, names=("acc", "value", "head_absmax")):
+    """A fresh ``T.macro`` ``(x, s, w, alpha, bias, acc, f, amax)``: a ternary projection's
+    accumulators ``acc[t, h*hd]``, its float values ``f`` (times the channel and token scales,
+    plus bias) and the absmax ``amax[t, h]`` of each (token, head) -- the head-quantized
+    projections (``ternary_matmul_heads``, the attention kernels' Q) start alike. ``names``: the
+    three blocks' names (the integer form: ``schedules.integer.kernels.head_values``)."""
+    n = h * hd
+    acc_block = ternary_acc(names[0], t, n, k, fmt)
+
+    @T.macro
+    def blocks(x, s, w, alpha, bias, acc, f, amax):
+        acc_block(x, w, acc)
+        for i, j in T.grid(t, n):
+            with T.sblock(names[1]):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
+        for i, hh, c in T.grid(t, h, hd):
+            with T.sblock(names[2]):
+                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+                with T.init():
+                    amax[vi, vh] = T.float32(0)
+                amax[vi, vh] = T.max(amax[vi, vh], _absf(f[vi, vh * hd + vc]))
+
+    return blocks
 
 
 @cached_builder
