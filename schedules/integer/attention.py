@@ -10,8 +10,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..compute.attention import attention_row_blocks, q_attention_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc, without_params
-from .kernels import (B, G, _channel_params, _row_params, _scale_tables, _split, head_values,
-                      row_codes)
+from .kernels import B, G, _scale_params, _scale_tables, _split, head_values, row_codes
 
 
 @cached_builder
@@ -59,8 +58,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         os = T.sblock_alloc_buffer((n,), "float32")
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        _channel_params(d, aq, bq, cm, ce, cb)
-        _row_params(n, xs, rm, re)
+        _scale_params(d, n, aq, bq, xs, cm, ce, cb, rm, re)
         for j, hh in T.grid(n, h):
             with T.sblock("k_scale"):
                 vj, vh = T.axis.remap("SS", [j, hh])

@@ -18,9 +18,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..formats import get_format
 from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc
+from ..compute.matmul import channels_func, heads_func
 from ..compute.mlp import fc2_blocks, mlp_func
 
 B = im.TIR
@@ -35,24 +35,21 @@ def _scale_tables(n: int, t: int):
     """The scale tables every integer projection reads, allocated in the kernel being parsed
     (call it in the body: ``cm, ce, cb, rm, re = _scale_tables(n, t)`` names them): per output
     channel the scale's mantissa and exponent and the bias in Q(G), per token the scale's mantissa
-    and exponent. ``_channel_params`` and ``_row_params`` fill them."""
+    and exponent. ``_scale_params`` fills them."""
     return tuple(T.sblock_alloc_buffer((size,), "int32") for size in (n, n, n, t, t))
 
 
 @T.macro
-def _channel_params(n, alpha, bias, cm, ce, cb):
-    """Per output channel, once per call: the scale's mantissa/exponent and the bias in Q(G)."""
+def _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re):
+    """Fill the ``_scale_tables`` once per call: per output channel (``alpha[n], bias[n]``) the
+    scale's mantissa/exponent and the bias in Q(G), per token (``s[t]``) the scale's
+    mantissa/exponent."""
     for j in range(n):
         with T.sblock("chan"):
             vj = T.axis.remap("S", [j])
             cm[vj] = im.split_f32(B, alpha[vj])[0]
             ce[vj] = im.split_f32(B, alpha[vj])[1]
             cb[vj] = im.fixed_frac(B, bias[vj])
-
-
-@T.macro
-def _row_params(t, s, rm, re):
-    """Per token, once per call: the scale's mantissa and exponent."""
     for i in range(t):
         with T.sblock("rowp"):
             vi = T.axis.remap("S", [i])
@@ -258,8 +255,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         v1b = T.sblock_alloc_buffer((t, hidden), "int32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
         acc2 = T.sblock_alloc_buffer((t, d), "int32")
-        _channel_params(hidden, a1, b1, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         _gelu_table(tab)
         fc1_values(q, w1, cm, ce, cb, rm, re, acc1, v1)
         for i, j in T.grid(t, hidden):
@@ -291,21 +287,16 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     """Integer ``kernels.ternary_matmul_heads``: values in Q(G), integer absmax per (token, head),
     ``amax_out = A * 2^-G`` (exact in float32)."""
     n = h * hd
-    kb = get_format(fmt).row_bytes(k)
     values = head_values(t, k, h, hd, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax_out: T.Buffer((t, h), "float32")):
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax_out):
         cm, ce, cb, rm, re = _scale_tables(n, t)
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "int32")
         amax = T.sblock_alloc_buffer((t, h), "int32")
         mult = T.sblock_alloc_buffer((t, h), "int32")
-        _channel_params(n, alpha, bias, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         values(x, w, cm, ce, cb, rm, re, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs (an output block cannot move under
@@ -318,30 +309,25 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
                     y[vi, vg * hd + c] = T.Cast("int8", im.quant8(B, f[vi, vg * hd + c],
                                                                    mult[vi, vg]))
 
-    return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+    return heads_func(t, k, h, hd, fmt, body)
 
 
 @cached_builder
 def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.PrimFunc:
     """Integer ``kernels.ternary_matmul_channels``: both passes dequantize to Q(G), the channel's
     integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``."""
-    kb = get_format(fmt).row_bytes(k)
     abits = im.acc_bits(k)
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
     acc2_block = ternary_acc("acc2", t, n, k, fmt)   # the second pass, after the absmax
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax: T.Buffer((n,), "float32")):
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax):
         cm, ce, cb, rm, re = _scale_tables(n, t)
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         top = T.sblock_alloc_buffer((n,), "int32")
         mult = T.sblock_alloc_buffer((n,), "int32")
-        _channel_params(n, alpha, bias, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         acc1_block(x, w, acc1)
         for i, j in T.grid(t, n):
             with T.sblock("channel_absmax"):
@@ -361,7 +347,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                 y[vi, vj] = T.Cast("int8", im.quant8(
                     B, _value(acc2[vi, vj], abits, cm, ce, cb, rm, re, vi, vj), mult[vj]))
 
-    return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
+    return channels_func(t, k, n, fmt, body)
 
 
 # ---- patch embedding ------------------------------------------------------------------------------
