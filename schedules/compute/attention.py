@@ -13,6 +13,7 @@ from tvm.script import tirx as T
 
 from ..formats import get_format
 from .kernel_base import _absf, _tag, cached_builder, ternary_acc, without_params
+from .matmul import head_values
 from .quantize import _absmax_quant, _q8, _q8s, _scale
 
 
@@ -61,6 +62,8 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
     ``v_off``: the fused projection holds the three side by side); ``out_index(g, i, c)`` is
     where the output goes in ``o``. Scratch is per group: ``[groups, n]`` row scales,
     ``[groups, n, n]`` scores."""
+    q_absmax = _token_absmax("qmax", groups, n, hd, at, q_off)
+    k_absmax = _token_absmax("kmax", groups, n, hd, at, k_off)
 
     @T.macro
     def body(q, k, v, o):
@@ -76,18 +79,8 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
         lsum = T.sblock_alloc_buffer((groups, n), "float32")
         p = T.sblock_alloc_buffer((groups, n, n), "uint8")
         pacc = T.sblock_alloc_buffer((groups, n, hd), "int32")
-        for hh, i, r in T.grid(groups, n, hd):
-            with T.sblock("qmax"):
-                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
-                with T.init():
-                    qmax[vh, vi] = T.float32(0)
-                qmax[vh, vi] = T.max(qmax[vh, vi], _absf(at(q, vh, vi, vr, q_off)))
-        for hh, i, r in T.grid(groups, n, hd):
-            with T.sblock("kmax"):
-                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
-                with T.init():
-                    kmax[vh, vi] = T.float32(0)
-                kmax[vh, vi] = T.max(kmax[vh, vi], _absf(at(k, vh, vi, vr, k_off)))
+        q_absmax(q, qmax)
+        k_absmax(k, kmax)
         for hh, c, r in T.grid(groups, hd, n):
             with T.sblock("vmax"):
                 vh, vc, vr = T.axis.remap("SSR", [hh, c, r])
@@ -146,6 +139,23 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
     return body
 
 
+def _token_absmax(name: str, groups: int, n: int, hd: int, at, off: int):
+    """A fresh ``T.macro`` ``(x, amax)``: the block ``name``, each token's absmax over its ``hd``
+    channels in every group (Q and K are quantized per token alike); ``at``, ``off`` as in
+    ``_grouped_attention``."""
+
+    @T.macro
+    def block(x, amax):
+        for hh, i, r in T.grid(groups, n, hd):
+            with T.sblock(name):
+                vh, vi, vr = T.axis.remap("SSR", [hh, i, r])
+                with T.init():
+                    amax[vh, vi] = T.float32(0)
+                amax[vh, vi] = T.max(amax[vh, vi], _absf(at(x, vh, vi, vr, off)))
+
+    return block
+
+
 def attention_row_blocks(n: int, h: int, hd: int, lowest, zero):
     """Fresh ``T.macro`` s for the per-row attention blocks both numerics share (float here,
     fixed point in ``schedules.integer.attention``), over scores ``[n, h, n]`` and values in the
@@ -202,7 +212,7 @@ def _q_attention_rows(n, h, hd, fmt, scale):
     every int8 K, softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention
     kernels."""
     d = h * hd
-    qacc_block = ternary_acc("qacc", n, d, d, fmt)
+    q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, T.float32(-3.4e38),
                                                         T.float32(0))
 
@@ -215,17 +225,7 @@ def _q_attention_rows(n, h, hd, fmt, scale):
             with T.sblock("k_scale"):
                 vj, vh = T.axis.remap("SS", [j, hh])
                 ks[vj, vh] = _scale(k_amax[vj, vh])
-        qacc_block(xq, wq, qacc)
-        for i, j in T.grid(n, d):
-            with T.sblock("q_value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                qf[vi, vj] = T.Cast("float32", qacc[vi, vj]) * (aq[vj] * xs[vi]) + bq[vj]
-        for i, hh, c in T.grid(n, h, hd):
-            with T.sblock("q_absmax"):
-                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
-                with T.init():
-                    qamax[vi, vh] = T.float32(0)
-                qamax[vi, vh] = T.max(qamax[vi, vh], _absf(qf[vi, vh * hd + vc]))
+        q_values(xq, xs, wq, aq, bq, qacc, qf, qamax)
         for i, hh in T.grid(n, h):
             with T.sblock("q_scale"):
                 vi, vh = T.axis.remap("SS", [i, hh])

@@ -64,29 +64,14 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     one absmax int8 scale (``amax / 127``), the way Q and K enter integer attention.
     """
     n = h * hd
-    kb = get_format(fmt).row_bytes(k)
+    values = head_values(t, k, h, hd, fmt)
 
-    acc_block = ternary_acc("acc", t, n, k, fmt)
-
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax_out: T.Buffer((t, h), "float32")):
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax_out):
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "float32")
         amax = T.sblock_alloc_buffer((t, h), "float32")
-        acc_block(x, w, acc)
-        for i, j in T.grid(t, n):
-            with T.sblock("value"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
-        for i, g, c in T.grid(t, h, hd):
-            with T.sblock("head_absmax"):
-                vi, vg, vc = T.axis.remap("SSR", [i, g, c])
-                with T.init():
-                    amax[vi, vg] = T.float32(0)
-                amax[vi, vg] = T.max(amax[vi, vg], _absf(f[vi, vg * hd + vc]))
+        values(x, s, w, alpha, bias, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs: the codes and their absmax
             with T.sblock("head_quant"):
@@ -95,7 +80,51 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
                 for c in range(hd):
                     y[vi, vg * hd + c] = _q8(f[vi, vg * hd + c], amax[vi, vg])
 
+    return heads_func(t, k, h, hd, fmt, body)
+
+
+def heads_func(t: int, k: int, h: int, hd: int, fmt: str, body) -> tirx.PrimFunc:
+    """The tagged ``ternary_matmul_heads`` PrimFunc around the ``T.macro`` ``body(x, s, w, alpha,
+    bias, y, amax_out)``: int8 ``x[t, k]`` and its token scales ``s[t]``, the packed weights,
+    scales and bias of the ``h*hd`` channels, the int8 codes ``y[t, h*hd]`` and their absmax
+    ``amax_out[t, h]`` per (token, head). Shared by the float and the integer form."""
+    n = h * hd
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax_out: T.Buffer((t, h), "float32")):
+        body(x, s, w, alpha, bias, y, amax_out)
+
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def head_values(t: int, k: int, h: int, hd: int, fmt: str, names=("acc", "value", "head_absmax")):
+    """A fresh ``T.macro`` ``(x, s, w, alpha, bias, acc, f, amax)``: a ternary projection's
+    accumulators ``acc[t, h*hd]``, its float values ``f`` (times the channel and token scales,
+    plus bias) and the absmax ``amax[t, h]`` of each (token, head) -- the head-quantized
+    projections (``ternary_matmul_heads``, the attention kernels' Q) start alike. ``names``: the
+    three blocks' names (the integer form: ``schedules.integer.kernels.head_values``)."""
+    n = h * hd
+    acc_block = ternary_acc(names[0], t, n, k, fmt)
+
+    @T.macro
+    def blocks(x, s, w, alpha, bias, acc, f, amax):
+        acc_block(x, w, acc)
+        for i, j in T.grid(t, n):
+            with T.sblock(names[1]):
+                vi, vj = T.axis.remap("SS", [i, j])
+                f[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]
+        for i, hh, c in T.grid(t, h, hd):
+            with T.sblock(names[2]):
+                vi, vh, vc = T.axis.remap("SSR", [i, hh, c])
+                with T.init():
+                    amax[vi, vh] = T.float32(0)
+                amax[vi, vh] = T.max(amax[vi, vh], _absf(f[vi, vh * hd + vc]))
+
+    return blocks
 
 
 @cached_builder
@@ -107,16 +136,11 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     the price (t*k*n MACs) of not holding a [t, n] float tensor. Same values as
     ``ternary_matmul`` followed by ``quantize_channels``.
     """
-    kb = get_format(fmt).row_bytes(k)
-
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
     acc2_block = ternary_acc("acc2", t, n, k, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax: T.Buffer((n,), "float32")):
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax):
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         acc1_block(x, w, acc1)
@@ -133,6 +157,23 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                 vi, vj = T.axis.remap("SS", [i, j])
                 y[vi, vj] = _q8(T.Cast("float32", acc2[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
                                 amax[vj])
+
+    return channels_func(t, k, n, fmt, body)
+
+
+def channels_func(t: int, k: int, n: int, fmt: str, body) -> tirx.PrimFunc:
+    """The tagged ``ternary_matmul_channels`` PrimFunc around the ``T.macro`` ``body(x, s, w,
+    alpha, bias, y, amax)``: int8 ``x[t, k]`` and its token scales ``s[t]``, the packed weights,
+    scales and bias of the ``n`` channels, the int8 codes ``y[t, n]`` and their absmax ``amax[n]``
+    per channel. Shared by the float and the integer form."""
+    kb = get_format(fmt).row_bytes(k)
+
+    @T.prim_func(s_tir=True)
+    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
+             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
+             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
+             amax: T.Buffer((n,), "float32")):
+        body(x, s, w, alpha, bias, y, amax)
 
     return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
 

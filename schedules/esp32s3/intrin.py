@@ -42,31 +42,38 @@ def _make_intrin(k: int, nb: int, fmt: str, variant: str = ""):
     else:
         tail = ()
 
+    @T.macro
+    def update(q, w, acc):
+        for j, r in T.grid(nb, k):
+            with T.sblock("update"):
+                vj, vr = T.axis.remap("SR", [j, r])
+                acc[0, vj] = acc[0, vj] + T.Cast("int32", q[0, vr]) * _trit(w, vj, vr, fmt)
+
+    @T.macro
+    def call(q, w, acc):
+        # address_of, not access_ptr: StorageRewrite may retype a reused scratch buffer and
+        # then rejects tvm_access_ptr on it (seen with the MLP kernel's int32/f32 tiles)
+        T.evaluate(T.call_extern("void", extern, T.address_of(acc[0, 0]), T.address_of(q[0, 0]),
+                                 T.address_of(w[0, 0]), k, nb, kb, *tail))
+
+    return _row_tile("desc", k, nb, kb, update), _row_tile("impl", k, nb, kb, call)
+
+
+def _row_tile(name: str, k: int, nb: int, kb: int, body):
+    """The intrinsic's ``name`` ("desc" or "impl": one signature, one region for both) around
+    the ``T.macro`` ``body(q, w, acc)``: one token row ``q[1, k]`` against ``nb`` packed weight
+    rows ``w[nb, kb]`` into ``acc[1, nb]``."""
+
     @T.prim_func(s_tir=True)
-    def desc(q: T.Buffer((1, k), "int8", offset_factor=1),
+    def func(q: T.Buffer((1, k), "int8", offset_factor=1),
              w: T.Buffer((nb, kb), "uint8", offset_factor=1),
              acc: T.Buffer((1, nb), "int32", offset_factor=1)):
         with T.sblock("root"):
             T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
             T.writes(acc[0, 0:nb])
-            for j, r in T.grid(nb, k):
-                with T.sblock("update"):
-                    vj, vr = T.axis.remap("SR", [j, r])
-                    acc[0, vj] = acc[0, vj] + T.Cast("int32", q[0, vr]) * _trit(w, vj, vr, fmt)
+            body(q, w, acc)
 
-    @T.prim_func(s_tir=True)
-    def impl(q: T.Buffer((1, k), "int8", offset_factor=1),
-             w: T.Buffer((nb, kb), "uint8", offset_factor=1),
-             acc: T.Buffer((1, nb), "int32", offset_factor=1)):
-        with T.sblock("root"):
-            T.reads(acc[0, 0:nb], q[0, 0:k], w[0:nb, 0:kb])
-            T.writes(acc[0, 0:nb])
-            # address_of, not access_ptr: StorageRewrite may retype a reused scratch buffer and
-            # then rejects tvm_access_ptr on it (seen with the MLP kernel's int32/f32 tiles)
-            T.evaluate(T.call_extern("void", extern, T.address_of(acc[0, 0]), T.address_of(q[0, 0]),
-                                     T.address_of(w[0, 0]), k, nb, kb, *tail))
-
-    return desc, impl
+    return func.with_attr("global_symbol", name)
 
 
 def ensure_intrin(k: int, nb: int, fmt: str, variant: str = "") -> str:

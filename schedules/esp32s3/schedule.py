@@ -113,21 +113,29 @@ def tensorize_accumulation(sch: s_tir.Schedule, acc, loop, k: int, n: int, fmt: 
     sch.tensorize(loop, ensure_intrin(k, nb, fmt, variant))
 
 
+def _tile_and_tensorize(sch: s_tir.Schedule, fmt: str, *tiles) -> tirx.PrimFunc:
+    """Tile each accumulation ``(acc, consumer, k, n)`` per N-block of its consumer
+    (``tile_accumulation``), then tensorize every tile -- all tiles first: a tensorized block no
+    longer takes part in the next compute_at's dependency analysis. Returns the kernel."""
+    loops = [tile_accumulation(sch, acc, consumer, n) for acc, consumer, _, n in tiles]
+    for (acc, _, k, n), loop in zip(tiles, loops):
+        tensorize_accumulation(sch, acc, loop, k, n, fmt)
+    return sch.mod["main"]
+
+
 def _params(func: tirx.PrimFunc) -> dict:
     return {key: str(v) for key, v in func.attrs["fter.params"].items()}
 
 
 def _schedule_ternary_matmul(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
+    t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     sch = _schedule(func)
-    acc = sch.get_sblock("acc")
-    if _pie() and int(p["t"]) > 1:   # one token: the row tile below (same kernel, t = 1)
-        _tile_all_tokens(sch, acc, sch.get_sblock("epilogue"), int(p["t"]), int(p["k"]),
-                         int(p["n"]), p["fmt"])
+    acc, epilogue = sch.get_sblock("acc"), sch.get_sblock("epilogue")
+    if _pie() and t > 1:   # one token: the row tile below (same kernel, t = 1)
+        _tile_all_tokens(sch, acc, epilogue, t, k, n, fmt)
         return sch.mod["main"]
-    loop = tile_accumulation(sch, acc, sch.get_sblock("epilogue"), int(p["n"]))
-    tensorize_accumulation(sch, acc, loop, int(p["k"]), int(p["n"]), p["fmt"])
-    return sch.mod["main"]
+    return _tile_and_tensorize(sch, fmt, (acc, epilogue, k, n))
 
 
 def _tile_all_tokens(sch: s_tir.Schedule, acc, consumer, t: int, k: int, n: int, fmt: str,
@@ -290,9 +298,7 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     row = sch.get_loops(quant)[0]
     sch.compute_at(absmax, row)
     sch.compute_at(value, row)
-    loop = tile_accumulation(sch, acc, value, n)
-    tensorize_accumulation(sch, acc, loop, k, n, fmt)
-    return sch.mod["main"]
+    return _tile_and_tensorize(sch, fmt, (acc, value, k, n))
 
 
 def _stream_q_attention(sch: s_tir.Schedule, blocks, anchor, d: int):
@@ -397,11 +403,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
         _tile_all_tokens(sch, acc1, absmax, int(p["t"]), k, n, fmt)
         _tile_all_tokens(sch, acc2, quant, int(p["t"]), k, n, fmt)
         return sch.mod["main"]
-    loop1 = tile_accumulation(sch, acc1, absmax, n)
-    loop2 = tile_accumulation(sch, acc2, quant, n)
-    tensorize_accumulation(sch, acc1, loop1, k, n, fmt)
-    tensorize_accumulation(sch, acc2, loop2, k, n, fmt)
-    return sch.mod["main"]
+    return _tile_and_tensorize(sch, fmt, (acc1, absmax, k, n), (acc2, quant, k, n))
 
 
 def _schedule_attention_qkv(func: tirx.PrimFunc) -> tirx.PrimFunc:

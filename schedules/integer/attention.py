@@ -10,7 +10,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..compute.attention import attention_row_blocks, q_attention_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc, without_params
-from .kernels import B, G, _channel_params, _row_params, _split, head_values, row_codes
+from .kernels import B, G, _scale_params, _scale_tables, _split, head_values, row_codes
 
 
 @cached_builder
@@ -30,11 +30,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
 
     @T.macro
     def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
-        cm = T.sblock_alloc_buffer((d,), "int32")
-        ce = T.sblock_alloc_buffer((d,), "int32")
-        cb = T.sblock_alloc_buffer((d,), "int32")
-        rm = T.sblock_alloc_buffer((n,), "int32")
-        re = T.sblock_alloc_buffer((n,), "int32")
+        cm, ce, cb, rm, re = _scale_tables(d, n)
         ksf = T.sblock_alloc_buffer((n, h), "float32")
         km = T.sblock_alloc_buffer((n, h), "int32")
         ke = T.sblock_alloc_buffer((n, h), "int32")
@@ -62,8 +58,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         os = T.sblock_alloc_buffer((n,), "float32")
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
-        _channel_params(d, aq, bq, cm, ce, cb)
-        _row_params(n, xs, rm, re)
+        _scale_params(d, n, aq, bq, xs, cm, ce, cb, rm, re)
         for j, hh in T.grid(n, h):
             with T.sblock("k_scale"):
                 vj, vh = T.axis.remap("SS", [j, hh])

@@ -18,9 +18,10 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..formats import get_format
 from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
 from ..compute.kernel_base import _tag, cached_builder, ternary_acc
+from ..compute.matmul import channels_func, heads_func
+from ..compute.mlp import fc2_blocks, mlp_func
 
 B = im.TIR
 G = im.VALUE_FRAC
@@ -30,20 +31,25 @@ def _split(f):
     return im.split_f32(B, f)
 
 
+def _scale_tables(n: int, t: int):
+    """The scale tables every integer projection reads, allocated in the kernel being parsed
+    (call it in the body: ``cm, ce, cb, rm, re = _scale_tables(n, t)`` names them): per output
+    channel the scale's mantissa and exponent and the bias in Q(G), per token the scale's mantissa
+    and exponent. ``_scale_params`` fills them."""
+    return tuple(T.sblock_alloc_buffer((size,), "int32") for size in (n, n, n, t, t))
+
+
 @T.macro
-def _channel_params(n, alpha, bias, cm, ce, cb):
-    """Per output channel, once per call: the scale's mantissa/exponent and the bias in Q(G)."""
+def _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re):
+    """Fill the ``_scale_tables`` once per call: per output channel (``alpha[n], bias[n]``) the
+    scale's mantissa/exponent and the bias in Q(G), per token (``s[t]``) the scale's
+    mantissa/exponent."""
     for j in range(n):
         with T.sblock("chan"):
             vj = T.axis.remap("S", [j])
             cm[vj] = im.split_f32(B, alpha[vj])[0]
             ce[vj] = im.split_f32(B, alpha[vj])[1]
             cb[vj] = im.fixed_frac(B, bias[vj])
-
-
-@T.macro
-def _row_params(t, s, rm, re):
-    """Per token, once per call: the scale's mantissa and exponent."""
     for i in range(t):
         with T.sblock("rowp"):
             vi = T.axis.remap("S", [i])
@@ -231,19 +237,14 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     """Integer ``kernels_stationary.ternary_mlp``: fc1's accumulators dequantized to Q(G), integer
     GELU, per-token integer absmax and int8 hidden codes (fc1 still runs twice); fc2's epilogue
     and the residual stay float (the residual stream is float32)."""
-    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
     fc1_values = projection_values(t, d, hidden, fmt, ("acc1", "hidden_value"))
     # fc1 again, after the rows' GELU bound is known (two passes instead of a [t, hidden] store)
     fc1_values_b = projection_values(t, d, hidden, fmt, ("acc1b", "hidden_value_b"))
-    acc2_block = ternary_acc("acc2", t, d, hidden, fmt)
+    fc2 = fc2_blocks(t, d, hidden, fmt)
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
-        cm = T.sblock_alloc_buffer((hidden,), "int32")
-        ce = T.sblock_alloc_buffer((hidden,), "int32")
-        cb = T.sblock_alloc_buffer((hidden,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+        cm, ce, cb, rm, re = _scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
         v1 = T.sblock_alloc_buffer((t, hidden), "int32")
@@ -254,8 +255,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         v1b = T.sblock_alloc_buffer((t, hidden), "int32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
         acc2 = T.sblock_alloc_buffer((t, d), "int32")
-        _channel_params(hidden, a1, b1, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         _gelu_table(tab)
         fc1_values(q, w1, cm, ce, cb, rm, re, acc1, v1)
         for i, j in T.grid(t, hidden):
@@ -277,28 +277,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
                 vi, vj = T.axis.remap("SS", [i, j])
                 q2[vi, vj] = T.Cast("int8", im.quant8(B, im.gelu(B, v1b[vi, vj], lambda k: tab[k]),
                                                       mult[vi]))
-        acc2_block(q2, w2, acc2)
-        for i, j in T.grid(t, d):
-            with T.sblock("out"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = T.Cast("float32", acc2[vi, vj]) * (a2[vj] * s2[vi]) + b2[vj] + res[vi, vj]
+        fc2(q2, s2, w2, a2, b2, res, acc2, y)
 
-    if inplace:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, res)
-    else:
-        @T.prim_func(s_tir=True)
-        def func(q: T.Buffer((t, d), "int8"), s: T.Buffer((t,), "float32"),
-                 w1: T.Buffer((hidden, kb1), "uint8"), a1: T.Buffer((hidden,), "float32"),
-                 b1: T.Buffer((hidden,), "float32"), w2: T.Buffer((d, kb2), "uint8"),
-                 a2: T.Buffer((d,), "float32"), b2: T.Buffer((d,), "float32"),
-                 res: T.Buffer((t, d), "float32"), y: T.Buffer((t, d), "float32")):
-            body(q, s, w1, a1, b1, w2, a2, b2, res, y)
+    func = mlp_func(t, d, hidden, fmt, inplace, body)
     return _tag(func, "ternary_mlp", t=t, d=d, hidden=hidden, fmt=fmt, inplace=int(inplace))
 
 
@@ -308,25 +289,16 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     """Integer ``kernels.ternary_matmul_heads``: values in Q(G), integer absmax per (token, head),
     ``amax_out = A * 2^-G`` (exact in float32)."""
     n = h * hd
-    kb = get_format(fmt).row_bytes(k)
     values = head_values(t, k, h, hd, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax_out: T.Buffer((t, h), "float32")):
-        cm = T.sblock_alloc_buffer((n,), "int32")
-        ce = T.sblock_alloc_buffer((n,), "int32")
-        cb = T.sblock_alloc_buffer((n,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax_out):
+        cm, ce, cb, rm, re = _scale_tables(n, t)
         acc = T.sblock_alloc_buffer((t, n), "int32")
         f = T.sblock_alloc_buffer((t, n), "int32")
         amax = T.sblock_alloc_buffer((t, h), "int32")
         mult = T.sblock_alloc_buffer((t, h), "int32")
-        _channel_params(n, alpha, bias, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         values(x, w, cm, ce, cb, rm, re, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs (an output block cannot move under
@@ -339,7 +311,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
                     y[vi, vg * hd + c] = T.Cast("int8", im.quant8(B, f[vi, vg * hd + c],
                                                                    mult[vi, vg]))
 
-    return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+    return heads_func(t, k, h, hd, fmt, body)
 
 
 @cached_builder
@@ -348,25 +320,16 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     channel's integer absmax over the tokens gives its multiplier and ``amax = A * 2^-G``. One
     accumulation: a channel's codes need only its own column (the float form accumulates twice),
     so a schedule that keeps a block of channels for all tokens codes it right away."""
-    kb = get_format(fmt).row_bytes(k)
     abits = im.acc_bits(k)
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
 
-    @T.prim_func(s_tir=True)
-    def func(x: T.Buffer((t, k), "int8"), s: T.Buffer((t,), "float32"),
-             w: T.Buffer((n, kb), "uint8"), alpha: T.Buffer((n,), "float32"),
-             bias: T.Buffer((n,), "float32"), y: T.Buffer((t, n), "int8"),
-             amax: T.Buffer((n,), "float32")):
-        cm = T.sblock_alloc_buffer((n,), "int32")
-        ce = T.sblock_alloc_buffer((n,), "int32")
-        cb = T.sblock_alloc_buffer((n,), "int32")
-        rm = T.sblock_alloc_buffer((t,), "int32")
-        re = T.sblock_alloc_buffer((t,), "int32")
+    @T.macro
+    def body(x, s, w, alpha, bias, y, amax):
+        cm, ce, cb, rm, re = _scale_tables(n, t)
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         top = T.sblock_alloc_buffer((n,), "int32")
         mult = T.sblock_alloc_buffer((n,), "int32")
-        _channel_params(n, alpha, bias, cm, ce, cb)
-        _row_params(t, s, rm, re)
+        _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         acc1_block(x, w, acc1)
         for i, j in T.grid(t, n):
             with T.sblock("channel_absmax"):
@@ -386,7 +349,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
                 if vi == 0:   # the channel's scale, beside its codes (one stage per channel)
                     amax[vj] = T.Cast("float32", top[vj]) * im.f32_pow2(B, -G)
 
-    return _tag(func, "ternary_matmul_channels", t=t, k=k, n=n, fmt=fmt)
+    return channels_func(t, k, n, fmt, body)
 
 
 # ---- patch embedding ------------------------------------------------------------------------------
