@@ -168,6 +168,22 @@ def _shared_blocks():
     return _key_scales, _value_scales, _query_absmax, _softmax_lanes
 
 
+def _scales_scratch(n: int, h: int, hd: int, nk: int):
+    """The scratch of ``_key_scales`` and ``_value_scales``, allocated in the calling kernel:
+    ``kmax_l, kmax, kscale, kbias, vmax, vscale, vinv``."""
+    channels = (h, hd)
+    return tuple(T.sblock_alloc_buffer(shape, "float32") for shape in (
+        (h, n, LANES), (h, n), (h, nk), (nk,), channels, channels, channels))
+
+
+def _softmax_scratch(h: int, nq: int, nk: int):
+    """The scratch of ``_softmax_lanes``, allocated in the calling kernel: ``logit, lmax_l,
+    lmax, e, lsum_l, lsum, pscale``."""
+    lanes, rows, keys = (h, nq, LANES), (h, nq), (h, nq, nk)
+    return tuple(T.sblock_alloc_buffer(shape, "float32")
+                 for shape in (keys, lanes, rows, keys, lanes, rows, rows))
+
+
 @dataclass(frozen=True)
 class DotLayout:
     """How the integer attention kernel stores its operands for one dot instruction: ``lanes``
@@ -212,13 +228,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        kscale = T.sblock_alloc_buffer((h, nk), "float32")
-        kbias = T.sblock_alloc_buffer((nk,), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        vscale = T.sblock_alloc_buffer((h, hd), "float32")
-        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kmax_l, kmax, kscale, kbias, vmax, vscale, vinv = _scales_scratch(n, h, hd, nk)
         kt = T.sblock_alloc_buffer((h, nk // ln, hd // gr, ln, gr), lay.key)
         vt = T.sblock_alloc_buffer((h, hd // ln, nv // gr, ln, gr), lay.value)
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
@@ -227,13 +237,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
         if shifted:
             qsum = T.sblock_alloc_buffer((h, nq), "int32")
         sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
-        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lmax = T.sblock_alloc_buffer((h, nq), "float32")
-        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lsum = T.sblock_alloc_buffer((h, nq), "float32")
-        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        logit, lmax_l, lmax, e, lsum_l, lsum, pscale = _softmax_scratch(h, nq, nk)
         p = T.sblock_alloc_buffer((h, nq, nv), lay.prob)
         pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
         # ---- keys and values of each head (once per head) ----
@@ -349,26 +353,14 @@ def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        kscale = T.sblock_alloc_buffer((h, nk), "float32")
-        kbias = T.sblock_alloc_buffer((nk,), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        vscale = T.sblock_alloc_buffer((h, hd), "float32")
-        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kmax_l, kmax, kscale, kbias, vmax, vscale, vinv = _scales_scratch(n, h, hd, nk)
         kf = T.sblock_alloc_buffer((h, hd, nk), "float32")
         vf = T.sblock_alloc_buffer((h, nv, hd), "float32")
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
         qmax = T.sblock_alloc_buffer((h, nq), "float32")
         qf = T.sblock_alloc_buffer((h, nq, hd), "float32")
         sacc = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lmax = T.sblock_alloc_buffer((h, nq), "float32")
-        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lsum = T.sblock_alloc_buffer((h, nq), "float32")
-        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        logit, lmax_l, lmax, e, lsum_l, lsum, pscale = _softmax_scratch(h, nq, nk)
         pf = T.sblock_alloc_buffer((h, nq, nk), "float32")
         pacc = T.sblock_alloc_buffer((h, nq, hd), "float32")
         _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
