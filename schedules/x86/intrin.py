@@ -100,51 +100,55 @@ def _i16(a, b, c):
 # magnitude, so up to 63 of them add up in int16 without overflow: the inner loop is one
 # vpmaddubsw + one vpaddw per 32 MACs, and the vpmaddwd widening to int32 runs once per k-block.
 
-@T.prim_func(s_tir=True)
-def _pair16_desc(a: T.Buffer((4,), "int8", offset_factor=1),
-                 b: T.Buffer((8, 4), "uint8", offset_factor=1),
-                 c: T.Buffer((8, 2), "int16", offset_factor=1)):
-    with T.sblock("root"):
-        T.reads(c[0:8, 0:2], a[0:4], b[0:8, 0:4])
-        T.writes(c[0:8, 0:2])
-        for i, h, r in T.grid(8, 2, 2):
-            with T.sblock("update"):
-                vi, vh, vr = T.axis.remap("SSR", [i, h, r])
-                c[vi, vh] = c[vi, vh] + T.Cast("int16", a[vh * 2 + vr]) * T.Cast(
-                    "int16", b[vi, vh * 2 + vr])
+def _pair16(update=None):
+    """``c[i, h] += a[2h] * b[i, 2h] + a[2h+1] * b[i, 2h+1]`` in int16 (desc), or the impl
+    ``c = update(a, b, c)`` (as ``_dot``)."""
+    @T.prim_func(s_tir=True)
+    def func(a: T.Buffer((4,), "int8", offset_factor=1),
+             b: T.Buffer((8, 4), "uint8", offset_factor=1),
+             c: T.Buffer((8, 2), "int16", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(c[0:8, 0:2], a[0:4], b[0:8, 0:4])
+            T.writes(c[0:8, 0:2])
+            if update is None:
+                for i, h, r in T.grid(8, 2, 2):
+                    with T.sblock("update"):
+                        vi, vh, vr = T.axis.remap("SSR", [i, h, r])
+                        c[vi, vh] = c[vi, vh] + T.Cast("int16", a[vh * 2 + vr]) * T.Cast(
+                            "int16", b[vi, vh * 2 + vr])
+            else:
+                c.vstore([0, 0], update(a, b, c))
+
+    return func
 
 
-@T.prim_func(s_tir=True)
-def _pair16_impl(a: T.Buffer((4,), "int8", offset_factor=1),
-                 b: T.Buffer((8, 4), "uint8", offset_factor=1),
-                 c: T.Buffer((8, 2), "int16", offset_factor=1)):
-    with T.sblock("root"):
-        T.reads(c[0:8, 0:2], a[0:4], b[0:8, 0:4])
-        T.writes(c[0:8, 0:2])
-        c.vstore([0, 0], c.vload([0, 0], "int16x16") + _pmaddubsw(
-            b.vload([0, 0], "uint8x32"), _broadcast_group(a, "int8", 4, 8)))
+def _widen16(update=None):
+    """``c[i] += a[i, 0] + a[i, 1]`` in int32 (desc), or the impl ``c = update(a, c)``."""
+    @T.prim_func(s_tir=True)
+    def func(a: T.Buffer((8, 2), "int16", offset_factor=1),
+             c: T.Buffer((8,), "int32", offset_factor=1)):
+        with T.sblock("root"):
+            T.reads(c[0:8], a[0:8, 0:2])
+            T.writes(c[0:8])
+            if update is None:
+                for i, h in T.grid(8, 2):
+                    with T.sblock("update"):
+                        vi, vh = T.axis.remap("SR", [i, h])
+                        c[vi] = c[vi] + T.Cast("int32", a[vi, vh])
+            else:
+                c[T.ramp(T.int32(0), 1, 8)] = update(a, c)
+
+    return func
 
 
-@T.prim_func(s_tir=True)
-def _widen16_desc(a: T.Buffer((8, 2), "int16", offset_factor=1),
-                  c: T.Buffer((8,), "int32", offset_factor=1)):
-    with T.sblock("root"):
-        T.reads(c[0:8], a[0:8, 0:2])
-        T.writes(c[0:8])
-        for i, h in T.grid(8, 2):
-            with T.sblock("update"):
-                vi, vh = T.axis.remap("SR", [i, h])
-                c[vi] = c[vi] + T.Cast("int32", a[vi, vh])
+def _pair16_step(a, b, c):
+    return c.vload([0, 0], "int16x16") + _pmaddubsw(b.vload([0, 0], "uint8x32"),
+                                                   _broadcast_group(a, "int8", 4, 8))
 
 
-@T.prim_func(s_tir=True)
-def _widen16_impl(a: T.Buffer((8, 2), "int16", offset_factor=1),
-                  c: T.Buffer((8,), "int32", offset_factor=1)):
-    with T.sblock("root"):
-        T.reads(c[0:8], a[0:8, 0:2])
-        T.writes(c[0:8])
-        c[T.ramp(T.int32(0), 1, 8)] = c.vload([0], "int32x8") + _pmaddwd(
-            a.vload([0, 0], "int16x16"), T.broadcast(T.int16(1), 16))
+def _widen16_step(a, c):
+    return c.vload([0], "int32x8") + _pmaddwd(a.vload([0, 0], "int16x16"),
+                                              T.broadcast(T.int16(1), 16))
 
 
 VNNI_S8U8_16x4 = "fter_x86_dot_s8u8_16x4_vnni"
@@ -157,8 +161,8 @@ TensorIntrin.register(AVX2_S8U8_8x4, _dot(8, "int8", "uint8"),
                       _dot(8, "int8", "uint8", update=_avx2_s8u8))
 AVX2_PAIR16_8x4 = "fter_x86_pair16_s8u8_8x4_avx2"
 AVX2_WIDEN16_8x2 = "fter_x86_widen16_8x2_avx2"
-TensorIntrin.register(AVX2_PAIR16_8x4, _pair16_desc, _pair16_impl)
-TensorIntrin.register(AVX2_WIDEN16_8x2, _widen16_desc, _widen16_impl)
+TensorIntrin.register(AVX2_PAIR16_8x4, _pair16(), _pair16(_pair16_step))
+TensorIntrin.register(AVX2_WIDEN16_8x2, _widen16(), _widen16(_widen16_step))
 # attention on AVX2: int16 codes, one broadcast pair against an [8 x 2] tile (vpmaddwd, exact)
 AVX2_I16_8x2 = "fter_x86_dot_i16_8x2_avx2"
 TensorIntrin.register(AVX2_I16_8x2, _dot(8, "int16", "int16", group=2),
