@@ -20,7 +20,7 @@ from tvm.script import tirx as T
 
 from ..compute.kernel_base import _absf, _tag, without_params
 from ..compute.kernel_base import _epilogue as kernels_epilogue
-from ..compute.quantize import _scale
+from ..compute.quantize import _patch_scales, _row_scales
 from ..formats import get_format
 from .fast_math import fast_erf
 
@@ -238,10 +238,7 @@ def _lane_absmax(t, k, y, q, s, amax_l, amax):
                 amax_l[vi, vl] = T.float32(0)
             amax_l[vi, vl] = T.max(amax_l[vi, vl], _absf(y[vi, vro * LANES + vl]))
     _fold_absmax(t, amax_l, amax)
-    for i in range(t):
-        with T.sblock("scale"):
-            vi = T.axis.remap("S", [i])
-            s[vi] = _scale(amax[vi])
+    _row_scales(t, amax, s)
     for i, j in T.grid(t, k):
         with T.sblock("quant"):
             vi, vj = T.axis.remap("SS", [i, j])
@@ -331,10 +328,7 @@ def quantize_patches_lanes(b: int, c: int, gh: int, gw: int, p: int) -> tirx.Pri
                 with T.init():
                     amax[vb, vy, vx] = T.float32(0)
                 amax[vb, vy, vx] = T.max(amax[vb, vy, vx], amax_l[vb, vy, vx, vkx])
-        for bi, gy, gx in T.grid(b, gh, gw):
-            with T.sblock("scale"):
-                vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
-                s[(vb * gh + vy) * gw + vx] = _scale(amax[vb, vy, vx])
+        _patch_scales(b, gh, gw, amax, s)
         for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
             with T.sblock("quant"):
                 vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSSSS", [bi, gy, gx, ci, ky, kx])
