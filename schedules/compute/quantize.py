@@ -11,6 +11,30 @@ from tvm.script import tirx as T
 
 from .kernel_base import ACT_EPS, _absf, _tag, cached_builder
 
+
+def _scale(amax):
+    return T.max(amax, T.float32(ACT_EPS)) / T.float32(127.0)
+
+
+# (macros see the names defined before them: _scale comes first)
+@T.macro
+def _row_scales(t, amax, s):
+    """Per-row scales ``s = _scale(amax)`` (block ``scale``; also the x86 lane quantizers')."""
+    for i in range(t):
+        with T.sblock("scale"):
+            vi = T.axis.remap("S", [i])
+            s[vi] = _scale(amax[vi])
+
+
+@T.macro
+def _patch_scales(b, gh, gw, amax, s):
+    """Per-patch scales ``s[token] = _scale(amax[b, gy, gx])`` (block ``scale``)."""
+    for bi, gy, gx in T.grid(b, gh, gw):
+        with T.sblock("scale"):
+            vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
+            s[(vb * gh + vy) * gw + vx] = _scale(amax[vb, vy, vx])
+
+
 @T.macro
 def _absmax_quant(t, k, y, q, s, amax):
     """Blocks shared by the quantizing kernels: per-row absmax of ``y`` -> ``s``, int8 codes -> ``q``."""
@@ -20,10 +44,7 @@ def _absmax_quant(t, k, y, q, s, amax):
             with T.init():
                 amax[vi] = T.float32(0)
             amax[vi] = T.max(amax[vi], _absf(y[vi, vr]))
-    for i in range(t):
-        with T.sblock("scale"):
-            vi = T.axis.remap("S", [i])
-            s[vi] = T.max(amax[vi], T.float32(ACT_EPS)) / T.float32(127.0)
+    _row_scales(t, amax, s)
     for i, j in T.grid(t, k):
         with T.sblock("quant"):
             vi, vj = T.axis.remap("SS", [i, j])
@@ -91,10 +112,7 @@ def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
                     amax[vb, vy, vx] = T.float32(0)
                 amax[vb, vy, vx] = T.max(amax[vb, vy, vx],
                                          _absf(x[vb, vc, vy * p + vky, vx * p + vkx]))
-        for bi, gy, gx in T.grid(b, gh, gw):
-            with T.sblock("scale"):
-                vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
-                s[(vb * gh + vy) * gw + vx] = _scale(amax[vb, vy, vx])
+        _patch_scales(b, gh, gw, amax, s)
         for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
             with T.sblock("quant"):
                 vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSSSS", [bi, gy, gx, ci, ky, kx])
@@ -123,10 +141,6 @@ def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
                 q[vi, vj] = _q8(v[vi, vj], amax[vj])
 
     return _tag(func, "quantize_channels", t=t, d=d)
-
-
-def _scale(amax):
-    return T.max(amax, T.float32(ACT_EPS)) / T.float32(127.0)
 
 
 def _q8(x, amax):

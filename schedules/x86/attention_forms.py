@@ -31,6 +31,7 @@ element (a third of the kernel's time); a probability can move by one step of 1/
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from tvm import tirx
@@ -60,28 +61,55 @@ def supported_f32(n: int, h: int, hd: int) -> bool:
 
 # ---- blocks both layouts share (the same buffers, the same names) ---------------------------------
 
-def _shared_blocks():
+def _shared_blocks(n: int, h: int, hd: int):
     """The macros both kernels expand: per-key scales and padding mask, per-channel value scales,
     per-query absmax, the softmax in lanes. Made afresh per kernel: TVMScript suffixes a macro's
     block names with its call count in the process (``kmax``, ``kmax_1``, ...), and the schedules
     look blocks up by name."""
+    d = h * hd
+
+    def lane_reduction(name: str, init: float, combine):
+        """A ``T.macro`` ``(rows, cols, term, src, part, out)``: ``out[hh, i]`` is ``combine``
+        folded from ``init`` over the ``cols`` columns of row ``i`` of head ``hh``, column
+        ``co * LANES + l`` being ``term(src, hh, i, co, l)`` -- first into LANES partial
+        results ``part[hh, i, :]`` (block ``name_lanes``: the lanes are a spatial axis, so it
+        vectorizes), then across them (block ``name``)."""
+
+        @T.macro
+        def reduce(rows, cols, term, src, part, out):
+            for hh, i, co, l in T.grid(h, rows, cols // LANES, LANES):
+                with T.sblock(name + "_lanes"):
+                    vh, vi, vco, vl = T.axis.remap("SSRS", [hh, i, co, l])
+                    with T.init():
+                        part[vh, vi, vl] = T.float32(init)
+                    part[vh, vi, vl] = combine(part[vh, vi, vl], term(src, vh, vi, vco, vl))
+            for hh, i, l in T.grid(h, rows, LANES):
+                with T.sblock(name):
+                    vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
+                    with T.init():
+                        out[vh, vi] = T.float32(init)
+                    out[vh, vi] = combine(out[vh, vi], part[vh, vi, vl])
+
+        return reduce
+
+    kmax_reduce = lane_reduction("kmax", 0, T.max)
+    qmax_reduce = lane_reduction("qmax", 0, T.max)
+    lmax_reduce = lane_reduction("lmax", -3.4e38, T.max)
+    lsum_reduce = lane_reduction("lsum", 0, operator.add)
+
+    def key_abs(qkv, vh, vj, co, l):
+        return _absf(qkv[vj, d + vh * hd + co * LANES + l])
+
+    def query_abs(qkv, vh, vi, co, l):      # padding rows repeat the last query
+        return _absf(qkv[T.min(vi, n - 1), vh * hd + co * LANES + l])
+
+    def row(x, vh, vi, co, l):
+        return x[vh, vi, co * LANES + l]
 
     @T.macro
-    def _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale):
+    def _key_scales(nk, qkv, kmax_l, kmax, kbias, kscale):
         """Per-key absmax in LANES lanes, the padding-key mask and the per-key scales."""
-        for hh, j, co, l in T.grid(h, n, hd // LANES, LANES):
-            with T.sblock("kmax_lanes"):
-                vh, vj, vco, vl = T.axis.remap("SSRS", [hh, j, co, l])
-                with T.init():
-                    kmax_l[vh, vj, vl] = T.float32(0)
-                kmax_l[vh, vj, vl] = T.max(kmax_l[vh, vj, vl],
-                                           _absf(qkv[vj, d + vh * hd + vco * LANES + vl]))
-        for hh, j, l in T.grid(h, n, LANES):
-            with T.sblock("kmax"):
-                vh, vj, vl = T.axis.remap("SSR", [hh, j, l])
-                with T.init():
-                    kmax[vh, vj] = T.float32(0)
-                kmax[vh, vj] = T.max(kmax[vh, vj], kmax_l[vh, vj, vl])
+        kmax_reduce(n, hd, key_abs, qkv, kmax_l, kmax)
         for j in range(nk):
             with T.sblock("kbias"):
                 vj = T.axis.remap("S", [j])
@@ -93,7 +121,7 @@ def _shared_blocks():
 
 
     @T.macro
-    def _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv):
+    def _value_scales(qkv, vmax, vscale, vinv):
         """Per-channel absmax of the values over all keys, the scales and their reciprocals."""
         for hh, j, c in T.grid(h, n, hd):
             with T.sblock("vmax"):
@@ -112,60 +140,67 @@ def _shared_blocks():
 
 
     @T.macro
-    def _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax):
-        """Per-query absmax in LANES lanes (padding rows repeat the last query)."""
-        for hh, i, co, l in T.grid(h, nq, hd // LANES, LANES):
-            with T.sblock("qmax_lanes"):
-                vh, vi, vco, vl = T.axis.remap("SSRS", [hh, i, co, l])
-                with T.init():
-                    qmax_l[vh, vi, vl] = T.float32(0)
-                qmax_l[vh, vi, vl] = T.max(qmax_l[vh, vi, vl],
-                                           _absf(qkv[T.min(vi, n - 1), vh * hd + vco * LANES + vl]))
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("qmax"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    qmax[vh, vi] = T.float32(0)
-                qmax[vh, vi] = T.max(qmax[vh, vi], qmax_l[vh, vi, vl])
+    def _query_absmax(nq, qkv, qmax_l, qmax):
+        """Per-query absmax in LANES lanes."""
+        qmax_reduce(nq, hd, query_abs, qkv, qmax_l, qmax)
 
 
     @T.macro
-    def _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale):
+    def _softmax_lanes(nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale):
         """Row max and exp-sum of the logits in LANES lanes; ``pscale`` = 255 / sum."""
-        for hh, i, jo, l in T.grid(h, nq, nk // LANES, LANES):
-            with T.sblock("lmax_lanes"):
-                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
-                with T.init():
-                    lmax_l[vh, vi, vl] = T.float32(-3.4e38)
-                lmax_l[vh, vi, vl] = T.max(lmax_l[vh, vi, vl], logit[vh, vi, vjo * LANES + vl])
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("lmax"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    lmax[vh, vi] = T.float32(-3.4e38)
-                lmax[vh, vi] = T.max(lmax[vh, vi], lmax_l[vh, vi, vl])
+        lmax_reduce(nq, nk, row, logit, lmax_l, lmax)
         for hh, i, j in T.grid(h, nq, nk):
             with T.sblock("exp"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 e[vh, vi, vj] = T.exp(logit[vh, vi, vj] - lmax[vh, vi])
-        for hh, i, jo, l in T.grid(h, nq, nk // LANES, LANES):
-            with T.sblock("lsum_lanes"):
-                vh, vi, vjo, vl = T.axis.remap("SSRS", [hh, i, jo, l])
-                with T.init():
-                    lsum_l[vh, vi, vl] = T.float32(0)
-                lsum_l[vh, vi, vl] = lsum_l[vh, vi, vl] + e[vh, vi, vjo * LANES + vl]
-        for hh, i, l in T.grid(h, nq, LANES):
-            with T.sblock("lsum"):
-                vh, vi, vl = T.axis.remap("SSR", [hh, i, l])
-                with T.init():
-                    lsum[vh, vi] = T.float32(0)
-                lsum[vh, vi] = lsum[vh, vi] + lsum_l[vh, vi, vl]
+        lsum_reduce(nq, nk, row, e, lsum_l, lsum)
         for hh, i in T.grid(h, nq):
             with T.sblock("pscale"):
                 vh, vi = T.axis.remap("SS", [hh, i])
                 pscale[vh, vi] = T.float32(255) / lsum[vh, vi]
 
     return _key_scales, _value_scales, _query_absmax, _softmax_lanes
+
+
+def _scales_scratch(n: int, h: int, hd: int, nk: int):
+    """The scratch of ``_key_scales`` and ``_value_scales``, allocated in the calling kernel:
+    ``kmax_l, kmax, kscale, kbias, vmax, vscale, vinv``."""
+    channels = (h, hd)
+    return tuple(T.sblock_alloc_buffer(shape, "float32") for shape in (
+        (h, n, LANES), (h, n), (h, nk), (nk,), channels, channels, channels))
+
+
+def _softmax_scratch(h: int, nq: int, nk: int):
+    """The scratch of ``_softmax_lanes``, allocated in the calling kernel: ``logit, lmax_l,
+    lmax, e, lsum_l, lsum, pscale``."""
+    lanes, rows, keys = (h, nq, LANES), (h, nq), (h, nq, nk)
+    return tuple(T.sblock_alloc_buffer(shape, "float32")
+                 for shape in (keys, lanes, rows, keys, lanes, rows, rows))
+
+
+def _row_dot(name: str, h: int, nq: int, n_out: int, n_red: int, acc_dtype: str, b_at):
+    """A fresh ``T.macro`` ``(a, b, acc)``, the block ``name``: ``acc[h, i, o] = sum_r a[h, i, r]
+    * b_at(b, h, o, r)`` for every query row ``i`` -- the scores (outputs: keys, reduction:
+    channels) and P.V (outputs: channels, reduction: keys) of every layout, ``b_at`` reading its
+    keys / values. Products in ``acc_dtype``: integer codes are widened to int32, the float
+    variant's codes are float32 already. Fresh per kernel, so the block keeps its name."""
+
+    def widen(v):
+        return v if acc_dtype == "float32" else T.Cast(acc_dtype, v)
+
+    zero = tirx.const(0, acc_dtype)
+
+    @T.macro
+    def dot(a, b, acc):
+        for hh, i, o, r in T.grid(h, nq, n_out, n_red):
+            with T.sblock(name):
+                vh, vi, vo, vr = T.axis.remap("SSSR", [hh, i, o, r])
+                with T.init():
+                    acc[vh, vi, vo] = zero
+                acc[vh, vi, vo] = acc[vh, vi, vo] + widen(a[vh, vi, vr]) * widen(
+                    b_at(b, vh, vo, vr))
+
+    return dot
 
 
 @dataclass(frozen=True)
@@ -208,17 +243,17 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
     nk = -(-n // key_block) * key_block   # keys in whole score chunks (key_block % LANES == 0)
     nv = -(-n // max(gr, 8)) * max(gr, 8)  # P.V keys in whole groups (and whole prob vectors)
     nq = n + ROW_PAD - 1
-    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
+    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks(n, h, hd)
+
+    def tile_at(tiles, vh, vo, vr):     # output o, reduction index r of a [lanes x group] tiling
+        return tiles[vh, vo // ln, vr // gr, vo % ln, vr % gr]
+
+    scores = _row_dot("qk", h, nq, nk, hd, "int32", tile_at)
+    pv = _row_dot("pv", h, nq, hd, nv, "int32", tile_at)
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        kscale = T.sblock_alloc_buffer((h, nk), "float32")
-        kbias = T.sblock_alloc_buffer((nk,), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        vscale = T.sblock_alloc_buffer((h, hd), "float32")
-        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kmax_l, kmax, kscale, kbias, vmax, vscale, vinv = _scales_scratch(n, h, hd, nk)
         kt = T.sblock_alloc_buffer((h, nk // ln, hd // gr, ln, gr), lay.key)
         vt = T.sblock_alloc_buffer((h, hd // ln, nv // gr, ln, gr), lay.value)
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
@@ -227,24 +262,18 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
         if shifted:
             qsum = T.sblock_alloc_buffer((h, nq), "int32")
         sacc = T.sblock_alloc_buffer((h, nq, nk), "int32")
-        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lmax = T.sblock_alloc_buffer((h, nq), "float32")
-        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lsum = T.sblock_alloc_buffer((h, nq), "float32")
-        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        logit, lmax_l, lmax, e, lsum_l, lsum, pscale = _softmax_scratch(h, nq, nk)
         p = T.sblock_alloc_buffer((h, nq, nv), lay.prob)
         pacc = T.sblock_alloc_buffer((h, nq, hd), "int32")
         # ---- keys and values of each head (once per head) ----
-        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
+        _key_scales(nk, qkv, kmax_l, kmax, kbias, kscale)
         for hh, jt, cg, jl, cl in T.grid(h, nk // ln, hd // gr, ln, gr):
             with T.sblock("kquant"):
                 vh, vjt, vcg, vjl, vcl = T.axis.remap("SSSSS", [hh, jt, cg, jl, cl])
                 kt[vh, vjt, vcg, vjl, vcl] = quant_int8(
                     qkv[T.min(vjt * ln + vjl, n - 1), d + vh * hd + vcg * gr + vcl]
                     * (T.float32(1) / kscale[vh, vjt * ln + vjl]), lay.key, shift)
-        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
+        _value_scales(qkv, vmax, vscale, vinv)
         for hh, ct, jg, cl, jl in T.grid(h, hd // ln, nv // gr, ln, gr):
             with T.sblock("vquant"):
                 vh, vct, vjg, vcl, vjl = T.axis.remap("SSSSS", [hh, ct, jg, cl, jl])
@@ -252,7 +281,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
                     qkv[T.min(vjg * gr + vjl, n - 1), 2 * d + vh * hd + vct * ln + vcl]
                     * vinv[vh, vct * ln + vcl], lay.value)
         # ---- one query row at a time ----
-        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
+        _query_absmax(nq, qkv, qmax_l, qmax)
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
@@ -265,13 +294,7 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
                     with T.init():
                         qsum[vh, vi] = 0
                     qsum[vh, vi] = qsum[vh, vi] + T.Cast("int32", qi[vh, vi, vc])
-        for hh, i, j, c in T.grid(h, nq, nk, hd):
-            with T.sblock("qk"):
-                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
-                with T.init():
-                    sacc[vh, vi, vj] = 0
-                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vc]) * T.Cast(
-                    "int32", kt[vh, vj // ln, vc // gr, vj % ln, vc % gr])
+        scores(qi, kt, sacc)
         for hh, i, j in T.grid(h, nq, nk):
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
@@ -281,19 +304,13 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
                 else:
                     logit[vh, vi, vj] = _logit(sacc[vh, vi, vj], qmax[vh, vi], kscale[vh, vj],
                                                scale, kbias[vj])
-        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
+        _softmax_lanes(nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
         for hh, i, j in T.grid(h, nq, nv):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 p[vh, vi, vj] = T.Cast(lay.prob, T.Cast("int32", clamp_round(
                     e[vh, vi, vj] * pscale[vh, vi], 0, 255)))
-        for hh, i, c, j in T.grid(h, nq, hd, nv):
-            with T.sblock("pv"):
-                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
-                with T.init():
-                    pacc[vh, vi, vc] = 0
-                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
-                    "int32", vt[vh, vc // ln, vj // gr, vc % ln, vj % gr])
+        pv(p, vt, pacc)
         for hh, i, c in T.grid(h, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
@@ -345,72 +362,56 @@ def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,
     nk = -(-n // key_block) * key_block   # keys in whole score tiles (key_block % LANES == 0)
     nv = -(-n // 8) * 8            # keys of P.V in whole vectors (padding: probability 0)
     nq = n + ROW_PAD - 1
-    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks()
+    _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks(n, h, hd)
+
+    def transposed(b, vh, vo, vr):      # kf[h, channel, key], vf[h, key, channel]
+        return b[vh, vr, vo]
+
+    scores = _row_dot("qk", h, nq, nk, hd, "float32", transposed)
+    pv = _row_dot("pv", h, nq, hd, nv, "float32", transposed)
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
-        kmax_l = T.sblock_alloc_buffer((h, n, LANES), "float32")
-        kmax = T.sblock_alloc_buffer((h, n), "float32")
-        kscale = T.sblock_alloc_buffer((h, nk), "float32")
-        kbias = T.sblock_alloc_buffer((nk,), "float32")
-        vmax = T.sblock_alloc_buffer((h, hd), "float32")
-        vscale = T.sblock_alloc_buffer((h, hd), "float32")
-        vinv = T.sblock_alloc_buffer((h, hd), "float32")
+        kmax_l, kmax, kscale, kbias, vmax, vscale, vinv = _scales_scratch(n, h, hd, nk)
         kf = T.sblock_alloc_buffer((h, hd, nk), "float32")
         vf = T.sblock_alloc_buffer((h, nv, hd), "float32")
         qmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
         qmax = T.sblock_alloc_buffer((h, nq), "float32")
         qf = T.sblock_alloc_buffer((h, nq, hd), "float32")
         sacc = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        logit = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lmax_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lmax = T.sblock_alloc_buffer((h, nq), "float32")
-        e = T.sblock_alloc_buffer((h, nq, nk), "float32")
-        lsum_l = T.sblock_alloc_buffer((h, nq, LANES), "float32")
-        lsum = T.sblock_alloc_buffer((h, nq), "float32")
-        pscale = T.sblock_alloc_buffer((h, nq), "float32")
+        logit, lmax_l, lmax, e, lsum_l, lsum, pscale = _softmax_scratch(h, nq, nk)
         pf = T.sblock_alloc_buffer((h, nq, nk), "float32")
         pacc = T.sblock_alloc_buffer((h, nq, hd), "float32")
-        _key_scales(n, h, hd, d, nk, qkv, kmax_l, kmax, kbias, kscale)
+        _key_scales(nk, qkv, kmax_l, kmax, kbias, kscale)
         for hh, c, j in T.grid(h, hd, nk):
             with T.sblock("kquant"):
                 vh, vc, vj = T.axis.remap("SSS", [hh, c, j])
                 kf[vh, vc, vj] = clamp_round(qkv[T.min(vj, n - 1), d + vh * hd + vc]
                                              * (T.float32(1) / kscale[vh, vj]), -128, 127)
-        _value_scales(n, h, hd, d, qkv, vmax, vscale, vinv)
+        _value_scales(qkv, vmax, vscale, vinv)
         for hh, j, c in T.grid(h, nv, hd):
             with T.sblock("vquant"):
                 vh, vj, vc = T.axis.remap("SSS", [hh, j, c])
                 vf[vh, vj, vc] = clamp_round(qkv[T.min(vj, n - 1), 2 * d + vh * hd + vc]
                                              * vinv[vh, vc], -128, 127)
-        _query_absmax(n, h, hd, nq, qkv, qmax_l, qmax)
+        _query_absmax(nq, qkv, qmax_l, qmax)
         for hh, i, c in T.grid(h, nq, hd):
             with T.sblock("qquant"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
                 qf[vh, vi, vc] = clamp_round(qkv[T.min(vi, n - 1), vh * hd + vc]
                                              * (T.float32(1) / _scale(qmax[vh, vi])), -128, 127)
-        for hh, i, j, c in T.grid(h, nq, nk, hd):
-            with T.sblock("qk"):
-                vh, vi, vj, vc = T.axis.remap("SSSR", [hh, i, j, c])
-                with T.init():
-                    sacc[vh, vi, vj] = T.float32(0)
-                sacc[vh, vi, vj] = sacc[vh, vi, vj] + qf[vh, vi, vc] * kf[vh, vc, vj]
+        scores(qf, kf, sacc)
         for hh, i, j in T.grid(h, nq, nk):
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 logit[vh, vi, vj] = sacc[vh, vi, vj] * (
                     _scale(qmax[vh, vi]) * kscale[vh, vj]) * T.float32(scale) + kbias[vj]
-        _softmax_lanes(h, nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
+        _softmax_lanes(nq, nk, logit, lmax_l, lmax, e, lsum_l, lsum, pscale)
         for hh, i, j in T.grid(h, nq, nk):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 pf[vh, vi, vj] = clamp_round(e[vh, vi, vj] * pscale[vh, vi], 0, 255)
-        for hh, i, c, j in T.grid(h, nq, hd, nv):
-            with T.sblock("pv"):
-                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
-                with T.init():
-                    pacc[vh, vi, vc] = T.float32(0)
-                pacc[vh, vi, vc] = pacc[vh, vi, vc] + pf[vh, vi, vj] * vf[vh, vj, vc]
+        pv(pf, vf, pacc)
         for hh, i, c in T.grid(h, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])

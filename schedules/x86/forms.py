@@ -18,8 +18,9 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from ..compute.kernel_base import ACT_EPS, _absf, _tag, without_params
+from ..compute.kernel_base import _absf, _tag, without_params
 from ..compute.kernel_base import _epilogue as kernels_epilogue
+from ..compute.quantize import _patch_scales, _row_scales
 from ..formats import get_format
 from .fast_math import fast_erf
 
@@ -204,6 +205,30 @@ def _tile_blocks(t: int, tpad: int, k: int, n: int, epilogue: str):
     return qsum_block, finish
 
 
+def _fold_lanes(name: str, combine):
+    """A fresh ``T.macro`` ``(t, part, out)``, the block ``name``: ``out[i]`` is ``combine``
+    folded over row ``i``'s LANES partial results ``part[i, :]``, from 0 (a max of absolute
+    values or a sum). Fresh per kernel, so the block keeps its name."""
+
+    @T.macro
+    def fold(t, part, out):
+        for i, l in T.grid(t, LANES):
+            with T.sblock(name):
+                vi, vl = T.axis.remap("SR", [i, l])
+                with T.init():
+                    out[vi] = T.float32(0)
+                out[vi] = combine(out[vi], part[vi, vl])
+
+    return fold
+
+
+def _add(a, b):
+    return a + b
+
+
+_fold_absmax = _fold_lanes("absmax", T.max)
+
+
 @T.macro
 def _lane_absmax(t, k, y, q, s, amax_l, amax):
     for i, ro, l in T.grid(t, k // LANES, LANES):
@@ -212,16 +237,8 @@ def _lane_absmax(t, k, y, q, s, amax_l, amax):
             with T.init():
                 amax_l[vi, vl] = T.float32(0)
             amax_l[vi, vl] = T.max(amax_l[vi, vl], _absf(y[vi, vro * LANES + vl]))
-    for i, l in T.grid(t, LANES):
-        with T.sblock("absmax"):
-            vi, vl = T.axis.remap("SR", [i, l])
-            with T.init():
-                amax[vi] = T.float32(0)
-            amax[vi] = T.max(amax[vi], amax_l[vi, vl])
-    for i in range(t):
-        with T.sblock("scale"):
-            vi = T.axis.remap("S", [i])
-            s[vi] = T.max(amax[vi], T.float32(ACT_EPS)) / T.float32(127.0)
+    _fold_absmax(t, amax_l, amax)
+    _row_scales(t, amax, s)
     for i, j in T.grid(t, k):
         with T.sblock("quant"):
             vi, vj = T.axis.remap("SS", [i, j])
@@ -245,6 +262,7 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
     """``compute.ternary_layernorm_quant`` with every row reduction split over LANES, and one
     reciprocal square root per row multiplied in (as torch's layer_norm does) instead of a
     division per element."""
+    fold_sum, fold_sqsum = _fold_lanes("sum", _add), _fold_lanes("sqsum", _add)
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
@@ -264,12 +282,7 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
                 with T.init():
                     sum_l[vi, vl] = T.float32(0)
                 sum_l[vi, vl] = sum_l[vi, vl] + x[vi, vro * LANES + vl]
-        for i, l in T.grid(t, LANES):
-            with T.sblock("sum"):
-                vi, vl = T.axis.remap("SR", [i, l])
-                with T.init():
-                    total[vi] = T.float32(0)
-                total[vi] = total[vi] + sum_l[vi, vl]
+        fold_sum(t, sum_l, total)
         for i, ro, l in T.grid(t, d // LANES, LANES):
             with T.sblock("sqsum_lanes"):
                 vi, vro, vl = T.axis.remap("SRS", [i, ro, l])
@@ -277,12 +290,7 @@ def ternary_layernorm_lanes(t: int, d: int, eps: float) -> tirx.PrimFunc:
                     sq_l[vi, vl] = T.float32(0)
                 sq_l[vi, vl] = sq_l[vi, vl] + (x[vi, vro * LANES + vl] - total[vi] / T.float32(d)) * (
                     x[vi, vro * LANES + vl] - total[vi] / T.float32(d))
-        for i, l in T.grid(t, LANES):
-            with T.sblock("sqsum"):
-                vi, vl = T.axis.remap("SR", [i, l])
-                with T.init():
-                    sq[vi] = T.float32(0)
-                sq[vi] = sq[vi] + sq_l[vi, vl]
+        fold_sqsum(t, sq_l, sq)
         for i in range(t):
             with T.sblock("rstd"):
                 vi = T.axis.remap("S", [i])
@@ -320,10 +328,7 @@ def quantize_patches_lanes(b: int, c: int, gh: int, gw: int, p: int) -> tirx.Pri
                 with T.init():
                     amax[vb, vy, vx] = T.float32(0)
                 amax[vb, vy, vx] = T.max(amax[vb, vy, vx], amax_l[vb, vy, vx, vkx])
-        for bi, gy, gx in T.grid(b, gh, gw):
-            with T.sblock("scale"):
-                vb, vy, vx = T.axis.remap("SSS", [bi, gy, gx])
-                s[(vb * gh + vy) * gw + vx] = T.max(amax[vb, vy, vx], T.float32(ACT_EPS)) / T.float32(127.0)
+        _patch_scales(b, gh, gw, amax, s)
         for bi, gy, gx, ci, ky, kx in T.grid(b, gh, gw, c, p, p):
             with T.sblock("quant"):
                 vb, vy, vx, vc, vky, vkx = T.axis.remap("SSSSSS", [bi, gy, gx, ci, ky, kx])

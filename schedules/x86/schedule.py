@@ -380,24 +380,26 @@ def _schedule_query_rows(sch: s_tir.Schedule, rows: int, layout: DotLayout, intr
         sch.compute_at(get(name), tile_loop, preserve_unit_loops=True)
     for name in ("qmax_lanes", "lmax_lanes", "lsum_lanes", "qquant", "logit", "exp", "prob"):
         _vectorize_inner(sch, get(name))
-    qk = get("qk")
-    ri, j, c = sch.get_loops(qk)[-3:]
-    jp, jl = sch.split(j, [None, lanes])
-    cg, cl = sch.split(c, [None, group])
-    sch.reorder(cg, ri, jp, jl, cl)
-    sch.decompose_reduction(qk, cg)
-    # P.V: rows x channel tiles accumulators over the keys
-    pv = get("pv")
-    ri, c, j = sch.get_loops(pv)[-3:]
-    ct, cl = sch.split(c, [None, lanes])
-    jg, jl = sch.split(j, [None, group])
-    sch.reorder(jg, ri, ct, cl, jl)
-    sch.decompose_reduction(pv, jg)
+    # scores: rows x key tiles accumulators over the head dim; P.V: rows x channel tiles over
+    # the keys
+    for name in ("qk", "pv"):
+        _dot_tile(sch, get(name), lanes, group)
     for name, intrin in zip(("qk_update", "pv_update"), intrinsics):
         loops = sch.get_loops(get(name))
         sch.unroll(loops[-4])           # rows / key tiles / channel tiles: register accumulators
         sch.unroll(loops[-3])
         sch.tensorize(loops[-2], intrin)
+
+
+def _dot_tile(sch: s_tir.Schedule, block, lanes: int, group: int) -> None:
+    """A dot block whose last loops are (rows, outputs, reduction): outputs in tiles of
+    ``lanes``, the reduction in groups of ``group`` outermost, so the ``lanes x group`` step
+    below the rows and output tiles is one dot intrinsic; the init split off there."""
+    rows, out, red = sch.get_loops(block)[-3:]
+    out_tile, out_lane = sch.split(out, [None, lanes])
+    red_group, red_lane = sch.split(red, [None, group])
+    sch.reorder(red_group, rows, out_tile, out_lane, red_lane)
+    sch.decompose_reduction(block, red_group)
 
 
 def _schedule_query_rows_f32(sch: s_tir.Schedule, rows: int, keys: int, ctile: int) -> None:
