@@ -41,18 +41,27 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
 
 enum { TILE_CHANNELS = 32 };
 
+/* Channels are taken in chunks whose three factors sit side by side on the stack: one pointer
+ * walks them in the inner loop, which leaves registers for the row's factors. Fills chan with up
+ * to TILE_CHANNELS of the left channels; returns how many. */
+static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
+                             const int32_t *ce, const int32_t *cb, int32_t left) {
+  const int32_t nc = fter_min(left, TILE_CHANNELS);
+  for (int32_t j = 0; j < nc; ++j) {
+    chan[j][0] = cm[j];
+    chan[j][1] = ce[j];
+    chan[j][2] = cb[j];
+  }
+  return nc;
+}
+
 void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
                             const int32_t *ce, const int32_t *cb, const int32_t *rm,
                             const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
                             int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    const int32_t nc = fter_min(nb - j0, TILE_CHANNELS);
     int32_t chan[TILE_CHANNELS][3];
-    for (int32_t j = 0; j < nc; ++j) {
-      chan[j][0] = cm[j0 + j];
-      chan[j][1] = ce[j0 + j];
-      chan[j][2] = cb[j0 + j];
-    }
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t *a = acc + i * acc_stride + j0;
@@ -71,16 +80,9 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
                           int32_t q_stride, int32_t acc_stride, int32_t abits) {
-  /* channels in chunks whose three factors sit side by side on the stack: one pointer walks them
-   * in the inner loop, which leaves registers for the row's factors */
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    const int32_t nc = fter_min(nb - j0, TILE_CHANNELS);
     int32_t chan[TILE_CHANNELS][3];
-    for (int32_t j = 0; j < nc; ++j) {
-      chan[j][0] = cm[j0 + j];
-      chan[j][1] = ce[j0 + j];
-      chan[j][2] = cb[j0 + j];
-    }
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
