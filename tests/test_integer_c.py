@@ -189,7 +189,7 @@ def test_integer_kernels_lx106(tmp_path):
 
 @pytest.mark.esp32s3_core
 def test_integer_kernels_esp32s3_core(tmp_path):
-    """The same program built for the LX7 (its MIN/MAX instructions in the kernels): the same bits."""
+    """The same program built for the LX7 (the esp32s3 toolchain, -DFTER_PIE): the same bits."""
     from runtime.esp32s3_sim import build_esp32s3, run_esp32s3
 
     blob, expected = cases()
@@ -221,9 +221,9 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     """The MLP's fc1 passes call the value-row-max and the GELU-codes tile kernels once per
-    channel block, the
-    attention block the softmax row kernel once per row; the softmax's intermediates are gone
-    (left allocated, they would keep their full [n, h, n] size and land in the arena)."""
+    channel block, the attention block the softmax row kernel once per row; the softmax's
+    intermediates are gone (left allocated, they would keep their full [n, h, n] size and land
+    in the arena)."""
     from schedules.esp32s3.integer import SCHEDULES
     from schedules.integer import attention as ka
     from schedules.integer import kernels as ki

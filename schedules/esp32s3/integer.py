@@ -19,9 +19,9 @@ from tvm.script import tirx as T
 
 from . import schedule as esp32s3
 from .epilogue_intrin import gelu_codes_call, softmax_row_call, value_rowmax_call
-from .schedule import (_block_named, _n_block, _params, _schedule_attention_block_stationary,
-                       _schedule_patch_embed, _tile_all_tokens)
-from .pie_intrin import tile_intrin
+from .schedule import (_accumulate_tile_at, _block_named, _n_block, _params,
+                       _schedule_attention_block_stationary, _schedule_patch_embed,
+                       _tile_all_tokens)
 from ..integer import intmath as im
 from ..integer.forms import integer_form
 
@@ -88,10 +88,7 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     part = sch.rfactor(wo, factor_axis=0)
     wo, jo = sch.get_loops(part)[:2]
     sch.decompose_reduction(part, jo)
-    sch.compute_at(acc1, jo, preserve_unit_loops=True)
-    loop = sch.get_loops(acc1)[-3]
-    sch.decompose_reduction(acc1, loop)
-    sch.tensorize(loop, tile_intrin(t, d, nb, fmt))
+    _accumulate_tile_at(sch, acc1, jo, t, d, nb, fmt)
     value_rowmax_call(sch, sch.get_loops(part)[-2], t, nb, abits)
     # second pass: the values inlined into GELU and the codes
     sch.compute_inline(value_b)
@@ -125,11 +122,9 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     i, j = sch.get_loops(quant)
     jo, _ = sch.split(j, [None, nb])
     sch.reorder(jo, i)
-    for block in (mult, absmax, acc1):
+    for block in (mult, absmax):
         sch.compute_at(block, jo, preserve_unit_loops=True)
-    loop = sch.get_loops(acc1)[-3]
-    sch.decompose_reduction(acc1, loop)
-    sch.tensorize(loop, tile_intrin(t, k, nb, fmt))
+    _accumulate_tile_at(sch, acc1, jo, t, k, nb, fmt)
     return sch.mod["main"]
 
 

@@ -152,10 +152,16 @@ def _tile_all_tokens(sch: s_tir.Schedule, acc, consumer, t: int, k: int, n: int,
         sch.decompose_reduction(consumer, jo)
     if via is not None:
         sch.compute_at(via, jo, preserve_unit_loops=True)
+    _accumulate_tile_at(sch, acc, jo, t, k, _n_block(n), fmt)
+
+
+def _accumulate_tile_at(sch: s_tir.Schedule, acc, jo, t: int, k: int, nb: int, fmt: str) -> None:
+    """The accumulation ``acc`` computed under the channel-block loop ``jo`` for all ``t`` tokens
+    and ``nb`` channels, as one ``fter_tmm_tile`` call (init split off)."""
     sch.compute_at(acc, jo, preserve_unit_loops=True)
     loop = sch.get_loops(acc)[-3]
     sch.decompose_reduction(acc, loop)
-    sch.tensorize(loop, tile_intrin(t, k, _n_block(n), fmt))
+    sch.tensorize(loop, tile_intrin(t, k, nb, fmt))
 
 
 _MACRO_SUFFIX = re.compile(r"(_\d+)?")
