@@ -57,7 +57,7 @@ def ln_cases(rng):
 def _tile(rng, t, nb, stride, k):
     """A projection tile's operands at edge values: scales over 2^-30..2^5 so that the rounding
     shift clamps at both ends, a zero scale, extreme accumulators; -> (header and operand bytes,
-    the contract's values V[t, nb])."""
+    the contract's values V[t, nb], the accumulators [t, stride])."""
     abits = im.acc_bits(k)
     lim = 128 * k
     acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
@@ -74,7 +74,7 @@ def _tile(rng, t, nb, stride, k):
                    wide(rm)[:, None], wide(re)[:, None], wide(cb)[None, :])
     blob = [struct.pack("<4i", t, nb, stride, abits), acc.tobytes(), cm.tobytes(), ce.tobytes(),
             cb.tobytes(), rm.tobytes(), re.tobytes()]
-    return blob, v
+    return blob, v, acc
 
 
 TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
@@ -85,7 +85,7 @@ def rowmax_cases(rng):
     that start below, between and above them (the int32 minimum, as the rfactored init)."""
     blob, expected = [], []
     for t, nb, stride, k in TILES:
-        tile, v = _tile(rng, t, nb, stride, k)
+        tile, v, _ = _tile(rng, t, nb, stride, k)
         start = rng.integers(-(1 << 20), 1 << 20, t).astype(np.int32)
         start[0] = np.iinfo(np.int32).min
         vmax = np.maximum(start, v.max(1)).astype(np.int32)
@@ -100,12 +100,32 @@ def tile_cases(rng):
     blob, expected = [], []
     tab = im.gelu_table()
     for t, nb, stride, k in TILES:
-        tile, v = _tile(rng, t, nb, stride, k)
+        tile, v, _ = _tile(rng, t, nb, stride, k)
         h = im.gelu(im.NP, v, lambda i: tab[i])
         mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
         q = im.quant8(im.NP, h, np.asarray(mult, np.int64)[:, None]).astype(np.int8)
         blob += [struct.pack("<i", 2), *tile, tab.astype(np.int32).tobytes(), mult.tobytes()]
         expected.append((f"gelu codes t={t} nb={nb} k={k}", [q]))
+    return blob, expected
+
+
+def codes_cases(rng):
+    """Projection tiles quantized per channel (op 4, the V projection) and per token (op 5, a
+    head of K): codes, scales, and the values left in place of the accumulators (the columns
+    past nb untouched)."""
+    blob, expected = [], []
+    for op, axis in ((4, 0), (5, 1)):
+        for t, nb, stride, k in [*TILES, (197, 64, 80, 192), (4, 40, 40, 64)]:
+            tile, v, acc = _tile(rng, t, nb, stride, k)
+            top = np.abs(v).max(axis)
+            mult = np.asarray(im.quant_multiplier(im.NP, top), np.int64)
+            q = im.quant8(im.NP, v, mult[None, :] if axis == 0 else mult[:, None])
+            after = acc.copy()
+            after[:, :nb] = v
+            scale = top.astype(np.float32) * np.float32(2.0 ** -im.VALUE_FRAC)
+            blob += [struct.pack("<i", op), *tile]
+            expected.append((f"{'channel' if axis == 0 else 'row'} codes t={t} nb={nb} k={k}",
+                             [q.astype(np.int8), scale, after]))
     return blob, expected
 
 
@@ -139,7 +159,8 @@ def softmax_cases(rng):
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
-    parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, softmax_cases)]
+    parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
+                                              softmax_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 
@@ -171,10 +192,14 @@ def _per_element(res, expected) -> str:
     rx = names.index("value rowmax t=197 nb=16 k=192")
     gc = names.index("gelu codes t=197 nb=16 k=192")
     sm = names.index("softmax n=197 h=3")
+    cc = names.index("channel codes t=197 nb=16 k=192")
+    rc = names.index("row codes t=197 nb=64 k=192")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
-            f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score")
+            f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score, "
+            f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
+            f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value")
 
 
 @pytest.mark.xtensa
@@ -267,6 +292,29 @@ def test_esp32s3_channels_form_accumulates_once_and_splits_by_channel_blocks():
     from schedules.integer import kernels as ki
 
     form = SCHEDULES["ternary_matmul_channels"](ki.ternary_matmul_channels(17, 64, 48, "b3"))
-    assert form.script().count('"fter_tmm_tile_b3"') == 1
+    script = form.script()
+    assert script.count('"fter_tmm_tile_b3"') == 1
+    # the block's epilogue is one C call; its absmax and multiplier tables are gone
+    assert script.count('"fter_channel_codes_tile"') == 1
+    assert {str(b.name) for b in form.body.block.alloc_buffers} == {
+        "cm", "ce", "cb", "rm", "re", "acc1"}
     _, plans = split_kernel(form)
     assert plans[-1].extent == 3 and plans[-1].reason == "split along j_0"
+
+
+def test_esp32s3_heads_form_codes_each_head_in_one_call_and_splits_by_heads():
+    """The integer K projection accumulates a head's [t, hd] in tiles, then codes it with one
+    ``fter_row_codes_tile`` call whose values overwrite the accumulators (no value buffer);
+    the two-core split divides the heads."""
+    from runtime.split_workers import split_kernel
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import kernels as ki
+
+    form = SCHEDULES["ternary_matmul_heads"](ki.ternary_matmul_heads(17, 64, 3, 32, "b3"))
+    script = form.script()
+    assert script.count('"fter_tmm_tile_b3"') == 1 and script.count('"fter_row_codes_tile"') == 1
+    assert "for ax1_0 in range(2)" in script   # hd = 32: two tiles of 16 channels a head
+    assert {str(b.name) for b in form.body.block.alloc_buffers} == {
+        "cm", "ce", "cb", "rm", "re", "acc"}
+    _, plans = split_kernel(form)
+    assert plans[-1].extent == 3 and plans[-1].reason == "split along g"

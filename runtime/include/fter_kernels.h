@@ -211,6 +211,34 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
                           int32_t q_stride, int32_t acc_stride, int32_t abits);
 
 /**
+ * @brief A tile of a projection quantized per channel (numerics="integer",
+ * the V projection): the contract's values V[i][j] (dequant of
+ * acc[i*acc_stride + j] with the channel tables cm, ce, cb[nb] and the token
+ * tables rm, re[t]; abits = bit length of 128 k) replace the accumulators in
+ * place, then each channel's absmax A[j] over the t tokens gives
+ * y[i*y_stride + j] = quant8(V[i][j], quant_multiplier(A[j])) and
+ * scale[j] = A[j] * 2^-12.  Portable C (runtime/kernels/epilogue_int.c),
+ * re-entrant.
+ */
+void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
+                             const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                             const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                             int32_t acc_stride, int32_t abits);
+
+/**
+ * @brief The same tile quantized per token (numerics="integer", one head of
+ * the K projection): values in place as fter_channel_codes_tile, then each
+ * token's absmax A[i] over the nb channels gives
+ * y[i*y_stride + j] = quant8(V[i][j], quant_multiplier(A[i])) and
+ * scale[i*scale_stride] = A[i] * 2^-12.  Portable C
+ * (runtime/kernels/epilogue_int.c), re-entrant.
+ */
+void fter_row_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
+                         const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                         const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                         int32_t scale_stride, int32_t acc_stride, int32_t abits);
+
+/**
  * @brief One attention row's integer softmax (numerics="integer"), all h
  * heads: logits L[j] = dequant(scores[hh*scores_stride + j]) in Q10 through
  * the row's qm[hh], qe[hh] and key j's km, ke[j*k_stride + hh] (sbits = bit

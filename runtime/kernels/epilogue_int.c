@@ -97,6 +97,81 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
   }
 }
 
+/* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
+ * accumulators a[i * stride + j]; top[j] (if not NULL) folds each channel's largest |V|. */
+static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][3], int32_t *top,
+                            int32_t nc, const int32_t *rm, const int32_t *re, int32_t t,
+                            int32_t stride, int32_t abits) {
+  for (int32_t i = 0; i < t; ++i, a += stride) {
+    const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
+    if (top == 0) {
+      FTER_UNROLL4
+      for (int32_t j = 0; j < nc; ++j) {
+        const int32_t *f = chan[j];
+        a[j] = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+      }
+    } else {
+      for (int32_t j = 0; j < nc; ++j) {
+        const int32_t *f = chan[j];
+        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+        a[j] = v;
+        top[j] = fter_max(top[j], v < 0 ? -v : v);
+      }
+    }
+  }
+}
+
+/* The float scale of codes made from an absmax a of values in Q12 (intmath: A * 2^-12). */
+static inline float value_scale(int32_t a) { return (float)a * 0x1p-12f; }
+
+void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
+                             const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                             const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                             int32_t acc_stride, int32_t abits) {
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    int32_t chan[TILE_CHANNELS][3], top[TILE_CHANNELS];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    for (int32_t j = 0; j < nc; ++j) top[j] = 0;
+    values_in_place(acc + j0, chan, top, nc, rm, re, t, acc_stride, abits);
+    /* each channel's multiplier, split as fter_quant8 takes it, in its chunk slot */
+    for (int32_t j = 0; j < nc; ++j) {
+      const int32_t packed = fter_quant_multiplier(top[j]);
+      chan[j][0] = packed >> 24;
+      chan[j][1] = packed & 0xFFFFFF;
+      scale[j0 + j] = value_scale(top[j]);
+    }
+    const int32_t *a = acc + j0;
+    int8_t *out = y + j0;
+    for (int32_t i = 0; i < t; ++i, a += acc_stride, out += y_stride) {
+      FTER_UNROLL4
+      for (int32_t j = 0; j < nc; ++j) out[j] = fter_quant8(a[j], chan[j][0], chan[j][1]);
+    }
+  }
+}
+
+void fter_row_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
+                         const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                         const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                         int32_t scale_stride, int32_t acc_stride, int32_t abits) {
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    int32_t chan[TILE_CHANNELS][3];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    values_in_place(acc + j0, chan, 0, nc, rm, re, t, acc_stride, abits);
+  }
+  const int32_t *a = acc;
+  int8_t *out = y;
+  for (int32_t i = 0; i < t; ++i, a += acc_stride, out += y_stride) {
+    int32_t top = 0;
+    FTER_UNROLL4
+    for (int32_t j = 0; j < nb; ++j) top = fter_max(top, a[j] < 0 ? -a[j] : a[j]);
+    const int32_t packed = fter_quant_multiplier(top);
+    const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+    scale[i * scale_stride] = value_scale(top);
+    FTER_UNROLL4
+    for (int32_t j = 0; j < nb; ++j) out[j] = fter_quant8(a[j], r, m);
+  }
+}
+
 /* intmath.exp_neg's fraction: the cubic 2^-w (Q15) for every w of the 10-bit fraction, built
  * once (fter_softmax_init, called by fter_kernels_init and on first use): the cubic depends on w
  * alone, so a lookup gives its very bits, 2^14 < value <= 2^15 */

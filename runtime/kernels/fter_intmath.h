@@ -50,4 +50,16 @@ static inline int8_t fter_quant8(int32_t x, int32_t r, int32_t m) {
   return (int8_t)fter_clamp(fter_rshift_round((x >> r) * m, FTER_QUANT_SHIFT), -127, 127);
 }
 
+/* intmath.quant_multiplier of an absmax a, packed: r in bits 24..27 with (A >> r) < 2^16 for
+ * A = max(a, 1), M = round(127 * 2^16 / (A >> r)) in bits 0..23 (one division, once per row or
+ * channel) */
+static inline int32_t fter_quant_multiplier(int32_t a) {
+  if (a < 1) a = 1;
+  int32_t r = 0;
+  for (int32_t bit = 16; bit < 31; ++bit) r += a >= (1 << bit);
+  int32_t ar = a >> r;
+  if (ar < 1) ar = 1;
+  return ((127 << FTER_QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
+}
+
 #endif /* FTER_INTMATH_H_ */

@@ -22,16 +22,6 @@ enum { LN_BITS = 14, LN_NORM_FRAC = 10 };
 
 static inline float fmax_(float a, float b) { return a > b ? a : b; }
 
-/* quant_multiplier: r in bits 24..27 with (A >> r) < 2^16, M = round(127 * 2^16 / (A >> r)). */
-static int32_t quant_multiplier(int32_t a) {
-  if (a < 1) a = 1;
-  int32_t r = 0;
-  for (int32_t bit = 16; bit < 31; ++bit) r += a >= (1 << bit);
-  int32_t ar = a >> r;
-  if (ar < 1) ar = 1;
-  return ((127 << FTER_QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
-}
-
 static inline float ln_unit(const float *ab) { return fmax_(fmax_(ab[0], ab[1]), 1e-30f); }
 
 void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const float *ab, int32_t d) {
@@ -116,7 +106,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* the codes' scale: values are in units max(ab0, ab1) * 2^-10 */
   *s = (float)(amax > 1 ? amax : 1) * ln_unit(ab) * 9.765625e-04f / 127.0f;
   /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
-  const int32_t packed = quant_multiplier(amax);
+  const int32_t packed = fter_quant_multiplier(amax);
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
   FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) q[j] = fter_quant8(row[j], r, m);

@@ -10,7 +10,10 @@
  *   op 2 (GELU codes): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
  *        ce[nb], cb[nb], rm[t], re[t], tab[1025], mult[t]; output int8 q[t * nb];
  *   op 3 (softmax row): int32 {n, h, sbits}, int32 scores[h * n], qm[h], qe[h], km[n * h],
- *        ke[n * h]; output uint8 p[h * n].
+ *        ke[n * h]; output uint8 p[h * n];
+ *   op 4 (channel codes), op 5 (row codes): the tile as op 1 without vmax; output int8
+ *        y[t * nb], float32 scale[nb] (op 4) or scale[t] (op 5), int32 acc[t * acc_stride]
+ *        (the values in place).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -112,6 +115,24 @@ static int run_gelu_codes(int32_t idx) {
   return 0;
 }
 
+static float scale[MAX_D];
+
+static int run_codes(int32_t idx, int32_t per_row) {
+  int32_t t, nb, stride, abits;
+  if (read_tile(&t, &nb, &stride, &abits) != 0) return 2;
+  fter_fence(q, 0, (size_t)(t * nb), sizeof q);
+  uint32_t t0 = fter_cycles();
+  if (per_row)
+    fter_row_codes_tile(q, scale, acc, cm, ce, cb, rm, re, t, nb, nb, 1, stride, abits);
+  else
+    fter_channel_codes_tile(q, scale, acc, cm, ce, cb, rm, re, t, nb, nb, stride, abits);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(q, (size_t)(t * nb));
+  fter_write_output(scale, (size_t)(per_row ? t : nb) * sizeof(float));
+  fter_write_output(acc, (size_t)(t * stride) * sizeof(int32_t));
+  return 0;
+}
+
 static int run_softmax(int32_t idx) {
   int32_t hdr[3];
   if (fter_read_input(hdr, sizeof hdr) != 0) return 2;
@@ -149,6 +170,8 @@ int main(int argc, char **argv) {
              : op == 1 ? run_rowmax(idx)
              : op == 2 ? run_gelu_codes(idx)
              : op == 3 ? run_softmax(idx)
+             : op == 4 ? run_codes(idx, 0)
+             : op == 5 ? run_codes(idx, 1)
                        : 2;
     if (rc != 0) return rc;
   }

@@ -8,6 +8,11 @@ from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
   values (the contract's ``dequant`` of the accumulators with the channel tables ``cm, ce, cb``
   and the token tables ``rm, re``) inlined into GELU and the int8 hidden codes,
   ``q2[i, j] = quant8(gelu(V[i, j]), mult[i])``, as one ``fter_gelu_codes_tile`` call;
+* :func:`channel_codes_call` -- the integer V projection's epilogue per block of channels: the
+  values (in place of the accumulators), each channel's absmax over the tokens, its multiplier,
+  the int8 codes and the channel's float scale, as one ``fter_channel_codes_tile`` call;
+* :func:`row_codes_call` -- the same for one head of the K projection, quantized per token, as
+  one ``fter_row_codes_tile`` call;
 * :func:`softmax_row_call` -- one attention row's integer softmax over all heads (logits, row
   max, ``exp_neg``, row sum, reciprocal, uint8 probabilities) as one ``fter_softmax_row_u8``.
 
@@ -23,6 +28,7 @@ model tests check the compiled kernels bit for bit against ``integer_logits``.
 from __future__ import annotations
 
 from tvm import s_tir, tirx
+from tvm.ir import Range
 
 
 def _bind(region, name: str):
@@ -41,23 +47,67 @@ def _first(buf):
     return tirx.address_of(tirx.BufferLoad(buf, [0] * len(buf.shape)))
 
 
-def _call_block(sch: s_tir.Schedule, rv, reads, writes, extern: str, args) -> None:
-    """Replace the block ``rv`` by one call of ``extern``: the regions of the named buffers
-    ``reads`` / ``writes`` (in that order, as the block lists them) become the new block's reads
-    and writes, each bound to a buffer with symbolic strides; ``args(bufs)`` gives the call's
-    arguments from those buffers (by name)."""
-    block = sch.get(rv)
-    regions = {str(r.source.name): r for r in [*block.reads, *block.writes]}
+def _call(iter_vars, regions, reads, writes, name: str, extern: str, args, annotations=None):
+    """A block of ``iter_vars`` whose body is one call of ``extern``: the regions (by buffer
+    name) of ``reads`` / ``writes`` become its reads and writes, each bound to a buffer with
+    symbolic strides; ``args(bufs)`` gives the call's arguments from those buffers (by name)."""
     missing = [n for n in (*reads, *writes) if n not in regions]
     if missing:
-        raise ValueError(f"{block.name_hint}: no region of {missing} (it has {sorted(regions)})")
+        raise ValueError(f"{name}: no region of {missing} (it has {sorted(regions)})")
     bound = {n: _bind(regions[n], n) for n in (*reads, *writes)}
     bufs = {n: buf for n, (_, buf) in bound.items()}
     call = tirx.Evaluate(tirx.call_extern("void", extern, *args(bufs)))
-    new = s_tir.SBlock(block.iter_vars, [regions[n] for n in reads],
-                       [regions[n] for n in writes], block.name_hint, call, None, [],
-                       [m for m, _ in bound.values()], block.annotations)
+    return s_tir.SBlock(iter_vars, [regions[n] for n in reads], [regions[n] for n in writes],
+                        name, call, None, [], [m for m, _ in bound.values()], annotations)
+
+
+def _call_block(sch: s_tir.Schedule, rv, reads, writes, extern: str, args) -> None:
+    """Replace the block ``rv`` by one call of ``extern`` (``_call``) over the block's regions
+    of the named buffers ``reads`` / ``writes``."""
+    block = sch.get(rv)
+    regions = {str(r.source.name): r for r in [*block.reads, *block.writes]}
+    new = _call(block.iter_vars, regions, reads, writes, block.name_hint, extern, args,
+                block.annotations)
     sch.state.replace(sch.get_sref(rv), new, {block: new})
+    _drop_unused_scratch(sch)
+
+
+def _call_siblings(sch: s_tir.Schedule, loop, blocks, width: int, layout: dict, reads, writes,
+                   extern: str, args) -> None:
+    """Replace the loop nests of ``blocks`` (siblings under ``loop``) by one block, bound to
+    ``loop``'s variable ``v``, that calls ``extern`` (``_call``). ``layout`` gives each named
+    buffer's region per dimension: ``"all"`` (the whole extent), ``"block"`` (``[v*width,
+    (v+1)*width)``) or ``"one"`` (``[v, v+1)``). (``blockize`` of several blocks needs them to
+    share their iteration space, which these epilogues' reductions over tokens or channels do
+    not.)"""
+    loop_sref = sch.get_sref(loop)
+    outer = loop_sref.stmt
+    found, indices = {}, set()
+    for rv in blocks:
+        block = sch.get(rv)
+        for r in (*block.reads, *block.writes):
+            found.setdefault(str(r.source.name), r.source)
+        sref = sch.get_sref(rv)
+        while not sref.parent.stmt.same_as(outer):
+            sref = sref.parent
+        indices.add(sref.seq_index)
+    v = tirx.Var("v", "int32")
+    spans = {"all": lambda extent: Range.from_min_extent(0, extent),
+             "block": lambda _: Range.from_min_extent(v * width, width),
+             "one": lambda _: Range.from_min_extent(v, 1)}
+    regions = {name: tirx.BufferRegion(found[name], [spans[kind](extent) for kind, extent in
+                                                     zip(kinds, found[name].shape)])
+               for name, kinds in layout.items()}
+    iv = tirx.IterVar(Range.from_min_extent(outer.min, outer.extent), v, 0)
+    names = "_".join(sch.get(rv).name_hint for rv in blocks)
+    realize = s_tir.SBlockRealize([outer.loop_var], True,
+                                  _call([iv], regions, reads, writes, names, extern, args))
+    seq = list(outer.body.seq)
+    body = [realize if i == min(indices) else stmt for i, stmt in enumerate(seq)
+            if i == min(indices) or i not in indices]
+    new = tirx.For(outer.loop_var, outer.min, outer.extent, outer.kind, tirx.SeqStmt(body),
+                   outer.thread_binding, outer.annotations)
+    sch.state.replace(loop_sref, new, {})
     _drop_unused_scratch(sch)
 
 
@@ -104,6 +154,40 @@ def gelu_codes_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> N
 
     _call_block(sch, sch.blockize(loop), ("acc1b", "cm", "rm", "ce", "re", "cb", "tab", "mult"),
                 ("q2",), "fter_gelu_codes_tile", args)
+
+
+def _codes_args(b, acc: str, out: str, scale: str, t: int, nb: int, abits: int, *strides):
+    return (_first(b[out]), _first(b[scale]), _first(b[acc]), _first(b["cm"]), _first(b["ce"]),
+            _first(b["cb"]), _first(b["rm"]), _first(b["re"]), t, nb, b[out].strides[0],
+            *strides, b[acc].strides[0], abits)
+
+
+def channel_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, nb: int, abits: int) -> None:
+    """Replace a block of ``nb`` channels' epilogue in the integer V projection (the sibling blocks
+    ``blocks`` under the channel-block ``loop``: the channels' absmax over the values of
+    ``acc1``, their multipliers, the codes ``y`` and scales ``amax``) by one
+    ``fter_channel_codes_tile`` call; the values overwrite the accumulators, so ``acc1`` is
+    written too."""
+    layout = {"acc1": ("all", "block"), "y": ("all", "block"), "amax": ("block",),
+              "cm": ("block",), "ce": ("block",), "cb": ("block",), "rm": ("all",),
+              "re": ("all",)}
+    _call_siblings(sch, loop, blocks, nb, layout, ("acc1", "cm", "rm", "ce", "re", "cb"),
+                   ("acc1", "y", "amax"), "fter_channel_codes_tile",
+                   lambda b: _codes_args(b, "acc1", "y", "amax", t, nb, abits))
+
+
+def row_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, hd: int, abits: int) -> None:
+    """Replace one head's epilogue in the integer K projection (the sibling blocks ``blocks``
+    under the head ``loop``: values of ``acc``, each token's absmax, multiplier, codes ``y`` and
+    scale ``amax_out``) by one ``fter_row_codes_tile`` call; the values overwrite the
+    accumulators."""
+    layout = {"acc": ("all", "block"), "y": ("all", "block"), "amax_out": ("all", "one"),
+              "cm": ("block",), "ce": ("block",), "cb": ("block",), "rm": ("all",),
+              "re": ("all",)}
+    _call_siblings(sch, loop, blocks, hd, layout, ("acc", "cm", "rm", "ce", "re", "cb"),
+                   ("acc", "y", "amax_out"), "fter_row_codes_tile",
+                   lambda b: _codes_args(b, "acc", "y", "amax_out", t, hd, abits,
+                                         b["amax_out"].strides[0]))
 
 
 def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:

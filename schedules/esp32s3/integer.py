@@ -18,7 +18,9 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import gelu_codes_call, softmax_row_call, value_rowmax_call
+from .epilogue_intrin import (channel_codes_call, gelu_codes_call, row_codes_call,
+                              softmax_row_call, value_rowmax_call)
+from .pie_intrin import tile_intrin
 from .schedule import (_accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
@@ -99,25 +101,38 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """Head by head over all tokens: the head's [t, hd] values, absmax, then multiplier and codes."""
+    """Head by head over all tokens: the head's [t, hd] accumulators in weight-stationary tiles,
+    then its epilogue (values in place, each token's absmax, multiplier, codes and scale) as one
+    C call (``fter_row_codes_tile``)."""
     p = _params(func)
+    t, k, hd, fmt = int(p["t"]), int(p["k"]), int(p["hd"]), p["fmt"]
     sch = s_tir.Schedule(func)
     _chan, _rows, acc, value, absmax, quant = _blocks(sch)
     i, g = sch.get_loops(quant)
     sch.reorder(g, i)
     sch.compute_at(absmax, g)
     sch.compute_at(value, g)
-    _tile_all_tokens(sch, acc, value, int(p["t"]), int(p["k"]), int(p["hd"]), p["fmt"])
+    # the head's accumulators as tiles of nb channels, all tokens per fter_tmm_tile call
+    sch.compute_at(acc, g, preserve_unit_loops=True)
+    ai, aj, _ = sch.get_loops(acc)[-3:]
+    nb = _n_block(hd)
+    ajo, _ = sch.split(aj, [None, nb])
+    sch.reorder(ajo, ai)
+    sch.decompose_reduction(acc, ai)
+    sch.tensorize(ai, tile_intrin(t, k, nb, fmt))
+    row_codes_call(sch, g, [value, absmax, quant], t, hd, im.acc_bits(k))
     return sch.mod["main"]
 
 
 def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One pass: per block of channels, all tokens' accumulators (one ``fter_tmm_tile`` call),
+    then the block's epilogue (values in place, each channel's absmax over the tokens, multiplier,
+    codes and scale: a channel's codes need only its own column) as one C call
+    (``fter_channel_codes_tile``)."""
     p = _params(func)
     t, k, n, fmt = int(p["t"]), int(p["k"]), int(p["n"]), p["fmt"]
     sch = s_tir.Schedule(func)
     _chan, _rows, acc1, absmax, mult, quant = _blocks(sch)
-    # one pass: per block of channels, all tokens' accumulators, the channels' absmax and
-    # multipliers, then the block's codes (a channel's codes need only its own column)
     nb = _n_block(n)
     i, j = sch.get_loops(quant)
     jo, _ = sch.split(j, [None, nb])
@@ -125,6 +140,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
     for block in (mult, absmax):
         sch.compute_at(block, jo, preserve_unit_loops=True)
     _accumulate_tile_at(sch, acc1, jo, t, k, nb, fmt)
+    channel_codes_call(sch, jo, [absmax, mult, quant], t, nb, im.acc_bits(k))
     return sch.mod["main"]
 
 
