@@ -111,10 +111,12 @@ def tile_cases(rng):
 
 def codes_cases(rng):
     """Projection tiles quantized per channel (op 4, the V projection) and per token (op 5, a
-    head of K): codes, scales, and the values left in place of the accumulators (the columns
-    past nb untouched)."""
+    head of K; op 7, a head of the attention block's Q, absmax instead of scales): codes,
+    scales, and the values left in place of the accumulators (the columns past nb
+    untouched)."""
     blob, expected = [], []
-    for op, axis in ((4, 0), (5, 1)):
+    kinds = {4: (0, "channel codes"), 5: (1, "row codes"), 7: (1, "row absmax codes")}
+    for op, (axis, kind) in kinds.items():
         for t, nb, stride, k in [*TILES, (197, 64, 80, 192), (4, 40, 40, 64)]:
             tile, v, acc = _tile(rng, t, nb, stride, k)
             top = np.abs(v).max(axis)
@@ -124,8 +126,31 @@ def codes_cases(rng):
             after[:, :nb] = v
             scale = top.astype(np.float32) * np.float32(2.0 ** -im.VALUE_FRAC)
             blob += [struct.pack("<i", op), *tile]
-            expected.append((f"{'channel' if axis == 0 else 'row'} codes t={t} nb={nb} k={k}",
-                             [q.astype(np.int8), scale, after]))
+            expected.append((f"{kind} t={t} nb={nb} k={k}",
+                             [q.astype(np.int8), top.astype(np.int32) if op == 7 else scale,
+                              after]))
+    return blob, expected
+
+
+def residual_cases(rng):
+    """Float residual tiles (op 6): (float)acc * (alpha * s) + bias + res rounded step by step,
+    as NumPy's float32 operations do; accumulators to +-2^24 and beyond (the conversion rounds),
+    subnormal and huge scales, cancellation against the residual."""
+    blob, expected = [], []
+    f32 = np.float32
+    for t, nb, stride in [(1, 1, 1), (197, 16, 24), (5, 7, 7), (3, 64, 64)]:
+        acc = rng.integers(-(1 << 26), 1 << 26, (t, stride)).astype(np.int32)
+        alpha = (rng.standard_normal(nb) * 2.0 ** rng.integers(-60, 20, nb)).astype(f32)
+        alpha[0] = f32(1e-38)
+        scale = (2.0 ** rng.uniform(-30, 0, t)).astype(f32)
+        bias = rng.standard_normal(nb).astype(f32)
+        res = (rng.standard_normal((t, stride)) * 100).astype(f32)
+        res[:, 0] = -(acc[:, 0].astype(f32) * (alpha[0] * scale)) - bias[0]   # cancels
+        want = res.copy()
+        want[:, :nb] = acc[:, :nb].astype(f32) * (alpha[None, :] * scale[:, None]) + bias + res[:, :nb]
+        blob += [struct.pack("<4i", 6, t, nb, stride), acc.tobytes(), alpha.tobytes(),
+                 scale.tobytes(), bias.tobytes(), res.tobytes()]
+        expected.append((f"residual t={t} nb={nb}", [want]))
     return blob, expected
 
 
@@ -160,7 +185,7 @@ def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
-                                              softmax_cases)]
+                                              residual_cases, softmax_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 
@@ -194,12 +219,14 @@ def _per_element(res, expected) -> str:
     sm = names.index("softmax n=197 h=3")
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
+    rs = names.index("residual t=197 nb=16")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
             f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score, "
             f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
-            f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value")
+            f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value, "
+            f"residual {res.counters[f'k{rs}'] / (197 * 16):.1f} per value")
 
 
 @pytest.mark.xtensa
@@ -246,7 +273,8 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     """The MLP's fc1 passes call the value-row-max and the GELU-codes tile kernels once per
-    channel block, the attention block the softmax row kernel once per row; the softmax's
+    channel block, the attention block the softmax row kernel once per row, and both their
+    residual epilogues the residual tile kernel once per channel block; the softmax's
     intermediates are gone (left allocated, they would keep their full [n, h, n] size and land
     in the arena)."""
     from schedules.esp32s3.integer import SCHEDULES
@@ -255,9 +283,10 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
 
     mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
     assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3"') == 3
-    assert mlp.count('"fter_value_rowmax_tile"') == 1
+    assert mlp.count('"fter_value_rowmax_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
+    assert attn.script().count('"fter_residual_tile"') == 1
     scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
     assert {"sacc", "logit", "p"} <= scratch and not scratch & {"lmax", "e", "lsum", "recip"}
     # one head: the softmax stays TensorIR (blockize cannot take its unit head loops)

@@ -239,6 +239,29 @@ void fter_row_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *c
                          int32_t scale_stride, int32_t acc_stride, int32_t abits);
 
 /**
+ * @brief fter_row_codes_tile with each token's integer absmax A[i] written
+ * to amax[i*amax_stride] instead of a float scale (the attention block's Q,
+ * whose scale the kernel derives from A).  Portable C
+ * (runtime/kernels/epilogue_int.c), re-entrant.
+ */
+void fter_row_absmax_codes_tile(int8_t *y, int32_t *amax, int32_t *acc, const int32_t *cm,
+                                const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                                const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                                int32_t amax_stride, int32_t acc_stride, int32_t abits);
+
+/**
+ * @brief The float residual epilogue of a projection over a tile:
+ * y[i*y_stride + j] = (float)acc[i*acc_stride + j] * (alpha[j] * s[i])
+ * + bias[j] + res[i*res_stride + j] for i < t, j < nb, each operation
+ * rounded to float32 in that order (y may be res: in place).  Portable C
+ * (runtime/kernels/epilogue_int.c; on the LX7 simulator build the FPU in
+ * inline asm), re-entrant.
+ */
+void fter_residual_tile(float *y, const float *res, const int32_t *acc, const float *alpha,
+                        const float *s, const float *bias, int32_t t, int32_t nb,
+                        int32_t y_stride, int32_t res_stride, int32_t acc_stride);
+
+/**
  * @brief One attention row's integer softmax (numerics="integer"), all h
  * heads: logits L[j] = dequant(scores[hh*scores_stride + j]) in Q10 through
  * the row's qm[hh], qe[hh] and key j's km, ke[j*k_stride + hh] (sbits = bit

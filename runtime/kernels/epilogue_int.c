@@ -149,26 +149,81 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
   }
 }
 
-void fter_row_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
-                         const int32_t *ce, const int32_t *cb, const int32_t *rm,
-                         const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
-                         int32_t scale_stride, int32_t acc_stride, int32_t abits) {
+/* Values in place, then per token its absmax A, multiplier and codes; A goes to amax (int) or
+ * as A * 2^-12 to scale (float), whichever is not NULL. */
+static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, const int32_t *cm,
+                      const int32_t *ce, const int32_t *cb, const int32_t *rm, const int32_t *re,
+                      int32_t t, int32_t nb, int32_t y_stride, int32_t out_stride,
+                      int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
     int32_t chan[TILE_CHANNELS][3];
     const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
     values_in_place(acc + j0, chan, 0, nc, rm, re, t, acc_stride, abits);
   }
   const int32_t *a = acc;
-  int8_t *out = y;
-  for (int32_t i = 0; i < t; ++i, a += acc_stride, out += y_stride) {
+  for (int32_t i = 0; i < t; ++i, a += acc_stride, y += y_stride) {
     int32_t top = 0;
     FTER_UNROLL4
     for (int32_t j = 0; j < nb; ++j) top = fter_max(top, a[j] < 0 ? -a[j] : a[j]);
     const int32_t packed = fter_quant_multiplier(top);
     const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
-    scale[i * scale_stride] = value_scale(top);
+    if (scale) scale[i * out_stride] = value_scale(top);
+    if (amax) amax[i * out_stride] = top;
     FTER_UNROLL4
-    for (int32_t j = 0; j < nb; ++j) out[j] = fter_quant8(a[j], r, m);
+    for (int32_t j = 0; j < nb; ++j) y[j] = fter_quant8(a[j], r, m);
+  }
+}
+
+void fter_row_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_t *cm,
+                         const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                         const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                         int32_t scale_stride, int32_t acc_stride, int32_t abits) {
+  row_codes(y, scale, 0, acc, cm, ce, cb, rm, re, t, nb, y_stride, scale_stride, acc_stride,
+            abits);
+}
+
+void fter_row_absmax_codes_tile(int8_t *y, int32_t *amax, int32_t *acc, const int32_t *cm,
+                                const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                                const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
+                                int32_t amax_stride, int32_t acc_stride, int32_t abits) {
+  row_codes(y, 0, amax, acc, cm, ce, cb, rm, re, t, nb, y_stride, amax_stride, acc_stride,
+            abits);
+}
+
+/* The float residual epilogue of a projection: (float)acc * (alpha * s) + bias + res, each
+ * operation rounded to float32 in that order (no fused multiply-add, as -ffp-contract=off keeps
+ * the C).  In the esp32s3 simulator build (FTER_PIE with Debian's soft-float lx106 GCC, whose
+ * float operations call FPU-backed helpers) the five operations run on the LX7's FPU in one asm
+ * statement: the same IEEE single round-to-nearest operations, without five calls and their
+ * register spills.  ESP-IDF's hard-float GCC emits FPU instructions for the C itself. */
+static inline float residual(int32_t acc, float alpha, float s, float bias, float res) {
+#if defined(FTER_PIE) && !defined(__XTENSA_HARD_FLOAT__)
+  float out;
+  __asm__("float.s f0, %1, 0\n\t"
+          "wfr     f1, %2\n\t"
+          "wfr     f2, %3\n\t"
+          "mul.s   f1, f1, f2\n\t"
+          "mul.s   f0, f0, f1\n\t"
+          "wfr     f1, %4\n\t"
+          "add.s   f0, f0, f1\n\t"
+          "wfr     f1, %5\n\t"
+          "add.s   f0, f0, f1\n\t"
+          "rfr     %0, f0"
+          : "=r"(out)
+          : "r"(acc), "r"(alpha), "r"(s), "r"(bias), "r"(res));
+  return out;
+#else
+  return (float)acc * (alpha * s) + bias + res;
+#endif
+}
+
+void fter_residual_tile(float *y, const float *res, const int32_t *acc, const float *alpha,
+                        const float *s, const float *bias, int32_t t, int32_t nb,
+                        int32_t y_stride, int32_t res_stride, int32_t acc_stride) {
+  for (int32_t i = 0; i < t; ++i, y += y_stride, res += res_stride, acc += acc_stride) {
+    const float si = s[i];
+    FTER_UNROLL4
+    for (int32_t j = 0; j < nb; ++j) y[j] = residual(acc[j], alpha[j], si, bias[j], res[j]);
   }
 }
 

@@ -13,7 +13,10 @@
  *        ke[n * h]; output uint8 p[h * n];
  *   op 4 (channel codes), op 5 (row codes): the tile as op 1 without vmax; output int8
  *        y[t * nb], float32 scale[nb] (op 4) or scale[t] (op 5), int32 acc[t * acc_stride]
- *        (the values in place).
+ *        (the values in place); op 7 (row absmax codes): as op 5 with int32 amax[t] in place of
+ *        the float scales;
+ *   op 6 (residual): int32 {t, nb, stride}, int32 acc[t * stride], float32 alpha[nb], s[t],
+ *        bias[nb], res[t * stride]; output float32 y[t * stride] (computed in place of res).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -116,20 +119,50 @@ static int run_gelu_codes(int32_t idx) {
 }
 
 static float scale[MAX_D];
+static int32_t row_amax[MAX_ROWS];
 
-static int run_codes(int32_t idx, int32_t per_row) {
+/* op 4 (per channel), 5 (per row, float scales), 7 (per row, integer absmax) */
+static int run_codes(int32_t idx, int32_t op) {
   int32_t t, nb, stride, abits;
   if (read_tile(&t, &nb, &stride, &abits) != 0) return 2;
   fter_fence(q, 0, (size_t)(t * nb), sizeof q);
   uint32_t t0 = fter_cycles();
-  if (per_row)
+  if (op == 5)
     fter_row_codes_tile(q, scale, acc, cm, ce, cb, rm, re, t, nb, nb, 1, stride, abits);
+  else if (op == 7)
+    fter_row_absmax_codes_tile(q, row_amax, acc, cm, ce, cb, rm, re, t, nb, nb, 1, stride, abits);
   else
     fter_channel_codes_tile(q, scale, acc, cm, ce, cb, rm, re, t, nb, nb, stride, abits);
   count(idx, fter_cycles() - t0);
   fter_write_output(q, (size_t)(t * nb));
-  fter_write_output(scale, (size_t)(per_row ? t : nb) * sizeof(float));
+  if (op == 7)
+    fter_write_output(row_amax, (size_t)t * sizeof(int32_t));
+  else
+    fter_write_output(scale, (size_t)(op == 5 ? t : nb) * sizeof(float));
   fter_write_output(acc, (size_t)(t * stride) * sizeof(int32_t));
+  return 0;
+}
+
+static int run_residual(int32_t idx) {
+  int32_t h[3];
+  if (fter_read_input(h, sizeof h) != 0) return 2;
+  const int32_t t = h[0], nb = h[1], stride = h[2];
+  if (t < 1 || t > MAX_ROWS || nb < 1 || nb > MAX_D || stride < nb ||
+      (int64_t)t * stride > MAX_ELEMS)
+    return 2;
+  float *alpha = (float *)cm, *bias = (float *)cb, *res = x;
+  fter_fence(acc, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof acc);
+  fter_fence(x, 0, (size_t)(t * stride) * sizeof(float), sizeof x);
+  if (fter_read_input(acc, (size_t)(t * stride) * sizeof(int32_t)) != 0 ||
+      fter_read_input(alpha, (size_t)nb * sizeof(float)) != 0 ||
+      fter_read_input(s, (size_t)t * sizeof(float)) != 0 ||
+      fter_read_input(bias, (size_t)nb * sizeof(float)) != 0 ||
+      fter_read_input(res, (size_t)(t * stride) * sizeof(float)) != 0)
+    return 2;
+  uint32_t t0 = fter_cycles();
+  fter_residual_tile(res, res, acc, alpha, s, bias, t, nb, stride, stride, stride);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(res, (size_t)(t * stride) * sizeof(float));
   return 0;
 }
 
@@ -170,8 +203,8 @@ int main(int argc, char **argv) {
              : op == 1 ? run_rowmax(idx)
              : op == 2 ? run_gelu_codes(idx)
              : op == 3 ? run_softmax(idx)
-             : op == 4 ? run_codes(idx, 0)
-             : op == 5 ? run_codes(idx, 1)
+             : op == 4 || op == 5 || op == 7 ? run_codes(idx, op)
+             : op == 6 ? run_residual(idx)
                        : 2;
     if (rc != 0) return rc;
   }

@@ -12,7 +12,12 @@ from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
   values (in place of the accumulators), each channel's absmax over the tokens, its multiplier,
   the int8 codes and the channel's float scale, as one ``fter_channel_codes_tile`` call;
 * :func:`row_codes_call` -- the same for one head of the K projection, quantized per token, as
-  one ``fter_row_codes_tile`` call;
+  one ``fter_row_codes_tile`` call; :func:`q_codes_call` for one head of the attention block's
+  Q (``fter_row_absmax_codes_tile``: the integer absmax, from which the block derives its
+  scales);
+* :func:`residual_call` -- a projection's float residual epilogue over a tile,
+  ``y = float(acc) * (alpha * s) + bias + res``, as one ``fter_residual_tile`` call (on the LX7
+  simulator build its float operations run on the FPU without helper calls);
 * :func:`softmax_row_call` -- one attention row's integer softmax over all heads (logits, row
   max, ``exp_neg``, row sum, reciprocal, uint8 probabilities) as one ``fter_softmax_row_u8``.
 
@@ -156,10 +161,25 @@ def gelu_codes_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> N
                 ("q2",), "fter_gelu_codes_tile", args)
 
 
-def _codes_args(b, acc: str, out: str, scale: str, t: int, nb: int, abits: int, *strides):
-    return (_first(b[out]), _first(b[scale]), _first(b[acc]), _first(b["cm"]), _first(b["ce"]),
-            _first(b["cb"]), _first(b["rm"]), _first(b["re"]), t, nb, b[out].strides[0],
-            *strides, b[acc].strides[0], abits)
+def _codes_call(sch: s_tir.Schedule, loop, blocks, t: int, width: int, abits: int,
+                names: tuple[str, str, str], scale_layout: tuple, extern: str) -> None:
+    """A projection block's epilogue (values in place of the accumulators, absmax, multipliers,
+    codes, scales) as one ``extern`` call replacing ``blocks`` under ``loop``; ``names``: the
+    accumulator, codes and scale buffers; ``scale_layout``: the scales' region (``_call_siblings``);
+    a two-dimensional one passes its row stride."""
+    acc, out, scale = names
+    layout = {acc: ("all", "block"), out: ("all", "block"), scale: scale_layout,
+              "cm": ("block",), "ce": ("block",), "cb": ("block",), "rm": ("all",),
+              "re": ("all",)}
+
+    def args(b):
+        strides = (b[scale].strides[0],) if len(scale_layout) > 1 else ()
+        return (_first(b[out]), _first(b[scale]), _first(b[acc]), _first(b["cm"]),
+                _first(b["ce"]), _first(b["cb"]), _first(b["rm"]), _first(b["re"]), t, width,
+                b[out].strides[0], *strides, b[acc].strides[0], abits)
+
+    _call_siblings(sch, loop, blocks, width, layout, (acc, "cm", "rm", "ce", "re", "cb"),
+                   (acc, out, scale), extern, args)
 
 
 def channel_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, nb: int, abits: int) -> None:
@@ -168,12 +188,8 @@ def channel_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, nb: int, abits
     ``acc1``, their multipliers, the codes ``y`` and scales ``amax``) by one
     ``fter_channel_codes_tile`` call; the values overwrite the accumulators, so ``acc1`` is
     written too."""
-    layout = {"acc1": ("all", "block"), "y": ("all", "block"), "amax": ("block",),
-              "cm": ("block",), "ce": ("block",), "cb": ("block",), "rm": ("all",),
-              "re": ("all",)}
-    _call_siblings(sch, loop, blocks, nb, layout, ("acc1", "cm", "rm", "ce", "re", "cb"),
-                   ("acc1", "y", "amax"), "fter_channel_codes_tile",
-                   lambda b: _codes_args(b, "acc1", "y", "amax", t, nb, abits))
+    _codes_call(sch, loop, blocks, t, nb, abits, ("acc1", "y", "amax"), ("block",),
+                "fter_channel_codes_tile")
 
 
 def row_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, hd: int, abits: int) -> None:
@@ -181,13 +197,37 @@ def row_codes_call(sch: s_tir.Schedule, loop, blocks, t: int, hd: int, abits: in
     under the head ``loop``: values of ``acc``, each token's absmax, multiplier, codes ``y`` and
     scale ``amax_out``) by one ``fter_row_codes_tile`` call; the values overwrite the
     accumulators."""
-    layout = {"acc": ("all", "block"), "y": ("all", "block"), "amax_out": ("all", "one"),
-              "cm": ("block",), "ce": ("block",), "cb": ("block",), "rm": ("all",),
-              "re": ("all",)}
-    _call_siblings(sch, loop, blocks, hd, layout, ("acc", "cm", "rm", "ce", "re", "cb"),
-                   ("acc", "y", "amax_out"), "fter_row_codes_tile",
-                   lambda b: _codes_args(b, "acc", "y", "amax_out", t, hd, abits,
-                                         b["amax_out"].strides[0]))
+    _codes_call(sch, loop, blocks, t, hd, abits, ("acc", "y", "amax_out"), ("all", "one"),
+                "fter_row_codes_tile")
+
+
+def q_codes_call(sch: s_tir.Schedule, loop, blocks, n: int, hd: int, abits: int) -> None:
+    """Replace one head's Q epilogue in the integer attention block (the blocks ``blocks`` under
+    the head ``loop``: values of ``qacc``, each token's absmax ``qamax`` and codes ``qc``; the
+    multiplier-and-scale block between them stays, reading ``qamax``) by one
+    ``fter_row_absmax_codes_tile`` call; the values overwrite the accumulators."""
+    _codes_call(sch, loop, blocks, n, hd, abits, ("qacc", "qc", "qamax"), ("all", "one"),
+                "fter_row_absmax_codes_tile")
+
+
+def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:
+    """Replace the [t, nb] tile of the residual epilogue ``block`` (``y[i, j] = float(acc[i, j])
+    * (alpha[j] * s[i]) + bias[j] + res[i, j]``; ``y`` may be ``res``) by one
+    ``fter_residual_tile`` call."""
+    rv = sch.blockize(sch.get_loops(block)[-2])
+    inner = sch.get(block)
+    names = [str(r.source.name) for r in inner.reads]
+    if len(names) != 5 or inner.reads[0].source.dtype != "int32" or len(inner.writes) != 1:
+        raise ValueError(f"{inner.name_hint}: not a residual epilogue (reads {names})")
+    acc, alpha, scale, bias, res = names
+    out = str(inner.writes[0].source.name)
+
+    def args(b):
+        return (_first(b[out]), _first(b[res]), _first(b[acc]), _first(b[alpha]),
+                _first(b[scale]), _first(b[bias]), t, nb, b[out].strides[0], b[res].strides[0],
+                b[acc].strides[0])
+
+    _call_block(sch, rv, tuple(dict.fromkeys(names)), (out,), "fter_residual_tile", args)
 
 
 def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:

@@ -18,10 +18,9 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import (channel_codes_call, gelu_codes_call, row_codes_call,
-                              softmax_row_call, value_rowmax_call)
-from .pie_intrin import tile_intrin
-from .schedule import (_accumulate_tile_at, _block_named, _n_block, _params,
+from .epilogue_intrin import (channel_codes_call, gelu_codes_call, q_codes_call, residual_call,
+                              row_codes_call, softmax_row_call, value_rowmax_call)
+from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
 from ..integer import intmath as im
@@ -97,6 +96,7 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
     gelu_codes_call(sch, sch.get_loops(quant)[-2], t, nb, abits)
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
+    residual_call(sch, out, t, _n_block(d))
     return sch.mod["main"]
 
 
@@ -112,14 +112,7 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch.reorder(g, i)
     sch.compute_at(absmax, g)
     sch.compute_at(value, g)
-    # the head's accumulators as tiles of nb channels, all tokens per fter_tmm_tile call
-    sch.compute_at(acc, g, preserve_unit_loops=True)
-    ai, aj, _ = sch.get_loops(acc)[-3:]
-    nb = _n_block(hd)
-    ajo, _ = sch.split(aj, [None, nb])
-    sch.reorder(ajo, ai)
-    sch.decompose_reduction(acc, ai)
-    sch.tensorize(ai, tile_intrin(t, k, nb, fmt))
+    _accumulate_head_at(sch, acc, g, t, k, hd, fmt)
     row_codes_call(sch, g, [value, absmax, quant], t, hd, im.acc_bits(k))
     return sch.mod["main"]
 
@@ -150,11 +143,15 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
     sch = s_tir.Schedule(func)
-    _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"])
+    _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"], whole_heads=True)
+    q_codes_call(sch, sch.get_loops(_block_named(sch, "q_value"))[0],
+                 [_block_named(sch, name) for name in ("q_value", "q_absmax", "q_codes")],
+                 n, hd, im.acc_bits(h * hd))
     if h > 1:   # one head: TVM's blockize fails on the chain's unit head loops (the TIR stays)
         chain = [_block_named(sch, name)
                  for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
         softmax_row_call(sch, chain, n, h, im.score_bits(hd))
+    residual_call(sch, _block_named(sch, "residual"), n, _n_block(h * hd))
     return sch.mod["main"]
 
 

@@ -164,6 +164,19 @@ def _accumulate_tile_at(sch: s_tir.Schedule, acc, jo, t: int, k: int, nb: int, f
     sch.tensorize(loop, tile_intrin(t, k, nb, fmt))
 
 
+def _accumulate_head_at(sch: s_tir.Schedule, acc, g, t: int, k: int, hd: int, fmt: str) -> None:
+    """The accumulation ``acc`` computed under the head loop ``g`` for all ``t`` tokens and the
+    head's ``hd`` channels, in tiles of ``_n_block(hd)`` channels (one ``fter_tmm_tile`` call
+    each), so the whole [t, hd] head is ready before what follows under ``g``."""
+    sch.compute_at(acc, g, preserve_unit_loops=True)
+    i, j, _ = sch.get_loops(acc)[-3:]
+    nb = _n_block(hd)
+    jo, _ = sch.split(j, [None, nb])
+    sch.reorder(jo, i)
+    sch.decompose_reduction(acc, i)
+    sch.tensorize(i, tile_intrin(t, k, nb, fmt))
+
+
 _MACRO_SUFFIX = re.compile(r"(_\d+)?")
 
 
@@ -347,10 +360,12 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd: int,
-                                         fmt: str) -> None:
+                                         fmt: str, whole_heads: bool = False) -> None:
     """PIE order of ``int8_attention_block``: Q for all tokens head by head (weight-stationary
     tiles, one [n, hd] float head at a time), then attention and the output row's int8 codes row
-    by row, then the output projection over all tokens (weight-stationary, residual in place)."""
+    by row, then the output projection over all tokens (weight-stationary, residual in place).
+    ``whole_heads``: a head's Q accumulators all come first (``_accumulate_head_at``), then its
+    values, instead of tile by tile."""
     d = h * hd
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     # per-call blocks (the keys' scales; the integer form's channel tables) stay at the root
@@ -374,7 +389,10 @@ def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd
     sch.reorder(g, i)
     for block in (q_absmax, q_scale, q_codes):   # the scales are read again by the rows
         sch.reverse_compute_at(block, g)
-    _tile_all_tokens(sch, qacc, q_value, n, d, hd, fmt)
+    if whole_heads:
+        _accumulate_head_at(sch, qacc, g, n, d, hd, fmt)
+    else:
+        _tile_all_tokens(sch, qacc, q_value, n, d, hd, fmt)
     _tensorize_attention_rows(sch, n, hd)
 
 
