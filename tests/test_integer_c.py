@@ -282,7 +282,7 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     from schedules.integer import kernels as ki
 
     mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
-    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3"') == 3
+    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3_set"') == 3
     assert mlp.count('"fter_value_rowmax_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
@@ -322,7 +322,7 @@ def test_esp32s3_channels_form_accumulates_once_and_splits_by_channel_blocks():
 
     form = SCHEDULES["ternary_matmul_channels"](ki.ternary_matmul_channels(17, 64, 48, "b3"))
     script = form.script()
-    assert script.count('"fter_tmm_tile_b3"') == 1
+    assert script.count('"fter_tmm_tile_b3_set"') == 1
     # the block's epilogue is one C call; its absmax and multiplier tables are gone
     assert script.count('"fter_channel_codes_tile"') == 1
     assert {str(b.name) for b in form.body.block.alloc_buffers} == {
@@ -341,9 +341,31 @@ def test_esp32s3_heads_form_codes_each_head_in_one_call_and_splits_by_heads():
 
     form = SCHEDULES["ternary_matmul_heads"](ki.ternary_matmul_heads(17, 64, 3, 32, "b3"))
     script = form.script()
-    assert script.count('"fter_tmm_tile_b3"') == 1 and script.count('"fter_row_codes_tile"') == 1
+    assert script.count('"fter_tmm_tile_b3_set"') == 1 and script.count('"fter_row_codes_tile"') == 1
     assert "for ax1_0 in range(2)" in script   # hd = 32: two tiles of 16 channels a head
     assert {str(b.name) for b in form.body.block.alloc_buffers} == {
         "cm", "ce", "cb", "rm", "re", "acc"}
     _, plans = split_kernel(form)
     assert plans[-1].extent == 3 and plans[-1].reason == "split along g"
+
+
+def test_esp32s3_integer_tiles_write_their_accumulators():
+    """Every weight-stationary tile of the integer forms starts from zero, so it calls the
+    ``_set`` kernel (the tile written, not added to) and no zeroing block is left for it; what
+    still starts from a zeroing block: the MLP's rfactored row max and the attention rows'
+    kernels."""
+    import re
+
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import attention as ka
+    from schedules.integer import kernels as ki
+
+    forms = [(ki.ternary_mlp(17, 32, 64, "b3", True), 3, {"hidden_absmax_rf_init"}),
+             (ki.ternary_matmul_heads(17, 64, 3, 32, "b2"), 1, set()),
+             (ki.ternary_matmul_channels(17, 64, 48, "b3"), 1, set()),
+             (ka.int8_attention_block(17, 2, 16, "b3", 0.25), 2, {"qk_init", "pv_init"})]
+    for func, tiles, inits in forms:
+        script = SCHEDULES[func.attrs["fter.kind"]](func).script()
+        assert not re.search(r'"fter_tmm_tile_b[23]"', script)
+        assert len(re.findall(r'"fter_tmm_tile_b[23]_set"', script)) == tiles
+        assert set(re.findall(r'sblock\("(\w*_init)"', script)) == inits

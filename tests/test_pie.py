@@ -45,7 +45,7 @@ class Cases:
         self.blob: list[bytes] = [header(0)]
         self.expected: list[tuple[object, np.ndarray]] = [("self-test", np.zeros(1, np.int32))]
 
-    def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None):
+    def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None, set_=False):
         rng = self.rng
         wt = rng.integers(-1, 2, size=(nb, k)).astype(np.int8) if wt is None else wt
         x = rng.integers(-128, 128, size=(t, k)).astype(np.int8) if x is None else x
@@ -59,12 +59,12 @@ class Cases:
         xs[:, :k] = x
         acc = rng.integers(-1000, 1000, size=(t, acc_stride)).astype(np.int32)
         want = acc.astype(np.int64)
-        want[:, :nb] += x.astype(np.int64) @ wt.T.astype(np.int64)
-        op = 1 if fmt == "b2" else 2
+        want[:, :nb] = (0 if set_ else want[:, :nb]) + x.astype(np.int64) @ wt.T.astype(np.int64)
+        op = (1 if fmt == "b2" else 2) + (4 if set_ else 0)
         self.blob += [header(op, k, nb, t, w_stride, x_stride, acc_stride, x_off), xs.tobytes(),
                       w.tobytes(), acc.tobytes()]
-        self.expected.append(((fmt, k, nb, t) if aligned else (fmt, k, nb, t, "misaligned"),
-                              want.astype(np.int32).ravel()))
+        desc = (fmt, k, nb, t) + (() if aligned else ("misaligned",)) + (("set",) if set_ else ())
+        self.expected.append((desc, want.astype(np.int32).ravel()))
 
     def qk(self, hd, n, aligned=True):   # the row kernels accumulate into start_pattern
         q = self.rng.integers(-128, 128, size=hd).astype(np.int8)
@@ -109,6 +109,11 @@ def pie_cases(seed: int = 0) -> Cases:
     for k in (4080, MAX_K):
         c.tile("b3", k, 17, 2, x=np.full((2, k), -128, np.int8), wt=np.full((17, k), -1, np.int8))
     c.tile("b2", MAX_K + 5, 3, 2)
+    # the _set tiles: written, not added to (k past 4080: the later blocks add; past MAX_K: ref)
+    for fmt, k, nb, t, aligned in [("b3", 192, 16, 17, True), ("b2", 33, 17, 3, False),
+                                   ("b3", 4100, 5, 2, True), ("b3", MAX_K + 1, 3, 2, False),
+                                   ("b2", 64, 16, 1, True)]:
+        c.tile(fmt, k, nb, t, aligned=aligned, set_=True)
     for hd in (16, 32, 64, 48, 20, 96):
         for n in (1, 17, 197):
             c.qk(hd, n)

@@ -131,6 +131,28 @@ void fter_tmm_tile_b2_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32
                           int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
 void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                           int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+/**
+ * @brief The same tiles written instead of added to: acc[i*acc_stride + j] =
+ * sum_r x[i*x_stride + r] * w_j[r] for i < t, j < nb (the old values are not
+ * read; the esp32s3 integer schedules use them where the accumulator starts
+ * at zero, which saves zeroing it and reading it back).
+ */
+void fter_tmm_tile_b3_set(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b3_set_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride);
+void fter_tmm_tile_b3_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride);
+void fter_tmm_tile_b2_set(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride);
+void fter_tmm_tile_b2_set_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride);
+void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride);
 
 /** @brief Builds the PIE tile's decode tables (called by fter_kernels_init). */
 void fter_tmm_pie_init(void);

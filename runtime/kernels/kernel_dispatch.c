@@ -82,6 +82,18 @@ void fter_tmm_tile_b2(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k
   FTER_TIMED(FTER_PIE_IMPL(fter_tmm_tile_b2)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
 }
 
+void fter_tmm_tile_b3_set(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  FTER_TIMED(
+      FTER_PIE_IMPL(fter_tmm_tile_b3_set)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
+}
+
+void fter_tmm_tile_b2_set(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
+                          int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
+  FTER_TIMED(
+      FTER_PIE_IMPL(fter_tmm_tile_b2_set)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
+}
+
 void fter_qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
                  int32_t k_stride) {
   FTER_TIMED(FTER_PIE_IMPL(fter_qk_row)(scores, q, k, hd, n, k_stride));

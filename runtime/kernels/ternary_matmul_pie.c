@@ -73,8 +73,10 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   }
 }
 
+/* set: the tile's accumulators are written (their old values ignored), else added to */
 static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
-                 int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3) {
+                 int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3,
+                 int set) {
   uint32_t *scratch_words = per_worker[fter_worker_id()].scratch;
   uint32_t *xrow_words = per_worker[fter_worker_id()].xrow;
   uint32_t *qacc_buf = per_worker[fter_worker_id()].qacc;
@@ -104,7 +106,10 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
       for (int32_t c = 0; c < chunks; c += BLOCK_CHUNKS) {
         PIE_ZERO_QACC();
         fter_pie_tmm_chunks(&xp, &wp, chunks - c < BLOCK_CHUNKS ? chunks - c : BLOCK_CHUNKS);
-        fter_pie_add_qacc(ar, lanes, qacc_buf);
+        if (set && c == 0)
+          fter_pie_set_qacc(ar, lanes, qacc_buf);
+        else
+          fter_pie_add_qacc(ar, lanes, qacc_buf);
       }
     }
   }
@@ -115,7 +120,7 @@ void fter_tmm_tile_b3_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32
   if (k > FTER_PIE_MAX_K)
     fter_tmm_tile_b3_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
   else
-    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1);
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 0);
 }
 
 void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
@@ -123,5 +128,23 @@ void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32
   if (k > FTER_PIE_MAX_K)
     fter_tmm_tile_b2_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
   else
-    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0);
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 0);
+}
+
+void fter_tmm_tile_b3_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride) {
+  if (k > FTER_PIE_MAX_K)
+    fter_tmm_tile_b3_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  else
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1);
+}
+
+void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride) {
+  if (k > FTER_PIE_MAX_K)
+    fter_tmm_tile_b2_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  else
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1);
 }

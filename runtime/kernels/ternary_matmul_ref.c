@@ -49,3 +49,23 @@ void fter_tmm_tile_b2_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32
                           int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
   tile_ref(fter_tmm_b2_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
 }
+
+/* The _set tiles: the [t, nb] accumulators zeroed, then the tile added. */
+static void zero_tile(int32_t *acc, int32_t t, int32_t nb, int32_t acc_stride) {
+  for (int32_t i = 0; i < t; ++i, acc += acc_stride)
+    for (int32_t j = 0; j < nb; ++j) acc[j] = 0;
+}
+
+void fter_tmm_tile_b3_set_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride) {
+  zero_tile(acc, t, nb, acc_stride);
+  fter_tmm_tile_b3_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}
+
+void fter_tmm_tile_b2_set_ref(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
+                              int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
+                              int32_t acc_stride) {
+  zero_tile(acc, t, nb, acc_stride);
+  fter_tmm_tile_b2_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+}

@@ -33,7 +33,7 @@ model tests check the compiled kernels bit for bit against ``integer_logits``.
 from __future__ import annotations
 
 from tvm import s_tir, tirx
-from tvm.ir import Range
+from tvm.ir import Call, Range, StringImm
 
 
 def _bind(region, name: str):
@@ -242,3 +242,76 @@ def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) ->
 
     _call_block(sch, sch.blockize(blocks), ("sacc", "qm", "qe", "km", "ke"), ("logit", "p"),
                 "fter_softmax_row_u8", args)
+
+
+TILE_EXTERNS = ("fter_tmm_tile_b3", "fter_tmm_tile_b2")
+
+
+def _extern_name(stmt):
+    """The extern a block body calls (``T.call_extern``), or None."""
+    if isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, Call) and stmt.value.args:
+        name = stmt.value.args[0]
+        if isinstance(name, StringImm):
+            return str(name.value)
+    return None
+
+
+def _zeroing_nest(stmt, buffer) -> bool:
+    """Whether ``stmt`` is a loop nest around one block storing 0 into ``buffer`` (an init that
+    ``decompose_reduction`` split off)."""
+    while isinstance(stmt, tirx.For):
+        stmt = stmt.body
+    if not isinstance(stmt, s_tir.SBlockRealize):
+        return False
+    body = stmt.block.body
+    return (isinstance(body, tirx.BufferStore) and body.buffer.same_as(buffer)
+            and isinstance(body.value, tirx.IntImm) and int(body.value.value) == 0)
+
+
+def _tile_after_zeroing(sch: s_tir.Schedule):
+    """A tile-call block whose accumulator the sibling nest right before it zeroes: (block rv,
+    index of its realize in the enclosing loop's body), or None."""
+    stack = [sch.get_sblock("root")]
+    while stack:
+        rv = stack.pop()
+        stack.extend(sch.get_child_blocks(rv))
+        block = sch.get(rv)
+        if _extern_name(block.body) not in TILE_EXTERNS or len(block.writes) != 1:
+            continue
+        sref = sch.get_sref(rv)
+        outer = sref.parent.stmt
+        if not isinstance(outer, tirx.For) or not isinstance(outer.body, tirx.SeqStmt):
+            continue
+        index = sref.seq_index
+        if index >= 1 and _zeroing_nest(outer.body.seq[index - 1], block.writes[0].source):
+            return rv, index
+    return None
+
+
+def tile_write_calls(sch: s_tir.Schedule) -> int:
+    """Every weight-stationary tile call whose accumulator a zeroing nest right before it starts
+    at 0 becomes the ``_set`` form of its kernel (``fter_tmm_tile_b3_set``: the tile written, not
+    added to), and the zeroing nest goes: no [t, nb] stores of 0 and no reading them back.
+    Returns how many tiles changed."""
+    changed = 0
+    while (found := _tile_after_zeroing(sch)) is not None:
+        rv, index = found
+        block = sch.get(rv)
+        loop_sref = sch.get_sref(rv).parent
+        outer = loop_sref.stmt
+        call = block.body.value
+        body = tirx.Evaluate(tirx.call_extern("void", f"{call.args[0].value}_set", *call.args[1:]))
+        acc = block.writes[0].source
+        reads = [r for r in block.reads if not r.source.same_as(acc)]
+        new = s_tir.SBlock(block.iter_vars, reads, block.writes, block.name_hint, body, None,
+                           block.alloc_buffers, block.match_buffers, block.annotations)
+        seq = list(outer.body.seq)
+        realize = seq[index]
+        seq[index] = s_tir.SBlockRealize(realize.iter_values, realize.predicate, new)
+        del seq[index - 1]
+        new_body = seq[0] if len(seq) == 1 else tirx.SeqStmt(seq)
+        sch.state.replace(loop_sref, tirx.For(outer.loop_var, outer.min, outer.extent, outer.kind,
+                                              new_body, outer.thread_binding, outer.annotations),
+                          {block: new})
+        changed += 1
+    return changed

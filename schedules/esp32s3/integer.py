@@ -19,7 +19,8 @@ from tvm.script import tirx as T
 
 from . import schedule as esp32s3
 from .epilogue_intrin import (channel_codes_call, gelu_codes_call, q_codes_call, residual_call,
-                              row_codes_call, softmax_row_call, value_rowmax_call)
+                              row_codes_call, softmax_row_call, tile_write_calls,
+                              value_rowmax_call)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
@@ -97,6 +98,7 @@ def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
     gelu_codes_call(sch, sch.get_loops(quant)[-2], t, nb, abits)
     _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
     residual_call(sch, out, t, _n_block(d))
+    tile_write_calls(sch)
     return sch.mod["main"]
 
 
@@ -114,6 +116,7 @@ def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sch.compute_at(value, g)
     _accumulate_head_at(sch, acc, g, t, k, hd, fmt)
     row_codes_call(sch, g, [value, absmax, quant], t, hd, im.acc_bits(k))
+    tile_write_calls(sch)
     return sch.mod["main"]
 
 
@@ -134,6 +137,7 @@ def _schedule_matmul_channels(func: tirx.PrimFunc) -> tirx.PrimFunc:
         sch.compute_at(block, jo, preserve_unit_loops=True)
     _accumulate_tile_at(sch, acc1, jo, t, k, nb, fmt)
     channel_codes_call(sch, jo, [absmax, mult, quant], t, nb, im.acc_bits(k))
+    tile_write_calls(sch)
     return sch.mod["main"]
 
 
@@ -152,7 +156,21 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
                  for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
         softmax_row_call(sch, chain, n, h, im.score_bits(hd))
     residual_call(sch, _block_named(sch, "residual"), n, _n_block(h * hd))
+    tile_write_calls(sch)
     return sch.mod["main"]
+
+
+def _writing_tiles(schedule):
+    """``schedule`` (a float-form schedule the integer form shares) followed by
+    ``tile_write_calls``: each tile whose accumulator starts at zero is written by its call
+    instead of zeroed and added to."""
+    def scheduled(func: tirx.PrimFunc) -> tirx.PrimFunc:
+        sch = s_tir.Schedule(schedule(func))
+        tile_write_calls(sch)
+        return sch.mod["main"]
+
+    scheduled.__doc__ = schedule.__doc__
+    return scheduled
 
 
 SCHEDULES = {
@@ -160,7 +178,7 @@ SCHEDULES = {
     "ternary_mlp": _schedule_mlp,
     "ternary_matmul_heads": _schedule_matmul_heads,
     "ternary_matmul_channels": _schedule_matmul_channels,
-    "patch_embed": _schedule_patch_embed,
+    "patch_embed": _writing_tiles(_schedule_patch_embed),
     "int8_attention_block": _schedule_attention_block,
 }
 

@@ -8,18 +8,21 @@
  * on every gcc target). */
 #define HI(v, s) ((int32_t)((v) << (s)) >> 12)
 
-/* d[0..8) += the 8 signed 20-bit lanes of QACC_L or QACC_H, stored little-endian in the 5 words
- * at w (lane i at bits [20 i, 20 i + 20)): two to four shifts and an OR per lane. */
-static void add8(int32_t *d, const uint32_t *w) {
+/* d[0..8) += (add) or = (set) the 8 signed 20-bit lanes of QACC_L or QACC_H, stored
+ * little-endian in the 5 words at w (lane i at bits [20 i, 20 i + 20)): two to four shifts and
+ * an OR per lane.  `add` is a constant at every call, so each use compiles to one form. */
+static inline void lanes8(int32_t *d, const uint32_t *w, int add) {
   const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
-  d[0] += HI(w0, 12);
-  d[1] += HI(w1, 24) | (int32_t)(w0 >> 20);
-  d[2] += HI(w1, 4);
-  d[3] += HI(w2, 16) | (int32_t)(w1 >> 28);
-  d[4] += HI(w3, 28) | (int32_t)(w2 >> 16);
-  d[5] += HI(w3, 8);
-  d[6] += HI(w4, 20) | (int32_t)(w3 >> 24);
-  d[7] += (int32_t)w4 >> 12;
+#define LANE(l, v) d[l] = add ? d[l] + (v) : (v)
+  LANE(0, HI(w0, 12));
+  LANE(1, HI(w1, 24) | (int32_t)(w0 >> 20));
+  LANE(2, HI(w1, 4));
+  LANE(3, HI(w2, 16) | (int32_t)(w1 >> 28));
+  LANE(4, HI(w3, 28) | (int32_t)(w2 >> 16));
+  LANE(5, HI(w3, 8));
+  LANE(6, HI(w4, 20) | (int32_t)(w3 >> 24));
+  LANE(7, (int32_t)w4 >> 12);
+#undef LANE
 }
 
 static void store_qacc(uint32_t *buf) {
@@ -30,23 +33,24 @@ static void store_qacc(uint32_t *buf) {
   PIE_ST_QACC_H_H_32_IP(p, 0);   /* bytes 48..52 */
 }
 
-void fter_pie_add_qacc(int32_t *dst, int32_t count, uint32_t *buf) {
+static inline void read_qacc(int32_t *dst, int32_t count, uint32_t *buf, int add) {
   store_qacc(buf);
   if (count == 16) {
-    add8(dst, buf);
-    add8(dst + 8, buf + 8);
+    lanes8(dst, buf, add);
+    lanes8(dst + 8, buf + 8, add);
     return;
   }
-  int32_t lanes[16] = {0};
-  add8(lanes, buf);
-  add8(lanes + 8, buf + 8);
-  for (int32_t l = 0; l < count; ++l) dst[l] += lanes[l];
+  int32_t lanes[16];
+  lanes8(lanes, buf, 0);
+  lanes8(lanes + 8, buf + 8, 0);
+  for (int32_t l = 0; l < count; ++l) dst[l] = add ? dst[l] + lanes[l] : lanes[l];
 }
 
-void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf) {
-  for (int32_t l = 0; l < 16; ++l) lanes[l] = 0;
-  fter_pie_add_qacc(lanes, 16, buf);
-}
+void fter_pie_add_qacc(int32_t *dst, int32_t count, uint32_t *buf) { read_qacc(dst, count, buf, 1); }
+
+void fter_pie_set_qacc(int32_t *dst, int32_t count, uint32_t *buf) { read_qacc(dst, count, buf, 0); }
+
+void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf) { fter_pie_set_qacc(lanes, 16, buf); }
 
 /* One 16-k chunk: weight column c is in q1 (c even) or q2 (c odd); each step
  * multiplies it by x[c] (q0 lane c) and loads column c+1 into the other. */

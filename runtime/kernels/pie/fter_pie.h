@@ -141,8 +141,10 @@ void *fter_pie_st_qacc(int part, void *ptr, int32_t inc);
  * little-endian words (the host and Xtensa are).
  */
 void fter_pie_add_qacc(int32_t *dst, int32_t count, uint32_t *buf);
+/** @brief fter_pie_add_qacc that writes the lanes instead of adding them. */
+void fter_pie_set_qacc(int32_t *dst, int32_t count, uint32_t *buf);
 
-/** @brief fter_pie_add_qacc into @p lanes set to 0 first (all 16 lanes). */
+/** @brief All 16 lanes into @p lanes (fter_pie_set_qacc). */
 void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf);
 
 /**

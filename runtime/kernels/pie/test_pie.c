@@ -6,6 +6,8 @@
  *   op 1/2 (tile b2/b3):   h = {op, k, nb, t, w_stride, x_stride, acc_stride, x_off}
  *                          x int8[t*x_stride] at x_off, w uint8[nb*w_stride],
  *                          acc int32[t*acc_stride]; output acc
+ *   op 5/6 (tile b2/b3, the _set kernels): as op 1/2; the tile's old acc values
+ *                          are not read (the columns past nb stay)
  *   op 3 (qk_row):         h = {op, hd, n, k_stride, q_off, k_off}
  *                          q int8[hd], k int8[n*k_stride]; output int32[n]
  *   op 4 (pv_row):         h = {op, n, hd, v_stride, p_off, v_off}
@@ -245,9 +247,14 @@ static int run_tile(int32_t idx, const int32_t *h) {
   if (fter_read_input(x, (size_t)x_bytes) != 0 || fter_read_input(wbuf, (size_t)w_bytes) != 0 ||
       fter_read_input(acc_in, (size_t)acc_n * sizeof(int32_t)) != 0)
     return 2;
-  tile_fn ref = op == 1 ? fter_tmm_tile_b2_ref : fter_tmm_tile_b3_ref;
-  tile_fn pie = op == 1 ? fter_tmm_tile_b2_pie : fter_tmm_tile_b3_pie;
-  tile_fn pub = op == 1 ? fter_tmm_tile_b2 : fter_tmm_tile_b3;
+  static const tile_fn refs[] = {fter_tmm_tile_b2_ref, fter_tmm_tile_b3_ref,
+                                  fter_tmm_tile_b2_set_ref, fter_tmm_tile_b3_set_ref};
+  static const tile_fn pies[] = {fter_tmm_tile_b2_pie, fter_tmm_tile_b3_pie,
+                                  fter_tmm_tile_b2_set_pie, fter_tmm_tile_b3_set_pie};
+  static const tile_fn pubs[] = {fter_tmm_tile_b2, fter_tmm_tile_b3, fter_tmm_tile_b2_set,
+                                  fter_tmm_tile_b3_set};
+  const int32_t which = op <= 2 ? op - 1 : op - 3; /* ops 1, 2: add; 5, 6: set */
+  tile_fn ref = refs[which], pie = pies[which], pub = pubs[which];
   for (int32_t i = 0; i < acc_n; ++i) acc_ref[i] = acc_pie[i] = acc_pub[i] = acc_in[i];
   uint32_t t0 = fter_cycles();
   ref(acc_ref, x, wbuf, k, nb, w_stride, t, x_stride, acc_stride);
@@ -321,7 +328,7 @@ int main(int argc, char **argv) {
       int32_t f = self_test();
       fter_write_output(&f, sizeof f);
       rc = 0;
-    } else if (h[0] == 1 || h[0] == 2) {
+    } else if (h[0] == 1 || h[0] == 2 || h[0] == 5 || h[0] == 6) {
       rc = run_tile(idx, h);
     } else if (h[0] == 3 || h[0] == 4) {
       rc = run_attention(idx, h);
