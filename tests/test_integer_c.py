@@ -154,6 +154,31 @@ def residual_cases(rng):
     return blob, expected
 
 
+def attn_out_cases(rng):
+    """Attention output rows (op 8): P.V sums up to 255 * 127 * n weighted per value channel by
+    up to 2^14, absmax, int8 codes; a zero row and one with a single nonzero output among them."""
+    blob, expected = [], []
+    for n, h, hd in [(80, 3, 64), (3, 2, 16), (1, 1, 8), (4, 4, 12)]:   # 80 rows fill the program's buffers
+        d = h * hd
+        lim = 255 * 127 * min(n, 4)
+        pacc = rng.integers(-lim, lim + 1, (n, d)).astype(np.int32)
+        pacc[0] = 0
+        if n > 1:
+            pacc[1] = 0
+            pacc[1, d // 2] = -lim
+        vm = rng.integers(0, (1 << im.V_WEIGHT_BITS) + 1, d).astype(np.int32)
+        vm[0] = 1 << im.V_WEIGHT_BITS
+        ov = im.rshift_round(im.NP, pacc.astype(np.int64) * vm, im.V_WEIGHT_BITS)
+        top = np.abs(ov).max(1)
+        mult = np.asarray(im.quant_multiplier(im.NP, top), np.int64)
+        q = im.quant8(im.NP, ov, mult[:, None]).astype(np.int8)
+        blob += [struct.pack("<4i", 8, n, h, hd), pacc.tobytes(), vm.tobytes()]
+        rows = [a for i in range(n) for a in (q[i], top[i:i + 1].astype(np.int32),
+                                              ov[i].astype(np.int32))]
+        expected.append((f"attention output n={n} h={h} hd={hd}", rows))
+    return blob, expected
+
+
 def softmax_cases(rng):
     """Softmax rows (op 3): DeiT-Tiny's (197 keys, 3 heads of 64), a short row, one key; scores
     over the whole int32 product range, query and key scales from 2^-20 to 2^2 (rounding shifts
@@ -185,7 +210,7 @@ def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
-                                              residual_cases, softmax_cases)]
+                                              residual_cases, attn_out_cases, softmax_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 
@@ -220,13 +245,15 @@ def _per_element(res, expected) -> str:
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
     rs = names.index("residual t=197 nb=16")
+    ao = names.index("attention output n=80 h=3 hd=64")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
             f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score, "
             f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
             f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value, "
-            f"residual {res.counters[f'k{rs}'] / (197 * 16):.1f} per value")
+            f"residual {res.counters[f'k{rs}'] / (197 * 16):.1f} per value, "
+            f"attention output codes {res.counters[f'k{ao}'] / (80 * 192):.1f} per value")
 
 
 @pytest.mark.xtensa
@@ -273,8 +300,9 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     """The MLP's fc1 passes call the value-row-max and the GELU-codes tile kernels once per
-    channel block, the attention block the softmax row kernel once per row, and both their
-    residual epilogues the residual tile kernel once per channel block; the softmax's
+    channel block, the attention block the softmax row kernel and the output-codes row kernel
+    once per row, and both their residual epilogues the residual tile kernel once per channel
+    block; the softmax's
     intermediates are gone (left allocated, they would keep their full [n, h, n] size and land
     in the arena)."""
     from schedules.esp32s3.integer import SCHEDULES
@@ -287,8 +315,10 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     assert attn.script().count('"fter_residual_tile"') == 1
+    assert attn.script().count('"fter_attn_out_codes_row"') == 1
     scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
     assert {"sacc", "logit", "p"} <= scratch and not scratch & {"lmax", "e", "lsum", "recip"}
+    assert not scratch & {"qv", "ov", "omult"}   # Q values and output values stay in place
     # one head: the softmax stays TensorIR (blockize cannot take its unit head loops)
     one = SCHEDULES["int8_attention_block"](ka.int8_attention_block(5, 1, 8, "b3", 0.25))
     assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row"' in one.script()

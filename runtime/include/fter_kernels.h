@@ -272,6 +272,16 @@ void fter_row_absmax_codes_tile(int8_t *y, int32_t *amax, int32_t *acc, const in
                                 int32_t amax_stride, int32_t acc_stride, int32_t abits);
 
 /**
+ * @brief One attention output row's codes (numerics="integer"): the P.V
+ * outputs pacc[hh*head_stride + c] weighted per value channel,
+ * round(pacc * vm[hh*hd + c] / 2^14), in place, their absmax A to *amax, and
+ * q[hh*hd + c] = quant8(value, quant_multiplier(A)) for hh < h, c < hd.
+ * Portable C (runtime/kernels/epilogue_int.c), re-entrant.
+ */
+void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int32_t *vm,
+                             int32_t h, int32_t hd, int32_t head_stride);
+
+/**
  * @brief The float residual epilogue of a projection over a tile:
  * y[i*y_stride + j] = (float)acc[i*acc_stride + j] * (alpha[j] * s[i])
  * + bias[j] + res[i*res_stride + j] for i < t, j < nb, each operation

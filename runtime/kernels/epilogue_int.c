@@ -20,7 +20,8 @@ enum {
   GELU_STEP = 4,
   LOGIT_FRAC = 10,
   LOG2E_Q14 = 23637,
-  PROB_SHIFT = 23
+  PROB_SHIFT = 23,
+  V_WEIGHT_BITS = 14
 };
 
 /* intmath.EXP2_COEFS: 2^-w on [0, 1) as a Q15 cubic in w (Q10), exactly 2^15 at w = 0 */
@@ -188,6 +189,30 @@ void fter_row_absmax_codes_tile(int8_t *y, int32_t *amax, int32_t *acc, const in
                                 int32_t amax_stride, int32_t acc_stride, int32_t abits) {
   row_codes(y, 0, amax, acc, cm, ce, cb, rm, re, t, nb, y_stride, amax_stride, acc_stride,
             abits);
+}
+
+void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int32_t *vm,
+                             int32_t h, int32_t hd, int32_t head_stride) {
+  /* the weighted outputs in place, and their absmax */
+  int32_t top = 0;
+  for (int32_t hh = 0; hh < h; ++hh) {
+    int32_t *o = pacc + hh * head_stride;
+    const int32_t *w = vm + hh * hd;
+    FTER_UNROLL4
+    for (int32_t c = 0; c < hd; ++c) {
+      const int32_t v = fter_rshift_round(o[c] * w[c], V_WEIGHT_BITS);
+      o[c] = v;
+      top = fter_max(top, v < 0 ? -v : v);
+    }
+  }
+  *amax = top;
+  const int32_t packed = fter_quant_multiplier(top);
+  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+  for (int32_t hh = 0; hh < h; ++hh, q += hd) {
+    const int32_t *o = pacc + hh * head_stride;
+    FTER_UNROLL4
+    for (int32_t c = 0; c < hd; ++c) q[c] = fter_quant8(o[c], r, m);
+  }
 }
 
 /* The float residual epilogue of a projection: (float)acc * (alpha * s) + bias + res, each

@@ -15,6 +15,8 @@
  *        y[t * nb], float32 scale[nb] (op 4) or scale[t] (op 5), int32 acc[t * acc_stride]
  *        (the values in place); op 7 (row absmax codes): as op 5 with int32 amax[t] in place of
  *        the float scales;
+ *   op 8 (attention output codes): int32 {n, h, hd}, int32 pacc[n * h * hd], vm[h * hd];
+ *        per row: output int8 q[h * hd], int32 amax, int32 pacc row (the values in place);
  *   op 6 (residual): int32 {t, nb, stride}, int32 acc[t * stride], float32 alpha[nb], s[t],
  *        bias[nb], res[t * stride]; output float32 y[t * stride] (computed in place of res).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
@@ -166,6 +168,28 @@ static int run_residual(int32_t idx) {
   return 0;
 }
 
+static int run_attn_out(int32_t idx) {
+  int32_t hdr[3];
+  if (fter_read_input(hdr, sizeof hdr) != 0) return 2;
+  const int32_t n = hdr[0], h = hdr[1], hd = hdr[2], d = h * hd;
+  if (n < 1 || n > MAX_ROWS || h < 1 || hd < 1 || d > MAX_D || (int64_t)n * d > MAX_ELEMS)
+    return 2;
+  fter_fence(acc, 0, (size_t)(n * d) * sizeof(int32_t), sizeof acc);
+  if (fter_read_input(acc, (size_t)(n * d) * sizeof(int32_t)) != 0 ||
+      fter_read_input(cm, (size_t)d * sizeof(int32_t)) != 0)
+    return 2;
+  uint32_t t0 = fter_cycles();
+  for (int32_t i = 0; i < n; ++i)
+    fter_attn_out_codes_row(q + i * d, row_amax + i, acc + i * d, cm, h, hd, hd);
+  count(idx, fter_cycles() - t0);
+  for (int32_t i = 0; i < n; ++i) {
+    fter_write_output(q + i * d, (size_t)d);
+    fter_write_output(row_amax + i, sizeof(int32_t));
+    fter_write_output(acc + i * d, (size_t)d * sizeof(int32_t));
+  }
+  return 0;
+}
+
 static int run_softmax(int32_t idx) {
   int32_t hdr[3];
   if (fter_read_input(hdr, sizeof hdr) != 0) return 2;
@@ -205,6 +229,7 @@ int main(int argc, char **argv) {
              : op == 3 ? run_softmax(idx)
              : op == 4 || op == 5 || op == 7 ? run_codes(idx, op)
              : op == 6 ? run_residual(idx)
+             : op == 8 ? run_attn_out(idx)
                        : 2;
     if (rc != 0) return rc;
   }

@@ -15,6 +15,8 @@ from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
   one ``fter_row_codes_tile`` call; :func:`q_codes_call` for one head of the attention block's
   Q (``fter_row_absmax_codes_tile``: the integer absmax, from which the block derives its
   scales);
+* :func:`attention_out_call` -- one attention output row (the P.V sums weighted per value
+  channel, their absmax, multiplier and int8 codes) as one ``fter_attn_out_codes_row`` call;
 * :func:`residual_call` -- a projection's float residual epilogue over a tile,
   ``y = float(acc) * (alpha * s) + bias + res``, as one ``fter_residual_tile`` call (on the LX7
   simulator build its float operations run on the FPU without helper calls);
@@ -208,6 +210,22 @@ def q_codes_call(sch: s_tir.Schedule, loop, blocks, n: int, hd: int, abits: int)
     ``fter_row_absmax_codes_tile`` call; the values overwrite the accumulators."""
     _codes_call(sch, loop, blocks, n, hd, abits, ("qacc", "qc", "qamax"), ("all", "one"),
                 "fter_row_absmax_codes_tile")
+
+
+def attention_out_call(sch: s_tir.Schedule, row, blocks, h: int, hd: int) -> None:
+    """Replace one output row's epilogue in the integer attention block (the blocks ``blocks``
+    under the ``row`` loop: the weighted outputs of ``pacc``, their absmax ``oamax``, the
+    multiplier and the codes ``oq``) by one ``fter_attn_out_codes_row`` call; the weighted
+    outputs overwrite ``pacc``."""
+    layout = {"pacc": ("one", "all", "all"), "vm": ("all",), "oq": ("one", "all"),
+              "oamax": ("one",)}
+
+    def args(b):
+        return (_first(b["oq"]), _first(b["oamax"]), _first(b["pacc"]), _first(b["vm"]), h, hd,
+                b["pacc"].strides[1])
+
+    _call_siblings(sch, row, blocks, 1, layout, ("pacc", "vm"), ("pacc", "oq", "oamax"),
+                   "fter_attn_out_codes_row", args)
 
 
 def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:

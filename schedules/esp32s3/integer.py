@@ -18,9 +18,9 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import (channel_codes_call, gelu_codes_call, q_codes_call, residual_call,
-                              row_codes_call, softmax_row_call, tile_write_calls,
-                              value_rowmax_call)
+from .epilogue_intrin import (attention_out_call, channel_codes_call, gelu_codes_call,
+                              q_codes_call, residual_call, row_codes_call, softmax_row_call,
+                              tile_write_calls, value_rowmax_call)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _schedule_patch_embed,
                        _tile_all_tokens)
@@ -155,6 +155,10 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
         chain = [_block_named(sch, name)
                  for name in ("logit", "lmax", "expv", "lsum", "precip", "prob")]
         softmax_row_call(sch, chain, n, h, im.score_bits(hd))
+    out = _block_named(sch, "attn_out")
+    attention_out_call(sch, sch.get_loops(out)[0],
+                       [out, *(_block_named(sch, name) for name in ("o_absmax", "o_mult",
+                                                                    "o_quant"))], h, hd)
     residual_call(sch, _block_named(sch, "residual"), n, _n_block(h * hd))
     tile_write_calls(sch)
     return sch.mod["main"]
