@@ -27,17 +27,18 @@ enum {
 /* intmath.EXP2_COEFS: 2^-w on [0, 1) as a Q15 cubic in w (Q10), exactly 2^15 at w = 0 */
 static const int32_t EXP2_COEFS[4] = {-1295, 7556, -22645, 32768};
 
-/* intmath.gelu: x * Phi(x), Phi(|x|) interpolated in the 1,025-entry Q15 table (step 2^-8) */
+/* intmath.gelu: x * Phi(x), Phi(|x|) interpolated in the 1,025-entry Q15 table (step 2^-8).
+ * With u = |v| < 4 and P = Phi(u) the contract's round(v * Phi(v) / 2^15) is
+ * round(u * P / 2^15) for v >= 0 and, as v * (2^15 - P) = v * 2^15 + u * P, exactly
+ * v + round(u * P / 2^15) for v < 0: one product, no sign branch.  |v| >= 4: v or 0. */
 static inline int32_t gelu(int32_t v, const int32_t *tab) {
   const int32_t four = 4 << VALUE_FRAC;
-  if (v >= four) return v;
-  if (v <= -four) return 0;
-  const int32_t u = fter_min(v < 0 ? -v : v, four - 1);
+  const int32_t u = v < 0 ? -v : v;
+  if (u >= four) return v > 0 ? v : 0;
   const int32_t k = u >> GELU_STEP, lo = tab[k];
   const int32_t frac = u & ((1 << GELU_STEP) - 1);
-  int32_t phi = lo + fter_rshift_round((tab[k + 1] - lo) * frac, GELU_STEP);
-  if (v < 0) phi = (1 << 15) - phi;
-  return fter_rshift_round(v * phi, 15);
+  const int32_t phi = lo + fter_rshift_round((tab[k + 1] - lo) * frac, GELU_STEP);
+  return fter_rshift_round(u * phi, 15) + fter_min(v, 0);
 }
 
 enum { TILE_CHANNELS = 32 };
