@@ -13,8 +13,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, cached_builder, ternary_acc,
-                          without_params)
+from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, cached_builder, max_block,
+                          scaled, ternary_acc, without_params)
 from .quantize import _q8
 
 
@@ -138,25 +138,20 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     """
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
     acc2_block = ternary_acc("acc2", t, n, k, fmt)
+    channel_absmax = max_block("channel_absmax", t, n, "RS", T.float32(0),
+                               lambda v, i, j: _absf(scaled(*v, i, j)))
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax):
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         acc1_block(x, w, acc1)
-        for i, j in T.grid(t, n):
-            with T.sblock("channel_absmax"):
-                vi, vj = T.axis.remap("RS", [i, j])
-                with T.init():
-                    amax[vj] = T.float32(0)
-                amax[vj] = T.max(amax[vj], _absf(
-                    T.Cast("float32", acc1[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]))
+        channel_absmax((acc1, alpha, s, bias), amax)
         acc2_block(x, w, acc2)
         for i, j in T.grid(t, n):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _q8(T.Cast("float32", acc2[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
-                                amax[vj])
+                y[vi, vj] = _q8(scaled(acc2, alpha, s, bias, vi, vj), amax[vj])
 
     return channels_func(t, k, n, fmt, body)
 

@@ -18,8 +18,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
-from ..compute.kernel_base import _tag, cached_builder, ternary_acc
+from ..compute.embedding import _patch_pixel, patch_embed_form
+from ..compute.kernel_base import _tag, cached_builder, max_block, ternary_acc
 from ..compute.matmul import channels_func, heads_func
 from ..compute.mlp import fc2_blocks, mlp_func
 
@@ -359,24 +359,25 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     """Integer-quantizing ``kernels.patch_embed``: each patch's absmax from the pixels' bits, the
     pixels read relative to it (``fixed_from_f32``) and coded with one integer multiplier; the
     token epilogue (float residual stream) is unchanged."""
-    n, f = gh * gw, c * p * p
-    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
+    return patch_embed_form(c, gh, gw, p, d, fmt, embed_dtype, prefix, _patch_quantizer)
 
-    @T.macro
-    def body(img, w, alpha, bias, cls, pos, x):
+
+def _patch_quantizer(n: int, f: int, gw: int, p: int):
+    """The integer patch quantizer of ``compute.embedding.patch_embed_form``: each patch's
+    absmax from its pixels' bits, its scale and multiplier, the pixels read relative to it and
+    coded with the multiplier (scratch: ``top``, the scales ``s``, ``mult``)."""
+    absmax = max_block("patch_absmax", n, f, "SR", 0,
+                       lambda img, t, r: im.abs_bits(B, _patch_pixel(img, t, r, gw, p)))
+
+    def scratch():
         top = T.sblock_alloc_buffer((n,), "int32")
         s = T.sblock_alloc_buffer((n,), "float32")
-        mult = T.sblock_alloc_buffer((n,), "int32")
-        q = T.sblock_alloc_buffer((n, f), "int8")
-        acc = T.sblock_alloc_buffer((n, d), "int32")
-        if prefix > 0:
-            cls_row(cls, pos, x)
-        for t, r in T.grid(n, f):
-            with T.sblock("patch_absmax"):
-                vt, vr = T.axis.remap("SR", [t, r])
-                with T.init():
-                    top[vt] = 0
-                top[vt] = T.max(top[vt], im.abs_bits(B, _patch_pixel(img, vt, vr, gw, p)))
+        return s, (top, T.sblock_alloc_buffer((n,), "int32"))
+
+    @T.macro
+    def quantize(img, s, rest, q):
+        top, mult = rest
+        absmax(img, top)
         for t in range(n):
             with T.sblock("patch_scale"):
                 vt = T.axis.remap("S", [t])
@@ -387,6 +388,5 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 vt, vr = T.axis.remap("SS", [t, r])
                 q[vt, vr] = T.Cast("int8", im.quant8(B, im.fixed_from_f32(
                     B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
-        project(q, s, w, alpha, bias, pos, acc, x)
 
-    return patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, prefix, body)
+    return scratch, quantize
