@@ -16,7 +16,7 @@ from tvm.script import tirx as T
 from ..formats import get_format
 from .kernel_base import _absf, _tag, cached_builder, ternary_acc, without_params
 from .matmul import head_values
-from .quantize import _absmax_quant, _q8, _q8s, _scale
+from .quantize import _absmax_quant, _q8, _q8s, _scale, scale_block
 
 
 @cached_builder
@@ -222,21 +222,16 @@ def _q_attention_rows(n, h, hd, fmt, scale):
     q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, T.float32(-3.4e38),
                                                         T.float32(0))
+    k_scales, q_scales = scale_block("k_scale", n, h), scale_block("q_scale", n, h)
 
     @T.macro
     def rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc, sacc, logit,
              lmax, e, lsum, p, pacc, o):
         # the keys' scales once per call, each query row's once per row: the scores and codes
         # read them
-        for j, hh in T.grid(n, h):
-            with T.sblock("k_scale"):
-                vj, vh = T.axis.remap("SS", [j, hh])
-                ks[vj, vh] = _scale(k_amax[vj, vh])
+        k_scales(k_amax, ks)
         q_values(xq, xs, wq, aq, bq, qacc, qf, qamax)
-        for i, hh in T.grid(n, h):
-            with T.sblock("q_scale"):
-                vi, vh = T.axis.remap("SS", [i, hh])
-                qs[vi, vh] = _scale(qamax[vi, vh])
+        q_scales(qamax, qs)
         for i, j in T.grid(n, d):
             with T.sblock("q_codes"):
                 vi, vj = T.axis.remap("SS", [i, j])

@@ -31,6 +31,22 @@ def _row_scales(t, amax, s):
             s[vi] = _scale(amax[vi])
 
 
+def scale_block(name: str, rows: int, cols: int):
+    """A fresh ``T.macro`` ``(amax, s)``: the block ``name``, ``s[i, j] = _scale(amax[i, j])``
+    over ``rows x cols`` -- the int8 scales of a table of absmax values (per (token, head) for
+    the attention's queries and keys, per (head, channel) for the x86 values). Fresh per call,
+    so the block keeps its name."""
+
+    @T.macro
+    def block(amax, s):
+        for i, j in T.grid(rows, cols):
+            with T.sblock(name):
+                vi, vj = T.axis.remap("SS", [i, j])
+                s[vi, vj] = _scale(amax[vi, vj])
+
+    return block
+
+
 @T.macro
 def _patch_scales(b, gh, gw, amax, s):
     """Per-patch scales ``s[token] = _scale(amax[b, gy, gx])`` (block ``scale``)."""

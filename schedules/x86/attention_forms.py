@@ -39,7 +39,7 @@ from tvm.script import tirx as T
 
 from ..compute.attention import row_dot
 from ..compute.kernel_base import _absf, _tag
-from ..compute.quantize import _scale
+from ..compute.quantize import _scale, scale_block
 from .forms import LANES, ROW_PAD, clamp_round, quant_int8
 
 
@@ -93,6 +93,7 @@ def _shared_blocks(n: int, h: int, hd: int):
 
         return reduce
 
+    value_scales = scale_block("vscale", h, hd)
     kmax_reduce = lane_reduction("kmax", 0, T.max)
     qmax_reduce = lane_reduction("qmax", 0, T.max)
     lmax_reduce = lane_reduction("lmax", -3.4e38, T.max)
@@ -130,10 +131,7 @@ def _shared_blocks(n: int, h: int, hd: int):
                 with T.init():
                     vmax[vh, vc] = T.float32(0)
                 vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
-        for hh, c in T.grid(h, hd):
-            with T.sblock("vscale"):
-                vh, vc = T.axis.remap("SS", [hh, c])
-                vscale[vh, vc] = _scale(vmax[vh, vc])
+        value_scales(vmax, vscale)
         for hh, c in T.grid(h, hd):
             with T.sblock("vinv"):
                 vh, vc = T.axis.remap("SS", [hh, c])
