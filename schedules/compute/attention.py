@@ -14,8 +14,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, cached_builder, ternary_acc, without_params
-from .matmul import head_values
+from .kernel_base import _absf, _tag, cached_builder, scaled, ternary_acc, without_params
+from .matmul import head_scratch, head_values
 from .quantize import _absmax_quant, _q8, _q8s, _scale, scale_block
 
 
@@ -214,6 +214,34 @@ def attention_row_blocks(n: int, h: int, hd: int, lowest, zero):
     return scores, row_max, row_sum, pv
 
 
+def score_scratch(n: int, h: int, hd: int, dtype: str):
+    """The per-row blocks' scratch from the query codes to the softmax sums, allocated in the
+    kernel being parsed (call it in the body: ``qc, sacc, logit, lmax, e, lsum =
+    score_scratch(...)`` names them): int8 query codes ``[n, h*hd]``, int32 scores ``[n, h, n]``,
+    then logits, row maxima, exponentials and row sums in ``dtype`` (float32, or int32 in the
+    integer form)."""
+    return (T.sblock_alloc_buffer((n, h * hd), "int8"), T.sblock_alloc_buffer((n, h, n), "int32"),
+            *(T.sblock_alloc_buffer(shape, dtype) for shape in ((n, h, n), (n, h), (n, h, n),
+                                                                (n, h))))
+
+
+def out_projection(n: int, d: int, fmt: str):
+    """A fresh ``T.macro`` ``(oq, os, w, alpha, bias, acc, x)``: the attention block's output
+    projection of its int8 codes ``oq[n, d]`` (row scales ``os``) and the residual, ``x`` updated
+    in place (block ``residual``); both numerics end alike."""
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+
+    @T.macro
+    def project(oq, os, w, alpha, bias, acc, x):
+        acc_block(oq, w, acc)
+        for i, j in T.grid(n, d):
+            with T.sblock("residual"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                x[vi, vj] = scaled(acc, alpha, os, bias, vi, vj) + x[vi, vj]
+
+    return project
+
+
 def _q_attention_rows(n, h, hd, fmt, scale):
     """A fresh ``T.macro``: per token row, its Q projection (quantized per head), scores against
     every int8 K, softmax, uint8 probabilities, P.V, the row of ``o``. Shared by the two attention
@@ -316,22 +344,15 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
     (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
     ``o``); each drops the parameters of the other."""
     d = h * hd
-    acc_block = ternary_acc("acc", n, d, d, fmt)
+    project = out_projection(n, d, fmt)
     attention_rows = _q_attention_rows(n, h, hd, fmt, scale)
 
     @T.macro
     def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
-        qacc = T.sblock_alloc_buffer((n, d), "int32")
-        qf = T.sblock_alloc_buffer((n, d), "float32")
-        qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qacc, qf, qamax = head_scratch(n, d, h, "float32")
         qs = T.sblock_alloc_buffer((n, h), "float32")
         ks = T.sblock_alloc_buffer((n, h), "float32")
-        qc = T.sblock_alloc_buffer((n, d), "int8")
-        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
-        logit = T.sblock_alloc_buffer((n, h, n), "float32")
-        lmax = T.sblock_alloc_buffer((n, h), "float32")
-        e = T.sblock_alloc_buffer((n, h, n), "float32")
-        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        qc, sacc, logit, lmax, e, lsum = score_scratch(n, h, hd, "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
         if block:
@@ -343,12 +364,7 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
             attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
                            sacc, logit, lmax, e, lsum, p, pacc, of)
             _absmax_quant(n, d, of, oq, os, oamax)
-            acc_block(oq, w, acc)
-            for i, j in T.grid(n, d):
-                with T.sblock("residual"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + \
-                        x[vi, vj]
+            project(oq, os, w, alpha, bias, acc, x)
         else:
             attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
                            sacc, logit, lmax, e, lsum, p, pacc, o)

@@ -68,9 +68,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax_out):
-        acc = T.sblock_alloc_buffer((t, n), "int32")
-        f = T.sblock_alloc_buffer((t, n), "float32")
-        amax = T.sblock_alloc_buffer((t, h), "float32")
+        acc, f, amax = head_scratch(t, n, h, "float32")
         values(x, s, w, alpha, bias, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs: the codes and their absmax
@@ -99,6 +97,15 @@ def heads_func(t: int, k: int, h: int, hd: int, fmt: str, body) -> tirx.PrimFunc
         body(x, s, w, alpha, bias, y, amax_out)
 
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def head_scratch(t: int, n: int, h: int, dtype: str):
+    """The scratch ``head_values`` writes (either numerics), allocated in the kernel being parsed
+    (call it in the body: ``acc, f, amax = head_scratch(...)`` names them): int32 accumulators
+    ``[t, n]``, the values ``[t, n]`` and each (token, head)'s absmax ``[t, h]`` in ``dtype``
+    (float32, or int32 in Q(G) for the integer form)."""
+    return (T.sblock_alloc_buffer((t, n), "int32"), T.sblock_alloc_buffer((t, n), dtype),
+            T.sblock_alloc_buffer((t, h), dtype))
 
 
 def head_values(t: int, k: int, h: int, hd: int, fmt: str, names=("acc", "value", "head_absmax")):

@@ -20,7 +20,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..compute.embedding import _patch_pixel, patch_embed_form
 from ..compute.kernel_base import _tag, cached_builder, max_block, ternary_acc
-from ..compute.matmul import channels_func, heads_func
+from ..compute.matmul import channels_func, head_scratch, heads_func
 from ..compute.mlp import fc2_blocks, mlp_func
 
 B = im.TIR
@@ -294,9 +294,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     @T.macro
     def body(x, s, w, alpha, bias, y, amax_out):
         cm, ce, cb, rm, re = _scale_tables(n, t)
-        acc = T.sblock_alloc_buffer((t, n), "int32")
-        f = T.sblock_alloc_buffer((t, n), "int32")
-        amax = T.sblock_alloc_buffer((t, h), "int32")
+        acc, f, amax = head_scratch(t, n, h, "int32")
         mult = T.sblock_alloc_buffer((t, h), "int32")
         _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         values(x, w, cm, ce, cb, rm, re, acc, f, amax)
