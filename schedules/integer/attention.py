@@ -12,7 +12,8 @@ from ..compute.attention import (attention_row_blocks, out_projection, q_attenti
                                  score_scratch)
 from ..compute.kernel_base import _tag, cached_builder, without_params
 from ..compute.matmul import head_scratch
-from .kernels import B, G, _scale_params, _scale_tables, _split, head_values, row_codes
+from .kernels import (B, G, _scale_params, _scale_tables, _split, head_values, row_code_scratch,
+                      row_codes)
 
 
 @cached_builder
@@ -47,10 +48,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         recip = T.sblock_alloc_buffer((n, h), "int32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
-        ov = T.sblock_alloc_buffer((n, d), "int32")
-        oamax = T.sblock_alloc_buffer((n,), "int32")
-        omult = T.sblock_alloc_buffer((n,), "int32")
-        os = T.sblock_alloc_buffer((n,), "float32")
+        ov, oamax, omult, os = row_code_scratch(n, d)
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
         _scale_params(d, n, aq, bq, xs, cm, ce, cb, rm, re)

@@ -100,6 +100,16 @@ def row_codes(t: int, d: int, names=("ln_absmax", "ln_quant")):
     return absmax, codes
 
 
+def row_code_scratch(t: int, d: int):
+    """The scratch of a per-row int8 quantizer of values in Q(G), allocated in the kernel being
+    parsed (call it in the body: ``v, amax, mult, s = row_code_scratch(t, d)`` names them): the
+    values ``[t, d]``, each row's bound (its integer absmax), the codes' multiplier (int32
+    ``[t]``) and the row's float scale ``[t]`` -- the MLP's hidden layer and the attention
+    block's output are coded alike."""
+    return (T.sblock_alloc_buffer((t, d), "int32"), T.sblock_alloc_buffer((t,), "int32"),
+            T.sblock_alloc_buffer((t,), "int32"), T.sblock_alloc_buffer((t,), "float32"))
+
+
 def projection_values(t: int, k: int, n: int, fmt: str, names=("acc", "value")):
     """A fresh ``T.macro`` ``(x, w, cm, ce, cb, rm, re, acc, f)``: a ternary projection's int32
     accumulators ``acc[t, n]`` and their values in Q(G) ``f`` (``_value``), in their own block
@@ -247,10 +257,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         cm, ce, cb, rm, re = _scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-        v1 = T.sblock_alloc_buffer((t, hidden), "int32")
-        amax = T.sblock_alloc_buffer((t,), "int32")
-        mult = T.sblock_alloc_buffer((t,), "int32")
-        s2 = T.sblock_alloc_buffer((t,), "float32")
+        v1, amax, mult, s2 = row_code_scratch(t, hidden)
         acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
         v1b = T.sblock_alloc_buffer((t, hidden), "int32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
