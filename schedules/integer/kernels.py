@@ -81,14 +81,7 @@ def row_codes(t: int, d: int, names=("ln_absmax", "ln_quant")):
     row's multiplier); what lies between (the multiplier, the row's scale) differs by caller.
     ``names``: the two blocks' names."""
 
-    @T.macro
-    def absmax(y, amax):
-        for i, r in T.grid(t, d):
-            with T.sblock(names[0]):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    amax[vi] = 0
-                amax[vi] = T.max(amax[vi], _abs(y[vi, vr]))
+    absmax = max_block(names[0], t, d, "SR", 0, lambda y, i, r: _abs(y[i, r]))
 
     @T.macro
     def codes(y, mult, q):
@@ -157,6 +150,8 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     sq_shift = im.ln_sq_shift(d)
     nf = im.LN_NORM_FRAC
     absmax, codes = row_codes(t, d)
+    # each row's largest magnitude, as float32 bits (the exponent of its largest element)
+    row_top = max_block("ln_top", t, d, "SR", 0, lambda x, i, r: im.abs_bits(B, x[i, r]))
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
@@ -176,12 +171,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
         y = T.sblock_alloc_buffer((t, d), "int32")
         amax = T.sblock_alloc_buffer((t,), "int32")
         mult = T.sblock_alloc_buffer((t,), "int32")
-        for i, r in T.grid(t, d):
-            with T.sblock("ln_top"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    top[vi] = 0
-                top[vi] = T.max(top[vi], im.abs_bits(B, x[vi, vr]))
+        row_top(x, top)
         for i, r in T.grid(t, d):
             with T.sblock("ln_fixed"):
                 vi, vr = T.axis.remap("SS", [i, r])
@@ -251,6 +241,10 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     # fc1 again, after the rows' GELU bound is known (two passes instead of a [t, hidden] store)
     fc1_values_b = projection_values(t, d, hidden, fmt, ("acc1b", "hidden_value_b"))
     fc2 = fc2_blocks(t, d, hidden, fmt)
+    # each row's largest GELU input, from max's identity (so that a schedule may rfactor it;
+    # the values are > -2^30, so the maximum is the same as from the first value)
+    hidden_max = max_block("hidden_absmax", t, hidden, "SR", T.min_value("int32"),
+                           lambda v, i, j: v[i, j])
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
@@ -265,14 +259,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         _scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         _gelu_table(tab)
         fc1_values(q, w1, cm, ce, cb, rm, re, acc1, v1)
-        for i, j in T.grid(t, hidden):
-            with T.sblock("hidden_absmax"):
-                vi, vj = T.axis.remap("SR", [i, j])
-                with T.init():
-                    # max's identity (so that a schedule may rfactor it); the values are
-                    # > -2^30, so the maximum is the same as from the first value
-                    amax[vi] = T.min_value("int32")
-                amax[vi] = T.max(amax[vi], v1[vi, vj])     # the row's largest GELU input
+        hidden_max(v1, amax)
         for i in range(t):
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
@@ -327,6 +314,9 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     so a schedule that keeps a block of channels for all tokens codes it right away."""
     abits = im.acc_bits(k)
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
+    # src: (acc1, and the scale tables cm, ce, cb, rm, re)
+    channel_absmax = max_block("channel_absmax", t, n, "RS", 0,
+                               lambda v, i, j: _abs(_value(v[0][i, j], abits, *v[1:], i, j)))
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax):
@@ -336,12 +326,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
         mult = T.sblock_alloc_buffer((n,), "int32")
         _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         acc1_block(x, w, acc1)
-        for i, j in T.grid(t, n):
-            with T.sblock("channel_absmax"):
-                vi, vj = T.axis.remap("RS", [i, j])
-                with T.init():
-                    top[vj] = 0
-                top[vj] = T.max(top[vj], _abs(_value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)))
+        channel_absmax((acc1, cm, ce, cb, rm, re), top)
         for j in range(n):
             with T.sblock("channel_mult"):
                 vj = T.axis.remap("S", [j])
