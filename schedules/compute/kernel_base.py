@@ -1,4 +1,6 @@
-"""What every kernel builder shares: the kernel tag, the decoded ternary weight, the epilogues.
+"""What every kernel builder shares: the kernel tag, the decoded ternary weight, the ternary
+accumulation, a projection's float value, the two-axis max reduction (every quantizer's absmax),
+the epilogues.
 
 The op-family modules of ``schedules.compute``, the target forms (``schedules.x86.forms``,
 ``schedules.esp32s3.stationary``) and ``schedules.integer`` all build on it.
