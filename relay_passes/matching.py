@@ -35,13 +35,21 @@ def scalar_const(expr) -> float | None:
 
 
 def shape_of(expr) -> list[int]:
-    sinfo = expr.ty
-    if not isinstance(sinfo, relax.TensorType) or sinfo.shape is None:
-        raise ValueError(f"expected a tensor with a static shape, got {sinfo}")
+    return static_dims(expr.ty)
+
+
+def static_dims(ty, origin: str = "", error=ValueError) -> list[int]:
+    """The dims of the Relax tensor type ``ty``; raises ``error`` (its message prefixed with
+    ``origin``) if ``ty`` is not a tensor of known shape or has a dynamic dim (static shapes
+    only). The passes (``shape_of``) and the AOT lowering (``runtime.program``, which raises its
+    ``AotLoweringError``) read shapes alike."""
+    where = f"{origin}: " if origin else ""
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise error(f"{where}expected a tensor of known shape, got {ty}")
     dims = []
-    for d in sinfo.shape.values:
+    for d in ty.shape.values:
         if not isinstance(d, tvm.tirx.IntImm):
-            raise ValueError(f"dynamic shape {sinfo.shape} is not supported (static shapes only)")
+            raise error(f"{where}dynamic shape {ty.shape} is not supported (static shapes only)")
         dims.append(int(d))
     return dims
 

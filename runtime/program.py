@@ -12,6 +12,8 @@ import tvm
 import tvm_ffi
 from tvm import relax, tirx
 
+from relay_passes.matching import static_dims
+
 from .split_workers import SCRATCH_ATTR, STAGES_ATTR
 
 KERNEL_SYMBOL_PREFIX = "__tvm_ffi_"  # TVM's MakePackedAPI: a PrimFunc's C entry is this + its symbol
@@ -172,14 +174,7 @@ class _MainWalker:
     @staticmethod
     def _static_shape(var_or_ty, origin: str) -> tuple[tuple[int, ...], str]:
         ty = var_or_ty.ty if isinstance(var_or_ty, (relax.Var, relax.Expr)) else var_or_ty
-        if not isinstance(ty, relax.TensorType) or ty.shape is None:
-            raise AotLoweringError(f"{origin}: expected a tensor of known shape, got {ty}")
-        dims = []
-        for d in ty.shape.values:
-            if not isinstance(d, tvm.tirx.IntImm):
-                raise AotLoweringError(f"{origin}: dynamic shape {ty} (only static shapes)")
-            dims.append(int(d.value))
-        return tuple(dims), str(ty.dtype)
+        return tuple(static_dims(ty, origin, AotLoweringError)), str(ty.dtype)
 
     def _tensor_nbytes(self, var) -> int:
         shape, dtype = self._static_shape(var, var.name)

@@ -8,8 +8,8 @@ any target schedules it:
 * ``normalization``: ``ternary_layernorm_quant``, ``ternary_layernorm_float``
 * ``quantize``: ``quantize_act[_tensor]``, ``quantize_patches``, ``quantize_channels``
 * ``embedding``: ``patch_embed``
-* ``kernel_base`` (tag, decoded trit, epilogues: what every family shares), ``fp16`` (fp16 side
-  tensors as uint16 bit patterns)
+* ``kernel_base`` (tag, decoded trit, accumulation, absmax reduction, epilogues: what every
+  family shares), ``fp16`` (fp16 side tensors as uint16 bit patterns)
 
 Every builder returns a PrimFunc tagged with ``fter.kind`` (the family) and ``fter.params`` (its
 specialization); the target schedules (``schedules.x86``, ``schedules.esp32s3``) dispatch on the

@@ -8,13 +8,15 @@ and ``int8_attention_block`` (that, plus output projection and residual, in plac
 
 from __future__ import annotations
 
+import operator
+
 from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import _absf, _tag, cached_builder, ternary_acc, without_params
-from .matmul import head_values
-from .quantize import _absmax_quant, _q8, _q8s, _scale
+from .kernel_base import _absf, _tag, cached_builder, scaled, ternary_acc, without_params
+from .matmul import head_scratch, head_values
+from .quantize import _absmax_quant, _q8, _q8s, _scale, scale_block
 
 
 @cached_builder
@@ -64,6 +66,12 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
     ``[groups, n, n]`` scores."""
     q_absmax = _token_absmax("qmax", groups, n, hd, at, q_off)
     k_absmax = _token_absmax("kmax", groups, n, hd, at, k_off)
+    scores = row_dot("qk", (groups, n, n, hd), "int32", lambda ki, g, i, j, r: ki[g, j, r])
+    row_max = row_fold("lmax", (groups, n, n), T.float32(-3.4e38), T.max, _key_at)
+    # src: (logit, lmax)
+    row_sum = row_fold("lsum", (groups, n, n), T.float32(0), operator.add,
+                       lambda src, g, i, j: T.exp(src[0][g, i, j] - src[1][g, i]))
+    pv = row_dot("pv", (groups, n, hd, n), "int32", lambda vq, g, i, c, j: vq[g, j, c])
 
     @T.macro
     def body(q, k, v, o):
@@ -93,43 +101,21 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
                 qi[vh, vi, vc] = _q8(at(q, vh, vi, vc, q_off), qmax[vh, vi])
                 ki[vh, vi, vc] = _q8(at(k, vh, vi, vc, k_off), kmax[vh, vi])
                 vq[vh, vi, vc] = _q8(at(v, vh, vi, vc, v_off), vmax[vh, vc])
-        for hh, i, j, r in T.grid(groups, n, n, hd):
-            with T.sblock("qk"):
-                vh, vi, vj, vr = T.axis.remap("SSSR", [hh, i, j, r])
-                with T.init():
-                    sacc[vh, vi, vj] = 0
-                sacc[vh, vi, vj] = sacc[vh, vi, vj] + T.Cast("int32", qi[vh, vi, vr]) * T.Cast(
-                    "int32", ki[vh, vj, vr])
+        scores(qi, ki, sacc)
         for hh, i, j in T.grid(groups, n, n):
             with T.sblock("logit"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 logit[vh, vi, vj] = T.Cast("float32", sacc[vh, vi, vj]) * (
                     _scale(qmax[vh, vi]) * _scale(kmax[vh, vj])) * T.float32(scale)
-        for hh, i, j in T.grid(groups, n, n):
-            with T.sblock("lmax"):
-                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
-                with T.init():
-                    lmax[vh, vi] = T.float32(-3.4e38)
-                lmax[vh, vi] = T.max(lmax[vh, vi], logit[vh, vi, vj])
-        for hh, i, j in T.grid(groups, n, n):
-            with T.sblock("lsum"):
-                vh, vi, vj = T.axis.remap("SSR", [hh, i, j])
-                with T.init():
-                    lsum[vh, vi] = T.float32(0)
-                lsum[vh, vi] = lsum[vh, vi] + T.exp(logit[vh, vi, vj] - lmax[vh, vi])
+        row_max(logit, lmax)
+        row_sum((logit, lmax), lsum)
         for hh, i, j in T.grid(groups, n, n):
             with T.sblock("prob"):
                 vh, vi, vj = T.axis.remap("SSS", [hh, i, j])
                 p[vh, vi, vj] = T.Cast("uint8", T.max(T.min(T.nearbyint(
                     T.exp(logit[vh, vi, vj] - lmax[vh, vi]) / lsum[vh, vi] * T.float32(255)),
                     T.float32(255)), T.float32(0)))
-        for hh, i, c, j in T.grid(groups, n, hd, n):
-            with T.sblock("pv"):
-                vh, vi, vc, vj = T.axis.remap("SSSR", [hh, i, c, j])
-                with T.init():
-                    pacc[vh, vi, vc] = 0
-                pacc[vh, vi, vc] = pacc[vh, vi, vc] + T.Cast("int32", p[vh, vi, vj]) * T.Cast(
-                    "int32", vq[vh, vj, vc])
+        pv(p, vq, pacc)
         for hh, i, c in T.grid(groups, n, hd):
             with T.sblock("out"):
                 vh, vi, vc = T.axis.remap("SSS", [hh, i, c])
@@ -137,6 +123,60 @@ def _grouped_attention(groups: int, n: int, hd: int, scale: float, at, out_index
                     _scale(vmax[vh, vc]) / T.float32(255)), out_index(vh, vi, vc))
 
     return body
+
+
+def row_dot(name: str, extents, acc_dtype: str, b_at, a_at=None):
+    """A fresh ``T.macro`` ``(a, b, acc)``, the block ``name`` over ``extents`` ``(x, y, outputs,
+    reduction)``: ``acc[x, y, o] = sum_r a_at(a, x, y, r) * b_at(b, x, y, o, r)``, ``x, y`` a
+    query row and its head (or group) in the layout's order -- the scores (outputs: keys,
+    reduction: channels) and P.V (outputs: channels, reduction: keys) of every attention form:
+    the grouped and the per-row ones here, every x86 layout (``schedules.x86.attention_forms``).
+    ``a_at`` reads the query codes / probabilities (default ``a[x, y, r]``), ``b_at`` the keys /
+    values. Products in ``acc_dtype``: integer codes are widened to int32, the x86 float
+    variant's codes are float32 already. Fresh per kernel, so the block keeps its name."""
+
+    def widen(v):
+        return v if acc_dtype == "float32" else T.Cast(acc_dtype, v)
+
+    def plain(a, x, y, r):
+        return a[x, y, r]
+
+    a_at = a_at or plain
+    zero = tirx.const(0, acc_dtype)
+
+    @T.macro
+    def dot(a, b, acc):
+        for x, y, o, r in T.grid(*extents):
+            with T.sblock(name):
+                vx, vy, vo, vr = T.axis.remap("SSSR", [x, y, o, r])
+                with T.init():
+                    acc[vx, vy, vo] = zero
+                acc[vx, vy, vo] = acc[vx, vy, vo] + widen(a_at(a, vx, vy, vr)) * widen(
+                    b_at(b, vx, vy, vo, vr))
+
+    return dot
+
+
+def row_fold(name: str, extents, init, combine, term):
+    """A fresh ``T.macro`` ``(src, out)``, the block ``name`` over ``extents`` ``(x, y, keys)``:
+    ``out[x, y] = combine(out[x, y], term(src, x, y, j))`` over the keys ``j`` from ``init`` -- a
+    score row's maximum or exp-sum, in the grouped ``[groups, n, n]`` or the per-row ``[n, h, n]``
+    layout. Fresh per kernel, so the block keeps its name."""
+
+    @T.macro
+    def fold(src, out):
+        for x, y, j in T.grid(*extents):
+            with T.sblock(name):
+                vx, vy, vj = T.axis.remap("SSR", [x, y, j])
+                with T.init():
+                    out[vx, vy] = init
+                out[vx, vy] = combine(out[vx, vy], term(src, vx, vy, vj))
+
+    return fold
+
+
+def _key_at(x, i, h, j):
+    return x[i, h, j]
 
 
 def _token_absmax(name: str, groups: int, n: int, hd: int, at, off: int):
@@ -165,46 +205,41 @@ def attention_row_blocks(n: int, h: int, hd: int, lowest, zero):
     probabilities against int8 values, per (row, head, channel)). Fresh per kernel so each block
     keeps its name."""
 
-    @T.macro
-    def scores(qc, k, sacc):
-        for i, hh, j, r in T.grid(n, h, n, hd):
-            with T.sblock("qk"):
-                vi, vh, vj, vr = T.axis.remap("SSSR", [i, hh, j, r])
-                with T.init():
-                    sacc[vi, vh, vj] = 0
-                sacc[vi, vh, vj] = sacc[vi, vh, vj] + T.Cast("int32", qc[vi, vh * hd + vr]) * \
-                    T.Cast("int32", k[vj, vh * hd + vr])
-
-    @T.macro
-    def row_max(logit, lmax):
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lmax"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lmax[vi, vh] = lowest
-                lmax[vi, vh] = T.max(lmax[vi, vh], logit[vi, vh, vj])
-
-    @T.macro
-    def row_sum(e, lsum):
-        for i, hh, j in T.grid(n, h, n):
-            with T.sblock("lsum"):
-                vi, vh, vj = T.axis.remap("SSR", [i, hh, j])
-                with T.init():
-                    lsum[vi, vh] = zero
-                lsum[vi, vh] = lsum[vi, vh] + e[vi, vh, vj]
-
+    scores = row_dot("qk", (n, h, n, hd), "int32", lambda k, i, hh, j, r: k[j, hh * hd + r],
+                     lambda qc, i, hh, r: qc[i, hh * hd + r])
+    row_max = row_fold("lmax", (n, h, n), lowest, T.max, _key_at)
+    row_sum = row_fold("lsum", (n, h, n), zero, operator.add, _key_at)
     # per (row, head, channel): a head's [hd] outputs against its n probabilities form one tile
-    @T.macro
-    def pv(p, v, pacc):
-        for i, hh, c, j in T.grid(n, h, hd, n):
-            with T.sblock("pv"):
-                vi, vh, vc, vj = T.axis.remap("SSSR", [i, hh, c, j])
-                with T.init():
-                    pacc[vi, vh, vc] = 0
-                pacc[vi, vh, vc] = pacc[vi, vh, vc] + T.Cast("int32", p[vi, vh, vj]) * T.Cast(
-                    "int32", v[vj, vh * hd + vc])
-
+    pv = row_dot("pv", (n, h, hd, n), "int32", lambda v, i, hh, c, j: v[j, hh * hd + c])
     return scores, row_max, row_sum, pv
+
+
+def score_scratch(n: int, h: int, hd: int, dtype: str):
+    """The per-row blocks' scratch from the query codes to the softmax sums, allocated in the
+    kernel being parsed (call it in the body: ``qc, sacc, logit, lmax, e, lsum =
+    score_scratch(...)`` names them): int8 query codes ``[n, h*hd]``, int32 scores ``[n, h, n]``,
+    then logits, row maxima, exponentials and row sums in ``dtype`` (float32, or int32 in the
+    integer form)."""
+    return (T.sblock_alloc_buffer((n, h * hd), "int8"), T.sblock_alloc_buffer((n, h, n), "int32"),
+            *(T.sblock_alloc_buffer(shape, dtype) for shape in ((n, h, n), (n, h), (n, h, n),
+                                                                (n, h))))
+
+
+def out_projection(n: int, d: int, fmt: str):
+    """A fresh ``T.macro`` ``(oq, os, w, alpha, bias, acc, x)``: the attention block's output
+    projection of its int8 codes ``oq[n, d]`` (row scales ``os``) and the residual, ``x`` updated
+    in place (block ``residual``); both numerics end alike."""
+    acc_block = ternary_acc("acc", n, d, d, fmt)
+
+    @T.macro
+    def project(oq, os, w, alpha, bias, acc, x):
+        acc_block(oq, w, acc)
+        for i, j in T.grid(n, d):
+            with T.sblock("residual"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                x[vi, vj] = scaled(acc, alpha, os, bias, vi, vj) + x[vi, vj]
+
+    return project
 
 
 def _q_attention_rows(n, h, hd, fmt, scale):
@@ -215,21 +250,16 @@ def _q_attention_rows(n, h, hd, fmt, scale):
     q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, T.float32(-3.4e38),
                                                         T.float32(0))
+    k_scales, q_scales = scale_block("k_scale", n, h), scale_block("q_scale", n, h)
 
     @T.macro
     def rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc, sacc, logit,
              lmax, e, lsum, p, pacc, o):
         # the keys' scales once per call, each query row's once per row: the scores and codes
         # read them
-        for j, hh in T.grid(n, h):
-            with T.sblock("k_scale"):
-                vj, vh = T.axis.remap("SS", [j, hh])
-                ks[vj, vh] = _scale(k_amax[vj, vh])
+        k_scales(k_amax, ks)
         q_values(xq, xs, wq, aq, bq, qacc, qf, qamax)
-        for i, hh in T.grid(n, h):
-            with T.sblock("q_scale"):
-                vi, vh = T.axis.remap("SS", [i, hh])
-                qs[vi, vh] = _scale(qamax[vi, vh])
+        q_scales(qamax, qs)
         for i, j in T.grid(n, d):
             with T.sblock("q_codes"):
                 vi, vj = T.axis.remap("SS", [i, j])
@@ -314,22 +344,15 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
     (the attention block's parameters ``x, w, alpha, bias`` and its projection, or the output
     ``o``); each drops the parameters of the other."""
     d = h * hd
-    acc_block = ternary_acc("acc", n, d, d, fmt)
+    project = out_projection(n, d, fmt)
     attention_rows = _q_attention_rows(n, h, hd, fmt, scale)
 
     @T.macro
     def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
-        qacc = T.sblock_alloc_buffer((n, d), "int32")
-        qf = T.sblock_alloc_buffer((n, d), "float32")
-        qamax = T.sblock_alloc_buffer((n, h), "float32")
+        qacc, qf, qamax = head_scratch(n, d, h, "float32")
         qs = T.sblock_alloc_buffer((n, h), "float32")
         ks = T.sblock_alloc_buffer((n, h), "float32")
-        qc = T.sblock_alloc_buffer((n, d), "int8")
-        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
-        logit = T.sblock_alloc_buffer((n, h, n), "float32")
-        lmax = T.sblock_alloc_buffer((n, h), "float32")
-        e = T.sblock_alloc_buffer((n, h, n), "float32")
-        lsum = T.sblock_alloc_buffer((n, h), "float32")
+        qc, sacc, logit, lmax, e, lsum = score_scratch(n, h, hd, "float32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
         if block:
@@ -341,12 +364,7 @@ def _q_attention(n: int, h: int, hd: int, fmt: str, scale: float, block: bool) -
             attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
                            sacc, logit, lmax, e, lsum, p, pacc, of)
             _absmax_quant(n, d, of, oq, os, oamax)
-            acc_block(oq, w, acc)
-            for i, j in T.grid(n, d):
-                with T.sblock("residual"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + \
-                        x[vi, vj]
+            project(oq, os, w, alpha, bias, acc, x)
         else:
             attention_rows(xq, xs, wq, aq, bq, k, k_amax, ks, v, v_amax, qacc, qf, qamax, qs, qc,
                            sacc, logit, lmax, e, lsum, p, pacc, o)

@@ -9,7 +9,7 @@ from tvm.script import tirx as T
 
 from ..formats import get_format
 from . import fp16
-from .kernel_base import _absf, _tag, _trit, cached_builder, without_params
+from .kernel_base import _absf, _tag, _trit, cached_builder, max_block, without_params
 from .quantize import _q8, _scale
 
 
@@ -25,23 +25,23 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     token, or class and register tokens). ``embed_dtype`` ``"uint16"``: cls and pos are fp16 bit
     patterns (``schedules.compute.fp16``), widened where they are read.
     """
-    n, f = gh * gw, c * p * p
-    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
+    return patch_embed_form(c, gh, gw, p, d, fmt, embed_dtype, prefix, _patch_quantizer)
+
+
+def _patch_quantizer(n: int, f: int, gw: int, p: int):
+    """The float patch quantizer of ``patch_embed_form``: each patch's absmax over its pixels,
+    its scale, its int8 codes (scratch: ``amax``, then the scales ``s``)."""
+    absmax = max_block("patch_absmax", n, f, "SR", T.float32(0),
+                       lambda img, t, r: _absf(_patch_pixel(img, t, r, gw, p)))
+
+    def scratch():
+        amax = T.sblock_alloc_buffer((n,), "float32")
+        return T.sblock_alloc_buffer((n,), "float32"), (amax,)
 
     @T.macro
-    def body(img, w, alpha, bias, cls, pos, x):
-        amax = T.sblock_alloc_buffer((n,), "float32")
-        s = T.sblock_alloc_buffer((n,), "float32")
-        q = T.sblock_alloc_buffer((n, f), "int8")
-        acc = T.sblock_alloc_buffer((n, d), "int32")
-        if prefix > 0:
-            cls_row(cls, pos, x)
-        for t, r in T.grid(n, f):
-            with T.sblock("patch_absmax"):
-                vt, vr = T.axis.remap("SR", [t, r])
-                with T.init():
-                    amax[vt] = T.float32(0)
-                amax[vt] = T.max(amax[vt], _absf(_patch_pixel(img, vt, vr, gw, p)))
+    def quantize(img, s, rest, q):
+        amax = rest[0]
+        absmax(img, amax)
         for t in range(n):
             with T.sblock("patch_scale"):
                 vt = T.axis.remap("S", [t])
@@ -50,23 +50,39 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
             with T.sblock("patch_quant"):
                 vt, vr = T.axis.remap("SS", [t, r])
                 q[vt, vr] = _q8(_patch_pixel(img, vt, vr, gw, p), amax[vt])
-        project(q, s, w, alpha, bias, pos, acc, x)
 
-    return patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, prefix, body)
+    return scratch, quantize
 
 
-def patch_embed_func(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_dtype: str,
-                     prefix: int, body) -> tirx.PrimFunc:
-    """The tagged patch-embedding PrimFunc around the ``T.macro`` ``body(img, w, alpha, bias,
-    cls, pos, x)``: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, the prefix
-    tokens (``cls[d]`` for one, ``cls[prefix, d]`` for more, none for 0: the body must not read
-    ``cls`` then) and position embedding in ``embed_dtype``, the residual stream
-    ``x[prefix + gh*gw, d]``. Shared by the float and the integer patch quantizer."""
+def patch_embed_form(c: int, gh: int, gw: int, p: int, d: int, fmt: str, embed_dtype: str,
+                     prefix: int, quantizer) -> tirx.PrimFunc:
+    """The tagged patch-embedding PrimFunc of ``patch_embed`` around a patch quantizer (the float
+    one here, the integer one in ``schedules.integer.kernels``): ``quantizer(n, f, gw, p)`` gives
+    ``(scratch, quantize)``, where ``scratch()`` allocates the quantizer's buffers in the kernel
+    being parsed (in its own order, before the codes) and returns ``(s, rest)``, the patch scales
+    ``s[n]`` the projection reads and what else ``quantize`` needs, and the ``T.macro``
+    ``quantize(img, s, rest, q)`` writes each patch's scale and int8 codes ``q[n, f]``.
+
+    Parameters: the image ``[1, c, gh*p, gw*p]``, packed weights, scales, bias, the prefix tokens
+    (``cls[d]`` for one, ``cls[prefix, d]`` for more, none for 0) and position embedding in
+    ``embed_dtype``, the residual stream ``x[prefix + gh*gw, d]``."""
     if prefix < 0:
         raise ValueError(f"patch_embed: prefix must be >= 0, got {prefix}")
-    n = gh * gw
-    kb = get_format(fmt).row_bytes(c * p * p)
+    n, f = gh * gw, c * p * p
+    kb = get_format(fmt).row_bytes(f)
     cls_shape = (d,) if prefix == 1 else (max(prefix, 1), d)   # prefix 0: dropped below
+    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
+    scratch, quantize = quantizer(n, f, gw, p)
+
+    @T.macro
+    def body(img, w, alpha, bias, cls, pos, x):
+        s, rest = scratch()
+        q = T.sblock_alloc_buffer((n, f), "int8")
+        acc = T.sblock_alloc_buffer((n, d), "int32")
+        if prefix > 0:
+            cls_row(cls, pos, x)
+        quantize(img, s, rest, q)
+        project(q, s, w, alpha, bias, pos, acc, x)
 
     @T.prim_func(s_tir=True)
     def func(img: T.Buffer((1, c, gh * p, gw * p), "float32"), w: T.Buffer((d, kb), "uint8"),

@@ -1,4 +1,6 @@
-"""What every kernel builder shares: the kernel tag, the decoded ternary weight, the epilogues.
+"""What every kernel builder shares: the kernel tag, the decoded ternary weight, the ternary
+accumulation, a projection's float value, the two-axis max reduction (every quantizer's absmax),
+the epilogues.
 
 The op-family modules of ``schedules.compute``, the target forms (``schedules.x86.forms``,
 ``schedules.esp32s3.stationary``) and ``schedules.integer`` all build on it.
@@ -93,6 +95,37 @@ def ternary_acc(name: str, rows: int, n: int, k: int, fmt: str):
                 acc[vi, vj] = acc[vi, vj] + T.Cast("int32", x[vi, vr]) * _trit(w, vj, vr, fmt)
 
     return block
+
+
+def max_block(name: str, rows: int, cols: int, kinds: str, zero, term):
+    """A fresh ``T.macro`` ``(src, out)``: the block ``name`` over ``rows x cols`` folding
+    ``term(src, i, j)`` into ``out`` with ``max`` from ``zero``, along the axis ``kinds`` marks
+    ``R``: ``"SR"`` keeps the first (``out[i]``, e.g. a token's absmax), ``"RS"`` the second
+    (``out[j]``, a channel's over the tokens). ``src``: what ``term`` reads, one buffer or a tuple
+    of them. Every two-axis absmax of a quantizer, float or integer, is one of these (``term``
+    takes the absolute value). Fresh per call, so the block keeps its name."""
+    if kinds not in ("SR", "RS"):
+        raise ValueError(f"max_block reduces one of two axes ('SR' or 'RS'), got {kinds!r}")
+
+    def kept(i, j):
+        return i if kinds == "SR" else j
+
+    @T.macro
+    def block(src, out):
+        for i, j in T.grid(rows, cols):
+            with T.sblock(name):
+                vi, vj = T.axis.remap(kinds, [i, j])
+                with T.init():
+                    out[kept(vi, vj)] = zero
+                out[kept(vi, vj)] = T.max(out[kept(vi, vj)], term(src, vi, vj))
+
+    return block
+
+
+def scaled(acc, alpha, s, bias, i, j):
+    """The float value of a projection's int32 accumulator ``acc[i, j]``: times its channel's and
+    token's scales, plus the channel's bias (SPEC §1 epilogue before any activation)."""
+    return T.Cast("float32", acc[i, j]) * (alpha[j] * s[i]) + bias[j]
 
 
 def _absf(v):

@@ -13,8 +13,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ..formats import get_format
-from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, cached_builder, ternary_acc,
-                          without_params)
+from .kernel_base import (EPILOGUES, _absf, _epilogue, _tag, _trit, cached_builder, max_block,
+                          scaled, ternary_acc, without_params)
 from .quantize import _q8
 
 
@@ -68,9 +68,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax_out):
-        acc = T.sblock_alloc_buffer((t, n), "int32")
-        f = T.sblock_alloc_buffer((t, n), "float32")
-        amax = T.sblock_alloc_buffer((t, h), "float32")
+        acc, f, amax = head_scratch(t, n, h, "float32")
         values(x, s, w, alpha, bias, acc, f, amax)
         for i, g in T.grid(t, h):
             # one block per (token, head) writes both outputs: the codes and their absmax
@@ -99,6 +97,15 @@ def heads_func(t: int, k: int, h: int, hd: int, fmt: str, body) -> tirx.PrimFunc
         body(x, s, w, alpha, bias, y, amax_out)
 
     return _tag(func, "ternary_matmul_heads", t=t, k=k, h=h, hd=hd, fmt=fmt)
+
+
+def head_scratch(t: int, n: int, h: int, dtype: str):
+    """The scratch ``head_values`` writes (either numerics), allocated in the kernel being parsed
+    (call it in the body: ``acc, f, amax = head_scratch(...)`` names them): int32 accumulators
+    ``[t, n]``, the values ``[t, n]`` and each (token, head)'s absmax ``[t, h]`` in ``dtype``
+    (float32, or int32 in Q(G) for the integer form)."""
+    return (T.sblock_alloc_buffer((t, n), "int32"), T.sblock_alloc_buffer((t, n), dtype),
+            T.sblock_alloc_buffer((t, h), dtype))
 
 
 def head_values(t: int, k: int, h: int, hd: int, fmt: str, names=("acc", "value", "head_absmax")):
@@ -138,25 +145,20 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     """
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
     acc2_block = ternary_acc("acc2", t, n, k, fmt)
+    channel_absmax = max_block("channel_absmax", t, n, "RS", T.float32(0),
+                               lambda v, i, j: _absf(scaled(*v, i, j)))
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax):
         acc1 = T.sblock_alloc_buffer((t, n), "int32")
         acc2 = T.sblock_alloc_buffer((t, n), "int32")
         acc1_block(x, w, acc1)
-        for i, j in T.grid(t, n):
-            with T.sblock("channel_absmax"):
-                vi, vj = T.axis.remap("RS", [i, j])
-                with T.init():
-                    amax[vj] = T.float32(0)
-                amax[vj] = T.max(amax[vj], _absf(
-                    T.Cast("float32", acc1[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj]))
+        channel_absmax((acc1, alpha, s, bias), amax)
         acc2_block(x, w, acc2)
         for i, j in T.grid(t, n):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                y[vi, vj] = _q8(T.Cast("float32", acc2[vi, vj]) * (alpha[vj] * s[vi]) + bias[vj],
-                                amax[vj])
+                y[vi, vj] = _q8(scaled(acc2, alpha, s, bias, vi, vj), amax[vj])
 
     return channels_func(t, k, n, fmt, body)
 

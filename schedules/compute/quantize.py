@@ -9,7 +9,12 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .kernel_base import ACT_EPS, _absf, _tag, cached_builder
+from .kernel_base import ACT_EPS, _absf, _tag, cached_builder, max_block
+
+
+def _abs_at(x, i, j):
+    """``|x[i, j]|``: the term of a plain absmax (``kernel_base.max_block``)."""
+    return _absf(x[i, j])
 
 
 def _scale(amax):
@@ -26,6 +31,22 @@ def _row_scales(t, amax, s):
             s[vi] = _scale(amax[vi])
 
 
+def scale_block(name: str, rows: int, cols: int):
+    """A fresh ``T.macro`` ``(amax, s)``: the block ``name``, ``s[i, j] = _scale(amax[i, j])``
+    over ``rows x cols`` -- the int8 scales of a table of absmax values (per (token, head) for
+    the attention's queries and keys, per (head, channel) for the x86 values). Fresh per call,
+    so the block keeps its name."""
+
+    @T.macro
+    def block(amax, s):
+        for i, j in T.grid(rows, cols):
+            with T.sblock(name):
+                vi, vj = T.axis.remap("SS", [i, j])
+                s[vi, vj] = _scale(amax[vi, vj])
+
+    return block
+
+
 @T.macro
 def _patch_scales(b, gh, gw, amax, s):
     """Per-patch scales ``s[token] = _scale(amax[b, gy, gx])`` (block ``scale``)."""
@@ -38,12 +59,7 @@ def _patch_scales(b, gh, gw, amax, s):
 @T.macro
 def _absmax_quant(t, k, y, q, s, amax):
     """Blocks shared by the quantizing kernels: per-row absmax of ``y`` -> ``s``, int8 codes -> ``q``."""
-    for i, r in T.grid(t, k):
-        with T.sblock("absmax"):
-            vi, vr = T.axis.remap("SR", [i, r])
-            with T.init():
-                amax[vi] = T.float32(0)
-            amax[vi] = T.max(amax[vi], _absf(y[vi, vr]))
+    max_block("absmax", t, k, "SR", T.float32(0), _abs_at)(y, amax)
     _row_scales(t, amax, s)
     for i, j in T.grid(t, k):
         with T.sblock("quant"):
@@ -125,16 +141,14 @@ def quantize_patches(b: int, c: int, gh: int, gw: int, p: int) -> tirx.PrimFunc:
 @cached_builder
 def quantize_channels(t: int, d: int) -> tirx.PrimFunc:
     """Per-channel absmax int8 over the tokens: ``v[t,d] f32 -> (q[t,d] int8, amax[d] f32)``."""
+    # channels outermost: each channel's absmax over the tokens in one pass down its column
+    channel_absmax = max_block("channel_absmax", d, t, "SR", T.float32(0),
+                               lambda v, j, i: _absf(v[i, j]))
 
     @T.prim_func(s_tir=True)
     def func(v: T.Buffer((t, d), "float32"), q: T.Buffer((t, d), "int8"),
              amax: T.Buffer((d,), "float32")):
-        for j, i in T.grid(d, t):
-            with T.sblock("channel_absmax"):
-                vj, vi = T.axis.remap("SR", [j, i])
-                with T.init():
-                    amax[vj] = T.float32(0)
-                amax[vj] = T.max(amax[vj], _absf(v[vi, vj]))
+        channel_absmax(v, amax)
         for i, j in T.grid(t, d):
             with T.sblock("channel_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])

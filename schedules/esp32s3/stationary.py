@@ -22,7 +22,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
-from ..compute.kernel_base import _absf, _gelu, _tag, ternary_acc
+from ..compute.kernel_base import _absf, _gelu, _tag, max_block, scaled, ternary_acc
 from ..compute.mlp import fc2_blocks, mlp_func
 from ..compute.quantize import _q8s, _scale
 
@@ -33,6 +33,9 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     acc1_block = ternary_acc("acc1", t, hidden, d, fmt)
     acc1b_block = ternary_acc("acc1b", t, hidden, d, fmt)
     fc2 = fc2_blocks(t, d, hidden, fmt)
+    # each token's absmax of GELU(fc1): src is (acc1, a1, s, b1)
+    hidden_absmax = max_block("hidden_absmax", t, hidden, "SR", T.float32(0),
+                              lambda v, i, j: _absf(_gelu(scaled(*v, i, j))))
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
@@ -43,13 +46,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
         acc2 = T.sblock_alloc_buffer((t, d), "int32")
         acc1_block(q, w1, acc1)
-        for i, j in T.grid(t, hidden):
-            with T.sblock("hidden_absmax"):
-                vi, vj = T.axis.remap("SR", [i, j])
-                with T.init():
-                    amax[vi] = T.float32(0)
-                amax[vi] = T.max(amax[vi], _absf(_gelu(
-                    T.Cast("float32", acc1[vi, vj]) * (a1[vj] * s[vi]) + b1[vj])))
+        hidden_absmax((acc1, a1, s, b1), amax)
         for i in range(t):
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
@@ -58,8 +55,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         for i, j in T.grid(t, hidden):
             with T.sblock("hidden_quant"):
                 vi, vj = T.axis.remap("SS", [i, j])
-                q2[vi, vj] = _q8s(_gelu(T.Cast("float32", acc1b[vi, vj]) * (a1[vj] * s[vi]) + b1[vj]),
-                                  s2[vi])
+                q2[vi, vj] = _q8s(_gelu(scaled(acc1b, a1, s, b1, vi, vj)), s2[vi])
         fc2(q2, s2, w2, a2, b2, res, acc2, y)
 
     func = mlp_func(t, d, hidden, fmt, inplace, body)

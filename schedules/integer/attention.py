@@ -8,9 +8,12 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..compute.attention import attention_row_blocks, q_attention_func
-from ..compute.kernel_base import _tag, cached_builder, ternary_acc, without_params
-from .kernels import B, G, _scale_params, _scale_tables, _split, head_values, row_codes
+from ..compute.attention import (attention_row_blocks, out_projection, q_attention_func,
+                                 score_scratch)
+from ..compute.kernel_base import _tag, cached_builder, without_params
+from ..compute.matmul import head_scratch
+from .kernels import (B, G, _scale_params, _scale_tables, _split, head_values, row_code_scratch,
+                      row_codes)
 
 
 @cached_builder
@@ -24,7 +27,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     sbits = im.score_bits(hd)
     lf = im.LOGIT_FRAC
     q_values = head_values(n, d, h, hd, fmt, ("qacc", "q_value", "q_absmax"))
-    acc_block = ternary_acc("acc", n, d, d, fmt)
+    project = out_projection(n, d, fmt)
     o_absmax, o_codes = row_codes(n, d, ("o_absmax", "o_quant"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, -(1 << 30), 0)
 
@@ -36,26 +39,16 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         ke = T.sblock_alloc_buffer((n, h), "int32")
         vtop = T.sblock_alloc_buffer((1,), "float32")
         vm = T.sblock_alloc_buffer((d,), "int32")
-        qacc = T.sblock_alloc_buffer((n, d), "int32")
-        qv = T.sblock_alloc_buffer((n, d), "int32")
-        qamax = T.sblock_alloc_buffer((n, h), "int32")
+        qacc, qv, qamax = head_scratch(n, d, h, "int32")
         qmult = T.sblock_alloc_buffer((n, h), "int32")
         qs = T.sblock_alloc_buffer((n, h), "float32")
         qm = T.sblock_alloc_buffer((n, h), "int32")
         qe = T.sblock_alloc_buffer((n, h), "int32")
-        qc = T.sblock_alloc_buffer((n, d), "int8")
-        sacc = T.sblock_alloc_buffer((n, h, n), "int32")
-        logit = T.sblock_alloc_buffer((n, h, n), "int32")
-        lmax = T.sblock_alloc_buffer((n, h), "int32")
-        e = T.sblock_alloc_buffer((n, h, n), "int32")
-        lsum = T.sblock_alloc_buffer((n, h), "int32")
+        qc, sacc, logit, lmax, e, lsum = score_scratch(n, h, hd, "int32")
         recip = T.sblock_alloc_buffer((n, h), "int32")
         p = T.sblock_alloc_buffer((n, h, n), "uint8")
         pacc = T.sblock_alloc_buffer((n, h, hd), "int32")
-        ov = T.sblock_alloc_buffer((n, d), "int32")
-        oamax = T.sblock_alloc_buffer((n,), "int32")
-        omult = T.sblock_alloc_buffer((n,), "int32")
-        os = T.sblock_alloc_buffer((n,), "float32")
+        ov, oamax, omult, os = row_code_scratch(n, d)
         oq = T.sblock_alloc_buffer((n, d), "int8")
         acc = T.sblock_alloc_buffer((n, d), "int32")
         _scale_params(d, n, aq, bq, xs, cm, ce, cb, rm, re)
@@ -129,11 +122,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
             with T.sblock("o_unit"):
                 vi = T.axis.remap("S", [i])
                 os[vi] = im.attn_out_scale(B, oamax[vi], vtop[0])
-        acc_block(oq, w, acc)
-        for i, j in T.grid(n, d):
-            with T.sblock("residual"):
-                vi, vj = T.axis.remap("SS", [i, j])
-                x[vi, vj] = T.Cast("float32", acc[vi, vj]) * (alpha[vj] * os[vi]) + bias[vj] + x[vi, vj]
+        project(oq, os, w, alpha, bias, acc, x)
 
     func = without_params(q_attention_func(n, h, hd, fmt, body), "o")
     return _tag(func, "int8_attention_block", n=n, h=h, hd=hd, fmt=fmt, scale=repr(float(scale)))

@@ -18,9 +18,9 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from . import intmath as im
-from ..compute.embedding import _patch_pixel, patch_embed_blocks, patch_embed_func
-from ..compute.kernel_base import _tag, cached_builder, ternary_acc
-from ..compute.matmul import channels_func, heads_func
+from ..compute.embedding import _patch_pixel, patch_embed_form
+from ..compute.kernel_base import _tag, cached_builder, max_block, ternary_acc
+from ..compute.matmul import channels_func, head_scratch, heads_func
 from ..compute.mlp import fc2_blocks, mlp_func
 
 B = im.TIR
@@ -81,14 +81,7 @@ def row_codes(t: int, d: int, names=("ln_absmax", "ln_quant")):
     row's multiplier); what lies between (the multiplier, the row's scale) differs by caller.
     ``names``: the two blocks' names."""
 
-    @T.macro
-    def absmax(y, amax):
-        for i, r in T.grid(t, d):
-            with T.sblock(names[0]):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    amax[vi] = 0
-                amax[vi] = T.max(amax[vi], _abs(y[vi, vr]))
+    absmax = max_block(names[0], t, d, "SR", 0, lambda y, i, r: _abs(y[i, r]))
 
     @T.macro
     def codes(y, mult, q):
@@ -98,6 +91,16 @@ def row_codes(t: int, d: int, names=("ln_absmax", "ln_quant")):
                 q[vi, vj] = T.Cast("int8", im.quant8(B, y[vi, vj], mult[vi]))
 
     return absmax, codes
+
+
+def row_code_scratch(t: int, d: int):
+    """The scratch of a per-row int8 quantizer of values in Q(G), allocated in the kernel being
+    parsed (call it in the body: ``v, amax, mult, s = row_code_scratch(t, d)`` names them): the
+    values ``[t, d]``, each row's bound (its integer absmax), the codes' multiplier (int32
+    ``[t]``) and the row's float scale ``[t]`` -- the MLP's hidden layer and the attention
+    block's output are coded alike."""
+    return (T.sblock_alloc_buffer((t, d), "int32"), T.sblock_alloc_buffer((t,), "int32"),
+            T.sblock_alloc_buffer((t,), "int32"), T.sblock_alloc_buffer((t,), "float32"))
 
 
 def projection_values(t: int, k: int, n: int, fmt: str, names=("acc", "value")):
@@ -147,6 +150,8 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
     sq_shift = im.ln_sq_shift(d)
     nf = im.LN_NORM_FRAC
     absmax, codes = row_codes(t, d)
+    # each row's largest magnitude, as float32 bits (the exponent of its largest element)
+    row_top = max_block("ln_top", t, d, "SR", 0, lambda x, i, r: im.abs_bits(B, x[i, r]))
 
     @T.prim_func(s_tir=True)
     def func(x: T.Buffer((t, d), "float32"), g: T.Buffer((d,), "int8"), b: T.Buffer((d,), "int8"),
@@ -166,12 +171,7 @@ def ternary_layernorm_quant(t: int, d: int, eps: float) -> tirx.PrimFunc:
         y = T.sblock_alloc_buffer((t, d), "int32")
         amax = T.sblock_alloc_buffer((t,), "int32")
         mult = T.sblock_alloc_buffer((t,), "int32")
-        for i, r in T.grid(t, d):
-            with T.sblock("ln_top"):
-                vi, vr = T.axis.remap("SR", [i, r])
-                with T.init():
-                    top[vi] = 0
-                top[vi] = T.max(top[vi], im.abs_bits(B, x[vi, vr]))
+        row_top(x, top)
         for i, r in T.grid(t, d):
             with T.sblock("ln_fixed"):
                 vi, vr = T.axis.remap("SS", [i, r])
@@ -241,16 +241,17 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
     # fc1 again, after the rows' GELU bound is known (two passes instead of a [t, hidden] store)
     fc1_values_b = projection_values(t, d, hidden, fmt, ("acc1b", "hidden_value_b"))
     fc2 = fc2_blocks(t, d, hidden, fmt)
+    # each row's largest GELU input, from max's identity (so that a schedule may rfactor it;
+    # the values are > -2^30, so the maximum is the same as from the first value)
+    hidden_max = max_block("hidden_absmax", t, hidden, "SR", T.min_value("int32"),
+                           lambda v, i, j: v[i, j])
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         cm, ce, cb, rm, re = _scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
         acc1 = T.sblock_alloc_buffer((t, hidden), "int32")
-        v1 = T.sblock_alloc_buffer((t, hidden), "int32")
-        amax = T.sblock_alloc_buffer((t,), "int32")
-        mult = T.sblock_alloc_buffer((t,), "int32")
-        s2 = T.sblock_alloc_buffer((t,), "float32")
+        v1, amax, mult, s2 = row_code_scratch(t, hidden)
         acc1b = T.sblock_alloc_buffer((t, hidden), "int32")
         v1b = T.sblock_alloc_buffer((t, hidden), "int32")
         q2 = T.sblock_alloc_buffer((t, hidden), "int8")
@@ -258,14 +259,7 @@ def ternary_mlp(t: int, d: int, hidden: int, fmt: str = "b3", inplace: bool = Fa
         _scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         _gelu_table(tab)
         fc1_values(q, w1, cm, ce, cb, rm, re, acc1, v1)
-        for i, j in T.grid(t, hidden):
-            with T.sblock("hidden_absmax"):
-                vi, vj = T.axis.remap("SR", [i, j])
-                with T.init():
-                    # max's identity (so that a schedule may rfactor it); the values are
-                    # > -2^30, so the maximum is the same as from the first value
-                    amax[vi] = T.min_value("int32")
-                amax[vi] = T.max(amax[vi], v1[vi, vj])     # the row's largest GELU input
+        hidden_max(v1, amax)
         for i in range(t):
             with T.sblock("hidden_scale"):
                 vi = T.axis.remap("S", [i])
@@ -294,9 +288,7 @@ def ternary_matmul_heads(t: int, k: int, h: int, hd: int, fmt: str = "b3") -> ti
     @T.macro
     def body(x, s, w, alpha, bias, y, amax_out):
         cm, ce, cb, rm, re = _scale_tables(n, t)
-        acc = T.sblock_alloc_buffer((t, n), "int32")
-        f = T.sblock_alloc_buffer((t, n), "int32")
-        amax = T.sblock_alloc_buffer((t, h), "int32")
+        acc, f, amax = head_scratch(t, n, h, "int32")
         mult = T.sblock_alloc_buffer((t, h), "int32")
         _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         values(x, w, cm, ce, cb, rm, re, acc, f, amax)
@@ -322,6 +314,9 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
     so a schedule that keeps a block of channels for all tokens codes it right away."""
     abits = im.acc_bits(k)
     acc1_block = ternary_acc("acc1", t, n, k, fmt)
+    # src: (acc1, and the scale tables cm, ce, cb, rm, re)
+    channel_absmax = max_block("channel_absmax", t, n, "RS", 0,
+                               lambda v, i, j: _abs(_value(v[0][i, j], abits, *v[1:], i, j)))
 
     @T.macro
     def body(x, s, w, alpha, bias, y, amax):
@@ -331,12 +326,7 @@ def ternary_matmul_channels(t: int, k: int, n: int, fmt: str = "b3") -> tirx.Pri
         mult = T.sblock_alloc_buffer((n,), "int32")
         _scale_params(n, t, alpha, bias, s, cm, ce, cb, rm, re)
         acc1_block(x, w, acc1)
-        for i, j in T.grid(t, n):
-            with T.sblock("channel_absmax"):
-                vi, vj = T.axis.remap("RS", [i, j])
-                with T.init():
-                    top[vj] = 0
-                top[vj] = T.max(top[vj], _abs(_value(acc1[vi, vj], abits, cm, ce, cb, rm, re, vi, vj)))
+        channel_absmax((acc1, cm, ce, cb, rm, re), top)
         for j in range(n):
             with T.sblock("channel_mult"):
                 vj = T.axis.remap("S", [j])
@@ -359,24 +349,25 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
     """Integer-quantizing ``kernels.patch_embed``: each patch's absmax from the pixels' bits, the
     pixels read relative to it (``fixed_from_f32``) and coded with one integer multiplier; the
     token epilogue (float residual stream) is unchanged."""
-    n, f = gh * gw, c * p * p
-    cls_row, project = patch_embed_blocks(n, d, f, fmt, prefix)
+    return patch_embed_form(c, gh, gw, p, d, fmt, embed_dtype, prefix, _patch_quantizer)
 
-    @T.macro
-    def body(img, w, alpha, bias, cls, pos, x):
+
+def _patch_quantizer(n: int, f: int, gw: int, p: int):
+    """The integer patch quantizer of ``compute.embedding.patch_embed_form``: each patch's
+    absmax from its pixels' bits, its scale and multiplier, the pixels read relative to it and
+    coded with the multiplier (scratch: ``top``, the scales ``s``, ``mult``)."""
+    absmax = max_block("patch_absmax", n, f, "SR", 0,
+                       lambda img, t, r: im.abs_bits(B, _patch_pixel(img, t, r, gw, p)))
+
+    def scratch():
         top = T.sblock_alloc_buffer((n,), "int32")
         s = T.sblock_alloc_buffer((n,), "float32")
-        mult = T.sblock_alloc_buffer((n,), "int32")
-        q = T.sblock_alloc_buffer((n, f), "int8")
-        acc = T.sblock_alloc_buffer((n, d), "int32")
-        if prefix > 0:
-            cls_row(cls, pos, x)
-        for t, r in T.grid(n, f):
-            with T.sblock("patch_absmax"):
-                vt, vr = T.axis.remap("SR", [t, r])
-                with T.init():
-                    top[vt] = 0
-                top[vt] = T.max(top[vt], im.abs_bits(B, _patch_pixel(img, vt, vr, gw, p)))
+        return s, (top, T.sblock_alloc_buffer((n,), "int32"))
+
+    @T.macro
+    def quantize(img, s, rest, q):
+        top, mult = rest
+        absmax(img, top)
         for t in range(n):
             with T.sblock("patch_scale"):
                 vt = T.axis.remap("S", [t])
@@ -387,6 +378,5 @@ def patch_embed(c: int, gh: int, gw: int, p: int, d: int, fmt: str = "b3",
                 vt, vr = T.axis.remap("SS", [t, r])
                 q[vt, vr] = T.Cast("int8", im.quant8(B, im.fixed_from_f32(
                     B, _patch_pixel(img, vt, vr, gw, p), T.max(top[vt] >> 23, 1)), mult[vt]))
-        project(q, s, w, alpha, bias, pos, acc, x)
 
-    return patch_embed_func(c, gh, gw, p, d, fmt, embed_dtype, prefix, body)
+    return scratch, quantize

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from tvm import tirx
 from tvm.script import tirx as T
 
+from ..compute.attention import row_dot
 from ..compute.kernel_base import _absf, _tag
-from ..compute.quantize import _scale
+from ..compute.quantize import _scale, scale_block
 from .forms import LANES, ROW_PAD, clamp_round, quant_int8
 
 
@@ -92,6 +93,7 @@ def _shared_blocks(n: int, h: int, hd: int):
 
         return reduce
 
+    value_scales = scale_block("vscale", h, hd)
     kmax_reduce = lane_reduction("kmax", 0, T.max)
     qmax_reduce = lane_reduction("qmax", 0, T.max)
     lmax_reduce = lane_reduction("lmax", -3.4e38, T.max)
@@ -129,10 +131,7 @@ def _shared_blocks(n: int, h: int, hd: int):
                 with T.init():
                     vmax[vh, vc] = T.float32(0)
                 vmax[vh, vc] = T.max(vmax[vh, vc], _absf(qkv[vj, 2 * d + vh * hd + vc]))
-        for hh, c in T.grid(h, hd):
-            with T.sblock("vscale"):
-                vh, vc = T.axis.remap("SS", [hh, c])
-                vscale[vh, vc] = _scale(vmax[vh, vc])
+        value_scales(vmax, vscale)
         for hh, c in T.grid(h, hd):
             with T.sblock("vinv"):
                 vh, vc = T.axis.remap("SS", [hh, c])
@@ -178,31 +177,6 @@ def _softmax_scratch(h: int, nq: int, nk: int):
                  for shape in (keys, lanes, rows, keys, lanes, rows, rows))
 
 
-def _row_dot(name: str, h: int, nq: int, n_out: int, n_red: int, acc_dtype: str, b_at):
-    """A fresh ``T.macro`` ``(a, b, acc)``, the block ``name``: ``acc[h, i, o] = sum_r a[h, i, r]
-    * b_at(b, h, o, r)`` for every query row ``i`` -- the scores (outputs: keys, reduction:
-    channels) and P.V (outputs: channels, reduction: keys) of every layout, ``b_at`` reading its
-    keys / values. Products in ``acc_dtype``: integer codes are widened to int32, the float
-    variant's codes are float32 already. Fresh per kernel, so the block keeps its name."""
-
-    def widen(v):
-        return v if acc_dtype == "float32" else T.Cast(acc_dtype, v)
-
-    zero = tirx.const(0, acc_dtype)
-
-    @T.macro
-    def dot(a, b, acc):
-        for hh, i, o, r in T.grid(h, nq, n_out, n_red):
-            with T.sblock(name):
-                vh, vi, vo, vr = T.axis.remap("SSSR", [hh, i, o, r])
-                with T.init():
-                    acc[vh, vi, vo] = zero
-                acc[vh, vi, vo] = acc[vh, vi, vo] + widen(a[vh, vi, vr]) * widen(
-                    b_at(b, vh, vo, vr))
-
-    return dot
-
-
 @dataclass(frozen=True)
 class DotLayout:
     """How the integer attention kernel stores its operands for one dot instruction: ``lanes``
@@ -245,11 +219,11 @@ def _int8_attention_tiled(n: int, h: int, hd: int, scale: float, lay: DotLayout,
     nq = n + ROW_PAD - 1
     _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks(n, h, hd)
 
-    def tile_at(tiles, vh, vo, vr):     # output o, reduction index r of a [lanes x group] tiling
+    def tile_at(tiles, vh, vi, vo, vr):  # output o, reduction index r of a [lanes x group] tiling
         return tiles[vh, vo // ln, vr // gr, vo % ln, vr % gr]
 
-    scores = _row_dot("qk", h, nq, nk, hd, "int32", tile_at)
-    pv = _row_dot("pv", h, nq, hd, nv, "int32", tile_at)
+    scores = row_dot("qk", (h, nq, nk, hd), "int32", tile_at)
+    pv = row_dot("pv", (h, nq, hd, nv), "int32", tile_at)
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
@@ -364,11 +338,11 @@ def int8_attention_qkv_f32(n: int, h: int, hd: int, scale: float,
     nq = n + ROW_PAD - 1
     _key_scales, _value_scales, _query_absmax, _softmax_lanes = _shared_blocks(n, h, hd)
 
-    def transposed(b, vh, vo, vr):      # kf[h, channel, key], vf[h, key, channel]
+    def transposed(b, vh, vi, vo, vr):   # kf[h, channel, key], vf[h, key, channel]
         return b[vh, vr, vo]
 
-    scores = _row_dot("qk", h, nq, nk, hd, "float32", transposed)
-    pv = _row_dot("pv", h, nq, hd, nv, "float32", transposed)
+    scores = row_dot("qk", (h, nq, nk, hd), "float32", transposed)
+    pv = row_dot("pv", (h, nq, hd, nv), "float32", transposed)
 
     @T.prim_func(s_tir=True)
     def func(qkv: T.Buffer((n, 3 * d), "float32"), o: T.Buffer((n, d), "float32")):
