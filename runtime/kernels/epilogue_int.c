@@ -33,7 +33,7 @@ static const int32_t EXP2_COEFS[4] = {-1295, 7556, -22645, 32768};
  * v + round(u * P / 2^15) for v < 0: one product, no sign branch.  |v| >= 4: v or 0. */
 static inline int32_t gelu(int32_t v, const int32_t *tab) {
   const int32_t four = 4 << VALUE_FRAC;
-  const int32_t u = v < 0 ? -v : v;
+  const int32_t u = fter_abs(v);
   if (u >= four) return v > 0 ? v : 0;
   const int32_t k = u >> GELU_STEP, lo = tab[k];
   const int32_t frac = u & ((1 << GELU_STEP) - 1);
@@ -117,7 +117,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][3], in
         const int32_t *f = chan[j];
         const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
         a[j] = v;
-        top[j] = fter_max(top[j], v < 0 ? -v : v);
+        top[j] = fter_max(top[j], fter_abs(v));
       }
     }
   }
@@ -166,13 +166,10 @@ static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, cons
   for (int32_t i = 0; i < t; ++i, a += acc_stride, y += y_stride) {
     int32_t top = 0;
     FTER_UNROLL4
-    for (int32_t j = 0; j < nb; ++j) top = fter_max(top, a[j] < 0 ? -a[j] : a[j]);
-    const int32_t packed = fter_quant_multiplier(top);
-    const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+    for (int32_t j = 0; j < nb; ++j) top = fter_max(top, fter_abs(a[j]));
     if (scale) scale[i * out_stride] = value_scale(top);
     if (amax) amax[i * out_stride] = top;
-    FTER_UNROLL4
-    for (int32_t j = 0; j < nb; ++j) y[j] = fter_quant8(a[j], r, m);
+    fter_codes(y, a, nb, fter_quant_multiplier(top));
   }
 }
 
@@ -203,17 +200,12 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
     for (int32_t c = 0; c < hd; ++c) {
       const int32_t v = fter_rshift_round(o[c] * w[c], V_WEIGHT_BITS);
       o[c] = v;
-      top = fter_max(top, v < 0 ? -v : v);
+      top = fter_max(top, fter_abs(v));
     }
   }
   *amax = top;
   const int32_t packed = fter_quant_multiplier(top);
-  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
-  for (int32_t hh = 0; hh < h; ++hh, q += hd) {
-    const int32_t *o = pacc + hh * head_stride;
-    FTER_UNROLL4
-    for (int32_t c = 0; c < hd; ++c) q[c] = fter_quant8(o[c], r, m);
-  }
+  for (int32_t hh = 0; hh < h; ++hh) fter_codes(q + hh * hd, pacc + hh * head_stride, hd, packed);
 }
 
 /* The float residual epilogue of a projection: (float)acc * (alpha * s) + bias + res, each

@@ -22,6 +22,8 @@ enum { FTER_QUANT_SHIFT = 16 };
 static inline int32_t fter_min(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline int32_t fter_max(int32_t a, int32_t b) { return a > b ? a : b; }
 
+static inline int32_t fter_abs(int32_t v) { return v < 0 ? -v : v; }
+
 /* lo <= hi */
 static inline int32_t fter_clamp(int32_t v, int32_t lo, int32_t hi) {
   return fter_min(fter_max(v, lo), hi);
@@ -60,6 +62,13 @@ static inline int32_t fter_quant_multiplier(int32_t a) {
   int32_t ar = a >> r;
   if (ar < 1) ar = 1;
   return ((127 << FTER_QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
+}
+
+/* q[j] = quant8(v[j]) for j < n with one packed multiplier (fter_quant_multiplier) */
+static inline void fter_codes(int8_t *q, const int32_t *v, int32_t n, int32_t packed) {
+  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+  FTER_UNROLL4
+  for (int32_t j = 0; j < n; ++j) q[j] = fter_quant8(v[j], r, m);
 }
 
 #endif /* FTER_INTMATH_H_ */

@@ -91,7 +91,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
       int32_t y = (z * gg[j] + bb[j]) >> 15;
       row[j] = y;
-      int32_t a = y < 0 ? -y : y;
+      int32_t a = fter_abs(y);
       amax = a > amax ? a : amax;
     }
   } else { /* rare: tiny variance (a zero-variance row has rm * 2^re past int32, times 0) */
@@ -99,15 +99,12 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
       int32_t z = (row[j] - mean) * rm * (1 << re);
       int32_t y = (z * gg[j] + bb[j]) >> 15;
       row[j] = y;
-      int32_t a = y < 0 ? -y : y;
+      int32_t a = fter_abs(y);
       amax = a > amax ? a : amax;
     }
   }
   /* the codes' scale: values are in units max(ab0, ab1) * 2^-10 */
   *s = (float)(amax > 1 ? amax : 1) * ln_unit(ab) * 9.765625e-04f / 127.0f;
   /* 5: q = clamp(round((y >> r) * M / 2^16), -127, 127) */
-  const int32_t packed = fter_quant_multiplier(amax);
-  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
-  FTER_UNROLL4
-  for (int32_t j = 0; j < d; ++j) q[j] = fter_quant8(row[j], r, m);
+  fter_codes(q, row, d, fter_quant_multiplier(amax));
 }
