@@ -316,12 +316,14 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     assert attn.script().count('"fter_residual_tile"') == 1
     assert attn.script().count('"fter_attn_out_codes_row"') == 1
+    # each head's probability row 16-byte aligned (the stride padded), for fter_pv_row's words
+    assert '"buffer_dim_align": [[0, 1, 16, 0]]' in attn.script()
     scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
     assert {"sacc", "logit", "p"} <= scratch and not scratch & {"lmax", "e", "lsum", "recip"}
     assert not scratch & {"qv", "ov", "omult"}   # Q values and output values stay in place
     # one head: the softmax stays TensorIR (blockize cannot take its unit head loops)
     one = SCHEDULES["int8_attention_block"](ka.int8_attention_block(5, 1, 8, "b3", 0.25))
-    assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row"' in one.script()
+    assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row_set"' in one.script()
 
 
 @pytest.mark.parametrize("hidden, groups", [(64, 2), (48, 3), (16, 0)])
@@ -380,10 +382,9 @@ def test_esp32s3_heads_form_codes_each_head_in_one_call_and_splits_by_heads():
 
 
 def test_esp32s3_integer_tiles_write_their_accumulators():
-    """Every weight-stationary tile of the integer forms starts from zero, so it calls the
-    ``_set`` kernel (the tile written, not added to) and no zeroing block is left for it; what
-    still starts from a zeroing block: the MLP's rfactored row max and the attention rows'
-    kernels."""
+    """Every weight-stationary tile and attention row of the integer forms starts from zero, so
+    it calls the ``_set`` kernel (the output written, not added to) and no zeroing block is left
+    for it; what still starts from a zeroing block: the MLP's rfactored row max."""
     import re
 
     from schedules.esp32s3.integer import SCHEDULES
@@ -393,9 +394,13 @@ def test_esp32s3_integer_tiles_write_their_accumulators():
     forms = [(ki.ternary_mlp(17, 32, 64, "b3", True), 3, {"hidden_absmax_rf_init"}),
              (ki.ternary_matmul_heads(17, 64, 3, 32, "b2"), 1, set()),
              (ki.ternary_matmul_channels(17, 64, 48, "b3"), 1, set()),
-             (ka.int8_attention_block(17, 2, 16, "b3", 0.25), 2, {"qk_init", "pv_init"})]
+             (ka.int8_attention_block(17, 2, 16, "b3", 0.25), 2, set())]
     for func, tiles, inits in forms:
         script = SCHEDULES[func.attrs["fter.kind"]](func).script()
         assert not re.search(r'"fter_tmm_tile_b[23]"', script)
         assert len(re.findall(r'"fter_tmm_tile_b[23]_set"', script)) == tiles
         assert set(re.findall(r'sblock\("(\w*_init)"', script)) == inits
+        if func.attrs["fter.kind"] == "int8_attention_block":
+            for row in ("qk", "pv"):
+                assert script.count(f'"fter_{row}_row_set"') == 1
+                assert f'"fter_{row}_row"' not in script

@@ -66,22 +66,27 @@ class Cases:
         desc = (fmt, k, nb, t) + (() if aligned else ("misaligned",)) + (("set",) if set_ else ())
         self.expected.append((desc, want.astype(np.int32).ravel()))
 
-    def qk(self, hd, n, aligned=True):   # the row kernels accumulate into start_pattern
+    # the row kernels accumulate into start_pattern; set_: the _set kernels, which write
+    def qk(self, hd, n, aligned=True, set_=False):
         q = self.rng.integers(-128, 128, size=hd).astype(np.int8)
         k_stride = (hd + 15) & ~15 if aligned else hd + 3
         k = self.rng.integers(-128, 128, size=(n, k_stride)).astype(np.int8)
         off = (0, 0) if aligned else (1, 5)
-        self.blob += [header(3, hd, n, k_stride, *off), q.tobytes(), k.tobytes()]
-        want = k[:, :hd].astype(np.int64) @ q.astype(np.int64) + start_pattern(n)
-        self.expected.append((("qk", hd, n) if aligned else ("qk", hd, n, "misaligned"), want.astype(np.int32)))
+        self.blob += [header(7 if set_ else 3, hd, n, k_stride, *off), q.tobytes(), k.tobytes()]
+        want = k[:, :hd].astype(np.int64) @ q.astype(np.int64) + (0 if set_ else start_pattern(n))
+        desc = ("qk", hd, n) + (() if aligned else ("misaligned",)) + (("set",) if set_ else ())
+        self.expected.append((desc, want.astype(np.int32)))
 
-    def pv(self, hd, n, p=None, v=None, v_stride=None, v_off=0, tag="random"):
+    def pv(self, hd, n, p=None, v=None, v_stride=None, v_off=0, p_off=0, tag="random",
+           set_=False):
         p = self.rng.integers(0, 256, size=n).astype(np.uint8) if p is None else p
         v_stride = (hd + 15) & ~15 if v_stride is None else v_stride
         v = self.rng.integers(-128, 128, size=(n, v_stride)).astype(np.int8) if v is None else v
-        self.blob += [header(4, n, hd, v_stride, 0, v_off), p.tobytes(), v.tobytes()]
-        want = p.astype(np.int64) @ v[:, :hd].astype(np.int64) + start_pattern(hd)
-        self.expected.append((("pv", hd, n, tag) if tag != "deit" else ("pv", hd, n), want.astype(np.int32)))
+        self.blob += [header(8 if set_ else 4, n, hd, v_stride, p_off, v_off), p.tobytes(),
+                      v.tobytes()]
+        want = p.astype(np.int64) @ v[:, :hd].astype(np.int64) + (0 if set_ else start_pattern(hd))
+        desc = ("pv", hd, n) + (() if tag == "deit" else (tag,)) + (("set",) if set_ else ())
+        self.expected.append((desc, want.astype(np.int32)))
 
     def stream(self) -> bytes:
         return struct.pack("<i", len(self.expected)) + b"".join(self.blob)
@@ -130,6 +135,24 @@ def pie_cases(seed: int = 0) -> Cases:
     c.pv(32, 40, v_stride=40, tag="stride40")  # stride not a multiple of 16: reference
     soft = np.exp(rng.standard_normal(197) * 2)
     c.pv(64, 197, p=np.minimum(np.round(255 * soft / soft.max()), 255).astype(np.uint8), tag="deit")
+    # probabilities read a word at a time where p is word-aligned: every offset; rows whose main
+    # values sum to 4095 (one QACC block) and 4096 (two); bytes > 127 in a word of small ones
+    for p_off in (1, 2, 3, 4):
+        c.pv(32, 37, p=rng.integers(0, 128, 37).astype(np.uint8), p_off=p_off, tag=f"p_off{p_off}")
+    for total in (4095, 4096):
+        p = np.zeros(40, np.uint8)
+        p[:32], p[32] = 127, total - 127 * 32
+        c.pv(16, 40, p=p, tag=f"sum{total}")
+    p = rng.integers(0, 8, 197).astype(np.uint8)
+    p[[3, 64, 65, 66, 67, 196]] = [128, 255, 129, 200, 127, 254]
+    c.pv(48, 197, p=p, tag="mixed words")
+    # the _set kernels write their outputs
+    for hd, n in ((64, 197), (16, 1), (20, 17)):
+        c.qk(hd, n, set_=True)
+    c.qk(32, 33, aligned=False, set_=True)
+    c.pv(64, 197, p=p, tag="mixed words", set_=True)
+    c.pv(20, 17, tag="reference", set_=True)
+    c.pv(32, 37, p_off=3, tag="p_off3", set_=True)
     return c
 
 

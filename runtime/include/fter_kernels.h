@@ -170,6 +170,13 @@ void fter_qk_row_ref(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
                      int32_t k_stride);
 void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
                      int32_t k_stride);
+/** @brief fter_qk_row with the scores written (scores[j] = ...), not added to. */
+void fter_qk_row_set(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride);
+void fter_qk_row_set_ref(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd,
+                         int32_t n, int32_t k_stride);
+void fter_qk_row_set_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd,
+                         int32_t n, int32_t k_stride);
 
 /**
  * @brief One row of probabilities times V: out[c] += sum_{j<n} p[j] *
@@ -187,6 +194,13 @@ void fter_pv_row_ref(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
                      int32_t v_stride);
 void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                      int32_t v_stride);
+/** @brief fter_pv_row with the outputs written (out[c] = ...), not added to. */
+void fter_pv_row_set(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride);
+void fter_pv_row_set_ref(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                         int32_t v_stride);
+void fter_pv_row_set_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                         int32_t v_stride);
 
 /**
  * @brief The integer LayerNorm (numerics="integer"), the fixed-point

@@ -35,7 +35,8 @@ static int aligned16(const void *p, int32_t stride) {
 
 /* ---------------------------------------------------------------- QK */
 
-/* Score of the key at kp with the query in q0..q(n-1); K chunks alternate q6/q7. */
+/* Score of the key at kp with the query in q0..q(n-1); K chunks alternate q6/q7; set: the
+ * score is written, else added. */
 #define QK_KEYS(CHAIN)                                   \
   for (int32_t j = 0; j < n; ++j, krow += k_stride) {    \
     const int8_t *kp = krow;                             \
@@ -44,24 +45,14 @@ static int aligned16(const void *p, int32_t stride) {
     PIE_VLD_128_IP(6, kp, 16);                           \
     CHAIN;                                               \
     PIE_SRS_ACCX(s);                                     \
-    scores[j] += s;                                      \
+    scores[j] = set ? s : scores[j] + s;                 \
   }
 #define LD(qu, qq, qk) PIE_VMULAS_S8_ACCX_LD_IP(qu, kp, 16, qq, qk)
 
-void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
-                     int32_t k_stride) {
-  if ((hd & 15) != 0 || hd <= 0 || hd > 96 || !aligned16(q, 0) || !aligned16(k, k_stride)) {
-    fter_qk_row_ref(scores, q, k, hd, n, k_stride);
-    return;
-  }
-  const int32_t chunks = hd >> 4;
-  const int8_t *qp = q, *krow = k;
-  PIE_VLD_128_IP(0, qp, 16);
-  if (chunks > 1) PIE_VLD_128_IP(1, qp, 16);
-  if (chunks > 2) PIE_VLD_128_IP(2, qp, 16);
-  if (chunks > 3) PIE_VLD_128_IP(3, qp, 16);
-  if (chunks > 4) PIE_VLD_128_IP(4, qp, 16);
-  if (chunks > 5) PIE_VLD_128_IP(5, qp, 16);
+/* The keys' loop for `chunks` 16-byte query chunks (in q0..); inlined twice, once per `set`. */
+static inline __attribute__((always_inline)) void qk_keys(int32_t *scores, const int8_t *krow,
+                                                          int32_t chunks, int32_t n,
+                                                          int32_t k_stride, int set) {
   switch (chunks) {
     case 1: QK_KEYS(PIE_VMULAS_S8_ACCX(0, 6)) break;
     case 2: QK_KEYS(LD(7, 0, 6); PIE_VMULAS_S8_ACCX(1, 7)) break;
@@ -73,6 +64,36 @@ void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t 
       QK_KEYS(LD(7, 0, 6); LD(6, 1, 7); LD(7, 2, 6); LD(6, 3, 7); LD(7, 4, 6);
               PIE_VMULAS_S8_ACCX(5, 7)) break;
   }
+}
+
+static void qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                   int32_t k_stride, int set) {
+  if ((hd & 15) != 0 || hd <= 0 || hd > 96 || !aligned16(q, 0) || !aligned16(k, k_stride)) {
+    (set ? fter_qk_row_set_ref : fter_qk_row_ref)(scores, q, k, hd, n, k_stride);
+    return;
+  }
+  const int32_t chunks = hd >> 4;
+  const int8_t *qp = q;
+  PIE_VLD_128_IP(0, qp, 16);
+  if (chunks > 1) PIE_VLD_128_IP(1, qp, 16);
+  if (chunks > 2) PIE_VLD_128_IP(2, qp, 16);
+  if (chunks > 3) PIE_VLD_128_IP(3, qp, 16);
+  if (chunks > 4) PIE_VLD_128_IP(4, qp, 16);
+  if (chunks > 5) PIE_VLD_128_IP(5, qp, 16);
+  if (set)
+    qk_keys(scores, k, chunks, n, k_stride, 1);
+  else
+    qk_keys(scores, k, chunks, n, k_stride, 0);
+}
+
+void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride) {
+  qk_row(scores, q, k, hd, n, k_stride, 0);
+}
+
+void fter_qk_row_set_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd,
+                         int32_t n, int32_t k_stride) {
+  qk_row(scores, q, k, hd, n, k_stride, 1);
 }
 
 /* ---------------------------------------------------------------- PV */
@@ -103,7 +124,8 @@ static void add_qacc(int32_t *tot, uint32_t *qacc_buf) { fter_pie_add_qacc(tot, 
 /* fix-up: gathered rows */
 #define FIX_STEP(s) if (s < m) { const int8_t *rp = vcol + off[s]; PIE_VLD_128_IP(0, rp, 0); PIE_VSMULAS_S8_QACC(0, 1, s); }
 
-/* tot[l] += sum_e val[e] * V[row_e, l] over count entries; off == NULL: rows 0, 1, 2, ... */
+/* tot[l] += sum_e val[e] * V[row_e, l] over count entries; off == NULL: rows 0, 1, 2, ...;
+ * sums == NULL: the entries' whole sum is <= BLOCK_SUM (one readout at the end). */
 static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const int32_t *sums,
                     int32_t count, const int8_t *vcol, int32_t v_stride, uint32_t *qacc_buf) {
   const int8_t *vp = vcol, *pp = val;
@@ -111,12 +133,14 @@ static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const i
   PIE_ZERO_QACC();
   for (int32_t j = 0, c = 0; j < count; j += 16, ++c) {
     const int32_t m = count - j < 16 ? count - j : 16;
-    if (block + sums[c] > BLOCK_SUM) {
-      add_qacc(tot, qacc_buf);
-      PIE_ZERO_QACC();
-      block = 0;
+    if (sums != 0) {
+      if (block + sums[c] > BLOCK_SUM) {
+        add_qacc(tot, qacc_buf);
+        PIE_ZERO_QACC();
+        block = 0;
+      }
+      block += sums[c];
     }
-    block += sums[c];
     PIE_VLD_128_IP(1, pp, 16);
     if (off != 0) {
       SEL16(FIX_STEP)
@@ -130,41 +154,100 @@ static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const i
   add_qacc(tot, qacc_buf);
 }
 
-void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
-                     int32_t v_stride) {
+/* The split of a probability row (below): its main values, fix-up entries and their count. */
+typedef struct {
+  int8_t *main_val, *fix_val;
+  int32_t *fix_off;
+  int32_t nfix;
+} prob_split;
+
+/* Probability j (byte offset o of its V row) into the split; returns its main value. */
+static inline int32_t split_one(prob_split *sp, int32_t pj, int32_t j, int32_t o) {
+  if (pj <= 127) {
+    sp->main_val[j] = (int8_t)pj;
+    return pj;
+  }
+  const int32_t d = pj - 127; /* 1..128 */
+  sp->main_val[j] = 127;
+  sp->fix_val[sp->nfix] = (int8_t)(d < 127 ? d : 127);
+  sp->fix_off[sp->nfix++] = o;
+  if (d == 128) {
+    sp->fix_val[sp->nfix] = 1;
+    sp->fix_off[sp->nfix++] = o;
+  }
+  return 127;
+}
+
+#if FTER_PIE_MAX_N > 1024
+#error "split_probs sums 4 main values per word in 16-bit halves: at most 256 words"
+#endif
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FTER_PV_WORDS 1
+typedef uint32_t prob_word __attribute__((may_alias));
+#endif
+
+/* main_val[j] = min(p[j], 127); each p[j] > 127 adds fix-up entries of p[j] - 127 (a 128 as
+ * 127 + 1) with the byte offset of V row j.  Returns the sum of the main values.  A row of
+ * softmax probabilities is mostly below 128: where p is word-aligned, four at a time pass
+ * through as one word (their sum folded in two 16-bit halves) unless a byte has its top bit. */
+static int32_t split_probs(prob_split *sp, const uint8_t *p, int32_t n, int32_t v_stride) {
+  int32_t j = 0, total = 0;
+  sp->nfix = 0;
+#ifdef FTER_PV_WORDS
+  if (((uintptr_t)p & 3) == 0) {
+    uint32_t halves = 0; /* each half < 256 words * 2 * 127 < 2^16 */
+    for (; j + 4 <= n; j += 4) {
+      const uint32_t w = *(const prob_word *)(p + j);
+      if ((w & 0x80808080u) == 0) {
+        *(prob_word *)(sp->main_val + j) = w;
+        halves += (w & 0x00FF00FFu) + ((w >> 8) & 0x00FF00FFu);
+      } else {
+        for (int32_t i = j; i < j + 4; ++i) total += split_one(sp, p[i], i, i * v_stride);
+      }
+    }
+    total += (int32_t)((halves & 0xFFFFu) + (halves >> 16));
+  }
+#endif
+  for (; j < n; ++j) total += split_one(sp, p[j], j, j * v_stride);
+  return total;
+}
+
+static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                   int32_t v_stride, int set) {
   /* n < 0 never occurs; stating it keeps gcc -Warray-bounds from flagging the padding loops
    * below once the buffers are per-worker rows */
   if ((hd & 15) != 0 || hd <= 0 || n < 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
-    fter_pv_row_ref(out, p, v, n, hd, v_stride);
+    (set ? fter_pv_row_set_ref : fter_pv_row_ref)(out, p, v, n, hd, v_stride);
     return;
   }
   const int32_t w = fter_worker_id();
-  int8_t *main_val = main_vals[w], *fix_val = fix_vals[w];
-  int32_t *fix_off = fix_offs[w], *main_sum = main_sums[w], *fix_sum = fix_sums[w];
+  prob_split sp = {main_vals[w], fix_vals[w], fix_offs[w], 0};
+  int32_t *main_sum = main_sums[w], *fix_sum = fix_sums[w];
   uint32_t *qacc_buf = qacc_bufs[w];
-  int32_t nfix = 0;
-  for (int32_t j = 0, o = 0; j < n; ++j, o += v_stride) {
-    const int32_t pj = p[j];
-    main_val[j] = (int8_t)(pj < 127 ? pj : 127);
-    if (pj > 127) {
-      const int32_t d = pj - 127; /* 1..128 */
-      fix_val[nfix] = (int8_t)(d < 127 ? d : 127);
-      fix_off[nfix++] = o;
-      if (d == 128) {
-        fix_val[nfix] = 1;
-        fix_off[nfix++] = o;
-      }
-    }
-  }
+  const int32_t total = split_probs(&sp, p, n, v_stride), nfix = sp.nfix;
   const int32_t npad = (n + 15) & ~15, fpad = (nfix + 15) & ~15;
-  for (int32_t j = n; j < npad; ++j) main_val[j] = 0;
-  for (int32_t j = nfix; j < fpad; ++j) fix_val[j] = 0, fix_off[j] = 0;
-  chunk_sums(main_sum, main_val, n);
-  chunk_sums(fix_sum, fix_val, nfix);
+  for (int32_t j = n; j < npad; ++j) sp.main_val[j] = 0;
+  for (int32_t j = nfix; j < fpad; ++j) sp.fix_val[j] = 0, sp.fix_off[j] = 0;
+  if (total > BLOCK_SUM) chunk_sums(main_sum, sp.main_val, n);
+  chunk_sums(fix_sum, sp.fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
     int32_t tot[16] = {0};
-    pv_pass(tot, main_val, 0, main_sum, n, v + g, v_stride, qacc_buf);
-    if (nfix > 0) pv_pass(tot, fix_val, fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
-    for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
+    pv_pass(tot, sp.main_val, 0, total > BLOCK_SUM ? main_sum : 0, n, v + g, v_stride, qacc_buf);
+    if (nfix > 0) pv_pass(tot, sp.fix_val, sp.fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
+    if (set)
+      for (int32_t l = 0; l < 16; ++l) out[g + l] = tot[l];
+    else
+      for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
   }
+}
+
+void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride) {
+  pv_row(out, p, v, n, hd, v_stride, 0);
+}
+
+void fter_pv_row_set_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                         int32_t v_stride) {
+  pv_row(out, p, v, n, hd, v_stride, 1);
 }

@@ -103,3 +103,13 @@ void fter_pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int
                  int32_t v_stride) {
   FTER_TIMED(FTER_PIE_IMPL(fter_pv_row)(out, p, v, n, hd, v_stride));
 }
+
+void fter_qk_row_set(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
+                     int32_t k_stride) {
+  FTER_TIMED(FTER_PIE_IMPL(fter_qk_row_set)(scores, q, k, hd, n, k_stride));
+}
+
+void fter_pv_row_set(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
+                     int32_t v_stride) {
+  FTER_TIMED(FTER_PIE_IMPL(fter_pv_row_set)(out, p, v, n, hd, v_stride));
+}

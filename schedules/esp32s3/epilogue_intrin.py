@@ -251,18 +251,23 @@ def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:
 def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:
     """Replace one attention row's softmax (the sibling blocks ``blocks``: logits from the int32
     scores ``sacc``, row max, ``exp_neg``, row sum, reciprocal, uint8 probabilities ``p``) by one
-    ``fter_softmax_row_u8`` call; ``logit`` is its work row."""
+    ``fter_softmax_row_u8`` call; ``logit`` is its work row. Each head's probability row starts
+    16 bytes after the last (its stride padded): ``fter_pv_row`` reads aligned rows a word at a
+    time."""
     def args(b):
         return (_first(b["p"]), _first(b["logit"]), _first(b["sacc"]), _first(b["qm"]),
                 _first(b["qe"]), _first(b["km"]), _first(b["ke"]), n, h, sbits,
                 b["p"].strides[1], b["logit"].strides[1], b["sacc"].strides[1],
                 b["km"].strides[0])
 
-    _call_block(sch, sch.blockize(blocks), ("sacc", "qm", "qe", "km", "ke"), ("logit", "p"),
+    row = sch.blockize(blocks)
+    _call_block(sch, row, ("sacc", "qm", "qe", "km", "ke"), ("p", "logit"),
                 "fter_softmax_row_u8", args)
+    sch.storage_align(row, 0, 1, 16, 0)
 
 
-TILE_EXTERNS = ("fter_tmm_tile_b3", "fter_tmm_tile_b2")
+# The micro-kernels that add into their output and have a ``_set`` form that writes it.
+TILE_EXTERNS = ("fter_tmm_tile_b3", "fter_tmm_tile_b2", "fter_qk_row", "fter_pv_row")
 
 
 def _extern_name(stmt):
@@ -307,9 +312,10 @@ def _tile_after_zeroing(sch: s_tir.Schedule):
 
 
 def tile_write_calls(sch: s_tir.Schedule) -> int:
-    """Every weight-stationary tile call whose accumulator a zeroing nest right before it starts
-    at 0 becomes the ``_set`` form of its kernel (``fter_tmm_tile_b3_set``: the tile written, not
-    added to), and the zeroing nest goes: no [t, nb] stores of 0 and no reading them back.
+    """Every weight-stationary tile or attention-row call whose accumulator a zeroing nest right
+    before it starts at 0 becomes the ``_set`` form of its kernel (``fter_tmm_tile_b3_set``,
+    ``fter_qk_row_set``: the output written, not added to), and the zeroing nest goes: no stores
+    of 0 and no reading them back.
     Returns how many tiles changed."""
     changed = 0
     while (found := _tile_after_zeroing(sch)) is not None:

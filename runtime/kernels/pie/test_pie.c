@@ -12,6 +12,8 @@
  *                          q int8[hd], k int8[n*k_stride]; output int32[n]
  *   op 4 (pv_row):         h = {op, n, hd, v_stride, p_off, v_off}
  *                          p uint8[n], v int8[n*v_stride]; output int32[hd]
+ *   op 7/8 (qk_row/pv_row, the _set kernels): as op 3/4; the outputs' old values are
+ *                          not read
  * Each kernel case runs the reference, the PIE version and the public name,
  * checks bit equality and that no emulated accumulator saturated, and
  * reports FTER_COUNT c<case>_ref / _pie plus the line
@@ -272,10 +274,14 @@ static int run_tile(int32_t idx, const int32_t *h) {
   return 0;
 }
 
+typedef void (*qk_fn)(int32_t *, const int8_t *, const int8_t *, int32_t, int32_t, int32_t);
+typedef void (*pv_fn)(int32_t *, const uint8_t *, const int8_t *, int32_t, int32_t, int32_t);
+
 static int run_attention(int32_t idx, const int32_t *h) {
   const int32_t op = h[0], a = h[1], b = h[2], stride = h[3], a_off = h[4], b_off = h[5];
-  /* op 3: a = hd, b = n; op 4: a = n, b = hd */
-  const int32_t rows = op == 3 ? b : a, cols = op == 3 ? a : b, outs = b;
+  const int qk = op == 3 || op == 7, set = op >= 7;
+  /* qk: a = hd, b = n; pv: a = n, b = hd */
+  const int32_t rows = qk ? b : a, cols = qk ? a : b, outs = b;
   if (a < 1 || b < 1 || stride < cols || a_off < 0 || a_off > 15 || b_off < 0 || b_off > 15 ||
       a + 16 > MAX_X || rows * stride + 16 > MAX_W || outs > MAX_ACC)
     return 2;
@@ -289,23 +295,29 @@ static int run_attention(int32_t idx, const int32_t *h) {
   /* the kernels accumulate: start from a known pattern (tests/test_pie.py adds it) */
   for (int32_t j = 0; j < outs; ++j) acc_ref[j] = acc_pie[j] = acc_pub[j] = 1000 - 7 * j;
   uint32_t t0 = fter_cycles(), t1, t2, n0, n1;
-  if (op == 3) {
-    fter_qk_row_ref(acc_ref, first, second, a, b, stride);
+  if (qk) {
+    qk_fn ref = set ? fter_qk_row_set_ref : fter_qk_row_ref;
+    qk_fn pie = set ? fter_qk_row_set_pie : fter_qk_row_pie;
+    qk_fn pub = set ? fter_qk_row_set : fter_qk_row;
+    ref(acc_ref, first, second, a, b, stride);
     t1 = fter_cycles();
     n0 = fter_pie_instructions;
-    fter_qk_row_pie(acc_pie, first, second, a, b, stride);
+    pie(acc_pie, first, second, a, b, stride);
     n1 = fter_pie_instructions;
     t2 = fter_cycles();
-    fter_qk_row(acc_pub, first, second, a, b, stride);
+    pub(acc_pub, first, second, a, b, stride);
   } else {
     const uint8_t *p = (const uint8_t *)first;
-    fter_pv_row_ref(acc_ref, p, second, a, b, stride);
+    pv_fn ref = set ? fter_pv_row_set_ref : fter_pv_row_ref;
+    pv_fn pie = set ? fter_pv_row_set_pie : fter_pv_row_pie;
+    pv_fn pub = set ? fter_pv_row_set : fter_pv_row;
+    ref(acc_ref, p, second, a, b, stride);
     t1 = fter_cycles();
     n0 = fter_pie_instructions;
-    fter_pv_row_pie(acc_pie, p, second, a, b, stride);
+    pie(acc_pie, p, second, a, b, stride);
     n1 = fter_pie_instructions;
     t2 = fter_cycles();
-    fter_pv_row(acc_pub, p, second, a, b, stride);
+    pub(acc_pub, p, second, a, b, stride);
   }
   count("_ref", idx, t1 - t0);
   count("_pie", idx, t2 - t1);
@@ -330,7 +342,7 @@ int main(int argc, char **argv) {
       rc = 0;
     } else if (h[0] == 1 || h[0] == 2 || h[0] == 5 || h[0] == 6) {
       rc = run_tile(idx, h);
-    } else if (h[0] == 3 || h[0] == 4) {
+    } else if (h[0] == 3 || h[0] == 4 || h[0] == 7 || h[0] == 8) {
       rc = run_attention(idx, h);
     } else {
       rc = 2;
