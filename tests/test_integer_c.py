@@ -54,17 +54,24 @@ def ln_cases(rng):
     return blob, expected
 
 
-def _tile(rng, t, nb, stride, k):
+def _tile(rng, t, nb, stride, k, deit=False):
     """A projection tile's operands at edge values: scales over 2^-30..2^5 so that the rounding
     shift clamps at both ends, a zero scale, extreme accumulators; -> (header and operand bytes,
-    the contract's values V[t, nb], the accumulators [t, stride])."""
+    the contract's values V[t, nb], the accumulators [t, stride]).  ``deit``: instead scales and
+    accumulators as a ternary ViT's fc1 has them (no shift clamps; values within a few units,
+    some past GELU's saturation)."""
     abits = im.acc_bits(k)
     lim = 128 * k
-    acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
-    acc[0, :] = lim
-    alpha = (2.0 ** rng.uniform(-30, 5, nb)).astype(np.float32)
-    alpha[0] = 0.0
-    scale = (2.0 ** rng.uniform(-20, 0, t)).astype(np.float32)
+    if deit:
+        acc = np.clip(rng.normal(0, 40 * k ** 0.5, (t, stride)), -lim, lim).astype(np.int32)
+        alpha = (2.0 ** rng.uniform(-6, -4, nb)).astype(np.float32)
+        scale = (2.0 ** rng.uniform(-8, -6, t)).astype(np.float32)
+    else:
+        acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
+        acc[0, :] = lim
+        alpha = (2.0 ** rng.uniform(-30, 5, nb)).astype(np.float32)
+        alpha[0] = 0.0
+        scale = (2.0 ** rng.uniform(-20, 0, t)).astype(np.float32)
     bias = (rng.standard_normal(nb) * 4).astype(np.float32)
     cm, ce = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, alpha))
     rm, re = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, scale))
@@ -78,19 +85,20 @@ def _tile(rng, t, nb, stride, k):
 
 
 TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
+DEIT_TILE = (197, 32, 32, 192)   # with DeiT-like scales (_tile's deit): no shift clamps
 
 
 def rowmax_cases(rng):
     """Value row-max tiles (op 1) of the MLP's fc1: the tile's values folded into running maxima
     that start below, between and above them (the int32 minimum, as the rfactored init)."""
     blob, expected = [], []
-    for t, nb, stride, k in TILES:
-        tile, v, _ = _tile(rng, t, nb, stride, k)
+    for t, nb, stride, k, deit in [*((*tile, False) for tile in TILES), (*DEIT_TILE, True)]:
+        tile, v, _ = _tile(rng, t, nb, stride, k, deit)
         start = rng.integers(-(1 << 20), 1 << 20, t).astype(np.int32)
         start[0] = np.iinfo(np.int32).min
         vmax = np.maximum(start, v.max(1)).astype(np.int32)
         blob += [struct.pack("<i", 1), *tile, start.tobytes()]
-        expected.append((f"value rowmax t={t} nb={nb} k={k}", [vmax]))
+        expected.append((f"value rowmax t={t} nb={nb} k={k}{' deit' * deit}", [vmax]))
     return blob, expected
 
 
@@ -99,13 +107,13 @@ def tile_cases(rng):
     saturation among them."""
     blob, expected = [], []
     tab = im.gelu_table()
-    for t, nb, stride, k in TILES:
-        tile, v, _ = _tile(rng, t, nb, stride, k)
+    for t, nb, stride, k, deit in [*((*tile, False) for tile in TILES), (*DEIT_TILE, True)]:
+        tile, v, _ = _tile(rng, t, nb, stride, k, deit)
         h = im.gelu(im.NP, v, lambda i: tab[i])
         mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
         q = im.quant8(im.NP, h, np.asarray(mult, np.int64)[:, None]).astype(np.int8)
         blob += [struct.pack("<i", 2), *tile, tab.astype(np.int32).tobytes(), mult.tobytes()]
-        expected.append((f"gelu codes t={t} nb={nb} k={k}", [q]))
+        expected.append((f"gelu codes t={t} nb={nb} k={k}{' deit' * deit}", [q]))
     return blob, expected
 
 
@@ -241,6 +249,8 @@ def _per_element(res, expected) -> str:
     ln = names.index("layernorm d=192")
     rx = names.index("value rowmax t=197 nb=16 k=192")
     gc = names.index("gelu codes t=197 nb=16 k=192")
+    rxd, gcd = (names.index(f"{kind} t=197 nb=32 k=192 deit") for kind in ("value rowmax",
+                                                                          "gelu codes"))
     sm = names.index("softmax n=197 h=3")
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
@@ -248,7 +258,9 @@ def _per_element(res, expected) -> str:
     ao = names.index("attention output n=80 h=3 hd=64")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
-            f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value, "
+            f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value; with DeiT-like "
+            f"scales value row max {res.counters[f'k{rxd}'] / (197 * 32):.1f}, GELU codes "
+            f"{res.counters[f'k{gcd}'] / (197 * 32):.1f}; "
             f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score, "
             f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
             f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value, "

@@ -78,6 +78,82 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
   }
 }
 
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* One row of fter_gelu_codes_tile on the LX7, for rows whose shifts es1 - ce all lie in [0, 29]
+ * (the contract's clamp is then the identity): the same operations as the C below in one
+ * zero-overhead loop, with the LX7's ABS, CLAMPS and MAX, every value in a register (GCC, built
+ * for the lx106 here, keeps two of them on the stack and branches for each clamp). */
+static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[3], int32_t nc,
+                               int32_t ms, int32_t abits1, int32_t es1, const int32_t *tab,
+                               int32_t r, int32_t m) {
+  int32_t x, t, v, u;
+  __asm__ volatile(
+      "loopnez %[n], 3f\n"
+      /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (s - 1 forms) */
+      "l32i   %[x], %[pa], 0\n"
+      "l32i   %[t], %[pf], 0\n"
+      "mull   %[t], %[t], %[ms]\n"
+      "ssr    %[ab1]\n"
+      "sra    %[t], %[t]\n"
+      "addi   %[t], %[t], 1\n"
+      "srai   %[t], %[t], 1\n"
+      "mull   %[x], %[x], %[t]\n"
+      "l32i   %[t], %[pf], 4\n"
+      "sub    %[t], %[es1], %[t]\n"
+      "ssr    %[t]\n"
+      "sra    %[x], %[x]\n"
+      "addi   %[x], %[x], 1\n"
+      "srai   %[x], %[x], 1\n"
+      "l32i   %[t], %[pf], 8\n"
+      "add    %[v], %[x], %[t]\n"
+      /* gelu: |V| >= 4 (2^14 in Q12) saturates */
+      "abs    %[u], %[v]\n"
+      "srli   %[t], %[u], 14\n"
+      "bnez   %[t], 1f\n"
+      "srli   %[t], %[u], 4\n"
+      "addx4  %[t], %[t], %[tab]\n"
+      "l32i   %[x], %[t], 0\n"
+      "l32i   %[t], %[t], 4\n"
+      "sub    %[t], %[t], %[x]\n"
+      "extui  %[n], %[u], 0, 4\n" /* the loop count's register is free once the loop runs */
+      "mull   %[t], %[t], %[n]\n"
+      "addi   %[t], %[t], 8\n"
+      "srai   %[t], %[t], 4\n"
+      "add    %[t], %[t], %[x]\n"
+      "mull   %[t], %[u], %[t]\n"
+      "addmi  %[t], %[t], 0x4000\n"
+      "srai   %[t], %[t], 15\n"
+      "srai   %[x], %[v], 31\n"
+      "and    %[x], %[x], %[v]\n"
+      "add    %[t], %[t], %[x]\n"
+      "j      2f\n"
+      "1:\n"
+      "srai   %[t], %[v], 31\n"
+      "and    %[t], %[t], %[v]\n"
+      "sub    %[t], %[v], %[t]\n"
+      /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */
+      "2:\n"
+      "ssr    %[r]\n"
+      "sra    %[t], %[t]\n"
+      "mull   %[t], %[t], %[m]\n"
+      "srai   %[t], %[t], 15\n"
+      "addi   %[t], %[t], 1\n"
+      "srai   %[t], %[t], 1\n"
+      "clamps %[t], %[t], 7\n"
+      "movi   %[x], -127\n"
+      "max    %[t], %[t], %[x]\n"
+      "s8i    %[t], %[po], 0\n"
+      "addi   %[pa], %[pa], 4\n"
+      "addi   %[pf], %[pf], 12\n"
+      "addi   %[po], %[po], 1\n"
+      "3:\n"
+      : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
+        [v] "=&r"(v), [u] "=&r"(u)
+      : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m)
+      : "memory");
+}
+#endif
+
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
@@ -85,11 +161,24 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
     int32_t chan[TILE_CHANNELS][3];
     const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+#if defined(FTER_PIE) && defined(__XTENSA__)
+    int32_t ce_lo = chan[0][1], ce_hi = chan[0][1];
+    for (int32_t j = 1; j < nc; ++j) {
+      ce_lo = fter_min(ce_lo, chan[j][1]);
+      ce_hi = fter_max(ce_hi, chan[j][1]);
+    }
+#endif
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
       const int32_t *a = acc + i * acc_stride + j0;
       int8_t *out = q + i * q_stride + j0;
+#if defined(FTER_PIE) && defined(__XTENSA__)
+      if (es1 - ce_hi >= 0 && es1 - ce_lo <= 29) {
+        gelu_codes_row_lx7(out, a, (const int32_t(*)[3])chan, nc, ms, abits - 1, es1, tab, r, m);
+        continue;
+      }
+#endif
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
         const int32_t h = gelu(fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1), tab);
