@@ -57,55 +57,76 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
   return nc;
 }
 
-void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
-                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
-                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
-                            int32_t abits) {
-  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][3];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
-    for (int32_t i = 0; i < t; ++i) {
-      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
-      const int32_t *a = acc + i * acc_stride + j0;
-      int32_t m = vmax[i];
-      FTER_UNROLL4
-      for (int32_t j = 0; j < nc; ++j) {
-        const int32_t *f = chan[j];
-        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1));
-      }
-      vmax[i] = m;
-    }
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* The LX7's own loops for rows whose shifts es1 - ce all lie in [0, 29] (the contract's clamp is
+ * then the identity): the C's operations in one zero-overhead loop per row, with the LX7's ABS,
+ * CLAMPS and MAX and every value in a register (GCC, which builds for the lx106 here, keeps
+ * some of them on the stack and branches for each clamp).  Other rows, and every other core, run
+ * the C. */
+#define FTER_LX7_ROWS 1
+
+/* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
+ * fter_dequant) into %[v], from %[pa] (acc) and %[pf] (cm, ce, cb); %[x], %[t] scratch */
+#define FTER_DEQUANT_ASM            \
+  "l32i   %[x], %[pa], 0\n"         \
+  "l32i   %[t], %[pf], 0\n"         \
+  "mull   %[t], %[t], %[ms]\n"      \
+  "ssr    %[ab1]\n"                 \
+  "sra    %[t], %[t]\n"             \
+  "addi   %[t], %[t], 1\n"          \
+  "srai   %[t], %[t], 1\n"          \
+  "mull   %[x], %[x], %[t]\n"       \
+  "l32i   %[t], %[pf], 4\n"         \
+  "sub    %[t], %[es1], %[t]\n"     \
+  "ssr    %[t]\n"                   \
+  "sra    %[x], %[x]\n"             \
+  "addi   %[x], %[x], 1\n"          \
+  "srai   %[x], %[x], 1\n"          \
+  "l32i   %[t], %[pf], 8\n"         \
+  "add    %[v], %[x], %[t]\n"
+
+/* The smallest and largest channel exponent of a chunk (channel_chunk's layout). */
+static void exponent_range(int32_t range[2], const int32_t chan[TILE_CHANNELS][3], int32_t nc) {
+  range[0] = range[1] = chan[0][1];
+  for (int32_t j = 1; j < nc; ++j) {
+    range[0] = fter_min(range[0], chan[j][1]);
+    range[1] = fter_max(range[1], chan[j][1]);
   }
 }
 
-#if defined(FTER_PIE) && defined(__XTENSA__)
-/* One row of fter_gelu_codes_tile on the LX7, for rows whose shifts es1 - ce all lie in [0, 29]
- * (the contract's clamp is then the identity): the same operations as the C below in one
- * zero-overhead loop, with the LX7's ABS, CLAMPS and MAX, every value in a register (GCC, built
- * for the lx106 here, keeps two of them on the stack and branches for each clamp). */
-static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[3], int32_t nc,
-                               int32_t ms, int32_t abits1, int32_t es1, const int32_t *tab,
-                               int32_t r, int32_t m) {
+/* Whether a row's shifts es1 - ce need no clamp over the chunk's exponent range. */
+static inline int unclamped(int32_t es1, const int32_t range[2]) {
+  return es1 - range[1] >= 0 && es1 - range[0] <= 29;
+}
+
+/* max(m, the row's values) */
+static inline int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[3], int32_t nc,
+                                 int32_t ms, int32_t abits1, int32_t es1) {
+  int32_t x, t, v;
+  __asm__ volatile(
+      "loopnez %[n], 1f\n"
+      FTER_DEQUANT_ASM
+      "max    %[m], %[m], %[v]\n"
+      "addi   %[pa], %[pa], 4\n"
+      "addi   %[pf], %[pf], 12\n"
+      "1:\n"
+      : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
+        [v] "=&r"(v)
+      : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+      : "memory");
+  return m;
+}
+
+/* One row of GELU codes (fter_gelu_codes_tile); not inlined: it takes 14 registers. */
+static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a,
+                                                        const int32_t (*f)[3], int32_t nc,
+                                                        int32_t ms, int32_t abits1, int32_t es1,
+                                                        const int32_t *tab, int32_t r,
+                                                        int32_t m) {
   int32_t x, t, v, u;
   __asm__ volatile(
       "loopnez %[n], 3f\n"
-      /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (s - 1 forms) */
-      "l32i   %[x], %[pa], 0\n"
-      "l32i   %[t], %[pf], 0\n"
-      "mull   %[t], %[t], %[ms]\n"
-      "ssr    %[ab1]\n"
-      "sra    %[t], %[t]\n"
-      "addi   %[t], %[t], 1\n"
-      "srai   %[t], %[t], 1\n"
-      "mull   %[x], %[x], %[t]\n"
-      "l32i   %[t], %[pf], 4\n"
-      "sub    %[t], %[es1], %[t]\n"
-      "ssr    %[t]\n"
-      "sra    %[x], %[x]\n"
-      "addi   %[x], %[x], 1\n"
-      "srai   %[x], %[x], 1\n"
-      "l32i   %[t], %[pf], 8\n"
-      "add    %[v], %[x], %[t]\n"
+      FTER_DEQUANT_ASM
       /* gelu: |V| >= 4 (2^14 in Q12) saturates */
       "abs    %[u], %[v]\n"
       "srli   %[t], %[u], 14\n"
@@ -152,7 +173,39 @@ static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int3
       : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m)
       : "memory");
 }
+
+#endif /* FTER_PIE && __XTENSA__ */
+
+void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
+                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
+                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
+                            int32_t abits) {
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    int32_t chan[TILE_CHANNELS][3];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+#ifdef FTER_LX7_ROWS
+    int32_t range[2];
+    exponent_range(range, chan, nc);
 #endif
+    for (int32_t i = 0; i < t; ++i) {
+      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
+      const int32_t *a = acc + i * acc_stride + j0;
+      int32_t m = vmax[i];
+#ifdef FTER_LX7_ROWS
+      if (unclamped(es1, range)) {
+        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[3])chan, nc, ms, abits - 1, es1);
+        continue;
+      }
+#endif
+      FTER_UNROLL4
+      for (int32_t j = 0; j < nc; ++j) {
+        const int32_t *f = chan[j];
+        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1));
+      }
+      vmax[i] = m;
+    }
+  }
+}
 
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
@@ -161,20 +214,17 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
     int32_t chan[TILE_CHANNELS][3];
     const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
-#if defined(FTER_PIE) && defined(__XTENSA__)
-    int32_t ce_lo = chan[0][1], ce_hi = chan[0][1];
-    for (int32_t j = 1; j < nc; ++j) {
-      ce_lo = fter_min(ce_lo, chan[j][1]);
-      ce_hi = fter_max(ce_hi, chan[j][1]);
-    }
+#ifdef FTER_LX7_ROWS
+    int32_t range[2];
+    exponent_range(range, chan, nc);
 #endif
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
       const int32_t *a = acc + i * acc_stride + j0;
       int8_t *out = q + i * q_stride + j0;
-#if defined(FTER_PIE) && defined(__XTENSA__)
-      if (es1 - ce_hi >= 0 && es1 - ce_lo <= 29) {
+#ifdef FTER_LX7_ROWS
+      if (unclamped(es1, range)) {
         gelu_codes_row_lx7(out, a, (const int32_t(*)[3])chan, nc, ms, abits - 1, es1, tab, r, m);
         continue;
       }
