@@ -100,6 +100,10 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
     else
       zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
     for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
+    if (direct && lanes == 16 && chunks <= BLOCK_CHUNKS) {
+      fter_pie_tmm_tokens(acc + j0, x, scratch, t, chunks, x_stride, acc_stride, qacc_buf, set);
+      continue;
+    }
     const int8_t *xr = x;
     int32_t *ar = acc + j0;
     for (int32_t i = 0; i < t; ++i, xr += x_stride, ar += acc_stride) {

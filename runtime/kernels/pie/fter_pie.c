@@ -33,11 +33,47 @@ static void store_qacc(uint32_t *buf) {
   PIE_ST_QACC_H_H_32_IP(p, 0);   /* bytes 48..52 */
 }
 
+#if defined(FTER_PIE)
+/* lanes8 on the LX7 from the words at %[b] + WB to d = %[d] + DB (byte offsets as strings): a
+ * lane that straddles two words is one funnel shift (SSAI + SRC) and a SEXT, a lane inside one
+ * word a shift pair; OP(DB, o) stores (LANE_SET) or adds (LANE_ADD, through %[u]) the lane in
+ * %[t] at byte DB + o of d.  %[w0]..%[w4] are scratch. */
+#define LANES8_ASM(OP, WB, DB)                                                              \
+  "l32i  %[w0], %[b], " WB "+0\n l32i %[w1], %[b], " WB "+4\n"                             \
+  "l32i  %[w2], %[b], " WB "+8\n l32i %[w3], %[b], " WB "+12\n"                            \
+  "l32i  %[w4], %[b], " WB "+16\n"                                                         \
+  "sext  %[t], %[w0], 19\n" OP(DB, 0)                                                      \
+  "ssai  20\n src %[t], %[w1], %[w0]\n sext %[t], %[t], 19\n" OP(DB, 4)                   \
+  "slli  %[t], %[w1], 4\n srai %[t], %[t], 12\n" OP(DB, 8)                                 \
+  "ssai  28\n src %[t], %[w2], %[w1]\n sext %[t], %[t], 19\n" OP(DB, 12)                  \
+  "ssai  16\n src %[t], %[w3], %[w2]\n sext %[t], %[t], 19\n" OP(DB, 16)                  \
+  "slli  %[t], %[w3], 8\n srai %[t], %[t], 12\n" OP(DB, 20)                                \
+  "ssai  24\n src %[t], %[w4], %[w3]\n sext %[t], %[t], 19\n" OP(DB, 24)                  \
+  "srai  %[t], %[w4], 12\n" OP(DB, 28)
+#define LANE_SET(DB, o) "s32i %[t], %[d], " DB "+" #o "\n"
+#define LANE_ADD(DB, o) \
+  "l32i %[u], %[d], " DB "+" #o "\n add %[t], %[t], %[u]\n s32i %[t], %[d], " DB "+" #o "\n"
+#define LANES_OUT                                                                       \
+  [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), \
+      [t] "=&r"(t), [u] "=&r"(u)
+
+static inline void lanes8_lx7(int32_t *d, const uint32_t *b, int add) {
+  uint32_t w0, w1, w2, w3, w4, t, u;
+  if (add)
+    __asm__ volatile(LANES8_ASM(LANE_ADD, "0", "0") : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
+  else
+    __asm__ volatile(LANES8_ASM(LANE_SET, "0", "0") : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
+}
+#define LANES8 lanes8_lx7
+#else
+#define LANES8 lanes8
+#endif
+
 static inline void read_qacc(int32_t *dst, int32_t count, uint32_t *buf, int add) {
   store_qacc(buf);
   if (count == 16) {
-    lanes8(dst, buf, add);
-    lanes8(dst + 8, buf + 8, add);
+    LANES8(dst, buf, add);
+    LANES8(dst + 8, buf + 8, add);
     return;
   }
   int32_t lanes[16];
@@ -76,4 +112,65 @@ void fter_pie_tmm_chunks(const int8_t **x, const int8_t **w, int32_t chunks) {
 #endif
   *x = xp;
   *w = wp;
+}
+
+/* Per token i < tokens: q1 = the first weight column at w, QACC = 0, the chunk loop over x row i,
+ * QACC read out into acc row i (written if set, else added to).  On the real core one asm loop
+ * around the chunk loop, with the group's constants kept in buf's unused words; elsewhere the
+ * same instructions through the functions above. */
+void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t tokens,
+                         int32_t chunks, int32_t x_stride, int32_t acc_stride, uint32_t *buf,
+                         int set) {
+  if (tokens < 1) return;
+#if defined(FTER_PIE)
+  /* bytes 20..31 and 52..63 of buf stay free of QACC's bytes */
+  buf[5] = (uint32_t)(uintptr_t)w;
+  buf[6] = (uint32_t)chunks;
+  buf[7] = (uint32_t)x_stride;
+  buf[13] = (uint32_t)acc_stride * 4u;
+  uint32_t w0, w1, w2, w3, w4, t, u;
+#define TOK_STEP(qu, qx, sel) "ee.vsmulas.s8.qacc.ld.incp q" #qu ", %[w0], q" #qx ", q0, " #sel "\n"
+#define TOKENS_ASM(OP)                          \
+  "0:\n"                                        \
+  "l32i    %[w0], %[b], 20\n"                   \
+  "l32i    %[w2], %[b], 24\n"                   \
+  "mov     %[w1], %[x]\n"                       \
+  "ee.vld.128.ip q1, %[w0], 16\n"               \
+  "ee.zero.qacc\n"                              \
+  "loopnez %[w2], 1f\n"                         \
+  "ee.vld.128.ip q0, %[w1], 16\n"               \
+  TMM_STEPS(TOK_STEP)                           \
+  "1:\n"                                        \
+  "mov     %[w0], %[b]\n"                       \
+  "ee.st.qacc_l.l.128.ip %[w0], 16\n"           \
+  "ee.st.qacc_l.h.32.ip %[w0], 16\n"            \
+  "ee.st.qacc_h.l.128.ip %[w0], 16\n"           \
+  "ee.st.qacc_h.h.32.ip %[w0], 0\n"             \
+  LANES8_ASM(OP, "0", "0")                      \
+  LANES8_ASM(OP, "32", "32")                    \
+  "l32i    %[t], %[b], 28\n"                    \
+  "add     %[x], %[x], %[t]\n"                  \
+  "l32i    %[t], %[b], 52\n"                    \
+  "add     %[d], %[d], %[t]\n"                  \
+  "addi    %[n], %[n], -1\n"                    \
+  "bnez    %[n], 0b\n"
+  if (set)
+    __asm__ volatile(TOKENS_ASM(LANE_SET)
+                     : LANES_OUT, [d] "+r"(acc), [x] "+r"(x), [n] "+r"(tokens)
+                     : [b] "r"(buf)
+                     : "memory");
+  else
+    __asm__ volatile(TOKENS_ASM(LANE_ADD)
+                     : LANES_OUT, [d] "+r"(acc), [x] "+r"(x), [n] "+r"(tokens)
+                     : [b] "r"(buf)
+                     : "memory");
+#else
+  for (int32_t i = 0; i < tokens; ++i, x += x_stride, acc += acc_stride) {
+    const int8_t *xp = x, *wp = w;
+    PIE_VLD_128_IP(1, wp, 16);
+    PIE_ZERO_QACC();
+    fter_pie_tmm_chunks(&xp, &wp, chunks);
+    read_qacc(acc, 16, buf, !set);
+  }
+#endif
 }

@@ -157,6 +157,18 @@ void fter_pie_read_qacc(int32_t lanes[16], uint32_t *buf);
  */
 void fter_pie_tmm_chunks(const int8_t **x, const int8_t **w, int32_t chunks);
 
+/**
+ * @brief A channel group's tokens: for each of @p tokens rows of x (@p x_stride apart), q1 = the
+ * first weight column at @p w, QACC = 0, fter_pie_tmm_chunks over the row, and QACC's 16 lanes
+ * written (@p set) or added into that row of @p acc (@p acc_stride apart) through @p buf (as
+ * fter_pie_set_qacc).  Needs chunks <= 255 (no lane saturates) and 16-byte aligned x rows.  On
+ * the real core one asm loop (per token 6 instructions around the chunk loop and the readout);
+ * elsewhere exactly the same PIE instructions through the functions above.
+ */
+void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t tokens,
+                         int32_t chunks, int32_t x_stride, int32_t acc_stride, uint32_t *buf,
+                         int set);
+
 #ifdef __cplusplus
 }
 #endif
