@@ -350,37 +350,48 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
 /* The float residual epilogue of a projection: (float)acc * (alpha * s) + bias + res, each
  * operation rounded to float32 in that order (no fused multiply-add, as -ffp-contract=off keeps
  * the C).  In the esp32s3 simulator build (FTER_PIE with Debian's soft-float lx106 GCC, whose
- * float operations call FPU-backed helpers) the five operations run on the LX7's FPU in one asm
- * statement: the same IEEE single round-to-nearest operations, without five calls and their
- * register spills.  ESP-IDF's hard-float GCC emits FPU instructions for the C itself. */
-static inline float residual(int32_t acc, float alpha, float s, float bias, float res) {
-#if defined(FTER_PIE) && !defined(__XTENSA_HARD_FLOAT__)
-  float out;
-  __asm__("float.s f0, %1, 0\n\t"
-          "wfr     f1, %2\n\t"
-          "wfr     f2, %3\n\t"
-          "mul.s   f1, f1, f2\n\t"
-          "mul.s   f0, f0, f1\n\t"
-          "wfr     f1, %4\n\t"
-          "add.s   f0, f0, f1\n\t"
-          "wfr     f1, %5\n\t"
-          "add.s   f0, f0, f1\n\t"
-          "rfr     %0, f0"
-          : "=r"(out)
-          : "r"(acc), "r"(alpha), "r"(s), "r"(bias), "r"(res));
-  return out;
-#else
-  return (float)acc * (alpha * s) + bias + res;
-#endif
+ * float operations call FPU-backed helpers) a row runs on the LX7's FPU as one zero-overhead asm
+ * loop: the same IEEE single round-to-nearest operations, loads straight into FP registers
+ * (LSIP, post-incremented), without helper calls.  ESP-IDF's hard-float GCC emits FPU
+ * instructions for the C itself (the asm does not declare the FP registers it uses, which only
+ * a soft-float compiler may ignore). */
+#if defined(FTER_PIE) && defined(__XTENSA__) && !defined(__XTENSA_HARD_FLOAT__)
+static void residual_row_lx7(float *y, const float *res, const int32_t *acc, const float *alpha,
+                             float s, const float *bias, int32_t nb) {
+  int32_t x;
+  __asm__ volatile(
+      "wfr     f3, %[s]\n"
+      "loopnez %[n], 1f\n"
+      "l32i    %[x], %[acc], 0\n"
+      "lsip    f1, %[alpha], 4\n"
+      "float.s f0, %[x], 0\n"
+      "mul.s   f1, f1, f3\n"
+      "mul.s   f0, f0, f1\n"
+      "lsip    f1, %[bias], 4\n"
+      "add.s   f0, f0, f1\n"
+      "lsip    f1, %[res], 4\n"
+      "add.s   f0, f0, f1\n"
+      "ssip    f0, %[y], 4\n"
+      "addi    %[acc], %[acc], 4\n"
+      "1:\n"
+      : [y] "+r"(y), [res] "+r"(res), [acc] "+r"(acc), [alpha] "+r"(alpha), [bias] "+r"(bias),
+        [n] "+r"(nb), [x] "=&r"(x)
+      : [s] "r"(s)
+      : "memory");
 }
+#endif
 
 void fter_residual_tile(float *y, const float *res, const int32_t *acc, const float *alpha,
                         const float *s, const float *bias, int32_t t, int32_t nb,
                         int32_t y_stride, int32_t res_stride, int32_t acc_stride) {
   for (int32_t i = 0; i < t; ++i, y += y_stride, res += res_stride, acc += acc_stride) {
+#if defined(FTER_PIE) && defined(__XTENSA__) && !defined(__XTENSA_HARD_FLOAT__)
+    residual_row_lx7(y, res, acc, alpha, s[i], bias, nb);
+#else
     const float si = s[i];
     FTER_UNROLL4
-    for (int32_t j = 0; j < nb; ++j) y[j] = residual(acc[j], alpha[j], si, bias[j], res[j]);
+    for (int32_t j = 0; j < nb; ++j) y[j] = (float)acc[j] * (alpha[j] * si) + bias[j] + res[j];
+#endif
   }
 }
 
