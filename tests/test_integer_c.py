@@ -214,11 +214,33 @@ def softmax_cases(rng):
     return blob, expected
 
 
+def patch_cases(rng):
+    """Patch quantizer (op 9): DeiT's 16 x 16 patches of 3 channels and small grids; patches of
+    normal pixels, all zero, subnormal, one outlier, magnitudes over 40 binary orders."""
+    blob, expected = [], []
+    for c, gh, gw, p in [(3, 2, 3, 16), (1, 1, 1, 1), (3, 3, 5, 4), (2, 2, 2, 3)]:
+        n, f = gh * gw, c * p * p
+        kinds = [rng.standard_normal(f) * rng.uniform(0.1, 3), np.zeros(f),
+                 np.where(rng.random(f) < 0.5, 1e-40, -3e-39),
+                 np.r_[rng.standard_normal(f - 1) * 1e-3, -5e3][:f],
+                 rng.standard_normal(f) * 2.0 ** rng.integers(-20, 20, f)]
+        cols = np.stack([kinds[t % len(kinds)] for t in range(n)]).astype(np.float32)
+        img = cols.reshape(gh, gw, c, p, p).transpose(2, 0, 3, 1, 4).reshape(c, gh * p, gw * p)
+        top = im.abs_bits(im.NP, cols).max(-1)
+        s = np.asarray(im.patch_scale(im.NP, top), np.float32)
+        q = im.quant8(im.NP, im.fixed_from_f32(im.NP, cols, np.maximum(top >> 23, 1)[:, None]),
+                      np.asarray(im.patch_multiplier(im.NP, top), np.int64)[:, None])
+        blob += [struct.pack("<5i", 9, c, gh, gw, p), np.ascontiguousarray(img).tobytes()]
+        expected.append((f"patch codes c={c} {gh}x{gw} p={p}",
+                         [np.asarray(q, np.int8).ravel(), s]))
+    return blob, expected
+
+
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
-                                              residual_cases, attn_out_cases, softmax_cases)]
+                                    residual_cases, attn_out_cases, softmax_cases, patch_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 
@@ -256,6 +278,7 @@ def _per_element(res, expected) -> str:
     rc = names.index("row codes t=197 nb=64 k=192")
     rs = names.index("residual t=197 nb=16")
     ao = names.index("attention output n=80 h=3 hd=64")
+    pc = names.index("patch codes c=3 2x3 p=16")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value; with DeiT-like "
@@ -265,7 +288,8 @@ def _per_element(res, expected) -> str:
             f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
             f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value, "
             f"residual {res.counters[f'k{rs}'] / (197 * 16):.1f} per value, "
-            f"attention output codes {res.counters[f'k{ao}'] / (80 * 192):.1f} per value")
+            f"attention output codes {res.counters[f'k{ao}'] / (80 * 192):.1f} per value, "
+            f"patch codes {res.counters[f'k{pc}'] / (6 * 768):.1f} per pixel")
 
 
 @pytest.mark.xtensa
@@ -308,6 +332,24 @@ def test_esp32s3_layernorm_form_calls_the_c_kernels_and_splits_by_rows():
     out, plans = split_workers.split_kernel(form)
     assert [p.extent for p in plans] == [0, 17], plans
     assert int(out.attrs[split_workers.SCRATCH_ATTR]) == 1
+
+
+def test_esp32s3_patch_embed_codes_each_patch_in_one_call_and_splits_by_patches():
+    """The integer patch embedding's quantizer (absmax bits, scale, multiplier, codes) is one
+    ``fter_patch_codes`` call per patch on the image; its absmax and multipliers leave no
+    scratch behind, and the patches split between the workers like the tiles' channel blocks."""
+    from runtime import split_workers
+    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.integer import kernels as ki
+
+    func = ki.patch_embed(3, 2, 3, 4, 32, "b3")
+    form = SCHEDULES["patch_embed"](func)
+    script = form.script()
+    assert script.count('"fter_patch_codes"') == 1 and "patch_absmax" not in script.replace(
+        "patch_absmax_patch_scale_patch_quant", "")
+    assert {str(b.name) for b in form.body.block.alloc_buffers} == {"q", "s", "acc"}
+    _, plans = split_workers.split_kernel(form)
+    assert [p.extent for p in plans] == [32, 6, 2], plans
 
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():

@@ -296,6 +296,16 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
                              int32_t h, int32_t hd, int32_t head_stride);
 
 /**
+ * @brief The integer patch quantizer (numerics="integer") of patch @p patch (row-major over a
+ * grid @p gw patches wide) of the float image @p img [c][img_h][img_w], patches p x p: its
+ * absmax scale max(absmax, 1e-5) / 127 into *s and its c*p*p pixels, in (channel, row, column)
+ * order, as int8 codes into q -- schedules/integer/intmath.py's patch_scale, patch_multiplier,
+ * fixed_from_f32 and quant8 bit for bit.
+ */
+void fter_patch_codes(int8_t *q, float *s, const float *img, int32_t patch, int32_t c,
+                      int32_t p, int32_t gw, int32_t img_h, int32_t img_w);
+
+/**
  * @brief The float residual epilogue of a projection over a tile:
  * y[i*y_stride + j] = (float)acc[i*acc_stride + j] * (alpha[j] * s[i])
  * + bias[j] + res[i*res_stride + j] for i < t, j < nb, each operation

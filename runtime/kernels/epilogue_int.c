@@ -12,6 +12,7 @@
  *   sh = clamp(-(ce[j] + re[i]) - abits - 12, 1, 30)
  *   V  = round(acc * c / 2^sh) + cb[j]
  * The per-row factors are read once per row, the per-channel ones once per element. */
+#include "fter_bits.h"
 #include "fter_intmath.h"
 #include "fter_kernels.h"
 
@@ -345,6 +346,34 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
   *amax = top;
   const int32_t packed = fter_quant_multiplier(top);
   for (int32_t hh = 0; hh < h; ++hh) fter_codes(q + hh * hd, pacc + hh * head_stride, hd, packed);
+}
+
+/* The integer patch quantizer (intmath.patch_scale / patch_multiplier / fixed_from_f32 / quant8)
+ * of one patch of a [c, img_h, img_w] image, pixels in (channel, row, column) order: the largest
+ * |pixel| as bits, its float scale, the pixels read relative to its exponent and coded. */
+void fter_patch_codes(int8_t *q, float *s, const float *img, int32_t patch, int32_t c,
+                      int32_t p, int32_t gw, int32_t img_h, int32_t img_w) {
+  const float *origin = img + (patch / gw) * p * img_w + (patch % gw) * p;
+  int32_t top = 0;
+  for (int32_t ch = 0; ch < c; ++ch)
+    for (int32_t py = 0; py < p; ++py) {
+      const float *row = origin + (ch * img_h + py) * img_w;
+      FTER_UNROLL4
+      for (int32_t px = 0; px < p; ++px)
+        top = fter_max(top, (int32_t)(bits_of(row[px]) & 0x7FFFFFFFu));
+    }
+  const float a = from_bits((uint32_t)top);
+  *s = (a > 1e-5f ? a : 1e-5f) / 127.0f;
+  const int32_t ref = fter_max(top >> 23, 1);
+  const int32_t packed = fter_quant_multiplier(fter_fixed_from_bits(top, ref));
+  const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+  for (int32_t ch = 0; ch < c; ++ch)
+    for (int32_t py = 0; py < p; ++py, q += p) {
+      const float *row = origin + (ch * img_h + py) * img_w;
+      FTER_UNROLL4
+      for (int32_t px = 0; px < p; ++px)
+        q[px] = fter_quant8(fter_fixed_from_bits((int32_t)bits_of(row[px]), ref), r, m);
+    }
 }
 
 /* The float residual epilogue of a projection: (float)acc * (alpha * s) + bias + res, each

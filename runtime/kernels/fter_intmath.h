@@ -37,6 +37,17 @@ static inline int32_t fter_rshift_round(int32_t v, int32_t s) { return (v + (1 <
  * building 2^(s-1) with a second one (and no int32 overflow near 2^31). */
 static inline int32_t fter_rshift1_round(int32_t v, int32_t s1) { return ((v >> s1) + 1) >> 1; }
 
+/* intmath.fixed_from_bits (LN_BITS = 14): the float with bits b read as an integer relative to
+ * the row's largest exponent field ref, round(|f| * 2^(140 - ref)) with f's sign; zero and
+ * subnormals read as 0, and the shift clamps as the contract's (ref >= the row's fields). */
+static inline int32_t fter_fixed_from_bits(int32_t b, int32_t ref) {
+  const int32_t field = (b >> 23) & 255;
+  int32_t mag = 0;
+  if (field != 0)
+    mag = fter_rshift1_round((b & 0x7FFFFF) | 0x800000, fter_clamp(ref + 9 - field, 0, 29));
+  return b < 0 ? -mag : mag;
+}
+
 /* intmath.dequant with the row's factor ms, es1 = -(es + abits + frac) - 1 and abits1 = abits - 1
  * precomputed: round(acc * round(cm * ms / 2^abits) / 2^sh) + bias, sh = clamp(es1 + 1 - ce, 1, 30)
  * (both roundings in the s - 1 form) */

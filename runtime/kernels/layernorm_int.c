@@ -47,16 +47,10 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
   int32_t ref = top >> 23;
   if (ref < 1) ref = 1;
-  const int32_t base1 = 24 - LN_BITS + ref - 1;
   int32_t total = 0;
   FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
-    int32_t bits = (int32_t)bits_of(x[j]);
-    int32_t field = (bits >> 23) & 255;
-    int32_t mag = 0;
-    if (field != 0)
-      mag = fter_rshift1_round((bits & 0x7FFFFF) | 0x800000, fter_clamp(base1 - field, 0, 29));
-    mag = bits < 0 ? -mag : mag;
+    const int32_t mag = fter_fixed_from_bits((int32_t)bits_of(x[j]), ref);
     row[j] = mag;
     total += mag;
   }

@@ -19,6 +19,8 @@
  *        per row: output int8 q[h * hd], int32 amax, int32 pacc row (the values in place);
  *   op 6 (residual): int32 {t, nb, stride}, int32 acc[t * stride], float32 alpha[nb], s[t],
  *        bias[nb], res[t * stride]; output float32 y[t * stride] (computed in place of res).
+ *   op 9 (patch codes): int32 {c, gh, gw, p}, float32 img[c * gh*p * gw*p]; output int8
+ *        q[gh*gw * c*p*p], float32 s[gh*gw].
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -214,6 +216,25 @@ static int run_softmax(int32_t idx) {
   return 0;
 }
 
+static int run_patch(int32_t idx) {
+  int32_t hdr[4];
+  if (fter_read_input(hdr, sizeof hdr) != 0) return 2;
+  const int32_t c = hdr[0], gh = hdr[1], gw = hdr[2], p = hdr[3];
+  if (c < 1 || gh < 1 || gw < 1 || p < 1 || gh * gw > MAX_ROWS ||
+      (int64_t)c * gh * gw * p * p > MAX_ELEMS)
+    return 2;
+  const int32_t n = gh * gw, f = c * p * p;
+  fter_fence(x, 0, (size_t)(n * f) * sizeof(float), sizeof x);
+  fter_fence(q, 0, (size_t)(n * f), sizeof q);
+  if (fter_read_input(x, (size_t)(n * f) * sizeof(float)) != 0) return 2;
+  uint32_t t0 = fter_cycles();
+  for (int32_t t = 0; t < n; ++t) fter_patch_codes(q + t * f, s + t, x, t, c, p, gw, gh * p, gw * p);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(q, (size_t)(n * f));
+  fter_write_output(s, (size_t)n * sizeof(float));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -230,6 +251,7 @@ int main(int argc, char **argv) {
              : op == 4 || op == 5 || op == 7 ? run_codes(idx, op)
              : op == 6 ? run_residual(idx)
              : op == 8 ? run_attn_out(idx)
+             : op == 9 ? run_patch(idx)
                        : 2;
     if (rc != 0) return rc;
   }

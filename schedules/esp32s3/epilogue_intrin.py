@@ -112,8 +112,9 @@ def _call_siblings(sch: s_tir.Schedule, loop, blocks, width: int, layout: dict, 
     seq = list(outer.body.seq)
     body = [realize if i == min(indices) else stmt for i, stmt in enumerate(seq)
             if i == min(indices) or i not in indices]
-    new = tirx.For(outer.loop_var, outer.min, outer.extent, outer.kind, tirx.SeqStmt(body),
-                   outer.thread_binding, outer.annotations)
+    new = tirx.For(outer.loop_var, outer.min, outer.extent, outer.kind,
+                   body[0] if len(body) == 1 else tirx.SeqStmt(body), outer.thread_binding,
+                   outer.annotations)
     sch.state.replace(loop_sref, new, {})
     _drop_unused_scratch(sch)
 
@@ -226,6 +227,20 @@ def attention_out_call(sch: s_tir.Schedule, row, blocks, h: int, hd: int) -> Non
 
     _call_siblings(sch, row, blocks, 1, layout, ("pacc", "vm"), ("pacc", "oq", "oamax"),
                    "fter_attn_out_codes_row", args)
+
+
+def patch_codes_call(sch: s_tir.Schedule, row, blocks, c: int, p: int, gw: int, h: int,
+                     w: int) -> None:
+    """Replace one patch's quantizer in the integer patch embedding (the blocks ``blocks`` under
+    the patch loop ``row``: absmax bits ``top``, scale ``s`` and multiplier, codes ``q``) by one
+    ``fter_patch_codes`` call on the image; the patch's index is the offset of its scale."""
+    layout = {"img": ("all", "all", "all", "all"), "q": ("one", "all"), "s": ("one",)}
+
+    def args(b):
+        return (_first(b["q"]), _first(b["s"]), _first(b["img"]), b["s"].elem_offset, c, p, gw,
+                h, w)
+
+    _call_siblings(sch, row, blocks, 1, layout, ("img",), ("q", "s"), "fter_patch_codes", args)
 
 
 def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:

@@ -6,9 +6,11 @@ then codes); otherwise the loop orders are the float PIE schedules': channel blo
 all tokens in one ``fter_tmm_tile`` call, attention row by row with the QK and P.V rows
 tensorized. Per-call blocks stay at the root (they run once, over channels).
 
-Four epilogues call C kernels that follow the contract op for op instead of the C TVM would emit
-for them: the LayerNorm (``fter_ln_affine_i8`` once, ``fter_ln_row_i8`` per token), the MLP's
-value-row-max and GELU-and-codes tiles and each attention row's softmax (``epilogue_intrin``).
+The epilogues call C kernels that follow the contract op for op instead of the C TVM would emit
+for them (``epilogue_intrin``): the LayerNorm (``fter_ln_affine_i8`` once, ``fter_ln_row_i8`` per
+token), the patch quantizer (``fter_patch_codes`` per patch), the projections' value, code and
+residual tiles, the MLP's value-row-max and GELU-and-codes tiles, each attention row's softmax
+and output codes.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from tvm.script import tirx as T
 
 from . import schedule as esp32s3
 from .epilogue_intrin import (attention_out_call, channel_codes_call, gelu_codes_call,
-                              q_codes_call, residual_call, row_codes_call, softmax_row_call,
-                              tile_write_calls, value_rowmax_call)
+                              patch_codes_call, q_codes_call, residual_call, row_codes_call,
+                              softmax_row_call, tile_write_calls, value_rowmax_call)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
-                       _schedule_attention_block_stationary, _schedule_patch_embed,
-                       _tile_all_tokens)
+                       _schedule_attention_block_stationary, _tile_all_tokens)
 from ..integer import intmath as im
 from ..integer.forms import integer_form
 
@@ -164,17 +165,20 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
-def _writing_tiles(schedule):
-    """``schedule`` (a float-form schedule the integer form shares) followed by
-    ``tile_write_calls``: each tile whose accumulator starts at zero is written by its call
-    instead of zeroed and added to."""
-    def scheduled(func: tirx.PrimFunc) -> tirx.PrimFunc:
-        sch = s_tir.Schedule(schedule(func))
-        tile_write_calls(sch)
-        return sch.mod["main"]
-
-    scheduled.__doc__ = schedule.__doc__
-    return scheduled
+def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """The float form's PIE order (every patch's codes, then weight-stationary tiles over all
+    patches); each patch's absmax, scale, multiplier and codes are one ``fter_patch_codes``
+    call, and the tiles write their accumulators."""
+    p = _params(func)
+    c, gh, gw, ps = (int(p[key]) for key in ("c", "gh", "gw", "p"))
+    d, fmt = int(p["d"]), p["fmt"]
+    sch = s_tir.Schedule(func)
+    absmax, scale, quant, acc, token = _blocks(sch)[-5:]
+    row = sch.merge(*(sch.get_loops(block)[0] for block in (absmax, scale, quant)))
+    patch_codes_call(sch, row, [absmax, scale, quant], c, ps, gw, gh * ps, gw * ps)
+    _tile_all_tokens(sch, acc, token, gh * gw, c * ps * ps, d, fmt)
+    tile_write_calls(sch)
+    return sch.mod["main"]
 
 
 SCHEDULES = {
@@ -182,7 +186,7 @@ SCHEDULES = {
     "ternary_mlp": _schedule_mlp,
     "ternary_matmul_heads": _schedule_matmul_heads,
     "ternary_matmul_channels": _schedule_matmul_channels,
-    "patch_embed": _writing_tiles(_schedule_patch_embed),
+    "patch_embed": _schedule_patch_embed,
     "int8_attention_block": _schedule_attention_block,
 }
 
