@@ -125,8 +125,10 @@ def codes_cases(rng):
     blob, expected = [], []
     kinds = {4: (0, "channel codes"), 5: (1, "row codes"), 7: (1, "row absmax codes")}
     for op, (axis, kind) in kinds.items():
-        for t, nb, stride, k in [*TILES, (197, 64, 80, 192), (4, 40, 40, 64)]:
-            tile, v, acc = _tile(rng, t, nb, stride, k)
+        for t, nb, stride, k, deit in [*((*tile, False) for tile in TILES),
+                                       (197, 64, 80, 192, False), (4, 40, 40, 64, False),
+                                       (*DEIT_TILE, True)]:
+            tile, v, acc = _tile(rng, t, nb, stride, k, deit)
             top = np.abs(v).max(axis)
             mult = np.asarray(im.quant_multiplier(im.NP, top), np.int64)
             q = im.quant8(im.NP, v, mult[None, :] if axis == 0 else mult[:, None])
@@ -134,7 +136,7 @@ def codes_cases(rng):
             after[:, :nb] = v
             scale = top.astype(np.float32) * np.float32(2.0 ** -im.VALUE_FRAC)
             blob += [struct.pack("<i", op), *tile]
-            expected.append((f"{kind} t={t} nb={nb} k={k}",
+            expected.append((f"{kind} t={t} nb={nb} k={k}{' deit' * deit}",
                              [q.astype(np.int8), top.astype(np.int32) if op == 7 else scale,
                               after]))
     return blob, expected
@@ -271,8 +273,8 @@ def _per_element(res, expected) -> str:
     ln = names.index("layernorm d=192")
     rx = names.index("value rowmax t=197 nb=16 k=192")
     gc = names.index("gelu codes t=197 nb=16 k=192")
-    rxd, gcd = (names.index(f"{kind} t=197 nb=32 k=192 deit") for kind in ("value rowmax",
-                                                                          "gelu codes"))
+    rxd, gcd, ccd, rcd = (names.index(f"{kind} t=197 nb=32 k=192 deit") for kind in (
+        "value rowmax", "gelu codes", "channel codes", "row codes"))
     sm = names.index("softmax n=197 h=3")
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
@@ -283,7 +285,9 @@ def _per_element(res, expected) -> str:
             f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value; with DeiT-like "
             f"scales value row max {res.counters[f'k{rxd}'] / (197 * 32):.1f}, GELU codes "
-            f"{res.counters[f'k{gcd}'] / (197 * 32):.1f}; "
+            f"{res.counters[f'k{gcd}'] / (197 * 32):.1f}, channel codes "
+            f"{res.counters[f'k{ccd}'] / (197 * 32):.1f}, row codes "
+            f"{res.counters[f'k{rcd}'] / (197 * 32):.1f}; "
             f"softmax {res.counters[f'k{sm}'] / (197 * 3):.1f} per score, "
             f"channel codes {res.counters[f'k{cc}'] / (197 * 16):.1f} per value, "
             f"row codes {res.counters[f'k{rc}'] / (197 * 64):.1f} per value, "

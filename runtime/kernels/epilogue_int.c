@@ -118,6 +118,41 @@ static inline int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)
   return m;
 }
 
+/* The row's values in place of its accumulators; with top, each channel's largest |V| folded
+ * into top[j]. */
+static inline void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *top, int32_t nc,
+                                  int32_t ms, int32_t abits1, int32_t es1) {
+  int32_t x, t, v;
+  if (top == 0)
+    __asm__ volatile(
+        "loopnez %[n], 1f\n"
+        FTER_DEQUANT_ASM
+        "s32i   %[v], %[pa], 0\n"
+        "addi   %[pa], %[pa], 4\n"
+        "addi   %[pf], %[pf], 12\n"
+        "1:\n"
+        : [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)
+        : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+        : "memory");
+  else
+    __asm__ volatile(
+        "loopnez %[n], 1f\n"
+        FTER_DEQUANT_ASM
+        "s32i   %[v], %[pa], 0\n"
+        "abs    %[v], %[v]\n"
+        "l32i   %[t], %[pt], 0\n"
+        "max    %[t], %[t], %[v]\n"
+        "s32i   %[t], %[pt], 0\n"
+        "addi   %[pa], %[pa], 4\n"
+        "addi   %[pf], %[pf], 12\n"
+        "addi   %[pt], %[pt], 4\n"
+        "1:\n"
+        : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
+          [v] "=&r"(v)
+        : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+        : "memory");
+}
+
 /* One row of GELU codes (fter_gelu_codes_tile); not inlined: it takes 14 registers. */
 static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a,
                                                         const int32_t (*f)[3], int32_t nc,
@@ -244,8 +279,18 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][3], int32_t *top,
                             int32_t nc, const int32_t *rm, const int32_t *re, int32_t t,
                             int32_t stride, int32_t abits) {
+#ifdef FTER_LX7_ROWS
+  int32_t range[2];
+  exponent_range(range, chan, nc);
+#endif
   for (int32_t i = 0; i < t; ++i, a += stride) {
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
+#ifdef FTER_LX7_ROWS
+    if (unclamped(es1, range)) {
+      values_row_lx7(a, (const int32_t(*)[3])chan, top, nc, ms, abits - 1, es1);
+      continue;
+    }
+#endif
     if (top == 0) {
       FTER_UNROLL4
       for (int32_t j = 0; j < nc; ++j) {
