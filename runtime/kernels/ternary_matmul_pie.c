@@ -59,11 +59,40 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   if (b3) {
     /* two bytes per step: the loop's pointer updates and branch are paid once per 10 weights */
     const int8_t(*tab)[5] = b3_trits;
+#if defined(FTER_PIE) && defined(__XTENSA__)
+    /* on the LX7 one zero-overhead loop over the byte pairs */
+    const int32_t pairs = k / 10;
+    if (pairs > 0) {
+      int32_t b0, b1, x, step = 160;
+      int32_t n = pairs;
+#define TRIT(src, i, o) "l8ui %[x], %[" #src "], " #i "\n s8i %[x], %[d], " #o "\n"
+      __asm__ volatile(
+          "loopnez %[n], 1f\n"
+          "l8ui  %[b0], %[row], 0\n"
+          "l8ui  %[b1], %[row], 1\n"
+          "addx4 %[b0], %[b0], %[b0]\n"
+          "add   %[b0], %[b0], %[tab]\n"
+          "addx4 %[b1], %[b1], %[b1]\n"
+          "add   %[b1], %[b1], %[tab]\n"
+          TRIT(b0, 0, 0) TRIT(b0, 1, 16) TRIT(b0, 2, 32) TRIT(b0, 3, 48) TRIT(b0, 4, 64)
+          TRIT(b1, 0, 80) TRIT(b1, 1, 96) TRIT(b1, 2, 112) TRIT(b1, 3, 128) TRIT(b1, 4, 144)
+          "addi  %[row], %[row], 2\n"
+          "add   %[d], %[d], %[step]\n"
+          "1:\n"
+          : [row] "+r"(row), [d] "+r"(dst), [n] "+r"(n), [b0] "=&r"(b0), [b1] "=&r"(b1),
+            [x] "=&r"(x)
+          : [tab] "r"(tab), [step] "r"(step)
+          : "memory");
+#undef TRIT
+      r = pairs * 10;
+    }
+#else
     for (; r + 10 <= k; r += 10, dst += 160, row += 2) {
       const int8_t *t = tab[row[0]], *u = tab[row[1]];
       dst[0] = t[0], dst[16] = t[1], dst[32] = t[2], dst[48] = t[3], dst[64] = t[4];
       dst[80] = u[0], dst[96] = u[1], dst[112] = u[2], dst[128] = u[3], dst[144] = u[4];
     }
+#endif
     for (; r + 5 <= k; r += 5, dst += 80) {
       const int8_t *t = tab[*row++];
       dst[0] = t[0], dst[16] = t[1], dst[32] = t[2], dst[48] = t[3], dst[64] = t[4];
