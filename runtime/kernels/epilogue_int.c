@@ -67,24 +67,26 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
 #define FTER_LX7_ROWS 1
 
 /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
- * fter_dequant) into %[v], from %[pa] (acc) and %[pf] (cm, ce, cb); %[x], %[t] scratch */
-#define FTER_DEQUANT_ASM            \
-  "l32i   %[x], %[pa], 0\n"         \
-  "l32i   %[t], %[pf], 0\n"         \
-  "mull   %[t], %[t], %[ms]\n"      \
-  "ssr    %[ab1]\n"                 \
-  "sra    %[t], %[t]\n"             \
-  "addi   %[t], %[t], 1\n"          \
-  "srai   %[t], %[t], 1\n"          \
-  "mull   %[x], %[x], %[t]\n"       \
-  "l32i   %[t], %[pf], 4\n"         \
-  "sub    %[t], %[es1], %[t]\n"     \
-  "ssr    %[t]\n"                   \
-  "sra    %[x], %[x]\n"             \
-  "addi   %[x], %[x], 1\n"          \
-  "srai   %[x], %[x], 1\n"          \
-  "l32i   %[t], %[pf], 8\n"         \
+ * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (cm, ce, cb), byte offsets as
+ * strings; %[x], %[t] scratch */
+#define FTER_DEQUANT_AT(AO, FO)                \
+  "l32i   %[x], %[pa], " AO "\n"               \
+  "l32i   %[t], %[pf], " FO "+0\n"             \
+  "mull   %[t], %[t], %[ms]\n"                 \
+  "ssr    %[ab1]\n"                            \
+  "sra    %[t], %[t]\n"                        \
+  "addi   %[t], %[t], 1\n"                     \
+  "srai   %[t], %[t], 1\n"                     \
+  "mull   %[x], %[x], %[t]\n"                  \
+  "l32i   %[t], %[pf], " FO "+4\n"             \
+  "sub    %[t], %[es1], %[t]\n"                \
+  "ssr    %[t]\n"                              \
+  "sra    %[x], %[x]\n"                        \
+  "addi   %[x], %[x], 1\n"                     \
+  "srai   %[x], %[x], 1\n"                     \
+  "l32i   %[t], %[pf], " FO "+8\n"             \
   "add    %[v], %[x], %[t]\n"
+#define FTER_DEQUANT_ASM FTER_DEQUANT_AT("0", "0")
 
 /* The smallest and largest channel exponent of a chunk (channel_chunk's layout). */
 static void exponent_range(int32_t range[2], const int32_t chan[TILE_CHANNELS][3], int32_t nc) {
@@ -153,61 +155,70 @@ static inline void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *to
         : "memory");
 }
 
-/* One row of GELU codes (fter_gelu_codes_tile); not inlined: it takes 14 registers. */
+/* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
+ * |V| >= 4 (2^14 in Q12) saturates GELU; %[n], the loop count's register, is free once the
+ * loop runs. */
+#define GELU_CODE_AT(AO, FO, OO)                                 \
+  FTER_DEQUANT_AT(AO, FO)                                        \
+  "abs    %[u], %[v]\n"                                          \
+  "srli   %[t], %[u], 14\n"                                      \
+  "bnez   %[t], 1f\n"                                            \
+  "srli   %[t], %[u], 4\n"                                       \
+  "addx4  %[t], %[t], %[tab]\n"                                  \
+  "l32i   %[x], %[t], 0\n"                                       \
+  "l32i   %[t], %[t], 4\n"                                       \
+  "sub    %[t], %[t], %[x]\n"                                    \
+  "extui  %[n], %[u], 0, 4\n"                                    \
+  "mull   %[t], %[t], %[n]\n"                                    \
+  "addi   %[t], %[t], 8\n"                                       \
+  "srai   %[t], %[t], 4\n"                                       \
+  "add    %[t], %[t], %[x]\n"                                    \
+  "mull   %[t], %[u], %[t]\n"                                    \
+  "addmi  %[t], %[t], 0x4000\n"                                  \
+  "srai   %[t], %[t], 15\n"                                      \
+  "srai   %[x], %[v], 31\n"                                      \
+  "and    %[x], %[x], %[v]\n"                                    \
+  "add    %[t], %[t], %[x]\n"                                    \
+  "j      2f\n"                                                  \
+  "1:\n"                                                         \
+  "srai   %[t], %[v], 31\n"                                      \
+  "and    %[t], %[t], %[v]\n"                                    \
+  "sub    %[t], %[v], %[t]\n"                                    \
+  "2:\n" /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */ \
+  "ssr    %[r]\n"                                                \
+  "sra    %[t], %[t]\n"                                          \
+  "mull   %[t], %[t], %[m]\n"                                    \
+  "srai   %[t], %[t], 15\n"                                      \
+  "addi   %[t], %[t], 1\n"                                       \
+  "srai   %[t], %[t], 1\n"                                       \
+  "clamps %[t], %[t], 7\n"                                       \
+  "movi   %[x], -127\n"                                          \
+  "max    %[t], %[t], %[x]\n"                                    \
+  "s8i    %[t], %[po], " OO "\n"
+#define GELU_ROW_OPERANDS                                                                 \
+  : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
+    [v] "=&r"(v), [u] "=&r"(u)                                                            \
+  : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
+  : "memory"
+
+/* One row of GELU codes (fter_gelu_codes_tile), two values per loop step; not inlined: it takes
+ * 14 registers. */
 static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a,
                                                         const int32_t (*f)[3], int32_t nc,
                                                         int32_t ms, int32_t abits1, int32_t es1,
                                                         const int32_t *tab, int32_t r,
                                                         int32_t m) {
   int32_t x, t, v, u;
-  __asm__ volatile(
-      "loopnez %[n], 3f\n"
-      FTER_DEQUANT_ASM
-      /* gelu: |V| >= 4 (2^14 in Q12) saturates */
-      "abs    %[u], %[v]\n"
-      "srli   %[t], %[u], 14\n"
-      "bnez   %[t], 1f\n"
-      "srli   %[t], %[u], 4\n"
-      "addx4  %[t], %[t], %[tab]\n"
-      "l32i   %[x], %[t], 0\n"
-      "l32i   %[t], %[t], 4\n"
-      "sub    %[t], %[t], %[x]\n"
-      "extui  %[n], %[u], 0, 4\n" /* the loop count's register is free once the loop runs */
-      "mull   %[t], %[t], %[n]\n"
-      "addi   %[t], %[t], 8\n"
-      "srai   %[t], %[t], 4\n"
-      "add    %[t], %[t], %[x]\n"
-      "mull   %[t], %[u], %[t]\n"
-      "addmi  %[t], %[t], 0x4000\n"
-      "srai   %[t], %[t], 15\n"
-      "srai   %[x], %[v], 31\n"
-      "and    %[x], %[x], %[v]\n"
-      "add    %[t], %[t], %[x]\n"
-      "j      2f\n"
-      "1:\n"
-      "srai   %[t], %[v], 31\n"
-      "and    %[t], %[t], %[v]\n"
-      "sub    %[t], %[v], %[t]\n"
-      /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */
-      "2:\n"
-      "ssr    %[r]\n"
-      "sra    %[t], %[t]\n"
-      "mull   %[t], %[t], %[m]\n"
-      "srai   %[t], %[t], 15\n"
-      "addi   %[t], %[t], 1\n"
-      "srai   %[t], %[t], 1\n"
-      "clamps %[t], %[t], 7\n"
-      "movi   %[x], -127\n"
-      "max    %[t], %[t], %[x]\n"
-      "s8i    %[t], %[po], 0\n"
-      "addi   %[pa], %[pa], 4\n"
-      "addi   %[pf], %[pf], 12\n"
-      "addi   %[po], %[po], 1\n"
-      "3:\n"
-      : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
-        [v] "=&r"(v), [u] "=&r"(u)
-      : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m)
-      : "memory");
+  const int odd = nc & 1;
+  nc >>= 1;
+  __asm__ volatile("loopnez %[n], 3f\n"
+                   GELU_CODE_AT("0", "0", "0")
+                   GELU_CODE_AT("4", "12", "1")
+                   "addi   %[pa], %[pa], 8\n"
+                   "addi   %[pf], %[pf], 24\n"
+                   "addi   %[po], %[po], 2\n"
+                   "3:\n" GELU_ROW_OPERANDS);
+  if (odd) __asm__ volatile(GELU_CODE_AT("0", "0", "0") GELU_ROW_OPERANDS);
 }
 
 #endif /* FTER_PIE && __XTENSA__ */
