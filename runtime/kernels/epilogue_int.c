@@ -66,6 +66,11 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
  * the C. */
 #define FTER_LX7_ROWS 1
 
+/* Every function below whose asm holds a zero-overhead loop is kept out of line: a C loop that
+ * calls a function is never made a zero-overhead loop itself (the LX7 has one LBEG/LEND/LCOUNT),
+ * while a C loop around inlined asm could be, by a compiler that emits them (ESP-IDF's GCC). */
+#define FTER_LX7_LOOP_FN static __attribute__((noinline))
+
 /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
  * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (cm, ce, cb), byte offsets as
  * strings; %[x], %[t] scratch */
@@ -103,8 +108,8 @@ static inline int unclamped(int32_t es1, const int32_t range[2]) {
 }
 
 /* max(m, the row's values) */
-static inline int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[3], int32_t nc,
-                                 int32_t ms, int32_t abits1, int32_t es1) {
+FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[3],
+                                   int32_t nc, int32_t ms, int32_t abits1, int32_t es1) {
   int32_t x, t, v;
   __asm__ volatile(
       "loopnez %[n], 1f\n"
@@ -122,8 +127,8 @@ static inline int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)
 
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
  * into top[j]. */
-static inline void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *top, int32_t nc,
-                                  int32_t ms, int32_t abits1, int32_t es1) {
+FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *top,
+                                     int32_t nc, int32_t ms, int32_t abits1, int32_t es1) {
   int32_t x, t, v;
   if (top == 0)
     __asm__ volatile(
@@ -201,13 +206,10 @@ static inline void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *to
   : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
-/* One row of GELU codes (fter_gelu_codes_tile), two values per loop step; not inlined: it takes
- * 14 registers. */
-static __attribute__((noinline)) void gelu_codes_row_lx7(int8_t *out, const int32_t *a,
-                                                        const int32_t (*f)[3], int32_t nc,
-                                                        int32_t ms, int32_t abits1, int32_t es1,
-                                                        const int32_t *tab, int32_t r,
-                                                        int32_t m) {
+/* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
+FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[3],
+                                         int32_t nc, int32_t ms, int32_t abits1, int32_t es1,
+                                         const int32_t *tab, int32_t r, int32_t m) {
   int32_t x, t, v, u;
   const int odd = nc & 1;
   nc >>= 1;
@@ -441,8 +443,10 @@ void fter_patch_codes(int8_t *q, float *s, const float *img, int32_t patch, int3
  * instructions for the C itself (the asm does not declare the FP registers it uses, which only
  * a soft-float compiler may ignore). */
 #if defined(FTER_PIE) && defined(__XTENSA__) && !defined(__XTENSA_HARD_FLOAT__)
-static void residual_row_lx7(float *y, const float *res, const int32_t *acc, const float *alpha,
-                             float s, const float *bias, int32_t nb) {
+/* (out of line: it holds a zero-overhead loop, see FTER_LX7_LOOP_FN) */
+static __attribute__((noinline)) void residual_row_lx7(float *y, const float *res,
+                                                      const int32_t *acc, const float *alpha,
+                                                      float s, const float *bias, int32_t nb) {
   int32_t x;
   __asm__ volatile(
       "wfr     f3, %[s]\n"

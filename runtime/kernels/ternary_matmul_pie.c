@@ -52,7 +52,12 @@ static void zero_words(uint32_t *p, int32_t words) {
   for (int32_t i = 0; i < words; ++i) p[i] = 0;
 }
 
-/* Column l of the scratch from one packed row: weight r at dst[16 * r]. */
+/* Column l of the scratch from one packed row: weight r at dst[16 * r].  On the LX7 its asm holds
+ * a zero-overhead loop, so it stays out of line: a C loop around it could otherwise become one
+ * too (the core has one set of loop registers). */
+#if defined(FTER_PIE) && defined(__XTENSA__)
+__attribute__((noinline))
+#endif
 static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   const int32_t per = b3 ? 5 : 4;
   int32_t r = 0;
