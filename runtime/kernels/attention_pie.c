@@ -229,11 +229,13 @@ static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, i
   const int32_t npad = (n + 15) & ~15, fpad = (nfix + 15) & ~15;
   for (int32_t j = n; j < npad; ++j) sp.main_val[j] = 0;
   for (int32_t j = nfix; j < fpad; ++j) sp.fix_val[j] = 0, sp.fix_off[j] = 0;
-  if (total > BLOCK_SUM) chunk_sums(main_sum, sp.main_val, n);
+  /* per-chunk sums only where one QACC block cannot take the whole row */
+  const int32_t *main_blocks = total > BLOCK_SUM ? main_sum : 0;
+  if (main_blocks != 0) chunk_sums(main_sum, sp.main_val, n);
   chunk_sums(fix_sum, sp.fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
     int32_t tot[16] = {0};
-    pv_pass(tot, sp.main_val, 0, total > BLOCK_SUM ? main_sum : 0, n, v + g, v_stride, qacc_buf);
+    pv_pass(tot, sp.main_val, 0, main_blocks, n, v + g, v_stride, qacc_buf);
     if (nfix > 0) pv_pass(tot, sp.fix_val, sp.fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
     if (set)
       for (int32_t l = 0; l < 16; ++l) out[g + l] = tot[l];
