@@ -67,14 +67,16 @@ class Cases:
         self.expected.append((desc, want.astype(np.int32).ravel()))
 
     # the row kernels accumulate into start_pattern; set_: the _set kernels, which write
-    def qk(self, hd, n, aligned=True, set_=False):
+    def qk(self, hd, n, aligned=True, set_=False, k_stride=None):
         q = self.rng.integers(-128, 128, size=hd).astype(np.int8)
-        k_stride = (hd + 15) & ~15 if aligned else hd + 3
+        if k_stride is None:
+            k_stride = (hd + 15) & ~15 if aligned else hd + 3
         k = self.rng.integers(-128, 128, size=(n, k_stride)).astype(np.int8)
         off = (0, 0) if aligned else (1, 5)
         self.blob += [header(7 if set_ else 3, hd, n, k_stride, *off), q.tobytes(), k.tobytes()]
         want = k[:, :hd].astype(np.int64) @ q.astype(np.int64) + (0 if set_ else start_pattern(n))
-        desc = ("qk", hd, n) + (() if aligned else ("misaligned",)) + (("set",) if set_ else ())
+        desc = (("qk", hd, n) + (() if aligned else ("misaligned",)) + (("set",) if set_ else ())
+                + ((f"k_stride{k_stride}",) if k_stride != ((hd + 15) & ~15) and aligned else ()))
         self.expected.append((desc, want.astype(np.int32)))
 
     def pv(self, hd, n, p=None, v=None, v_stride=None, v_off=0, p_off=0, tag="random",
@@ -119,10 +121,15 @@ def pie_cases(seed: int = 0) -> Cases:
                                    ("b3", 4100, 5, 2, True), ("b3", MAX_K + 1, 3, 2, False),
                                    ("b2", 64, 16, 1, True)]:
         c.tile(fmt, k, nb, t, aligned=aligned, set_=True)
-    for hd in (16, 32, 64, 48, 20, 96):
+    for hd in (16, 32, 64, 48, 20, 80, 96):
         for n in (1, 17, 197):
             c.qk(hd, n)
         c.qk(hd, 33, aligned=False)
+    # keys further apart than a head (K of all heads in one row, as the model lays it out): the
+    # LX7 loop steps from a key's last chunk to the next key with one increment
+    for hd, k_stride in ((64, 192), (16, 48), (96, 112), (80, 240)):
+        c.qk(hd, 17, k_stride=k_stride)
+        c.qk(hd, 5, k_stride=k_stride, set_=True)
     for hd in (16, 32, 64, 48, 20):
         for n in (1, 3, 17, 197):
             c.pv(hd, n)  # random p: sum far above 4095, many p > 127
@@ -134,7 +141,12 @@ def pie_cases(seed: int = 0) -> Cases:
     c.pv(64, 197, p=np.full(197, 255, np.uint8), v=np.full((197, 64), -128, np.int8), tag="extreme")
     c.pv(32, 40, v_stride=40, tag="stride40")  # stride not a multiple of 16: reference
     soft = np.exp(rng.standard_normal(197) * 2)
-    c.pv(64, 197, p=np.minimum(np.round(255 * soft / soft.max()), 255).astype(np.uint8), tag="deit")
+    c.pv(64, 197, p=np.minimum(np.round(255 * soft / soft.max()), 255).astype(np.uint8), tag="peaked")
+    # the reported DeiT row: a softmax row as the integer softmax writes it (round(255 e / sum e),
+    # sum about 255), with one key above 127
+    soft = np.exp(rng.standard_normal(197))
+    soft[7] = soft.sum()
+    c.pv(64, 197, p=np.minimum(np.round(255 * soft / soft.sum()), 255).astype(np.uint8), tag="deit")
     # probabilities read a word at a time where p is word-aligned: every offset; rows whose main
     # values sum to 4095 (one QACC block) and 4096 (two); bytes > 127 in a word of small ones
     for p_off in (1, 2, 3, 4):
@@ -146,6 +158,16 @@ def pie_cases(seed: int = 0) -> Cases:
     p = rng.integers(0, 8, 197).astype(np.uint8)
     p[[3, 64, 65, 66, 67, 196]] = [128, 255, 129, 200, 127, 254]
     c.pv(48, 197, p=p, tag="mixed words")
+    # rows read in place (aligned, main magnitudes <= 4095): bytes > 127 whose fix-up entries
+    # still fit the main pass's QACC block, and ones that need their own blocks; whole chunks
+    # only (n % 16 == 0) and a one-key tail
+    q = rng.integers(0, 12, 64).astype(np.uint8)
+    q[[1, 17, 40]] = [255, 128, 129]
+    c.pv(32, 64, p=q, tag="in place, shared block")
+    q = rng.integers(0, 24, 161).astype(np.uint8)
+    q[rng.choice(160, 12, replace=False)] = 255
+    q[160] = 200
+    c.pv(64, 161, p=q, tag="in place, fix-up blocks")
     # the _set kernels write their outputs
     for hd, n in ((64, 197), (16, 1), (20, 17)):
         c.qk(hd, n, set_=True)

@@ -66,6 +66,60 @@ static inline __attribute__((always_inline)) void qk_keys(int32_t *scores, const
   }
 }
 
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* The keys' loop on the LX7 as one zero-overhead loop (out of line: a C loop around it must not
+ * become one, see epilogue_int.c's FTER_LX7_LOOP_FN).  The same PIE instructions as QK_KEYS,
+ * except that the last chunk's load advances the key pointer by %[inc] = k_stride - 16 (c - 1)
+ * straight to the next key (.xp instead of .ip): per key c + 5 instructions (set) or c + 7
+ * (add). */
+#define QK_ZERO "ee.zero.accx\n"
+#define QK_LOOP(LOADS, STORE)                                                            \
+  __asm__ volatile("loopnez %[n], 1f\n" QK_ZERO LOADS "ee.srs.accx %[s], %[z], 0\n" STORE \
+                   "addi %[o], %[o], 4\n"                                               \
+                   "1:\n"                                                                \
+                   : [kp] "+r"(k), [o] "+r"(scores), [n] "+r"(n), [s] "=&r"(s), [t] "=&r"(t) \
+                   : [inc] "r"(inc), [z] "r"(0)                                           \
+                   : "memory")
+#define QK_SET "s32i %[s], %[o], 0\n"
+#define QK_ADD "l32i %[t], %[o], 0\n add %[s], %[s], %[t]\n s32i %[s], %[o], 0\n"
+#define QK_LD(qu, qx, qy) "ee.vmulas.s8.accx.ld.ip q" #qu ", %[kp], 16, q" #qx ", q" #qy "\n"
+#define QK_LX(qu, qx, qy) "ee.vmulas.s8.accx.ld.xp q" #qu ", %[kp], %[inc], q" #qx ", q" #qy "\n"
+#define QK_FIRST "ee.vld.128.ip q6, %[kp], 16\n"
+#define QK_C1 "ee.vld.128.xp q6, %[kp], %[inc]\n ee.vmulas.s8.accx q0, q6\n"
+#define QK_C2 QK_FIRST QK_LX(7, 0, 6) "ee.vmulas.s8.accx q1, q7\n"
+#define QK_C3 QK_FIRST QK_LD(7, 0, 6) QK_LX(6, 1, 7) "ee.vmulas.s8.accx q2, q6\n"
+#define QK_C4 QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LX(7, 2, 6) "ee.vmulas.s8.accx q3, q7\n"
+#define QK_C5 \
+  QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LX(6, 3, 7) "ee.vmulas.s8.accx q4, q6\n"
+#define QK_C6                                                                                \
+  QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LD(6, 3, 7) QK_LX(7, 4, 6) \
+      "ee.vmulas.s8.accx q5, q7\n"
+#define QK_CASES(STORE)                         \
+  switch (chunks) {                             \
+    case 1: QK_LOOP(QK_C1, STORE); break;       \
+    case 2: QK_LOOP(QK_C2, STORE); break;       \
+    case 3: QK_LOOP(QK_C3, STORE); break;       \
+    case 4: QK_LOOP(QK_C4, STORE); break;       \
+    case 5: QK_LOOP(QK_C5, STORE); break;       \
+    default: QK_LOOP(QK_C6, STORE); break;      \
+  }
+
+static __attribute__((noinline)) void qk_keys_lx7(int32_t *scores, const int8_t *k,
+                                                  int32_t chunks, int32_t n, int32_t k_stride,
+                                                  int set) {
+  const int32_t inc = k_stride - 16 * (chunks - 1);
+  int32_t s, t;
+  if (set) {
+    QK_CASES(QK_SET)
+  } else {
+    QK_CASES(QK_ADD)
+  }
+}
+#define QK_KEYS_FN qk_keys_lx7
+#else
+#define QK_KEYS_FN qk_keys
+#endif
+
 static void qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
                    int32_t k_stride, int set) {
   if ((hd & 15) != 0 || hd <= 0 || hd > 96 || !aligned16(q, 0) || !aligned16(k, k_stride)) {
@@ -81,9 +135,9 @@ static void qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd
   if (chunks > 4) PIE_VLD_128_IP(4, qp, 16);
   if (chunks > 5) PIE_VLD_128_IP(5, qp, 16);
   if (set)
-    qk_keys(scores, k, chunks, n, k_stride, 1);
+    QK_KEYS_FN(scores, k, chunks, n, k_stride, 1);
   else
-    qk_keys(scores, k, chunks, n, k_stride, 0);
+    QK_KEYS_FN(scores, k, chunks, n, k_stride, 0);
 }
 
 void fter_qk_row_pie(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
@@ -115,7 +169,11 @@ static void chunk_sums(int32_t *sums, const int8_t *val, int32_t count) {
   }
 }
 
-static void add_qacc(int32_t *tot, uint32_t *qacc_buf) { fter_pie_add_qacc(tot, 16, qacc_buf); }
+/* QACC's 16 lanes into dst: added (*add) or written, after which *add is set. */
+static void out_qacc(int32_t *dst, int *add, uint32_t *qacc_buf) {
+  (*add ? fter_pie_add_qacc : fter_pie_set_qacc)(dst, 16, qacc_buf);
+  *add = 1;
+}
 
 #define SEL16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 /* main pass: V rows in order, v_stride apart */
@@ -124,18 +182,69 @@ static void add_qacc(int32_t *tot, uint32_t *qacc_buf) { fter_pie_add_qacc(tot, 
 /* fix-up: gathered rows */
 #define FIX_STEP(s) if (s < m) { const int8_t *rp = vcol + off[s]; PIE_VLD_128_IP(0, rp, 0); PIE_VSMULAS_S8_QACC(0, 1, s); }
 
-/* tot[l] += sum_e val[e] * V[row_e, l] over count entries; off == NULL: rows 0, 1, 2, ...;
- * sums == NULL: the entries' whole sum is <= BLOCK_SUM (one readout at the end). */
-static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const int32_t *sums,
-                    int32_t count, const int8_t *vcol, int32_t v_stride, uint32_t *qacc_buf) {
+/* The main pass's whole 16-key chunks: per chunk q1 = the next 16 values at *pp, then each key's
+ * V row (v_stride apart from *vp) times its lane of q1.  On the LX7 one zero-overhead loop of
+ * 33 instructions per chunk (out of line, see qk_keys_lx7). */
+#if defined(FTER_PIE) && defined(__XTENSA__)
+static __attribute__((noinline)) void pv_chunks(const int8_t **pp, const int8_t **vp,
+                                                int32_t chunks, int32_t v_stride) {
+  const int8_t *p = *pp, *v = *vp;
+#define PV_ASM(s) "ee.vld.128.xp q0, %[v], %[st]\n ee.vsmulas.s8.qacc q0, q1, " #s "\n"
+  __asm__ volatile("loopnez %[c], 1f\n ee.vld.128.ip q1, %[p], 16\n" SEL16(PV_ASM) "1:\n"
+                   : [p] "+r"(p), [v] "+r"(v)
+                   : [c] "r"(chunks), [st] "r"(v_stride)
+                   : "memory");
+  *pp = p;
+  *vp = v;
+}
+#else
+static inline void pv_chunks(const int8_t **pvals, const int8_t **vrows, int32_t chunks,
+                             int32_t v_stride) {
+  const int8_t *pp = *pvals, *vp = *vrows;
+  for (int32_t c = 0; c < chunks; ++c) {
+    PIE_VLD_128_IP(1, pp, 16);
+    SEL16(MAIN_STEP)
+  }
+  *pvals = pp;
+  *vrows = vp;
+}
+#endif
+
+/* How a pass of pv_pass starts and ends: QACC zeroed first (else the pass goes on with what an
+ * earlier one left) and read out last (else left for the next pass). */
+enum { PV_FRESH = 1, PV_READOUT = 2, PV_WHOLE = 3 };
+
+/* dst[l] (+)= sum_e val[e] * V[row_e, l] over count entries, added if *add (then set); off ==
+ * NULL: rows 0, 1, 2, ...; sums == NULL: the entries' whole sum is <= BLOCK_SUM (one readout at
+ * the end); mode: PV_FRESH and/or PV_READOUT.  tail (main pass, one block): the multipliers of
+ * the last count % 16 entries, as the last 16 entries' chunk with the leading ones 0 where
+ * count >= 16 (one more whole chunk), else from tail[0]. */
+static void pv_pass(int32_t *dst, int *add, const int8_t *val, const int32_t *off,
+                    const int32_t *sums, int32_t count, const int8_t *vcol, int32_t v_stride,
+                    uint32_t *qacc_buf, const int8_t *tail, int mode) {
   const int8_t *vp = vcol, *pp = val;
-  int32_t block = 0;
-  PIE_ZERO_QACC();
-  for (int32_t j = 0, c = 0; j < count; j += 16, ++c) {
+  int32_t block = 0, j = 0, c = 0;
+  if (mode & PV_FRESH) PIE_ZERO_QACC();
+  if (off == 0 && sums == 0) { /* one block: the chunk loop, then the tail */
+    c = count >> 4;
+    pv_chunks(&pp, &vp, c, v_stride);
+    j = c << 4;
+    if (tail != 0 && j < count) {
+      if (count >= 16) { /* the chunk of the last 16 keys, its first 16 - count % 16 lanes 0 */
+        pp = tail;
+        vp = vcol + (count - 16) * v_stride;
+        pv_chunks(&pp, &vp, 1, v_stride);
+        j = count;
+      } else {
+        pp = tail;
+      }
+    }
+  }
+  for (; j < count; j += 16, ++c) {
     const int32_t m = count - j < 16 ? count - j : 16;
     if (sums != 0) {
       if (block + sums[c] > BLOCK_SUM) {
-        add_qacc(tot, qacc_buf);
+        out_qacc(dst, add, qacc_buf);
         PIE_ZERO_QACC();
         block = 0;
       }
@@ -151,7 +260,7 @@ static void pv_pass(int32_t *tot, const int8_t *val, const int32_t *off, const i
       SEL16(MAIN_TAIL)
     }
   }
-  add_qacc(tot, qacc_buf);
+  if (mode & PV_READOUT) out_qacc(dst, add, qacc_buf);
 }
 
 /* The split of a probability row (below): its main values, fix-up entries and their count. */
@@ -213,6 +322,78 @@ static int32_t split_probs(prob_split *sp, const uint8_t *p, int32_t n, int32_t 
   return total;
 }
 
+#if defined(FTER_PV_WORDS) && MAX_N_PAD >= 64
+/* 16 int8 ones: ACCX += a chunk times them sums its bytes */
+static const int8_t ones16[16] __attribute__((aligned(16))) = {1, 1, 1, 1, 1, 1, 1, 1,
+                                                               1, 1, 1, 1, 1, 1, 1, 1};
+
+/* Adds fix-up entries of val at byte offset o to the split. */
+static inline void add_fix(prob_split *sp, int32_t val, int32_t o) {
+  sp->fix_val[sp->nfix] = (int8_t)val;
+  sp->fix_off[sp->nfix++] = o;
+}
+
+/* The first word at or after p + j (j a multiple of 4, below end, a multiple of 16) with a byte
+ * above 127, or end: four words per test (out of line, so that its loop has the registers). */
+static __attribute__((noinline)) int32_t next_big_word(const uint8_t *p, int32_t j, int32_t end) {
+  for (; (j & 15) != 0 && j < end; j += 4)
+    if (*(const prob_word *)(p + j) & 0x80808080u) return j;
+  for (; j < end; j += 16) {
+    const prob_word *w = (const prob_word *)(p + j);
+    if ((w[0] | w[1] | w[2] | w[3]) & 0x80808080u) break;
+  }
+  for (; j < end; j += 4)
+    if (*(const prob_word *)(p + j) & 0x80808080u) return j;
+  return end;
+}
+
+/* A 16-byte aligned probability row read in place: the main pass takes p's whole 16-key chunks
+ * as they are, as int8, so a byte b > 127 reads as b - 256 and adds fix-up entries 127, 127
+ * and 2 (256 in all) for its V row; the last n % 16 keys are split as split_probs does into
+ * main_val[0..16), the tail chunk (pv_pass).  The main values' magnitudes must sum to at
+ * most BLOCK_SUM (one QACC block for the whole main pass, as a softmax row's ~255 do): their
+ * sum is ACCX over the chunks times ones16 plus the big bytes' 2 (256 - b) and the tail's.
+ * Returns 0, and leaves nothing to use, where p does not qualify; else 1, or 2 where the fix-up
+ * entries fit into the main pass's QACC block too (their sum and the main one <= BLOCK_SUM). */
+static int direct_probs(prob_split *sp, const uint8_t *p, int32_t n, int32_t v_stride) {
+  const int32_t full = n & ~15;
+  int32_t big = 0, nbig = 0, sum = 0;
+  sp->nfix = 0;
+  if (((uintptr_t)p & 15) != 0) return 0;
+  for (int32_t j = next_big_word(p, 0, full); j < full; j = next_big_word(p, j + 4, full)) {
+    for (int32_t i = j; i < j + 4; ++i) {
+      if (p[i] <= 127) continue;
+      if (++nbig * 128 > BLOCK_SUM) return 0; /* |b - 256| >= 1: the sum alone bounds nbig */
+      big += 256 - p[i];
+      add_fix(sp, 127, i * v_stride);
+      add_fix(sp, 127, i * v_stride);
+      add_fix(sp, 2, i * v_stride);
+    }
+  }
+  /* the tail chunk: with n >= 16 the last 16 keys' multipliers, the first 16 - n % 16 of them
+   * 0 (that chunk's V rows all exist); else the n keys', zero padded */
+  const int32_t lead = n >= 16 ? 16 - (n - full) : 0;
+  for (int32_t j = 0; j < 16; ++j) sp->main_val[j] = 0;
+  for (int32_t j = full; j < n; ++j) sum += split_one(sp, p[j], lead + j - full, j * v_stride);
+  if (full > 0) {
+    const int8_t *pp = (const int8_t *)p, *op = ones16;
+    int32_t s;
+    PIE_VLD_128_IP(7, op, 0);
+    PIE_ZERO_ACCX();
+    for (int32_t j = 0; j < full; j += 16) {
+      PIE_VLD_128_IP(6, pp, 16);
+      PIE_VMULAS_S8_ACCX(6, 7);
+    }
+    PIE_SRS_ACCX(s);
+    sum += s + 2 * big;
+  }
+  if (sum > BLOCK_SUM) return 0;
+  for (int32_t e = 0; e < sp->nfix; ++e) sum += sp->fix_val[e];
+  return sum <= BLOCK_SUM ? 2 : 1;
+}
+#define FTER_PV_DIRECT 1
+#endif
+
 static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                    int32_t v_stride, int set) {
   /* n < 0 never occurs; stating it keeps gcc -Warray-bounds from flagging the padding loops
@@ -225,22 +406,40 @@ static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, i
   prob_split sp = {main_vals[w], fix_vals[w], fix_offs[w], 0};
   int32_t *main_sum = main_sums[w], *fix_sum = fix_sums[w];
   uint32_t *qacc_buf = qacc_bufs[w];
-  const int32_t total = split_probs(&sp, p, n, v_stride), nfix = sp.nfix;
-  const int32_t npad = (n + 15) & ~15, fpad = (nfix + 15) & ~15;
-  for (int32_t j = n; j < npad; ++j) sp.main_val[j] = 0;
+  const int8_t *main_val = sp.main_val, *tail = 0;
+  const int32_t *main_blocks = 0, *fix_blocks = fix_sum;
+  int main_mode = PV_WHOLE, fix_mode = PV_WHOLE;
+#ifdef FTER_PV_DIRECT
+  const int direct = direct_probs(&sp, p, n, v_stride);
+  if (direct) {
+    main_val = (const int8_t *)p;
+    tail = sp.main_val;
+    if (direct == 2 && sp.nfix > 0) { /* one QACC block for both passes */
+      main_mode = PV_FRESH;
+      fix_mode = PV_READOUT;
+      fix_blocks = 0;
+    }
+  } else
+#endif
+  {
+    const int32_t total = split_probs(&sp, p, n, v_stride), npad = (n + 15) & ~15;
+    for (int32_t j = n; j < npad; ++j) sp.main_val[j] = 0;
+    /* per-chunk sums only where one QACC block cannot take the whole row */
+    if (total > BLOCK_SUM) {
+      main_blocks = main_sum;
+      chunk_sums(main_sum, sp.main_val, n);
+    }
+  }
+  const int32_t nfix = sp.nfix, fpad = (nfix + 15) & ~15;
   for (int32_t j = nfix; j < fpad; ++j) sp.fix_val[j] = 0, sp.fix_off[j] = 0;
-  /* per-chunk sums only where one QACC block cannot take the whole row */
-  const int32_t *main_blocks = total > BLOCK_SUM ? main_sum : 0;
-  if (main_blocks != 0) chunk_sums(main_sum, sp.main_val, n);
-  chunk_sums(fix_sum, sp.fix_val, nfix);
+  if (fix_blocks != 0) chunk_sums(fix_sum, sp.fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
-    int32_t tot[16] = {0};
-    pv_pass(tot, sp.main_val, 0, main_blocks, n, v + g, v_stride, qacc_buf);
-    if (nfix > 0) pv_pass(tot, sp.fix_val, sp.fix_off, fix_sum, nfix, v + g, v_stride, qacc_buf);
-    if (set)
-      for (int32_t l = 0; l < 16; ++l) out[g + l] = tot[l];
-    else
-      for (int32_t l = 0; l < 16; ++l) out[g + l] += tot[l];
+    int add = !set;
+    pv_pass(out + g, &add, main_val, 0, main_blocks, n, v + g, v_stride, qacc_buf, tail,
+            main_mode);
+    if (nfix > 0)
+      pv_pass(out + g, &add, sp.fix_val, sp.fix_off, fix_blocks, nfix, v + g, v_stride, qacc_buf,
+              0, fix_mode);
   }
 }
 
