@@ -162,8 +162,16 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t 
 
 /* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
  * |V| >= 4 (2^14 in Q12) saturates GELU; %[n], the loop count's register, is free once the
- * loop runs. */
-#define GELU_CODE_AT(AO, FO, OO)                                 \
+ * loop runs.  QUANT_SHIFT: the quantizer's h >> r (QUANT_R), or nothing where the row's r is 0
+ * (QUANT_R0); QUANT_LOW: -127 made in %[x] (QUANT_M127) or kept in %[r] (QUANT_R0_M127, the r = 0
+ * loop, whose %[r] holds -127). */
+#define QUANT_R "ssr    %[r]\n sra    %[t], %[t]\n"
+#define QUANT_R0 ""
+#define QUANT_M127 "movi   %[x], -127\n max    %[t], %[t], %[x]\n"
+#define QUANT_R0_M127 "max    %[t], %[t], %[r]\n"
+#define GELU_CODE_AT(AO, FO, OO) GELU_CODE_Q(AO, FO, OO, QUANT_R, QUANT_M127)
+#define GELU_CODE_R0_AT(AO, FO, OO) GELU_CODE_Q(AO, FO, OO, QUANT_R0, QUANT_R0_M127)
+#define GELU_CODE_Q(AO, FO, OO, QUANT_SHIFT, QUANT_LOW)          \
   FTER_DEQUANT_AT(AO, FO)                                        \
   "abs    %[u], %[v]\n"                                          \
   "srli   %[t], %[u], 14\n"                                      \
@@ -190,15 +198,13 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t 
   "and    %[t], %[t], %[v]\n"                                    \
   "sub    %[t], %[v], %[t]\n"                                    \
   "2:\n" /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */ \
-  "ssr    %[r]\n"                                                \
-  "sra    %[t], %[t]\n"                                          \
+  QUANT_SHIFT                                                    \
   "mull   %[t], %[t], %[m]\n"                                    \
   "srai   %[t], %[t], 15\n"                                      \
   "addi   %[t], %[t], 1\n"                                       \
   "srai   %[t], %[t], 1\n"                                       \
   "clamps %[t], %[t], 7\n"                                       \
-  "movi   %[x], -127\n"                                          \
-  "max    %[t], %[t], %[x]\n"                                    \
+  QUANT_LOW                                                      \
   "s8i    %[t], %[po], " OO "\n"
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
@@ -213,6 +219,18 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   int32_t x, t, v, u;
   const int odd = nc & 1;
   nc >>= 1;
+  if (r == 0) { /* the quantizer's shift is the identity: none, and -127 stays in a register */
+    r = -127;
+    __asm__ volatile("loopnez %[n], 3f\n"
+                     GELU_CODE_R0_AT("0", "0", "0")
+                     GELU_CODE_R0_AT("4", "12", "1")
+                     "addi   %[pa], %[pa], 8\n"
+                     "addi   %[pf], %[pf], 24\n"
+                     "addi   %[po], %[po], 2\n"
+                     "3:\n" GELU_ROW_OPERANDS);
+    if (odd) __asm__ volatile(GELU_CODE_R0_AT("0", "0", "0") GELU_ROW_OPERANDS);
+    return;
+  }
   __asm__ volatile("loopnez %[n], 3f\n"
                    GELU_CODE_AT("0", "0", "0")
                    GELU_CODE_AT("4", "12", "1")
