@@ -21,6 +21,15 @@ float fminf(float a, float b) {
   return a < b ? a : b;
 }
 
+/* One digit of sqrtf's square root: the next two radicand bits into the remainder, the next
+ * root bit out of it. */
+static inline void sqrt_step(uint32_t *rem, uint32_t *root, uint32_t pair) {
+  const uint32_t r = (*rem << 2) | pair, trial = (*root << 2) | 1u;
+  const uint32_t take = r >= trial;
+  *rem = take ? r - trial : r;
+  *root = (*root << 1) | take;
+}
+
 float sqrtf(float x) {
   uint32_t ux = bits_of(x);
   if ((ux & 0x7fffffffu) > 0x7f800000u) return from_bits(ux | 0x00400000u); /* NaN */
@@ -42,19 +51,13 @@ float sqrtf(float x) {
     m <<= 1;
     e -= 1;
   }
-  /* sqrt(m * 2^25) has 25 bits: 24 for the result plus a round bit.  Bit by
-   * bit integer square root of a 50-bit radicand. */
-  uint64_t rad = (uint64_t)m << 25, root = 0, bit = (uint64_t)1 << 48;
-  while (bit > rad) bit >>= 2;
-  while (bit != 0) {
-    if (rad >= root + bit) {
-      rad -= root + bit;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
-    bit >>= 2;
-  }
+  /* sqrt(m * 2^25) has 25 bits: 24 for the result plus a round bit.  Digit by digit (two
+   * radicand bits a step) in 32 bits: m * 2^25 = (2m) * 4^12, so the first 13 steps take the
+   * pairs of 2m < 2^26 and the last 12 take zeros; the remainder stays <= 2 root < 2^26. */
+  const uint32_t mm = m << 1;
+  uint32_t rem = 0, root = 0;
+  for (int32_t s = 24; s >= 0; s -= 2) sqrt_step(&rem, &root, (mm >> s) & 3u);
+  for (int32_t i = 0; i < 12; ++i) sqrt_step(&rem, &root, 0);
   /* root has 25 bits.  No ties exist (the square of an odd 25-bit root is
    * odd, the radicand even), so round up exactly when the last bit is 1. */
   uint32_t q = (uint32_t)root;

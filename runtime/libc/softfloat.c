@@ -1,5 +1,9 @@
-/* IEEE-754 binary32 add, subtract, multiply and unsigned conversions for
- * the lx106, whose Debian libgcc lacks them (the ESP8266 ROM has them).
+/* IEEE-754 binary32 add, subtract, multiply, divide and unsigned conversions
+ * for the lx106, whose Debian libgcc lacks them (the ESP8266 ROM has them) or,
+ * for the division, has a slow one (about 460 instructions a call where this
+ * one takes about 120).  With FTER_SOFTFLOAT_DIV_ONLY only the division is
+ * built: the LX7 simulator build (sim/esp32s3/lx7_divsf3.c) takes the rest
+ * from the FPU.
  *
  * Results must be bit-identical to x86-64 SSE with the default MXCSR
  * (round to nearest even, subnormals kept), so host and simulator builds
@@ -25,6 +29,7 @@
 float SF(addsf3)(float a, float b);
 float SF(subsf3)(float a, float b);
 float SF(mulsf3)(float a, float b);
+float SF(divsf3)(float a, float b);
 float SF(floatunsisf)(uint32_t u);
 float SF(floatsisf)(int32_t i);
 uint32_t SF(fixunssfsi)(float a);
@@ -65,6 +70,55 @@ static uint32_t propagate_nan(uint32_t a, uint32_t b) {
   return (IS_NAN(a) ? a : b) | QUIET_BIT;
 }
 
+/* The significand of a finite, non-zero magnitude with the hidden bit at bit 23, subnormals
+ * normalised by lowering the exponent *e below 1. */
+static uint32_t normal_sig(uint32_t x, int32_t *e) {
+  int32_t ex = EXP_OF(x);
+  uint32_t f = FRAC_OF(x);
+  if (ex == 0) {
+    int32_t s = __builtin_clz(f) - 8;
+    *e = 1 - s;
+    return f << s;
+  }
+  *e = ex;
+  return f | 0x00800000u;
+}
+
+/* bits (<= 8) more quotient bits of a long division by d < 2^24 with the remainder *r < d */
+static inline void div_step(uint32_t *q, uint32_t *r, uint32_t d, int32_t bits) {
+  const uint32_t n = *r << bits, digit = n / d;
+  *q = (*q << bits) | digit;
+  *r = n - digit * d;
+}
+
+/* a / b: the quotient's significand by long division, eight bits a step so that every partial
+ * remainder (< b's significand < 2^24) shifted stays below 2^32, plus a sticky bit for the rest;
+ * round_pack does the rounding, subnormals and overflow. */
+float SF(divsf3)(float a, float b) {
+  uint32_t ua = bits_of(a), ub = bits_of(b);
+  uint32_t sign = (ua ^ ub) & SIGN_BIT;
+  uint32_t ma = ua & ~SIGN_BIT, mb = ub & ~SIGN_BIT;
+  if (IS_NAN(ua) || IS_NAN(ub)) return from_bits(propagate_nan(ua, ub));
+  if (ma == 0x7f800000u) return from_bits(mb == 0x7f800000u ? DEFAULT_NAN : sign | ma);
+  if (mb == 0x7f800000u) return from_bits(sign);
+  if (mb == 0) return from_bits(ma == 0 ? DEFAULT_NAN : sign | 0x7f800000u);
+  if (ma == 0) return from_bits(sign);
+  int32_t ea, eb;
+  uint32_t xa = normal_sig(ua, &ea), xb = normal_sig(ub, &eb);
+  int32_t e = ea - eb + 127;
+  if (xa < xb) { /* xa / xb in [1, 2) */
+    xa <<= 1;
+    --e;
+  }
+  uint32_t q = 1, r = xa - xb; /* 30 more quotient bits: 8 + 8 + 8 + 6 */
+  div_step(&q, &r, xb, 8);
+  div_step(&q, &r, xb, 8);
+  div_step(&q, &r, xb, 8);
+  div_step(&q, &r, xb, 6);
+  return from_bits(round_pack(sign, e, q | (r != 0)));
+}
+
+#ifndef FTER_SOFTFLOAT_DIV_ONLY
 /* Unpacks a finite, non-zero magnitude into (e, sig) with sig < 2^31; the
  * hidden bit lands at bit 30 for normal numbers. */
 static uint32_t unpack_sig(uint32_t x, int32_t *e) {
@@ -134,24 +188,8 @@ float SF(mulsf3)(float a, float b) {
   }
   if (ma == 0 || mb == 0) return from_bits(sign);
 
-  /* Significands with the hidden bit at bit 23; subnormals normalised by
-   * lowering the exponent below 1. */
-  int32_t ea = EXP_OF(ua), eb = EXP_OF(ub);
-  uint32_t xa = FRAC_OF(ua), xb = FRAC_OF(ub);
-  if (ea == 0) {
-    int32_t s = __builtin_clz(xa) - 8;
-    xa <<= s;
-    ea = 1 - s;
-  } else {
-    xa |= 0x00800000u;
-  }
-  if (eb == 0) {
-    int32_t s = __builtin_clz(xb) - 8;
-    xb <<= s;
-    eb = 1 - s;
-  } else {
-    xb |= 0x00800000u;
-  }
+  int32_t ea, eb;
+  uint32_t xa = normal_sig(ua, &ea), xb = normal_sig(ub, &eb);
   uint64_t p = (uint64_t)xa * xb; /* in [2^46, 2^48) */
   int32_t e = ea + eb - 127;
   int32_t drop = 16;
@@ -189,3 +227,4 @@ uint32_t SF(fixunssfsi)(float a) {
   uint32_t mag = ex >= 23 ? (ex - 23 >= 32 ? 0 : sig << (ex - 23)) : sig >> (23 - ex);
   return (ua & SIGN_BIT) ? 0u - mag : mag;
 }
+#endif /* FTER_SOFTFLOAT_DIV_ONLY */

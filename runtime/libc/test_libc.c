@@ -126,6 +126,7 @@ static int softfloat_vs_hardware(int32_t count) {
     bad += !same(u_of(fter_sf_addsf3(fa, fb)), u_of(fa + fb));
     bad += !same(u_of(fter_sf_subsf3(fa, fb)), u_of(fa - fb));
     bad += !same(u_of(fter_sf_mulsf3(fa, fb)), u_of(fa * fb));
+    bad += !same(u_of(fter_sf_divsf3(fa, fb)), u_of(fa / fb));
     bad += !same(u_of(fter_sf_floatunsisf(ua)), u_of((float)ua));
     bad += !same(u_of(fter_sf_floatsisf((int32_t)ua)), u_of((float)(int32_t)ua));
     if (fa > -1.0f && fa < 4294967296.0f) bad += fter_sf_fixunssfsi(fa) != (uint32_t)fa;
