@@ -75,11 +75,20 @@ static inline int32_t fter_quant_multiplier(int32_t a) {
   return ((127 << FTER_QUANT_SHIFT) + (ar >> 1)) / ar + (r << 24);
 }
 
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* fter_codes as one LX7 zero-overhead loop (epilogue_int.c) */
+void fter_codes_lx7(int8_t *q, const int32_t *v, int32_t n, int32_t r, int32_t m);
+#endif
+
 /* q[j] = quant8(v[j]) for j < n with one packed multiplier (fter_quant_multiplier) */
 static inline void fter_codes(int8_t *q, const int32_t *v, int32_t n, int32_t packed) {
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+#if defined(FTER_PIE) && defined(__XTENSA__)
+  fter_codes_lx7(q, v, n, r, m);
+#else
   FTER_UNROLL4
   for (int32_t j = 0; j < n; ++j) q[j] = fter_quant8(v[j], r, m);
+#endif
 }
 
 #endif /* FTER_INTMATH_H_ */
