@@ -555,6 +555,103 @@ static inline int32_t exp_neg(int32_t dlt) {
   return exp2_frac[y & ((1 << LOGIT_FRAC) - 1)] >> fter_min(y >> LOGIT_FRAC, 16);
 }
 
+#ifdef FTER_LX7_ROWS
+/* A softmax row's three passes on the LX7, one zero-overhead loop each with MIN/MAX where GCC
+ * (building for the lx106, which has neither) branches; fter_softmax_row_u8's C is their twin. */
+
+/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and ke; their max */
+FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *km,
+                                            const int32_t *ke, int32_t n, int32_t kstep,
+                                            int32_t ms, int32_t abits1, int32_t es1) {
+  int32_t lmax = -(1 << 30), x, t;
+  __asm__ volatile("loopnez %[n], 1f\n"
+                   "l32i   %[t], %[pm], 0\n"
+                   "mull   %[t], %[t], %[ms]\n"
+                   "ssr    %[ab1]\n"
+                   "sra    %[t], %[t]\n"
+                   "addi   %[t], %[t], 1\n"
+                   "srai   %[t], %[t], 1\n"
+                   "l32i   %[x], %[pz], 0\n"
+                   "mull   %[x], %[x], %[t]\n"
+                   "l32i   %[t], %[pe], 0\n"
+                   "sub    %[t], %[es1], %[t]\n"
+                   "max    %[t], %[t], %[zero]\n"
+                   "min    %[t], %[t], %[c29]\n"
+                   "ssr    %[t]\n"
+                   "sra    %[x], %[x]\n"
+                   "addi   %[x], %[x], 1\n"
+                   "srai   %[x], %[x], 1\n"
+                   "s32i   %[x], %[pl], 0\n"
+                   "max    %[m], %[m], %[x]\n"
+                   "addi   %[pz], %[pz], 4\n"
+                   "addi   %[pl], %[pl], 4\n"
+                   "add    %[pm], %[pm], %[ks]\n"
+                   "add    %[pe], %[pe], %[ks]\n"
+                   "1:\n"
+                   : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pe] "+r"(ke),
+                     [n] "+r"(n), [x] "=&r"(x), [t] "=&r"(t)
+                   : [ks] "r"(kstep), [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1),
+                     [zero] "r"(0), [c29] "r"(29)
+                   : "memory");
+  return lmax;
+}
+
+/* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more. */
+#define EXP_AT(X, T, O)                     \
+  "l32i   %[" X "], %[pl], " O "\n"          \
+  "sub    %[" X "], %[lmax], %[" X "]\n"     \
+  "min    %[" X "], %[" X "], %[cap]\n"      \
+  "mull   %[" X "], %[" X "], %[log2e]\n"    \
+  "addmi  %[" X "], %[" X "], 0x2000\n"      \
+  "srai   %[" X "], %[" X "], 14\n"          \
+  "extui  %[" T "], %[" X "], 0, 10\n"       \
+  "addx2  %[" T "], %[" T "], %[tab]\n"      \
+  "l16ui  %[" T "], %[" T "], 0\n"           \
+  "srai   %[" X "], %[" X "], 10\n"          \
+  "min    %[" X "], %[" X "], %[c16]\n"      \
+  "ssr    %[" X "]\n"                        \
+  "srl    %[" T "], %[" T "]\n"              \
+  "s32i   %[" T "], %[pl], " O "\n"          \
+  "add    %[tot], %[tot], %[" T "]\n"
+#define EXP_OPERANDS                                                                        \
+  : [tot] "+r"(total), [pl] "+r"(l), [x] "=&r"(x), [t] "=&r"(t), [y] "=&r"(y), [u] "=&r"(u) \
+  : [lmax] "r"(lmax), [cap] "r"(65535), [log2e] "r"(LOG2E_Q14), [tab] "r"(tab), [c16] "r"(16), \
+    [p] "r"(n >> 1)                                                                         \
+  : "memory"
+FTER_LX7_LOOP_FN int32_t softmax_exp_lx7(int32_t *l, int32_t n, int32_t lmax,
+                                         const uint16_t *tab) {
+  int32_t total = 0, x, t, y, u;
+  __asm__ volatile("loopnez %[p], 1f\n" EXP_AT("x", "t", "0") EXP_AT("y", "u", "4")
+                   "addi   %[pl], %[pl], 8\n"
+                   "1:\n" EXP_OPERANDS);
+  if (n & 1) __asm__ volatile(EXP_AT("x", "t", "0") EXP_OPERANDS);
+  return total;
+}
+
+/* out[j] = min(round(l[j] * recip / 2^PROB_SHIFT), 255), two values a step */
+#define PROB_AT(X, LO, OO)                  \
+  "l32i   %[" X "], %[pl], " LO "\n"         \
+  "mull   %[" X "], %[" X "], %[rc]\n"       \
+  "add    %[" X "], %[" X "], %[half]\n"     \
+  "srai   %[" X "], %[" X "], %[sh]\n"       \
+  "min    %[" X "], %[" X "], %[c255]\n"     \
+  "s8i    %[" X "], %[po], " OO "\n"
+#define PROB_OPERANDS                                                                    \
+  : [pl] "+r"(l), [po] "+r"(out), [x] "=&r"(x), [y] "=&r"(y)                            \
+  : [rc] "r"(recip), [half] "r"(1 << (PROB_SHIFT - 1)), [c255] "r"(255), [sh] "i"(PROB_SHIFT), \
+    [p] "r"(n >> 1)                                                                      \
+  : "memory"
+FTER_LX7_LOOP_FN void softmax_probs_lx7(uint8_t *out, const int32_t *l, int32_t n,
+                                        int32_t recip) {
+  int32_t x, y;
+  __asm__ volatile("loopnez %[p], 1f\n" PROB_AT("x", "0", "0") PROB_AT("y", "4", "1")
+                   "addi   %[pl], %[pl], 8\n"
+                   "addi   %[po], %[po], 2\n"
+                   "1:\n" PROB_OPERANDS);
+  if (n & 1) __asm__ volatile(PROB_AT("x", "0", "0") PROB_OPERANDS);
+}
+#endif
+
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
                          const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
@@ -564,6 +661,16 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     const int32_t *z = scores + hh * scores_stride;
     int32_t *l = work + hh * work_stride;
     const int32_t ms = qm[hh], es1 = -qe[hh] - sbits - LOGIT_FRAC - 1;
+    uint8_t *out = p + hh * p_stride;
+#ifdef FTER_LX7_ROWS
+    {
+      const int32_t m = softmax_logits_lx7(l, z, km + hh, ke + hh, n, 4 * k_stride, ms,
+                                           sbits - 1, es1);
+      const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);
+      softmax_probs_lx7(out, l, n, (255 << PROB_SHIFT) / (sum > 1 ? sum : 1));
+      continue;
+    }
+#endif
     /* logits in Q10 and their maximum */
     int32_t lmax = -(1 << 30);
     FTER_UNROLL4
@@ -583,7 +690,6 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     }
     /* probabilities round(255 e / sum e) through one reciprocal */
     const int32_t recip = (255 << PROB_SHIFT) / (total > 1 ? total : 1);
-    uint8_t *out = p + hh * p_stride;
     FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t v = fter_rshift_round(l[j] * recip, PROB_SHIFT);
