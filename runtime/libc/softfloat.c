@@ -1,9 +1,10 @@
-/* IEEE-754 binary32 add, subtract, multiply, divide and unsigned conversions
- * for the lx106, whose Debian libgcc lacks them (the ESP8266 ROM has them) or,
- * for the division, has a slow one (about 460 instructions a call where this
- * one takes about 120).  With FTER_SOFTFLOAT_DIV_ONLY only the division is
- * built: the LX7 simulator build (sim/esp32s3/lx7_divsf3.c) takes the rest
- * from the FPU.
+/* IEEE-754 binary32 add, subtract, multiply and unsigned conversions for
+ * the lx106, whose Debian libgcc lacks them (the ESP8266 ROM has them), and a
+ * division for the LX7 simulator build (FTER_SOFTFLOAT_DIV_ONLY, through
+ * sim/esp32s3/lx7_divsf3.c, which takes the rest from the FPU): on the LX7 its
+ * 32-bit integer divisions are one QUOU each, about 110 instructions a call
+ * where Debian libgcc's takes about 170.  The lx106, which divides integers in
+ * software, keeps libgcc's.
  *
  * Results must be bit-identical to x86-64 SSE with the default MXCSR
  * (round to nearest even, subnormals kept), so host and simulator builds
@@ -84,6 +85,7 @@ static uint32_t normal_sig(uint32_t x, int32_t *e) {
   return f | 0x00800000u;
 }
 
+#if defined(FTER_SOFTFLOAT_DIV_ONLY) || defined(FTER_SOFTFLOAT_PREFIX)
 /* bits (<= 8) more quotient bits of a long division by d < 2^24 with the remainder *r < d */
 static inline void div_step(uint32_t *q, uint32_t *r, uint32_t d, int32_t bits) {
   const uint32_t n = *r << bits, digit = n / d;
@@ -117,6 +119,7 @@ float SF(divsf3)(float a, float b) {
   div_step(&q, &r, xb, 6);
   return from_bits(round_pack(sign, e, q | (r != 0)));
 }
+#endif
 
 #ifndef FTER_SOFTFLOAT_DIV_ONLY
 /* Unpacks a finite, non-zero magnitude into (e, sig) with sig < 2^31; the
