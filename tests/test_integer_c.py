@@ -87,8 +87,11 @@ def _tile(rng, t, nb, stride, k, deit=False):
 
 TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
 DEIT_TILE = (197, 32, 32, 192)   # with DeiT-like scales (_tile's deit): no shift clamps
-# ... and every tiling with such scales: DeiT's, and odd channel counts (the LX7 loops' tails)
-DEIT_TILES = [(*DEIT_TILE, True), (3, 7, 9, 33, True), (2, 33, 40, 64, True)]
+# ... and every tiling with such scales: DeiT's, odd channel counts (the LX7 loops' tails), and
+# long rows whose accumulators need 18 and 19 bits (the LX7 loops' MULSH factors split their
+# shift differently from 19 bits on)
+DEIT_TILES = [(*DEIT_TILE, True), (3, 7, 9, 33, True), (2, 33, 40, 64, True),
+              (4, 16, 16, 1536, True), (5, 9, 16, 3072, True)]
 
 
 def rowmax_cases(rng):

@@ -44,17 +44,35 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
 
 enum { TILE_CHANNELS = 32 };
 
-/* Channels are taken in chunks whose three factors sit side by side on the stack: one pointer
- * walks them in the inner loop, which leaves registers for the row's factors. Fills chan with up
- * to TILE_CHANNELS of the left channels; returns how many. */
-static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
-                             const int32_t *ce, const int32_t *cb, int32_t left) {
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* The LX7 loops below also keep each channel's cm << cm_shift(abits) as a fourth factor: with the
+ * row's ms << row_shift(abits) one MULSH (the high word of the 64-bit product) is
+ * floor(cm * ms / 2^(abits - 1)), the first rounding's shift, where the C multiplies and shifts
+ * (|cm|, |ms| <= 2^15; the two shifts add up to 33 - abits and keep both factors in int32). */
+#define CHAN_WORDS 4
+static inline int32_t cm_shift(int32_t abits) { return fter_min(15, 33 - abits); }
+static inline int32_t row_factor(int32_t ms, int32_t abits) {
+  return ms * (1 << (33 - abits - cm_shift(abits)));
+}
+#else
+#define CHAN_WORDS 3
+#endif
+
+/* Channels are taken in chunks whose factors sit side by side on the stack: one pointer walks
+ * them in the inner loop, which leaves registers for the row's factors. Fills chan with up to
+ * TILE_CHANNELS of the left channels; returns how many. */
+static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int32_t *cm,
+                             const int32_t *ce, const int32_t *cb, int32_t left, int32_t abits) {
   const int32_t nc = fter_min(left, TILE_CHANNELS);
   for (int32_t j = 0; j < nc; ++j) {
     chan[j][0] = cm[j];
     chan[j][1] = ce[j];
     chan[j][2] = cb[j];
+#if CHAN_WORDS == 4
+    chan[j][3] = cm[j] * (1 << cm_shift(abits));
+#endif
   }
+  (void)abits;
   return nc;
 }
 
@@ -72,14 +90,12 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
 #define FTER_LX7_LOOP_FN static __attribute__((noinline))
 
 /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
- * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (cm, ce, cb), byte offsets as
- * strings; %[x], %[t] scratch */
+ * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (cm, ce, cb, shifted cm), byte
+ * offsets as strings, %[ms] the row's factor (row_factor); %[x], %[t] scratch */
 #define FTER_DEQUANT_AT(AO, FO)                \
   "l32i   %[x], %[pa], " AO "\n"               \
-  "l32i   %[t], %[pf], " FO "+0\n"             \
-  "mull   %[t], %[t], %[ms]\n"                 \
-  "ssr    %[ab1]\n"                            \
-  "sra    %[t], %[t]\n"                        \
+  "l32i   %[t], %[pf], " FO "+12\n"            \
+  "mulsh  %[t], %[t], %[ms]\n"                 \
   "addi   %[t], %[t], 1\n"                     \
   "srai   %[t], %[t], 1\n"                     \
   "mull   %[x], %[x], %[t]\n"                  \
@@ -94,7 +110,8 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][3], const int32_t *cm,
 #define FTER_DEQUANT_ASM FTER_DEQUANT_AT("0", "0")
 
 /* The smallest and largest channel exponent of a chunk (channel_chunk's layout). */
-static void exponent_range(int32_t range[2], const int32_t chan[TILE_CHANNELS][3], int32_t nc) {
+static void exponent_range(int32_t range[2], const int32_t chan[TILE_CHANNELS][CHAN_WORDS],
+                           int32_t nc) {
   range[0] = range[1] = chan[0][1];
   for (int32_t j = 1; j < nc; ++j) {
     range[0] = fter_min(range[0], chan[j][1]);
@@ -108,27 +125,27 @@ static inline int unclamped(int32_t es1, const int32_t range[2]) {
 }
 
 /* max(m, the row's values) */
-FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[3],
-                                   int32_t nc, int32_t ms, int32_t abits1, int32_t es1) {
+FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
+                                   int32_t nc, int32_t ms, int32_t es1) {
   int32_t x, t, v;
   __asm__ volatile(
       "loopnez %[n], 1f\n"
       FTER_DEQUANT_ASM
       "max    %[m], %[m], %[v]\n"
       "addi   %[pa], %[pa], 4\n"
-      "addi   %[pf], %[pf], 12\n"
+      "addi   %[pf], %[pf], 16\n"
       "1:\n"
       : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
         [v] "=&r"(v)
-      : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+      : [ms] "r"(ms), [es1] "r"(es1)
       : "memory");
   return m;
 }
 
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
  * into top[j]. */
-FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t *top,
-                                     int32_t nc, int32_t ms, int32_t abits1, int32_t es1) {
+FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
+                                     int32_t nc, int32_t ms, int32_t es1) {
   int32_t x, t, v;
   if (top == 0)
     __asm__ volatile(
@@ -136,10 +153,10 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t 
         FTER_DEQUANT_ASM
         "s32i   %[v], %[pa], 0\n"
         "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 12\n"
+        "addi   %[pf], %[pf], 16\n"
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)
-        : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+        : [ms] "r"(ms), [es1] "r"(es1)
         : "memory");
   else
     __asm__ volatile(
@@ -151,12 +168,12 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t 
         "max    %[t], %[t], %[v]\n"
         "s32i   %[t], %[pt], 0\n"
         "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 12\n"
+        "addi   %[pf], %[pf], 16\n"
         "addi   %[pt], %[pt], 4\n"
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
           [v] "=&r"(v)
-        : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1)
+        : [ms] "r"(ms), [es1] "r"(es1)
         : "memory");
 }
 
@@ -209,12 +226,12 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[3], int32_t 
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
     [v] "=&r"(v), [u] "=&r"(u)                                                            \
-  : [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
+  : [ms] "r"(ms), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
 /* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
-FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[3],
-                                         int32_t nc, int32_t ms, int32_t abits1, int32_t es1,
+FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
+                                         int32_t nc, int32_t ms, int32_t es1,
                                          const int32_t *tab, int32_t r, int32_t m) {
   int32_t x, t, v, u;
   const int odd = nc & 1;
@@ -223,9 +240,9 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
     r = -127;
     __asm__ volatile("loopnez %[n], 3f\n"
                      GELU_CODE_R0_AT("0", "0", "0")
-                     GELU_CODE_R0_AT("4", "12", "1")
+                     GELU_CODE_R0_AT("4", "16", "1")
                      "addi   %[pa], %[pa], 8\n"
-                     "addi   %[pf], %[pf], 24\n"
+                     "addi   %[pf], %[pf], 32\n"
                      "addi   %[po], %[po], 2\n"
                      "3:\n" GELU_ROW_OPERANDS);
     if (odd) __asm__ volatile(GELU_CODE_R0_AT("0", "0", "0") GELU_ROW_OPERANDS);
@@ -233,9 +250,9 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   }
   __asm__ volatile("loopnez %[n], 3f\n"
                    GELU_CODE_AT("0", "0", "0")
-                   GELU_CODE_AT("4", "12", "1")
+                   GELU_CODE_AT("4", "16", "1")
                    "addi   %[pa], %[pa], 8\n"
-                   "addi   %[pf], %[pf], 24\n"
+                   "addi   %[pf], %[pf], 32\n"
                    "addi   %[po], %[po], 2\n"
                    "3:\n" GELU_ROW_OPERANDS);
   if (odd) __asm__ volatile(GELU_CODE_AT("0", "0", "0") GELU_ROW_OPERANDS);
@@ -280,8 +297,8 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
                             const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
                             int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][3];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
 #ifdef FTER_LX7_ROWS
     int32_t range[2];
     exponent_range(range, chan, nc);
@@ -292,7 +309,7 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
       int32_t m = vmax[i];
 #ifdef FTER_LX7_ROWS
       if (unclamped(es1, range)) {
-        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[3])chan, nc, ms, abits - 1, es1);
+        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits), es1);
         continue;
       }
 #endif
@@ -311,8 +328,8 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
                           int32_t q_stride, int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][3];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
 #ifdef FTER_LX7_ROWS
     int32_t range[2];
     exponent_range(range, chan, nc);
@@ -324,7 +341,8 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
       int8_t *out = q + i * q_stride + j0;
 #ifdef FTER_LX7_ROWS
       if (unclamped(es1, range)) {
-        gelu_codes_row_lx7(out, a, (const int32_t(*)[3])chan, nc, ms, abits - 1, es1, tab, r, m);
+        gelu_codes_row_lx7(out, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
+                           es1, tab, r, m);
         continue;
       }
 #endif
@@ -339,7 +357,7 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 
 /* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
  * accumulators a[i * stride + j]; top[j] (if not NULL) folds each channel's largest |V|. */
-static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][3], int32_t *top,
+static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t *top,
                             int32_t nc, const int32_t *rm, const int32_t *re, int32_t t,
                             int32_t stride, int32_t abits) {
 #ifdef FTER_LX7_ROWS
@@ -350,7 +368,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][3], in
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
 #ifdef FTER_LX7_ROWS
     if (unclamped(es1, range)) {
-      values_row_lx7(a, (const int32_t(*)[3])chan, top, nc, ms, abits - 1, es1);
+      values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top, nc, row_factor(ms, abits), es1);
       continue;
     }
 #endif
@@ -379,8 +397,8 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
                              const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
                              int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][3], top[TILE_CHANNELS];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], top[TILE_CHANNELS];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t j = 0; j < nc; ++j) top[j] = 0;
     values_in_place(acc + j0, chan, top, nc, rm, re, t, acc_stride, abits);
     /* each channel's multiplier, split as fter_quant8 takes it, in its chunk slot */
@@ -406,8 +424,8 @@ static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, cons
                       int32_t t, int32_t nb, int32_t y_stride, int32_t out_stride,
                       int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][3];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
+    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     values_in_place(acc + j0, chan, 0, nc, rm, re, t, acc_stride, abits);
   }
   const int32_t *a = acc;
@@ -559,16 +577,16 @@ static inline int32_t exp_neg(int32_t dlt) {
 /* A softmax row's three passes on the LX7, one zero-overhead loop each with MIN/MAX where GCC
  * (building for the lx106, which has neither) branches; fter_softmax_row_u8's C is their twin. */
 
-/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and ke; their max */
+/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and ke; their max.
+ * ms2 = ms * 2^(33 - sbits) (sbits >= 18 keeps it in int32): MULSH of km and ms2 is
+ * floor(km * ms / 2^(sbits - 1)), as for the channels' factors above. */
 FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *km,
                                             const int32_t *ke, int32_t n, int32_t kstep,
-                                            int32_t ms, int32_t abits1, int32_t es1) {
+                                            int32_t ms2, int32_t es1) {
   int32_t lmax = -(1 << 30), x, t;
   __asm__ volatile("loopnez %[n], 1f\n"
                    "l32i   %[t], %[pm], 0\n"
-                   "mull   %[t], %[t], %[ms]\n"
-                   "ssr    %[ab1]\n"
-                   "sra    %[t], %[t]\n"
+                   "mulsh  %[t], %[t], %[ms]\n"
                    "addi   %[t], %[t], 1\n"
                    "srai   %[t], %[t], 1\n"
                    "l32i   %[x], %[pz], 0\n"
@@ -590,7 +608,7 @@ FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const 
                    "1:\n"
                    : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pe] "+r"(ke),
                      [n] "+r"(n), [x] "=&r"(x), [t] "=&r"(t)
-                   : [ks] "r"(kstep), [ms] "r"(ms), [ab1] "r"(abits1), [es1] "r"(es1),
+                   : [ks] "r"(kstep), [ms] "r"(ms2), [es1] "r"(es1),
                      [zero] "r"(0), [c29] "r"(29)
                    : "memory");
   return lmax;
@@ -663,9 +681,9 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     const int32_t ms = qm[hh], es1 = -qe[hh] - sbits - LOGIT_FRAC - 1;
     uint8_t *out = p + hh * p_stride;
 #ifdef FTER_LX7_ROWS
-    {
-      const int32_t m = softmax_logits_lx7(l, z, km + hh, ke + hh, n, 4 * k_stride, ms,
-                                           sbits - 1, es1);
+    if (sbits >= 18) {
+      const int32_t m = softmax_logits_lx7(l, z, km + hh, ke + hh, n, 4 * k_stride,
+                                           ms * (1 << (33 - sbits)), es1);
       const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);
       softmax_probs_lx7(out, l, n, (255 << PROB_SHIFT) / (sum > 1 ? sum : 1));
       continue;
