@@ -59,13 +59,15 @@ def _tile(rng, t, nb, stride, k, deit=False):
     shift clamps at both ends, a zero scale, extreme accumulators; -> (header and operand bytes,
     the contract's values V[t, nb], the accumulators [t, stride]).  ``deit``: instead scales and
     accumulators as a ternary ViT's fc1 has them (no shift clamps; values within a few units,
-    some past GELU's saturation)."""
+    some past GELU's saturation); ``deit="large"``: the same with values up to ~100, so that the
+    GELU codes' quantizer shifts (r > 0)."""
     abits = im.acc_bits(k)
     lim = 128 * k
     if deit:   # its own generator: the same tile whatever the cases before it drew
         rng = np.random.default_rng((t, nb, stride, k))
         acc = np.clip(rng.normal(0, 40 * k ** 0.5, (t, stride)), -lim, lim).astype(np.int32)
-        alpha = (2.0 ** rng.uniform(-6, -4, nb)).astype(np.float32)
+        low, high = (0, 2) if deit == "large" else (-6, -4)
+        alpha = (2.0 ** rng.uniform(low, high, nb)).astype(np.float32)
         scale = (2.0 ** rng.uniform(-8, -6, t)).astype(np.float32)
     else:
         acc = rng.integers(-lim, lim + 1, (t, stride)).astype(np.int32)
@@ -85,13 +87,18 @@ def _tile(rng, t, nb, stride, k, deit=False):
     return blob, v, acc
 
 
+def _tag(deit) -> str:
+    """A tile case's name suffix for _tile's ``deit``."""
+    return {False: "", True: " deit", "large": " deit large"}[deit]
+
+
 TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
 DEIT_TILE = (197, 32, 32, 192)   # with DeiT-like scales (_tile's deit): no shift clamps
 # ... and every tiling with such scales: DeiT's, odd channel counts (the LX7 loops' tails), and
 # long rows whose accumulators need 18 and 19 bits (the LX7 loops' MULSH factors split their
 # shift differently from 19 bits on)
 DEIT_TILES = [(*DEIT_TILE, True), (3, 7, 9, 33, True), (2, 33, 40, 64, True),
-              (4, 16, 16, 1536, True), (5, 9, 16, 3072, True)]
+              (4, 16, 16, 1536, True), (5, 9, 16, 3072, True), (6, 17, 17, 192, "large")]
 
 
 def rowmax_cases(rng):
@@ -104,7 +111,7 @@ def rowmax_cases(rng):
         start[0] = np.iinfo(np.int32).min
         vmax = np.maximum(start, v.max(1)).astype(np.int32)
         blob += [struct.pack("<i", 1), *tile, start.tobytes()]
-        expected.append((f"value rowmax t={t} nb={nb} k={k}{' deit' * deit}", [vmax]))
+        expected.append((f"value rowmax t={t} nb={nb} k={k}{_tag(deit)}", [vmax]))
     return blob, expected
 
 
@@ -119,7 +126,7 @@ def tile_cases(rng):
         mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
         q = im.quant8(im.NP, h, np.asarray(mult, np.int64)[:, None]).astype(np.int8)
         blob += [struct.pack("<i", 2), *tile, tab.astype(np.int32).tobytes(), mult.tobytes()]
-        expected.append((f"gelu codes t={t} nb={nb} k={k}{' deit' * deit}", [q]))
+        expected.append((f"gelu codes t={t} nb={nb} k={k}{_tag(deit)}", [q]))
     return blob, expected
 
 
@@ -142,7 +149,7 @@ def codes_cases(rng):
             after[:, :nb] = v
             scale = top.astype(np.float32) * np.float32(2.0 ** -im.VALUE_FRAC)
             blob += [struct.pack("<i", op), *tile]
-            expected.append((f"{kind} t={t} nb={nb} k={k}{' deit' * deit}",
+            expected.append((f"{kind} t={t} nb={nb} k={k}{_tag(deit)}",
                              [q.astype(np.int8), top.astype(np.int32) if op == 7 else scale,
                               after]))
     return blob, expected

@@ -45,11 +45,15 @@ static inline int32_t gelu(int32_t v, const int32_t *tab) {
 enum { TILE_CHANNELS = 32 };
 
 #if defined(FTER_PIE) && defined(__XTENSA__)
-/* The LX7 loops below also keep each channel's cm << cm_shift(abits) as a fourth factor: with the
- * row's ms << row_shift(abits) one MULSH (the high word of the 64-bit product) is
- * floor(cm * ms / 2^(abits - 1)), the first rounding's shift, where the C multiplies and shifts
- * (|cm|, |ms| <= 2^15; the two shifts add up to 33 - abits and keep both factors in int32). */
-#define CHAN_WORDS 4
+/* The LX7 loops below keep two more factors per channel, so that MULSH (the high word of the
+ * 64-bit product) takes the place of both rounding shifts' variable shifts:
+ * - [3]: cm << cm_shift(abits); with the row's factor ms << (33 - abits - cm_shift) one MULSH is
+ *   floor(cm * ms / 2^(abits - 1)), the first rounding's shift (|cm|, |ms| <= 2^15: both stay in
+ *   int32);
+ * - [4]: 2^(30 - cemax + ce), cemax the chunk's largest exponent (lx7_chunk_prep); MULSH of the
+ *   product acc * c by it is floor(acc * c / 2^(2 + cemax - ce)), and a right shift by the row's
+ *   es1 - cemax - 2, set once per row, completes the second rounding's es1 - ce. */
+#define CHAN_WORDS 5
 static inline int32_t cm_shift(int32_t abits) { return fter_min(15, 33 - abits); }
 static inline int32_t row_factor(int32_t ms, int32_t abits) {
   return ms * (1 << (33 - abits - cm_shift(abits)));
@@ -68,7 +72,7 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
     chan[j][0] = cm[j];
     chan[j][1] = ce[j];
     chan[j][2] = cb[j];
-#if CHAN_WORDS == 4
+#if CHAN_WORDS == 5
     chan[j][3] = cm[j] * (1 << cm_shift(abits));
 #endif
   }
@@ -77,7 +81,7 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
 }
 
 #if defined(FTER_PIE) && defined(__XTENSA__)
-/* The LX7's own loops for rows whose shifts es1 - ce all lie in [0, 29] (the contract's clamp is
+/* The LX7's own loops for rows whose shifts es1 - ce all lie in [2, 29] (the contract's clamp is
  * then the identity): the C's operations in one zero-overhead loop per row, with the LX7's ABS,
  * CLAMPS and MAX and every value in a register (GCC, which builds for the lx106 here, keeps
  * some of them on the stack and branches for each clamp).  Other rows, and every other core, run
@@ -90,54 +94,62 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
 #define FTER_LX7_LOOP_FN static __attribute__((noinline))
 
 /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
- * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (cm, ce, cb, shifted cm), byte
- * offsets as strings, %[ms] the row's factor (row_factor); %[x], %[t] scratch */
-#define FTER_DEQUANT_AT(AO, FO)                \
+ * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (the chunk's factors), byte
+ * offsets as strings, %[ms] the row's factor (row_factor); SAR holds the row's shift
+ * es1 - cemax - 2 (%[sh]; FTER_DEQUANT_SAR_AT sets it again, for loops that use SAR for more);
+ * %[x], %[t] scratch */
+#define FTER_DEQUANT_SAR(AO, FO, SAR)          \
   "l32i   %[x], %[pa], " AO "\n"               \
   "l32i   %[t], %[pf], " FO "+12\n"            \
   "mulsh  %[t], %[t], %[ms]\n"                 \
   "addi   %[t], %[t], 1\n"                     \
   "srai   %[t], %[t], 1\n"                     \
   "mull   %[x], %[x], %[t]\n"                  \
-  "l32i   %[t], %[pf], " FO "+4\n"             \
-  "sub    %[t], %[es1], %[t]\n"                \
-  "ssr    %[t]\n"                              \
+  "l32i   %[t], %[pf], " FO "+16\n"            \
+  "mulsh  %[x], %[x], %[t]\n"                  \
+  SAR                                          \
   "sra    %[x], %[x]\n"                        \
   "addi   %[x], %[x], 1\n"                     \
   "srai   %[x], %[x], 1\n"                     \
   "l32i   %[t], %[pf], " FO "+8\n"             \
   "add    %[v], %[x], %[t]\n"
+#define FTER_DEQUANT_AT(AO, FO) FTER_DEQUANT_SAR(AO, FO, "")
+#define FTER_DEQUANT_SAR_AT(AO, FO) FTER_DEQUANT_SAR(AO, FO, "ssr    %[sh]\n")
 #define FTER_DEQUANT_ASM FTER_DEQUANT_AT("0", "0")
 
-/* The smallest and largest channel exponent of a chunk (channel_chunk's layout). */
-static void exponent_range(int32_t range[2], const int32_t chan[TILE_CHANNELS][CHAN_WORDS],
-                           int32_t nc) {
+/* The smallest and largest channel exponent of a chunk (channel_chunk's layout) into range, and
+ * each channel's second MULSH factor 2^(30 - cemax + ce) (chan[j][4]; clamped for chunks whose
+ * exponents span more than 27, which no row's loop then uses). */
+static void lx7_chunk_prep(int32_t range[2], int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t nc) {
   range[0] = range[1] = chan[0][1];
   for (int32_t j = 1; j < nc; ++j) {
     range[0] = fter_min(range[0], chan[j][1]);
     range[1] = fter_max(range[1], chan[j][1]);
   }
+  for (int32_t j = 0; j < nc; ++j) chan[j][4] = 1 << fter_clamp(30 - range[1] + chan[j][1], 0, 30);
 }
 
-/* Whether a row's shifts es1 - ce need no clamp over the chunk's exponent range. */
-static inline int unclamped(int32_t es1, const int32_t range[2]) {
-  return es1 - range[1] >= 0 && es1 - range[0] <= 29;
+/* Whether a row takes the LX7 loop: its shifts es1 - ce need no clamp over the chunk's exponent
+ * range, and es1 - cemax >= 2 leaves the row's SAR shift es1 - cemax - 2 non-negative. */
+static inline int lx7_row(int32_t es1, const int32_t range[2]) {
+  return es1 - range[1] >= 2 && es1 - range[0] <= 29;
 }
 
 /* max(m, the row's values) */
 FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
-                                   int32_t nc, int32_t ms, int32_t es1) {
+                                   int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
   __asm__ volatile(
+      "ssr    %[sh]\n"
       "loopnez %[n], 1f\n"
       FTER_DEQUANT_ASM
       "max    %[m], %[m], %[v]\n"
       "addi   %[pa], %[pa], 4\n"
-      "addi   %[pf], %[pf], 16\n"
+      "addi   %[pf], %[pf], 20\n"
       "1:\n"
       : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
         [v] "=&r"(v)
-      : [ms] "r"(ms), [es1] "r"(es1)
+      : [ms] "r"(ms), [sh] "r"(sh)
       : "memory");
   return m;
 }
@@ -145,21 +157,23 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
  * into top[j]. */
 FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
-                                     int32_t nc, int32_t ms, int32_t es1) {
+                                     int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
   if (top == 0)
     __asm__ volatile(
+        "ssr    %[sh]\n"
         "loopnez %[n], 1f\n"
         FTER_DEQUANT_ASM
         "s32i   %[v], %[pa], 0\n"
         "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 16\n"
+        "addi   %[pf], %[pf], 20\n"
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)
-        : [ms] "r"(ms), [es1] "r"(es1)
+        : [ms] "r"(ms), [sh] "r"(sh)
         : "memory");
   else
     __asm__ volatile(
+        "ssr    %[sh]\n"
         "loopnez %[n], 1f\n"
         FTER_DEQUANT_ASM
         "s32i   %[v], %[pa], 0\n"
@@ -168,12 +182,12 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
         "max    %[t], %[t], %[v]\n"
         "s32i   %[t], %[pt], 0\n"
         "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 16\n"
+        "addi   %[pf], %[pf], 20\n"
         "addi   %[pt], %[pt], 4\n"
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
           [v] "=&r"(v)
-        : [ms] "r"(ms), [es1] "r"(es1)
+        : [ms] "r"(ms), [sh] "r"(sh)
         : "memory");
 }
 
@@ -186,10 +200,12 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 #define QUANT_R0 ""
 #define QUANT_M127 "movi   %[x], -127\n max    %[t], %[t], %[x]\n"
 #define QUANT_R0_M127 "max    %[t], %[t], %[r]\n"
-#define GELU_CODE_AT(AO, FO, OO) GELU_CODE_Q(AO, FO, OO, QUANT_R, QUANT_M127)
-#define GELU_CODE_R0_AT(AO, FO, OO) GELU_CODE_Q(AO, FO, OO, QUANT_R0, QUANT_R0_M127)
-#define GELU_CODE_Q(AO, FO, OO, QUANT_SHIFT, QUANT_LOW)          \
-  FTER_DEQUANT_AT(AO, FO)                                        \
+#define GELU_CODE_AT(AO, FO, OO) \
+  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, QUANT_R, QUANT_M127)
+#define GELU_CODE_R0_AT(AO, FO, OO) \
+  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, QUANT_R0, QUANT_R0_M127)
+#define GELU_CODE_Q(DEQUANT, OO, QUANT_SHIFT, QUANT_LOW)         \
+  DEQUANT                                                        \
   "abs    %[u], %[v]\n"                                          \
   "srli   %[t], %[u], 14\n"                                      \
   "bnez   %[t], 1f\n"                                            \
@@ -226,33 +242,34 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
     [v] "=&r"(v), [u] "=&r"(u)                                                            \
-  : [ms] "r"(ms), [es1] "r"(es1), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
+  : [ms] "r"(ms), [sh] "r"(sh), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
 /* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
 FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
-                                         int32_t nc, int32_t ms, int32_t es1,
+                                         int32_t nc, int32_t ms, int32_t sh,
                                          const int32_t *tab, int32_t r, int32_t m) {
   int32_t x, t, v, u;
   const int odd = nc & 1;
   nc >>= 1;
   if (r == 0) { /* the quantizer's shift is the identity: none, and -127 stays in a register */
     r = -127;
-    __asm__ volatile("loopnez %[n], 3f\n"
+    __asm__ volatile("ssr    %[sh]\n"
+                     "loopnez %[n], 3f\n"
                      GELU_CODE_R0_AT("0", "0", "0")
-                     GELU_CODE_R0_AT("4", "16", "1")
+                     GELU_CODE_R0_AT("4", "20", "1")
                      "addi   %[pa], %[pa], 8\n"
-                     "addi   %[pf], %[pf], 32\n"
+                     "addi   %[pf], %[pf], 40\n"
                      "addi   %[po], %[po], 2\n"
                      "3:\n" GELU_ROW_OPERANDS);
-    if (odd) __asm__ volatile(GELU_CODE_R0_AT("0", "0", "0") GELU_ROW_OPERANDS);
+    if (odd) __asm__ volatile("ssr    %[sh]\n" GELU_CODE_R0_AT("0", "0", "0") GELU_ROW_OPERANDS);
     return;
   }
   __asm__ volatile("loopnez %[n], 3f\n"
                    GELU_CODE_AT("0", "0", "0")
-                   GELU_CODE_AT("4", "16", "1")
+                   GELU_CODE_AT("4", "20", "1")
                    "addi   %[pa], %[pa], 8\n"
-                   "addi   %[pf], %[pf], 32\n"
+                   "addi   %[pf], %[pf], 40\n"
                    "addi   %[po], %[po], 2\n"
                    "3:\n" GELU_ROW_OPERANDS);
   if (odd) __asm__ volatile(GELU_CODE_AT("0", "0", "0") GELU_ROW_OPERANDS);
@@ -301,15 +318,16 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
     const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
 #ifdef FTER_LX7_ROWS
     int32_t range[2];
-    exponent_range(range, chan, nc);
+    lx7_chunk_prep(range, chan, nc);
 #endif
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t *a = acc + i * acc_stride + j0;
       int32_t m = vmax[i];
 #ifdef FTER_LX7_ROWS
-      if (unclamped(es1, range)) {
-        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits), es1);
+      if (lx7_row(es1, range)) {
+        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
+                             es1 - range[1] - 2);
         continue;
       }
 #endif
@@ -332,7 +350,7 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
     const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
 #ifdef FTER_LX7_ROWS
     int32_t range[2];
-    exponent_range(range, chan, nc);
+    lx7_chunk_prep(range, chan, nc);
 #endif
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
@@ -340,9 +358,9 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
       const int32_t *a = acc + i * acc_stride + j0;
       int8_t *out = q + i * q_stride + j0;
 #ifdef FTER_LX7_ROWS
-      if (unclamped(es1, range)) {
+      if (lx7_row(es1, range)) {
         gelu_codes_row_lx7(out, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                           es1, tab, r, m);
+                           es1 - range[1] - 2, tab, r, m);
         continue;
       }
 #endif
@@ -357,18 +375,19 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 
 /* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
  * accumulators a[i * stride + j]; top[j] (if not NULL) folds each channel's largest |V|. */
-static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t *top,
+static void values_in_place(int32_t *a, int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t *top,
                             int32_t nc, const int32_t *rm, const int32_t *re, int32_t t,
                             int32_t stride, int32_t abits) {
 #ifdef FTER_LX7_ROWS
   int32_t range[2];
-  exponent_range(range, chan, nc);
+  lx7_chunk_prep(range, chan, nc);
 #endif
   for (int32_t i = 0; i < t; ++i, a += stride) {
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
 #ifdef FTER_LX7_ROWS
-    if (unclamped(es1, range)) {
-      values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top, nc, row_factor(ms, abits), es1);
+    if (lx7_row(es1, range)) {
+      values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top, nc, row_factor(ms, abits),
+                     es1 - range[1] - 2);
       continue;
     }
 #endif
