@@ -96,8 +96,9 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
 /* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
  * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (the chunk's factors), byte
  * offsets as strings, %[ms] the row's factor (row_factor); SAR holds the row's shift
- * es1 - cemax - 2 (%[sh]; FTER_DEQUANT_SAR_AT sets it again, for loops that use SAR for more);
- * %[x], %[t] scratch */
+ * e + 1 = es1 - cemax - 1 and %[hf] its 2^e, so that one add and one shift are the second
+ * rounding ((y >> e) + 1) >> 1 = (y + 2^e) >> (e + 1) (%[sh]; FTER_DEQUANT_SAR_AT sets SAR
+ * again, for loops that use it for more); %[x], %[t] scratch */
 #define FTER_DEQUANT_SAR(AO, FO, SAR)          \
   "l32i   %[x], %[pa], " AO "\n"               \
   "l32i   %[t], %[pf], " FO "+12\n"            \
@@ -108,9 +109,8 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
   "l32i   %[t], %[pf], " FO "+16\n"            \
   "mulsh  %[x], %[x], %[t]\n"                  \
   SAR                                          \
+  "add    %[x], %[x], %[hf]\n"                 \
   "sra    %[x], %[x]\n"                        \
-  "addi   %[x], %[x], 1\n"                     \
-  "srai   %[x], %[x], 1\n"                     \
   "l32i   %[t], %[pf], " FO "+8\n"             \
   "add    %[v], %[x], %[t]\n"
 #define FTER_DEQUANT_AT(AO, FO) FTER_DEQUANT_SAR(AO, FO, "")
@@ -149,7 +149,7 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
       "1:\n"
       : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
         [v] "=&r"(v)
-      : [ms] "r"(ms), [sh] "r"(sh)
+      : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
       : "memory");
   return m;
 }
@@ -169,7 +169,7 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
         "addi   %[pf], %[pf], 20\n"
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)
-        : [ms] "r"(ms), [sh] "r"(sh)
+        : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
         : "memory");
   else
     __asm__ volatile(
@@ -187,7 +187,7 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
         "1:\n"
         : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
           [v] "=&r"(v)
-        : [ms] "r"(ms), [sh] "r"(sh)
+        : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
         : "memory");
 }
 
@@ -242,13 +242,14 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
     [v] "=&r"(v), [u] "=&r"(u)                                                            \
-  : [ms] "r"(ms), [sh] "r"(sh), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
+  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(hf), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
 /* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
 FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
                                          int32_t nc, int32_t ms, int32_t sh,
                                          const int32_t *tab, int32_t r, int32_t m) {
+  const int32_t hf = 1 << (sh - 1);
   int32_t x, t, v, u;
   const int odd = nc & 1;
   nc >>= 1;
@@ -327,7 +328,7 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
 #ifdef FTER_LX7_ROWS
       if (lx7_row(es1, range)) {
         vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                             es1 - range[1] - 2);
+                             es1 - range[1] - 1);
         continue;
       }
 #endif
@@ -360,7 +361,7 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 #ifdef FTER_LX7_ROWS
       if (lx7_row(es1, range)) {
         gelu_codes_row_lx7(out, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                           es1 - range[1] - 2, tab, r, m);
+                           es1 - range[1] - 1, tab, r, m);
         continue;
       }
 #endif
@@ -387,7 +388,7 @@ static void values_in_place(int32_t *a, int32_t chan[TILE_CHANNELS][CHAN_WORDS],
 #ifdef FTER_LX7_ROWS
     if (lx7_row(es1, range)) {
       values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top, nc, row_factor(ms, abits),
-                     es1 - range[1] - 2);
+                     es1 - range[1] - 1);
       continue;
     }
 #endif
