@@ -135,60 +135,51 @@ static inline int lx7_row(int32_t es1, const int32_t range[2]) {
   return es1 - range[1] >= 2 && es1 - range[0] <= 29;
 }
 
+/* Two values per loop step in the row loops below, an odd count ending with one more (SAR set
+ * again: the tail is an asm statement of its own). */
+#define ROW_PAIRS(ONE, STEPS)                                       \
+  __asm__ volatile("ssr    %[sh]\n"                                 \
+                   "loopnez %[p], 1f\n" ONE("0", "0", "0") ONE("4", "20", "4") STEPS \
+                   "1:\n" ROW_OPERANDS);                             \
+  if (nc & 1) __asm__ volatile("ssr    %[sh]\n" ONE("0", "0", "0") ROW_OPERANDS)
+
 /* max(m, the row's values) */
+#define ROWMAX_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "max    %[m], %[m], %[v]\n"
 FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
                                    int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
-  __asm__ volatile(
-      "ssr    %[sh]\n"
-      "loopnez %[n], 1f\n"
-      FTER_DEQUANT_ASM
-      "max    %[m], %[m], %[v]\n"
-      "addi   %[pa], %[pa], 4\n"
-      "addi   %[pf], %[pf], 20\n"
-      "1:\n"
-      : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
-        [v] "=&r"(v)
-      : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
-      : "memory");
+#define ROW_OPERANDS                                                                       \
+  : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)     \
+  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)                 \
+  : "memory"
+  ROW_PAIRS(ROWMAX_AT, "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n");
+#undef ROW_OPERANDS
   return m;
 }
 
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
  * into top[j]. */
+#define VALUE_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "s32i   %[v], %[pa], " AO "\n"
+#define VALUE_TOP_AT(AO, FO, TO)           \
+  VALUE_AT(AO, FO, TO)                     \
+  "abs    %[v], %[v]\n"                    \
+  "l32i   %[t], %[pt], " TO "\n"           \
+  "max    %[t], %[t], %[v]\n"              \
+  "s32i   %[t], %[pt], " TO "\n"
 FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
                                      int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
-  if (top == 0)
-    __asm__ volatile(
-        "ssr    %[sh]\n"
-        "loopnez %[n], 1f\n"
-        FTER_DEQUANT_ASM
-        "s32i   %[v], %[pa], 0\n"
-        "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 20\n"
-        "1:\n"
-        : [pa] "+r"(a), [pf] "+r"(f), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)
-        : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
-        : "memory");
-  else
-    __asm__ volatile(
-        "ssr    %[sh]\n"
-        "loopnez %[n], 1f\n"
-        FTER_DEQUANT_ASM
-        "s32i   %[v], %[pa], 0\n"
-        "abs    %[v], %[v]\n"
-        "l32i   %[t], %[pt], 0\n"
-        "max    %[t], %[t], %[v]\n"
-        "s32i   %[t], %[pt], 0\n"
-        "addi   %[pa], %[pa], 4\n"
-        "addi   %[pf], %[pf], 20\n"
-        "addi   %[pt], %[pt], 4\n"
-        "1:\n"
-        : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t),
-          [v] "=&r"(v)
-        : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1))
-        : "memory");
+#define ROW_OPERANDS                                                                        \
+  : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)   \
+  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)                  \
+  : "memory"
+  if (top == 0) {
+    ROW_PAIRS(VALUE_AT, "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n");
+  } else {
+    ROW_PAIRS(VALUE_TOP_AT,
+              "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n addi   %[pt], %[pt], 8\n");
+  }
+#undef ROW_OPERANDS
 }
 
 /* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
