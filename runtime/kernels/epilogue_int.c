@@ -591,37 +591,40 @@ static inline int32_t exp_neg(int32_t dlt) {
 /* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and ke; their max.
  * ms2 = ms * 2^(33 - sbits) (sbits >= 18 keeps it in int32): MULSH of km and ms2 is
  * floor(km * ms / 2^(sbits - 1)), as for the channels' factors above. */
+#define LOGIT_AT(O)                         \
+  "l32i   %[t], %[pm], 0\n"                 \
+  "mulsh  %[t], %[t], %[ms]\n"              \
+  "addi   %[t], %[t], 1\n"                  \
+  "srai   %[t], %[t], 1\n"                  \
+  "l32i   %[x], %[pz], " O "\n"             \
+  "mull   %[x], %[x], %[t]\n"               \
+  "l32i   %[t], %[pe], 0\n"                 \
+  "sub    %[t], %[es1], %[t]\n"             \
+  "max    %[t], %[t], %[zero]\n"            \
+  "min    %[t], %[t], %[c29]\n"             \
+  "ssr    %[t]\n"                           \
+  "sra    %[x], %[x]\n"                     \
+  "addi   %[x], %[x], 1\n"                  \
+  "srai   %[x], %[x], 1\n"                  \
+  "s32i   %[x], %[pl], " O "\n"             \
+  "max    %[m], %[m], %[x]\n"               \
+  "add    %[pm], %[pm], %[ks]\n"            \
+  "add    %[pe], %[pe], %[ks]\n"
+#define LOGIT_OPERANDS                                                                    \
+  : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pe] "+r"(ke), [x] "=&r"(x), \
+    [t] "=&r"(t)                                                                          \
+  : [ks] "r"(kstep), [ms] "r"(ms2), [es1] "r"(es1), [zero] "r"(0), [c29] "r"(29),         \
+    [p] "r"(n >> 1)                                                                       \
+  : "memory"
 FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *km,
                                             const int32_t *ke, int32_t n, int32_t kstep,
                                             int32_t ms2, int32_t es1) {
   int32_t lmax = -(1 << 30), x, t;
-  __asm__ volatile("loopnez %[n], 1f\n"
-                   "l32i   %[t], %[pm], 0\n"
-                   "mulsh  %[t], %[t], %[ms]\n"
-                   "addi   %[t], %[t], 1\n"
-                   "srai   %[t], %[t], 1\n"
-                   "l32i   %[x], %[pz], 0\n"
-                   "mull   %[x], %[x], %[t]\n"
-                   "l32i   %[t], %[pe], 0\n"
-                   "sub    %[t], %[es1], %[t]\n"
-                   "max    %[t], %[t], %[zero]\n"
-                   "min    %[t], %[t], %[c29]\n"
-                   "ssr    %[t]\n"
-                   "sra    %[x], %[x]\n"
-                   "addi   %[x], %[x], 1\n"
-                   "srai   %[x], %[x], 1\n"
-                   "s32i   %[x], %[pl], 0\n"
-                   "max    %[m], %[m], %[x]\n"
-                   "addi   %[pz], %[pz], 4\n"
-                   "addi   %[pl], %[pl], 4\n"
-                   "add    %[pm], %[pm], %[ks]\n"
-                   "add    %[pe], %[pe], %[ks]\n"
-                   "1:\n"
-                   : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pe] "+r"(ke),
-                     [n] "+r"(n), [x] "=&r"(x), [t] "=&r"(t)
-                   : [ks] "r"(kstep), [ms] "r"(ms2), [es1] "r"(es1),
-                     [zero] "r"(0), [c29] "r"(29)
-                   : "memory");
+  __asm__ volatile("loopnez %[p], 1f\n" LOGIT_AT("0") LOGIT_AT("4")
+                   "addi   %[pz], %[pz], 8\n"
+                   "addi   %[pl], %[pl], 8\n"
+                   "1:\n" LOGIT_OPERANDS);
+  if (n & 1) __asm__ volatile(LOGIT_AT("0") LOGIT_OPERANDS);
   return lmax;
 }
 
