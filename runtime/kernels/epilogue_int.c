@@ -51,8 +51,8 @@ enum { TILE_CHANNELS = 32 };
  *   floor(cm * ms / 2^(abits - 1)), the first rounding's shift (|cm|, |ms| <= 2^15: both stay in
  *   int32);
  * - [4]: 2^(30 - cemax + ce), cemax the chunk's largest exponent (lx7_chunk_prep); MULSH of the
- *   product acc * c by it is floor(acc * c / 2^(2 + cemax - ce)), and a right shift by the row's
- *   es1 - cemax - 2, set once per row, completes the second rounding's es1 - ce. */
+ *   product acc * c by it is floor(acc * c / 2^(2 + cemax - ce)), and the row's remaining
+ *   e = es1 - cemax - 2 completes the second rounding's es1 - ce (FTER_DEQUANT_SAR). */
 #define CHAN_WORDS 5
 static inline int32_t cm_shift(int32_t abits) { return fter_min(15, 33 - abits); }
 static inline int32_t row_factor(int32_t ms, int32_t abits) {
@@ -62,11 +62,27 @@ static inline int32_t row_factor(int32_t ms, int32_t abits) {
 #define CHAN_WORDS 3
 #endif
 
+#if CHAN_WORDS == 5
+/* The smallest and largest channel exponent of a chunk (channel_chunk's layout) into range, and
+ * each channel's second MULSH factor 2^(30 - cemax + ce) (chan[j][4]; clamped for chunks whose
+ * exponents span more than 27, which no row's loop then uses). */
+static void lx7_chunk_prep(int32_t range[2], int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t nc) {
+  range[0] = range[1] = chan[0][1];
+  for (int32_t j = 1; j < nc; ++j) {
+    range[0] = fter_min(range[0], chan[j][1]);
+    range[1] = fter_max(range[1], chan[j][1]);
+  }
+  for (int32_t j = 0; j < nc; ++j) chan[j][4] = 1 << fter_clamp(30 - range[1] + chan[j][1], 0, 30);
+}
+#endif
+
 /* Channels are taken in chunks whose factors sit side by side on the stack: one pointer walks
  * them in the inner loop, which leaves registers for the row's factors. Fills chan with up to
- * TILE_CHANNELS of the left channels; returns how many. */
-static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int32_t *cm,
-                             const int32_t *ce, const int32_t *cb, int32_t left, int32_t abits) {
+ * TILE_CHANNELS of the left channels (and, for the LX7 loops, their MULSH factors and the
+ * chunk's exponent range, range); returns how many. */
+static inline int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t range[2],
+                                    const int32_t *cm, const int32_t *ce, const int32_t *cb,
+                                    int32_t left, int32_t abits) {
   const int32_t nc = fter_min(left, TILE_CHANNELS);
   for (int32_t j = 0; j < nc; ++j) {
     chan[j][0] = cm[j];
@@ -76,6 +92,11 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
     chan[j][3] = cm[j] * (1 << cm_shift(abits));
 #endif
   }
+#if CHAN_WORDS == 5
+  lx7_chunk_prep(range, chan, nc);
+#else
+  range[0] = range[1] = 0; /* only the LX7 loops read it */
+#endif
   (void)abits;
   return nc;
 }
@@ -117,42 +138,36 @@ static int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], const int3
 #define FTER_DEQUANT_SAR_AT(AO, FO) FTER_DEQUANT_SAR(AO, FO, "ssr    %[sh]\n")
 #define FTER_DEQUANT_ASM FTER_DEQUANT_AT("0", "0")
 
-/* The smallest and largest channel exponent of a chunk (channel_chunk's layout) into range, and
- * each channel's second MULSH factor 2^(30 - cemax + ce) (chan[j][4]; clamped for chunks whose
- * exponents span more than 27, which no row's loop then uses). */
-static void lx7_chunk_prep(int32_t range[2], int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t nc) {
-  range[0] = range[1] = chan[0][1];
-  for (int32_t j = 1; j < nc; ++j) {
-    range[0] = fter_min(range[0], chan[j][1]);
-    range[1] = fter_max(range[1], chan[j][1]);
-  }
-  for (int32_t j = 0; j < nc; ++j) chan[j][4] = 1 << fter_clamp(30 - range[1] + chan[j][1], 0, 30);
-}
-
 /* Whether a row takes the LX7 loop: its shifts es1 - ce need no clamp over the chunk's exponent
- * range, and es1 - cemax >= 2 leaves the row's SAR shift es1 - cemax - 2 non-negative. */
+ * range, and es1 - cemax >= 2 leaves the row's e = es1 - cemax - 2 non-negative (SAR holds
+ * e + 1, see FTER_DEQUANT_SAR). */
 static inline int lx7_row(int32_t es1, const int32_t range[2]) {
   return es1 - range[1] >= 2 && es1 - range[0] <= 29;
 }
 
 /* Two values per loop step in the row loops below, an odd count ending with one more (SAR set
- * again: the tail is an asm statement of its own). */
-#define ROW_PAIRS(ONE, STEPS)                                       \
-  __asm__ volatile("ssr    %[sh]\n"                                 \
-                   "loopnez %[p], 1f\n" ONE("0", "0", "0") ONE("4", "20", "4") STEPS \
-                   "1:\n" ROW_OPERANDS);                             \
-  if (nc & 1) __asm__ volatile("ssr    %[sh]\n" ONE("0", "0", "0") ROW_OPERANDS)
+ * again: the tail is an asm statement of its own); ROW_OPERANDS_WITH, the operands around
+ * each loop's own, and ROW_STEP, the two pointers' step, are the same in each. */
+#define ROW_INPUTS [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)
+#define ROW_OPERANDS_WITH(OWN)                                                             \
+  : OWN, [pa] "+r"(a), [pf] "+r"(f), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v) : ROW_INPUTS \
+  : "memory"
+#define ROW_STEP "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n"
+#define ROW_PAIRS(ONE, STEPS)                                                          \
+  do {                                                                                 \
+    __asm__ volatile("ssr    %[sh]\n"                                                  \
+                     "loopnez %[p], 1f\n" ONE("0", "0", "0") ONE("4", "20", "4") STEPS \
+                     "1:\n" ROW_OPERANDS);                                              \
+    if (nc & 1) __asm__ volatile("ssr    %[sh]\n" ONE("0", "0", "0") ROW_OPERANDS);     \
+  } while (0)
 
 /* max(m, the row's values) */
 #define ROWMAX_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "max    %[m], %[m], %[v]\n"
 FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
                                    int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
-#define ROW_OPERANDS                                                                       \
-  : [m] "+r"(m), [pa] "+r"(a), [pf] "+r"(f), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)     \
-  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)                 \
-  : "memory"
-  ROW_PAIRS(ROWMAX_AT, "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n");
+#define ROW_OPERANDS ROW_OPERANDS_WITH([m] "+r"(m))
+  ROW_PAIRS(ROWMAX_AT, ROW_STEP);
 #undef ROW_OPERANDS
   return m;
 }
@@ -169,16 +184,11 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
 FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
                                      int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
-#define ROW_OPERANDS                                                                        \
-  : [pa] "+r"(a), [pf] "+r"(f), [pt] "+r"(top), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v)   \
-  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)                  \
-  : "memory"
-  if (top == 0) {
-    ROW_PAIRS(VALUE_AT, "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n");
-  } else {
-    ROW_PAIRS(VALUE_TOP_AT,
-              "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n addi   %[pt], %[pt], 8\n");
-  }
+#define ROW_OPERANDS ROW_OPERANDS_WITH([pt] "+r"(top))
+  if (top == 0)
+    ROW_PAIRS(VALUE_AT, ROW_STEP);
+  else
+    ROW_PAIRS(VALUE_TOP_AT, ROW_STEP "addi   %[pt], %[pt], 8\n");
 #undef ROW_OPERANDS
 }
 
@@ -306,12 +316,8 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
                             const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
                             int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-#ifdef FTER_LX7_ROWS
-    int32_t range[2];
-    lx7_chunk_prep(range, chan, nc);
-#endif
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
+    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t *a = acc + i * acc_stride + j0;
@@ -338,12 +344,8 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
                           int32_t q_stride, int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-#ifdef FTER_LX7_ROWS
-    int32_t range[2];
-    lx7_chunk_prep(range, chan, nc);
-#endif
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
+    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t i = 0; i < t; ++i) {
       const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
       const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
@@ -367,13 +369,10 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 
 /* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
  * accumulators a[i * stride + j]; top[j] (if not NULL) folds each channel's largest |V|. */
-static void values_in_place(int32_t *a, int32_t chan[TILE_CHANNELS][CHAN_WORDS], int32_t *top,
-                            int32_t nc, const int32_t *rm, const int32_t *re, int32_t t,
-                            int32_t stride, int32_t abits) {
-#ifdef FTER_LX7_ROWS
-  int32_t range[2];
-  lx7_chunk_prep(range, chan, nc);
-#endif
+static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_WORDS],
+                            const int32_t range[2], int32_t *top, int32_t nc, const int32_t *rm,
+                            const int32_t *re, int32_t t, int32_t stride, int32_t abits) {
+  (void)range; /* only the LX7 loops read it */
   for (int32_t i = 0; i < t; ++i, a += stride) {
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
 #ifdef FTER_LX7_ROWS
@@ -408,10 +407,10 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
                              const int32_t *re, int32_t t, int32_t nb, int32_t y_stride,
                              int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS], top[TILE_CHANNELS];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2], top[TILE_CHANNELS];
+    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t j = 0; j < nc; ++j) top[j] = 0;
-    values_in_place(acc + j0, chan, top, nc, rm, re, t, acc_stride, abits);
+    values_in_place(acc + j0, chan, range, top, nc, rm, re, t, acc_stride, abits);
     /* each channel's multiplier, split as fter_quant8 takes it, in its chunk slot */
     for (int32_t j = 0; j < nc; ++j) {
       const int32_t packed = fter_quant_multiplier(top[j]);
@@ -435,9 +434,9 @@ static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, cons
                       int32_t t, int32_t nb, int32_t y_stride, int32_t out_stride,
                       int32_t acc_stride, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS];
-    const int32_t nc = channel_chunk(chan, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-    values_in_place(acc + j0, chan, 0, nc, rm, re, t, acc_stride, abits);
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
+    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
+    values_in_place(acc + j0, chan, range, 0, nc, rm, re, t, acc_stride, abits);
   }
   const int32_t *a = acc;
   for (int32_t i = 0; i < t; ++i, a += acc_stride, y += y_stride) {
