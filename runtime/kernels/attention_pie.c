@@ -72,9 +72,8 @@ static inline __attribute__((always_inline)) void qk_keys(int32_t *scores, const
  * except that the last chunk's load advances the key pointer by %[inc] = k_stride - 16 (c - 1)
  * straight to the next key (.xp instead of .ip): per key c + 5 instructions (set) or c + 7
  * (add). */
-#define QK_ZERO "ee.zero.accx\n"
-#define QK_LOOP(LOADS, STORE)                                                            \
-  __asm__ volatile("loopnez %[n], 1f\n" QK_ZERO LOADS "ee.srs.accx %[s], %[z], 0\n" STORE \
+#define QK_LOOP(LOADS, STORE)                                                                  \
+  __asm__ volatile("loopnez %[n], 1f\n ee.zero.accx\n" LOADS "ee.srs.accx %[s], %[z], 0\n" STORE \
                    "addi %[o], %[o], 4\n"                                               \
                    "1:\n"                                                                \
                    : [kp] "+r"(k), [o] "+r"(scores), [n] "+r"(n), [s] "=&r"(s), [t] "=&r"(t) \
@@ -270,6 +269,12 @@ typedef struct {
   int32_t nfix;
 } prob_split;
 
+/* Adds a fix-up entry of val (<= 127) for the V row at byte offset o to the split. */
+static inline void add_fix(prob_split *sp, int32_t val, int32_t o) {
+  sp->fix_val[sp->nfix] = (int8_t)val;
+  sp->fix_off[sp->nfix++] = o;
+}
+
 /* Probability j (byte offset o of its V row) into the split; returns its main value. */
 static inline int32_t split_one(prob_split *sp, int32_t pj, int32_t j, int32_t o) {
   if (pj <= 127) {
@@ -278,12 +283,8 @@ static inline int32_t split_one(prob_split *sp, int32_t pj, int32_t j, int32_t o
   }
   const int32_t d = pj - 127; /* 1..128 */
   sp->main_val[j] = 127;
-  sp->fix_val[sp->nfix] = (int8_t)(d < 127 ? d : 127);
-  sp->fix_off[sp->nfix++] = o;
-  if (d == 128) {
-    sp->fix_val[sp->nfix] = 1;
-    sp->fix_off[sp->nfix++] = o;
-  }
+  add_fix(sp, d < 127 ? d : 127, o);
+  if (d == 128) add_fix(sp, 1, o);
   return 127;
 }
 
@@ -326,12 +327,6 @@ static int32_t split_probs(prob_split *sp, const uint8_t *p, int32_t n, int32_t 
 /* 16 int8 ones: ACCX += a chunk times them sums its bytes */
 static const int8_t ones16[16] __attribute__((aligned(16))) = {1, 1, 1, 1, 1, 1, 1, 1,
                                                                1, 1, 1, 1, 1, 1, 1, 1};
-
-/* Adds fix-up entries of val at byte offset o to the split. */
-static inline void add_fix(prob_split *sp, int32_t val, int32_t o) {
-  sp->fix_val[sp->nfix] = (int8_t)val;
-  sp->fix_off[sp->nfix++] = o;
-}
 
 /* The first word at or after p + j (j a multiple of 4, below end, a multiple of 16) with a byte
  * above 127, or end: four words per test (out of line, so that its loop has the registers). */
