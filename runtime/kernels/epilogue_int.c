@@ -246,6 +246,18 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
   : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(hf), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
+/* Two GELU codes per loop step, an odd count ending with one more; PRE before each asm
+ * statement (SAR for the row where the loop keeps it). */
+#define GELU_PAIRS(ONE, PRE)                                                     \
+  do {                                                                           \
+    __asm__ volatile(PRE "loopnez %[n], 3f\n" ONE("0", "0", "0") ONE("4", "20", "1") \
+                     "addi   %[pa], %[pa], 8\n"                                  \
+                     "addi   %[pf], %[pf], 40\n"                                 \
+                     "addi   %[po], %[po], 2\n"                                  \
+                     "3:\n" GELU_ROW_OPERANDS);                                  \
+    if (odd) __asm__ volatile(PRE ONE("0", "0", "0") GELU_ROW_OPERANDS);          \
+  } while (0)
+
 /* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
 FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
                                          int32_t nc, int32_t ms, int32_t sh,
@@ -256,25 +268,11 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   nc >>= 1;
   if (r == 0) { /* the quantizer's shift is the identity: none, and -127 stays in a register */
     r = -127;
-    __asm__ volatile("ssr    %[sh]\n"
-                     "loopnez %[n], 3f\n"
-                     GELU_CODE_R0_AT("0", "0", "0")
-                     GELU_CODE_R0_AT("4", "20", "1")
-                     "addi   %[pa], %[pa], 8\n"
-                     "addi   %[pf], %[pf], 40\n"
-                     "addi   %[po], %[po], 2\n"
-                     "3:\n" GELU_ROW_OPERANDS);
-    if (odd) __asm__ volatile("ssr    %[sh]\n" GELU_CODE_R0_AT("0", "0", "0") GELU_ROW_OPERANDS);
+    GELU_PAIRS(GELU_CODE_R0_AT, "ssr    %[sh]\n");
     return;
   }
-  __asm__ volatile("loopnez %[n], 3f\n"
-                   GELU_CODE_AT("0", "0", "0")
-                   GELU_CODE_AT("4", "20", "1")
-                   "addi   %[pa], %[pa], 8\n"
-                   "addi   %[pf], %[pf], 40\n"
-                   "addi   %[po], %[po], 2\n"
-                   "3:\n" GELU_ROW_OPERANDS);
-  if (odd) __asm__ volatile(GELU_CODE_AT("0", "0", "0") GELU_ROW_OPERANDS);
+  /* the quantizer shifts: SAR is set again for each value's dequantization */
+  GELU_PAIRS(GELU_CODE_AT, "");
 }
 
 /* fter_codes on the LX7: two values per loop step with the row's shift r in SAR for the whole
@@ -294,7 +292,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
   "max    %[" X "], %[" X "], %[low]\n"        \
   "s8i    %[" X "], %[pq], " QO "\n"
 #define CODES_OPERANDS                                                              \
-  : [pv] "+r"(v), [pq] "+r"(q), [n] "+r"(n), [x] "=&r"(x), [y] "=&r"(y)        \
+  : [pv] "+r"(v), [pq] "+r"(q), [x] "=&r"(x), [y] "=&r"(y)                     \
   : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(pairs), \
     [r] "r"(r)                                                                      \
   : "memory"
@@ -577,6 +575,11 @@ void fter_softmax_init(void) {
   exp2_ready = 1;
 }
 
+/* round(255 e / sum e) goes through one reciprocal of the row's sum (intmath.prob_reciprocal) */
+static inline int32_t prob_reciprocal(int32_t total) {
+  return (255 << PROB_SHIFT) / (total > 1 ? total : 1);
+}
+
 /* intmath.exp_neg: round(2^15 * exp(-D / 2^10)) for D >= 0 */
 static inline int32_t exp_neg(int32_t dlt) {
   const int32_t y = fter_rshift_round(fter_min(dlt, 65535) * LOG2E_Q14, 14);
@@ -698,7 +701,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
       const int32_t m = softmax_logits_lx7(l, z, km + hh, ke + hh, n, 4 * k_stride,
                                            ms * (1 << (33 - sbits)), es1);
       const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);
-      softmax_probs_lx7(out, l, n, (255 << PROB_SHIFT) / (sum > 1 ? sum : 1));
+      softmax_probs_lx7(out, l, n, prob_reciprocal(sum));
       continue;
     }
 #endif
@@ -720,7 +723,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
       total += e;
     }
     /* probabilities round(255 e / sum e) through one reciprocal */
-    const int32_t recip = (255 << PROB_SHIFT) / (total > 1 ? total : 1);
+    const int32_t recip = prob_reciprocal(total);
     FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t v = fter_rshift_round(l[j] * recip, PROB_SHIFT);
