@@ -250,7 +250,8 @@ def test_powf_host(host_libc):
 
 @pytest.mark.cc
 def test_softfloat_matches_sse(host_libc):
-    # softfloat.c (the lx106's add/sub/mul/div/conversions) against x86 SSE on 2M random pairs.
+    # softfloat.c (the lx106's add/sub/mul/conversions, the LX7 simulator's division) against
+    # x86 SSE on 2M random pairs.
     out = run_host(host_libc, struct.pack("<2i", 3, 2_000_000)).output
     assert struct.unpack("<I", out) == (0,)
 

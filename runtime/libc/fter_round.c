@@ -60,7 +60,7 @@ float sqrtf(float x) {
   for (int32_t i = 0; i < 12; ++i) sqrt_step(&rem, &root, 0);
   /* root has 25 bits.  No ties exist (the square of an odd 25-bit root is
    * odd, the radicand even), so round up exactly when the last bit is 1. */
-  uint32_t q = (uint32_t)root;
+  uint32_t q = root;
   q = (q >> 1) + (q & 1u);
   /* q in [2^23, 2^24]; adding the exponent lets a carry to 2^24 bump it. */
   return from_bits(((uint32_t)((e >> 1) + 126) << 23) + q); /* e even: exact */
