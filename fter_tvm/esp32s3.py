@@ -201,6 +201,8 @@ class Esp32s3Artifact(Artifact):
             res = (esp32s3_sim.run_esp32s3 if core == "esp32s3" else run_xtensa)(
                 exe, as_numpy(x, self.input_shape).tobytes())
         output, stdout, instructions = res
+        # an inference: the run less the kernels' one-time tables (runtime/sim/model_main.c)
+        instructions = int(instructions) - int(res.counters.get("setup", 0))
         pie_counts = parse_counters(stdout)   # "p<i>": raw counts, not CCOUNT-scaled
         macs = {row["kernel"]: row["macs"] for row in self.report.get("layers", [])}
         by_kind: dict[str, int] = {}

@@ -251,11 +251,25 @@ def patch_cases(rng):
     return blob, expected
 
 
+def gelu_table_cases(rng):
+    """The Phi table and the GELU table the LX7 loop reads (op 10), made in C: the contract's
+    ``gelu_table`` and ``gelu`` of every input 0 <= u < 4 in Q(G); the table's last entry is u
+    itself (the loop's clamped index relies on it)."""
+    del rng
+    tab = im.gelu_table()
+    u = np.arange(1 << 14, dtype=np.int64)
+    lut = im.gelu(im.NP, u, lambda k: tab[k])
+    assert lut[-1] == u[-1]
+    return [struct.pack("<i", 10)], [("gelu tables", [tab.astype(np.int32),
+                                                     lut.astype(np.uint16)])]
+
+
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
-                                    residual_cases, attn_out_cases, softmax_cases, patch_cases)]
+                                    residual_cases, attn_out_cases, softmax_cases, patch_cases,
+                                    gelu_table_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 

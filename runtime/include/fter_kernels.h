@@ -28,9 +28,10 @@ extern "C" {
 #endif
 
 /**
- * @brief Builds the optimised kernels' decode tables now instead of on
- * their first call.  Call it once at start-up when kernels may first run
- * on two cores at the same time (the lazy path is not synchronised).
+ * @brief Builds the optimised kernels' decode tables (and the LX7's softmax
+ * and GELU tables) now instead of on their first call.  Call it at start-up
+ * when kernels may first run on two cores at the same time (the lazy path
+ * is not synchronised); later calls return at once.
  */
 void fter_kernels_init(void);
 
@@ -239,7 +240,10 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
  * (abits = bit length of 128 k), gelu through the per-call Phi table
  * tab[1025] (intmath.gelu_table), mult[i] the row's packed quantizer
  * multiplier.
- * Portable C (runtime/kernels/epilogue_int.c), re-entrant.
+ * Portable C (runtime/kernels/epilogue_int.c), re-entrant once
+ * fter_kernels_init has run; the LX7 build reads gelu from the table
+ * fter_gelu_init builds (on first use otherwise) instead of interpolating
+ * in tab (the same bits: the table is the contract's gelu of every input).
  */
 void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
@@ -335,6 +339,26 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
 
 /** @brief Builds fter_softmax_row_u8's exp table (called by fter_kernels_init). */
 void fter_softmax_init(void);
+
+/** @brief Entry k <= 1024 of intmath.gelu_table (the Phi table, Q15). */
+int32_t fter_gelu_table_entry(int32_t k);
+
+/** @brief Entries of the GELU table: every value 0 <= u < 4 in Q12. */
+#define FTER_GELU_LUT_SIZE (1 << 14)
+
+/**
+ * @brief lut[u] = intmath.gelu(u) for 0 <= u < FTER_GELU_LUT_SIZE (values in
+ * Q12; gelu(-u) = lut[u] - u), from Phi table entries fter_gelu_table_entry
+ * makes.  lut[FTER_GELU_LUT_SIZE - 1] is that u itself, which lets the LX7
+ * loop read the saturated inputs |v| >= 4 through the same clamped index.
+ */
+void fter_gelu_lut_fill(uint16_t *lut);
+
+/**
+ * @brief Builds the LX7 GELU loop's table (32 KB, internal RAM) in builds
+ * for the ESP32-S3's PIE core; nothing elsewhere (called by fter_kernels_init).
+ */
+void fter_gelu_init(void);
 
 #ifdef __cplusplus
 }

@@ -28,18 +28,51 @@ enum {
 /* intmath.EXP2_COEFS: 2^-w on [0, 1) as a Q15 cubic in w (Q10), exactly 2^15 at w = 0 */
 static const int32_t EXP2_COEFS[4] = {-1295, 7556, -22645, 32768};
 
+/* intmath.gelu for v >= 0 below 4 (u = v in Q12): round(u * P / 2^15), P = Phi(u) interpolated
+ * between the table's entries lo and hi around u (tab[u >> 4], tab[(u >> 4) + 1]). */
+static inline int32_t gelu_pos(int32_t u, int32_t lo, int32_t hi) {
+  const int32_t frac = u & ((1 << GELU_STEP) - 1);
+  const int32_t phi = lo + fter_rshift_round((hi - lo) * frac, GELU_STEP);
+  return fter_rshift_round(u * phi, 15);
+}
+
 /* intmath.gelu: x * Phi(x), Phi(|x|) interpolated in the 1,025-entry Q15 table (step 2^-8).
- * With u = |v| < 4 and P = Phi(u) the contract's round(v * Phi(v) / 2^15) is
- * round(u * P / 2^15) for v >= 0 and, as v * (2^15 - P) = v * 2^15 + u * P, exactly
- * v + round(u * P / 2^15) for v < 0: one product, no sign branch.  |v| >= 4: v or 0. */
+ * With u = |v| < 4 the contract's round(v * Phi(v) / 2^15) is gelu_pos(u) for v >= 0 and, as
+ * v * (2^15 - P) = v * 2^15 + u * P, exactly v + gelu_pos(u) for v < 0: one product, no sign
+ * branch.  |v| >= 4: v or 0. */
 static inline int32_t gelu(int32_t v, const int32_t *tab) {
   const int32_t four = 4 << VALUE_FRAC;
   const int32_t u = fter_abs(v);
   if (u >= four) return v > 0 ? v : 0;
-  const int32_t k = u >> GELU_STEP, lo = tab[k];
-  const int32_t frac = u & ((1 << GELU_STEP) - 1);
-  const int32_t phi = lo + fter_rshift_round((tab[k + 1] - lo) * frac, GELU_STEP);
-  return fter_rshift_round(u * phi, 15) + fter_min(v, 0);
+  const int32_t k = u >> GELU_STEP;
+  return gelu_pos(u, tab[k], tab[k + 1]) + fter_min(v, 0);
+}
+
+/* intmath.PHI_PIECES: Phi(u) on [s, s + 1), s = 0..3, as a Q15 cubic in w = u - s (Q12),
+ * highest power first */
+static const int32_t PHI_PIECES[4][4] = {
+    {-1401, -645, 13230, 16376}, {832, -4387, 8010, 27566}, {508, -1521, 1714, 32025},
+    {59, -147, 131, 32724}};
+
+int32_t fter_gelu_table_entry(int32_t k) {
+  const int32_t u = fter_min(k << GELU_STEP, (4 << VALUE_FRAC) - 1);
+  const int32_t *c = PHI_PIECES[u >> VALUE_FRAC];
+  const int32_t w = u & ((1 << VALUE_FRAC) - 1);
+  int32_t r = c[0];
+  for (int32_t i = 1; i < 4; ++i) r = fter_rshift_round(r * w, VALUE_FRAC) + c[i];
+  return r;
+}
+
+void fter_gelu_lut_fill(uint16_t *lut) {
+  int32_t hi = fter_gelu_table_entry(0);
+  for (int32_t k = 0; k < FTER_GELU_LUT_SIZE >> GELU_STEP; ++k) {
+    const int32_t lo = hi;
+    hi = fter_gelu_table_entry(k + 1);
+    for (int32_t f = 0; f < 1 << GELU_STEP; ++f) {
+      const int32_t u = (k << GELU_STEP) + f;
+      lut[u] = (uint16_t)gelu_pos(u, lo, hi);
+    }
+  }
 }
 
 enum { TILE_CHANNELS = 32 };
@@ -149,8 +182,8 @@ static inline int lx7_row(int32_t es1, const int32_t range[2]) {
  * again: the tail is an asm statement of its own); ROW_OPERANDS_WITH, the operands around
  * each loop's own, and ROW_STEP, the two pointers' step, are the same in each. */
 #define ROW_INPUTS [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(1 << (sh - 1)), [p] "r"(nc >> 1)
-#define ROW_OPERANDS_WITH(OWN)                                                             \
-  : OWN, [pa] "+r"(a), [pf] "+r"(f), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v) : ROW_INPUTS \
+#define ROW_OPERANDS_WITH(...)                                                             \
+  : __VA_ARGS__, [pa] "+r"(a), [pf] "+r"(f), [x] "=&r"(x), [t] "=&r"(t), [v] "=&r"(v) : ROW_INPUTS \
   : "memory"
 #define ROW_STEP "addi   %[pa], %[pa], 8\n addi   %[pf], %[pf], 40\n"
 #define ROW_PAIRS(ONE, STEPS)                                                          \
@@ -173,7 +206,7 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
 }
 
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
- * into top[j]. */
+ * into top[j], else the row's largest |V| folded into the returned m. */
 #define VALUE_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "s32i   %[v], %[pa], " AO "\n"
 #define VALUE_TOP_AT(AO, FO, TO)           \
   VALUE_AT(AO, FO, TO)                     \
@@ -181,22 +214,31 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
   "l32i   %[t], %[pt], " TO "\n"           \
   "max    %[t], %[t], %[v]\n"              \
   "s32i   %[t], %[pt], " TO "\n"
-FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
-                                     int32_t nc, int32_t ms, int32_t sh) {
+#define VALUE_ROWTOP_AT(AO, FO, TO) VALUE_AT(AO, FO, TO) "abs    %[v], %[v]\n max    %[m], %[m], %[v]\n"
+FTER_LX7_LOOP_FN int32_t values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
+                                        int32_t m, int32_t nc, int32_t ms, int32_t sh) {
   int32_t x, t, v;
-#define ROW_OPERANDS ROW_OPERANDS_WITH([pt] "+r"(top))
+#define ROW_OPERANDS ROW_OPERANDS_WITH([pt] "+r"(top), [m] "+r"(m))
   if (top == 0)
-    ROW_PAIRS(VALUE_AT, ROW_STEP);
+    ROW_PAIRS(VALUE_ROWTOP_AT, ROW_STEP);
   else
     ROW_PAIRS(VALUE_TOP_AT, ROW_STEP "addi   %[pt], %[pt], 8\n");
 #undef ROW_OPERANDS
+  return m;
 }
 
+/* The GELU table of the loop below (fter_gelu_init): in internal RAM, as every table the
+ * kernels read per value (flash reads go through the cache). */
+static uint16_t gelu_lut[FTER_GELU_LUT_SIZE];
+static int gelu_lut_ready;
+
 /* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
- * |V| >= 4 (2^14 in Q12) saturates GELU; %[n], the loop count's register, is free once the
- * loop runs.  QUANT_SHIFT: the quantizer's h >> r (QUANT_R), or nothing where the row's r is 0
- * (QUANT_R0); QUANT_LOW: -127 made in %[x] (QUANT_M127) or kept in %[r] (QUANT_R0_M127, the r = 0
- * loop, whose %[r] holds -127). */
+ * GELU reads the table gelu_lut at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed bits) as
+ * gelu_lut[u'] + (|V| - u') + min(V, 0): the contract's gelu for |V| < 4 (u' = |V|), and V or 0
+ * beyond, as gelu_lut[2^14 - 1] = 2^14 - 1 (fter_gelu_lut_fill) -- no branch.  QUANT_SHIFT: the
+ * quantizer's h >> r (QUANT_R), or nothing where the row's r is 0 (QUANT_R0); QUANT_LOW: -127
+ * made in %[x] (QUANT_M127) or kept in %[r] (QUANT_R0_M127, the r = 0 loop, whose %[r] holds
+ * -127). */
 #define QUANT_R "ssr    %[r]\n sra    %[t], %[t]\n"
 #define QUANT_R0 ""
 #define QUANT_M127 "movi   %[x], -127\n max    %[t], %[t], %[x]\n"
@@ -208,30 +250,15 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 #define GELU_CODE_Q(DEQUANT, OO, QUANT_SHIFT, QUANT_LOW)         \
   DEQUANT                                                        \
   "abs    %[u], %[v]\n"                                          \
-  "srli   %[t], %[u], 14\n"                                      \
-  "bnez   %[t], 1f\n"                                            \
-  "srli   %[t], %[u], 4\n"                                       \
-  "addx4  %[t], %[t], %[tab]\n"                                  \
-  "l32i   %[x], %[t], 0\n"                                       \
-  "l32i   %[t], %[t], 4\n"                                       \
-  "sub    %[t], %[t], %[x]\n"                                    \
-  "extui  %[n], %[u], 0, 4\n"                                    \
-  "mull   %[t], %[t], %[n]\n"                                    \
-  "addi   %[t], %[t], 8\n"                                       \
-  "srai   %[t], %[t], 4\n"                                       \
-  "add    %[t], %[t], %[x]\n"                                    \
-  "mull   %[t], %[u], %[t]\n"                                    \
-  "addmi  %[t], %[t], 0x4000\n"                                  \
-  "srai   %[t], %[t], 15\n"                                      \
-  "srai   %[x], %[v], 31\n"                                      \
-  "and    %[x], %[x], %[v]\n"                                    \
-  "add    %[t], %[t], %[x]\n"                                    \
-  "j      2f\n"                                                  \
-  "1:\n"                                                         \
-  "srai   %[t], %[v], 31\n"                                      \
-  "and    %[t], %[t], %[v]\n"                                    \
-  "sub    %[t], %[v], %[t]\n"                                    \
-  "2:\n" /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */ \
+  "clamps %[t], %[u], 14\n"                                      \
+  "sub    %[u], %[u], %[t]\n"                                    \
+  "addx2  %[t], %[t], %[lut]\n"                                  \
+  "l16ui  %[t], %[t], 0\n"                                       \
+  "add    %[t], %[t], %[u]\n"                                    \
+  "srai   %[u], %[v], 31\n"                                      \
+  "and    %[u], %[u], %[v]\n"                                    \
+  "add    %[t], %[t], %[u]\n"                                    \
+  /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */      \
   QUANT_SHIFT                                                    \
   "mull   %[t], %[t], %[m]\n"                                    \
   "srai   %[t], %[t], 15\n"                                      \
@@ -243,7 +270,7 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
     [v] "=&r"(v), [u] "=&r"(u)                                                            \
-  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(hf), [tab] "r"(tab), [r] "r"(r), [m] "r"(m) \
+  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(hf), [lut] "r"(gelu_lut), [r] "r"(r), [m] "r"(m) \
   : "memory"
 
 /* Two GELU codes per loop step, an odd count ending with one more; PRE before each asm
@@ -260,8 +287,8 @@ FTER_LX7_LOOP_FN void values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS],
 
 /* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
 FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
-                                         int32_t nc, int32_t ms, int32_t sh,
-                                         const int32_t *tab, int32_t r, int32_t m) {
+                                         int32_t nc, int32_t ms, int32_t sh, int32_t r,
+                                         int32_t m) {
   const int32_t hf = 1 << (sh - 1);
   int32_t x, t, v, u;
   const int odd = nc & 1;
@@ -309,6 +336,13 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
 
 #endif /* FTER_PIE && __XTENSA__ */
 
+void fter_gelu_init(void) {
+#ifdef FTER_LX7_ROWS
+  fter_gelu_lut_fill(gelu_lut);
+  gelu_lut_ready = 1;
+#endif
+}
+
 void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
                             const int32_t *ce, const int32_t *cb, const int32_t *rm,
                             const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
@@ -341,6 +375,9 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
                           const int32_t *cb, const int32_t *rm, const int32_t *re,
                           const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
                           int32_t q_stride, int32_t acc_stride, int32_t abits) {
+#ifdef FTER_LX7_ROWS
+  if (!gelu_lut_ready) fter_gelu_init();
+#endif
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
     int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
     const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
@@ -352,7 +389,7 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 #ifdef FTER_LX7_ROWS
       if (lx7_row(es1, range)) {
         gelu_codes_row_lx7(out, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                           es1 - range[1] - 1, tab, r, m);
+                           es1 - range[1] - 1, r, m);
         continue;
       }
 #endif
@@ -366,26 +403,34 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 }
 
 /* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
- * accumulators a[i * stride + j]; top[j] (if not NULL) folds each channel's largest |V|. */
+ * accumulators a[i * stride + j]; with top, top[j] folds each channel's largest |V|, else
+ * rowtop[i] each row's. */
 static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_WORDS],
-                            const int32_t range[2], int32_t *top, int32_t nc, const int32_t *rm,
-                            const int32_t *re, int32_t t, int32_t stride, int32_t abits) {
+                            const int32_t range[2], int32_t *top, int32_t *rowtop, int32_t nc,
+                            const int32_t *rm, const int32_t *re, int32_t t, int32_t stride,
+                            int32_t abits) {
   (void)range; /* only the LX7 loops read it */
   for (int32_t i = 0; i < t; ++i, a += stride) {
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
 #ifdef FTER_LX7_ROWS
     if (lx7_row(es1, range)) {
-      values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top, nc, row_factor(ms, abits),
-                     es1 - range[1] - 1);
+      const int32_t m = values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top,
+                                       top ? 0 : rowtop[i], nc, row_factor(ms, abits),
+                                       es1 - range[1] - 1);
+      if (top == 0) rowtop[i] = m;
       continue;
     }
 #endif
     if (top == 0) {
+      int32_t m = rowtop[i];
       FTER_UNROLL4
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
-        a[j] = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+        a[j] = v;
+        m = fter_max(m, fter_abs(v));
       }
+      rowtop[i] = m;
     } else {
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
@@ -408,7 +453,7 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
     int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2], top[TILE_CHANNELS];
     const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t j = 0; j < nc; ++j) top[j] = 0;
-    values_in_place(acc + j0, chan, range, top, nc, rm, re, t, acc_stride, abits);
+    values_in_place(acc + j0, chan, range, top, 0, nc, rm, re, t, acc_stride, abits);
     /* each channel's multiplier, split as fter_quant8 takes it, in its chunk slot */
     for (int32_t j = 0; j < nc; ++j) {
       const int32_t packed = fter_quant_multiplier(top[j]);
@@ -425,25 +470,30 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
   }
 }
 
-/* Values in place, then per token its absmax A, multiplier and codes; A goes to amax (int) or
- * as A * 2^-12 to scale (float), whichever is not NULL. */
+/* Values in place with each token's absmax A, then per token its multiplier and codes; A goes to
+ * amax (int) or as A * 2^-12 to scale (float), whichever is not NULL.  Tokens are taken
+ * ROW_BLOCK at a time, their maxima on the stack. */
+enum { ROW_BLOCK = 64 };
 static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, const int32_t *cm,
                       const int32_t *ce, const int32_t *cb, const int32_t *rm, const int32_t *re,
                       int32_t t, int32_t nb, int32_t y_stride, int32_t out_stride,
                       int32_t acc_stride, int32_t abits) {
-  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
-    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-    values_in_place(acc + j0, chan, range, 0, nc, rm, re, t, acc_stride, abits);
-  }
-  const int32_t *a = acc;
-  for (int32_t i = 0; i < t; ++i, a += acc_stride, y += y_stride) {
-    int32_t top = 0;
-    FTER_UNROLL4
-    for (int32_t j = 0; j < nb; ++j) top = fter_max(top, fter_abs(a[j]));
-    if (scale) scale[i * out_stride] = value_scale(top);
-    if (amax) amax[i * out_stride] = top;
-    fter_codes(y, a, nb, fter_quant_multiplier(top));
+  for (int32_t i0 = 0; i0 < t; i0 += ROW_BLOCK) {
+    const int32_t rows = fter_min(t - i0, ROW_BLOCK);
+    int32_t *a = acc + i0 * acc_stride, top[ROW_BLOCK];
+    for (int32_t i = 0; i < rows; ++i) top[i] = 0;
+    for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+      int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
+      const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
+      values_in_place(a + j0, chan, range, 0, top, nc, rm + i0, re + i0, rows, acc_stride,
+                      abits);
+    }
+    for (int32_t i = 0; i < rows; ++i, a += acc_stride) {
+      const int32_t at = (i0 + i) * out_stride;
+      if (scale) scale[at] = value_scale(top[i]);
+      if (amax) amax[at] = top[i];
+      fter_codes(y + (i0 + i) * y_stride, a, nb, fter_quant_multiplier(top[i]));
+    }
   }
 }
 

@@ -39,6 +39,8 @@ static uint32_t b3_table[256][4];
 static int tables_ready;
 
 void fter_kernels_init(void) {
+  static int done; /* once: the app's main and the model's first run both call it */
+  if (done) return;
   int32_t d[5] = {0, 0, 0, 0, 0}; /* base-3 digits of b, counted up */
   for (int32_t b = 0; b < 256; ++b) {
     int32_t w[4];
@@ -56,6 +58,8 @@ void fter_kernels_init(void) {
   tables_ready = 1;
   fter_tmm_pie_init();
   fter_softmax_init();
+  fter_gelu_init();
+  done = 1;
 }
 
 /* x[0 .. len) as lane words, per weight byte (b2: 4 activations -> 2

@@ -21,6 +21,8 @@
  *        bias[nb], res[t * stride]; output float32 y[t * stride] (computed in place of res).
  *   op 9 (patch codes): int32 {c, gh, gw, p}, float32 img[c * gh*p * gw*p]; output int8
  *        q[gh*gw * c*p*p], float32 s[gh*gw].
+ *   op 10 (GELU tables): no operands; output int32 fter_gelu_table_entry(k) for k <= 1024,
+ *        uint16 lut[FTER_GELU_LUT_SIZE] (fter_gelu_lut_fill).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -235,12 +237,27 @@ static int run_patch(int32_t idx) {
   return 0;
 }
 
+static int32_t phi[1025];
+static uint16_t lut[FTER_GELU_LUT_SIZE];
+
+static int run_gelu_tables(int32_t idx) {
+  uint32_t t0 = fter_cycles();
+  for (int32_t k = 0; k < 1025; ++k) phi[k] = fter_gelu_table_entry(k);
+  fter_gelu_lut_fill(lut);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(phi, sizeof phi);
+  fter_write_output(lut, sizeof lut);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   int32_t cases;
   if (fter_read_input(&cases, sizeof cases) != 0) return 2;
-  fter_softmax_init(); /* as fter_kernels_init does before a model runs: not counted in a row */
+  /* as fter_kernels_init does before a model runs: not counted in a row */
+  fter_softmax_init();
+  fter_gelu_init();
   for (int32_t idx = 0; idx < cases; ++idx) {
     int32_t op;
     if (fter_read_input(&op, sizeof op) != 0) return 2;
@@ -252,6 +269,7 @@ int main(int argc, char **argv) {
              : op == 6 ? run_residual(idx)
              : op == 8 ? run_attn_out(idx)
              : op == 9 ? run_patch(idx)
+             : op == 10 ? run_gelu_tables(idx)
                        : 2;
     if (rc != 0) return rc;
   }
