@@ -54,6 +54,7 @@ class MemoryPlan:
     app_estimate_bytes: int   # weights + CODE_ALLOWANCE
     app_partition_bytes: int  # rounded up to APP_ALIGN
     workers: int = 1          # cores running the model; each has its own workspace_bytes
+    tables_bytes: int = 0     # kernel tables in internal SRAM counted against the budget
 
     @property
     def arena_place(self) -> str:
@@ -61,12 +62,13 @@ class MemoryPlan:
 
 
 def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
-                board: BoardLimits, workers: int = 1) -> MemoryPlan:
+                board: BoardLimits, workers: int = 1, tables_bytes: int = 0) -> MemoryPlan:
     """Place the arena (internal SRAM or PSRAM) and size the app partition for ``board``.
 
-    ``workspace_bytes`` is per worker; ``workers`` (1 or 2 cores) workspaces are allocated. The
-    arena moves to PSRAM when arena + workspaces exceed ``board.sram_arena_budget``; the
-    workspaces always stay internal.
+    ``workspace_bytes`` is per worker; ``workers`` (1 or 2 cores) workspaces are allocated.
+    ``tables_bytes``: kernel tables the model's kernels keep in internal SRAM
+    (:func:`kernel_tables_bytes`). The arena moves to PSRAM when arena + workspaces + tables
+    exceed ``board.sram_arena_budget``; the workspaces and tables always stay internal.
 
     Raises:
         ModelTooLargeError: the app partition, the arena or the workspace does not fit (the message
@@ -86,19 +88,33 @@ def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
             f"code allowance, rounded to 64 KiB) but the {flash_mb} MB flash leaves {room} B "
             f"above 0x{APP_OFFSET:x}")
     per_worker, workspace_bytes = workspace_bytes, workspace_bytes * workers
-    in_psram = arena_bytes + workspace_bytes > board.sram_arena_budget
+    internal = workspace_bytes + tables_bytes
+    in_psram = arena_bytes + internal > board.sram_arena_budget
     if in_psram and arena_bytes > board.psram_bytes:
         raise ModelTooLargeError(
             f"the arena needs {arena_bytes} B: more than the internal-SRAM budget "
             f"({board.sram_arena_budget} B, with {workspace_bytes} B workspace) and the "
             f"{board.psram_bytes} B of PSRAM")
-    if workspace_bytes > board.sram_arena_budget:
-        raise ModelTooLargeError(f"the kernel workspace needs {workspace_bytes} B of internal SRAM "
-                                 f"({workers} x {per_worker} B), the budget is "
-                                 f"{board.sram_arena_budget} B")
+    if internal > board.sram_arena_budget:
+        raise ModelTooLargeError(f"the kernel workspace and tables need {internal} B of internal "
+                                 f"SRAM ({workers} x {per_worker} B workspace, {tables_bytes} B "
+                                 f"tables), the budget is {board.sram_arena_budget} B")
     return MemoryPlan(weights_bytes, arena_bytes, per_worker, in_psram,
                       board.sram_arena_budget, board.flash_bytes, flash_mb, estimate, partition,
-                      workers)
+                      workers, tables_bytes)
+
+
+# The LX7 GELU loop's table (runtime/kernels/epilogue_int.c, FTER_GELU_LUT_SIZE uint16 entries)
+GELU_TABLE_BYTES = 2 * (1 << 14)
+
+
+def kernel_tables_bytes(art) -> int:
+    """Internal SRAM the model's kernels add as tables on the chip: the GELU table when an
+    integer MLP runs on the PIE kernels (the integer GELU codes read it)."""
+    integer = art.report.get("numerics", {}).get("mode") == "integer"
+    pie = getattr(art.tgt, "kernel_variant", None) == "pie"
+    mlp = any("mlp" in call.name for call in art.aot.calls)
+    return GELU_TABLE_BYTES if integer and pie and mlp else 0
 
 
 def render(template: str, values: dict[str, object]) -> str:
@@ -263,6 +279,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
         "app_estimate_bytes": mem.app_estimate_bytes, "weights_bytes": mem.weights_bytes,
         "code_allowance_bytes": CODE_ALLOWANCE, "arena_bytes": mem.arena_bytes,
         "workspace_bytes": mem.workspace_bytes, "arena_place": mem.arena_place,
+        "tables_bytes": mem.tables_bytes,
         "workers": mem.workers,
         "sram_arena_budget": mem.sram_arena_budget,
         "input_shape": "x".join(map(str, sample.shape)),
@@ -360,7 +377,7 @@ def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: 
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True to replace it)")
     board = board or art.tgt.board
     mem = plan_memory(art.aot.weights_bytes, art.aot.arena_bytes, art.aot.workspace_bytes, board,
-                      workers)
+                      workers, kernel_tables_bytes(art))
     if sample_input is None:
         sample_input = art.example_input
     if sample_input is None:   # e.g. ONNX models compiled without example inputs

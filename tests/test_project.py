@@ -19,7 +19,8 @@ import torch
 from fter_tvm.compile import compile as fter_compile
 from fter_tvm.esp32s3 import ModelTooLargeError
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
-from fter_tvm.project import APP_OFFSET, COMPONENT, TEMPLATE_DIR, libm_names_header
+from fter_tvm.project import (APP_OFFSET, COMPONENT, GELU_TABLE_BYTES, TEMPLATE_DIR,
+                               kernel_tables_bytes, libm_names_header)
 from fter_tvm.targets import BoardLimits
 from runtime import cbuild
 
@@ -36,6 +37,12 @@ def tiny_model_and_input():
 def art():
     model, x = tiny_model_and_input()
     return fter_compile(model, target="esp32s3", example_inputs=(x,))
+
+
+def psram_board(art) -> BoardLimits:
+    """A budget that holds the two workspaces and the kernel tables but not the arena too."""
+    internal = 2 * art.aot.workspace_bytes + kernel_tables_bytes(art)
+    return BoardLimits(sram_arena_budget=internal + art.aot.arena_bytes - 1)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +121,7 @@ def test_sdkconfig_and_partitions(art, project):
 
 
 def test_psram_placement_when_arena_exceeds_sram_budget(art, tmp_path):
-    out = art.export_project(tmp_path / "p", board=BoardLimits(sram_arena_budget=8192))  # > 2 workspaces
+    out = art.export_project(tmp_path / "p", board=psram_board(art))
     cfg = sdkconfig(out)
     for key in ("CONFIG_SPIRAM", "CONFIG_SPIRAM_MODE_OCT", "CONFIG_SPIRAM_ALLOW_BSS_SEG_EXTERNAL_MEMORY"):
         assert cfg[key] == "y"
@@ -122,6 +129,24 @@ def test_psram_placement_when_arena_exceeds_sram_budget(art, tmp_path):
     assert '"FTER_ARENA_ATTR=EXT_RAM_BSS_ATTR"' in cmake and "esp_attr.h" in cmake
     assert "FTER_ARENA_ATTR static uint8_t fter_arena" in (out / COMPONENT / "src/fter_model.c").read_text()
     assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is True
+
+
+def test_gelu_table_counts_against_the_sram_budget(art, tmp_path):
+    """The integer model's GELU table (internal SRAM on the chip) is in the budget: an arena that
+    fits beside the workspaces alone moves to PSRAM once the table is counted, and the README's
+    memory table lists it."""
+    assert art.report["numerics"]["mode"] == "integer"
+    assert kernel_tables_bytes(art) == GELU_TABLE_BYTES == 32768
+    budget = psram_board(art).sram_arena_budget   # 32767 B above arena + workspaces
+    for extra, in_psram in ((0, True), (1, False)):
+        out = art.export_project(tmp_path / f"p{extra}",
+                                 board=BoardLimits(sram_arena_budget=budget + extra))
+        assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is in_psram
+    assert re.search(r"kernel tables .*\| 32768 \| internal SRAM", (out / "README.md").read_text())
+    small = BoardLimits(sram_arena_budget=GELU_TABLE_BYTES)   # the tables alone fill it
+    with pytest.raises(ModelTooLargeError, match="32768 B tables"):
+        art.export_project(tmp_path / "q", board=small)
+    assert not (tmp_path / "q").exists()
 
 
 @pytest.mark.parametrize("board, numbers", [
@@ -294,7 +319,7 @@ def test_project_compiles_under_each_c_standard(project, tmp_path, std):
 @pytest.mark.cc
 @needs_cmake
 def test_psram_arena_lands_in_ext_ram_bss(art, tmp_path):
-    out = art.export_project(tmp_path / "p", board=BoardLimits(sram_arena_budget=8192))  # > 2 workspaces
+    out = art.export_project(tmp_path / "p", board=psram_board(art))
     build = fake_idf_build(out, tmp_path / "build", target="__idf_fter_model")
     obj = next(build.rglob("fter_model.c.o"))
     table = subprocess.run(["objdump", "-t", str(obj)], capture_output=True, text=True, check=True).stdout
