@@ -205,17 +205,26 @@ def attn_out_cases(rng):
 def softmax_cases(rng):
     """Softmax rows (op 3): DeiT-Tiny's (197 keys, 3 heads of 64), a short row, one key; scores
     over the whole int32 product range, query and key scales from 2^-20 to 2^2 (rounding shifts
-    clamped at both ends), all-equal rows, rows whose exponentials underflow to zero."""
+    clamped at both ends), all-equal rows, rows whose exponentials underflow to zero; and a
+    DeiT-like row, query and key scales within 2^-9..2^-6, whose every head takes the LX7 loop
+    (its shifts need no clamp), with one head whose keys' exponents span the most that loop
+    takes (27)."""
     blob, expected = [], []
-    for n, h, hd in [(197, 3, 64), (5, 2, 16), (1, 1, 8), (50, 4, 32)]:
+    for n, h, hd, deit in [(197, 3, 64, False), (5, 2, 16, False), (1, 1, 8, False),
+                           (50, 4, 32, False), (197, 3, 64, True)]:
         sbits = im.score_bits(hd)
         lim = 127 * 127 * hd
         scores = rng.integers(-lim, lim + 1, (h, n)).astype(np.int32)
         scores[0, :] = 1234                                  # all equal
         if n > 1:
             scores[-1, 0] = lim                               # one key dominates
-        qs = (2.0 ** rng.uniform(-20, 2, h)).astype(np.float32)
-        ks = (2.0 ** rng.uniform(-20, 2, (n, h))).astype(np.float32)
+        span = (-9, -6) if deit else (-20, 2)
+        qs = (2.0 ** rng.uniform(*span, h)).astype(np.float32)
+        ks = (2.0 ** rng.uniform(*span, (n, h))).astype(np.float32)
+        if deit:   # head 1: es1 - ke from 2 to 29 (qs 2^-1: qe = -15, es1 = -16 at sbits 20)
+            qs[1] = np.float32(2.0 ** -1)
+            ks[:, 1] = np.float32(2.0 ** -17)
+            ks[0, 1], ks[1, 1] = np.float32(2.0 ** -4), np.float32(2.0 ** -31)
         qm, qe = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, qs))
         km, ke = (np.asarray(a, np.int32) for a in im.split_f32(im.NP, ks))
         wide = lambda a: np.asarray(a, np.int64)   # noqa: E731
@@ -225,7 +234,7 @@ def softmax_cases(rng):
         p = im.prob8(im.NP, e, im.prob_reciprocal(im.NP, e.sum(1, keepdims=True)))
         blob += [struct.pack("<4i", 3, n, h, sbits), scores.tobytes(), qm.tobytes(), qe.tobytes(),
                  km.tobytes(), ke.tobytes()]
-        expected.append((f"softmax n={n} h={h}", [np.asarray(p, np.uint8)]))
+        expected.append((f"softmax n={n} h={h}{_tag(deit)}", [np.asarray(p, np.uint8)]))
     return blob, expected
 
 
@@ -302,7 +311,7 @@ def _per_element(res, expected) -> str:
     gc = names.index("gelu codes t=197 nb=16 k=192")
     rxd, gcd, ccd, rcd = (names.index(f"{kind} t=197 nb=32 k=192 deit") for kind in (
         "value rowmax", "gelu codes", "channel codes", "row codes"))
-    sm = names.index("softmax n=197 h=3")
+    sm = names.index("softmax n=197 h=3 deit")
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
     rs = names.index("residual t=197 nb=16")

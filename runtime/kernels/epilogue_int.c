@@ -640,9 +640,11 @@ static inline int32_t exp_neg(int32_t dlt) {
 /* A softmax row's three passes on the LX7, one zero-overhead loop each with MIN/MAX where GCC
  * (building for the lx106, which has neither) branches; fter_softmax_row_u8's C is their twin. */
 
-/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and ke; their max.
+/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and kf; their max.
  * ms2 = ms * 2^(33 - sbits) (sbits >= 18 keeps it in int32): MULSH of km and ms2 is
- * floor(km * ms / 2^(sbits - 1)), as for the channels' factors above. */
+ * floor(km * ms / 2^(sbits - 1)), as for the channels' factors above; the second rounding is the
+ * channels' too (FTER_DEQUANT_SAR): MULSH by kf[j] = 2^(30 - kmax + ke[j]), then the row's 2^e
+ * (%[hf]) added and SAR = e + 1 = es1 - kmax - 1 (softmax_lx7_row: the clamp is the identity). */
 #define LOGIT_AT(O)                         \
   "l32i   %[t], %[pm], 0\n"                 \
   "mulsh  %[t], %[t], %[ms]\n"              \
@@ -650,34 +652,37 @@ static inline int32_t exp_neg(int32_t dlt) {
   "srai   %[t], %[t], 1\n"                  \
   "l32i   %[x], %[pz], " O "\n"             \
   "mull   %[x], %[x], %[t]\n"               \
-  "l32i   %[t], %[pe], 0\n"                 \
-  "sub    %[t], %[es1], %[t]\n"             \
-  "max    %[t], %[t], %[zero]\n"            \
-  "min    %[t], %[t], %[c29]\n"             \
-  "ssr    %[t]\n"                           \
+  "l32i   %[t], %[pf], 0\n"                 \
+  "mulsh  %[x], %[x], %[t]\n"               \
+  "add    %[x], %[x], %[hf]\n"              \
   "sra    %[x], %[x]\n"                     \
-  "addi   %[x], %[x], 1\n"                  \
-  "srai   %[x], %[x], 1\n"                  \
   "s32i   %[x], %[pl], " O "\n"             \
   "max    %[m], %[m], %[x]\n"               \
   "add    %[pm], %[pm], %[ks]\n"            \
-  "add    %[pe], %[pe], %[ks]\n"
+  "add    %[pf], %[pf], %[ks]\n"
 #define LOGIT_OPERANDS                                                                    \
-  : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pe] "+r"(ke), [x] "=&r"(x), \
+  : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pf] "+r"(kf), [x] "=&r"(x), \
     [t] "=&r"(t)                                                                          \
-  : [ks] "r"(kstep), [ms] "r"(ms2), [es1] "r"(es1), [zero] "r"(0), [c29] "r"(29),         \
-    [p] "r"(n >> 1)                                                                       \
+  : [ks] "r"(kstep), [ms] "r"(ms2), [hf] "r"(1 << (sh - 1)), [sh] "r"(sh), [p] "r"(n >> 1) \
   : "memory"
 FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *km,
-                                            const int32_t *ke, int32_t n, int32_t kstep,
-                                            int32_t ms2, int32_t es1) {
+                                            const int32_t *kf, int32_t n, int32_t kstep,
+                                            int32_t ms2, int32_t sh) {
   int32_t lmax = -(1 << 30), x, t;
-  __asm__ volatile("loopnez %[p], 1f\n" LOGIT_AT("0") LOGIT_AT("4")
+  __asm__ volatile("ssr    %[sh]\n"
+                   "loopnez %[p], 1f\n" LOGIT_AT("0") LOGIT_AT("4")
                    "addi   %[pz], %[pz], 8\n"
                    "addi   %[pl], %[pl], 8\n"
                    "1:\n" LOGIT_OPERANDS);
-  if (n & 1) __asm__ volatile(LOGIT_AT("0") LOGIT_OPERANDS);
+  if (n & 1) __asm__ volatile("ssr    %[sh]\n" LOGIT_AT("0") LOGIT_OPERANDS);
   return lmax;
+}
+
+/* Whether a softmax row takes the LX7 loops: the scores' bits leave ms2 in int32, and the
+ * row's shifts es1 - ke lie in [2, 29] for every key of the head (kmin, kmax), as lx7_row asks
+ * of a projection row. */
+static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kmin, int32_t kmax) {
+  return sbits >= 18 && es1 - kmax >= 2 && es1 - kmin <= 29;
 }
 
 /* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more. */
@@ -737,9 +742,11 @@ FTER_LX7_LOOP_FN void softmax_probs_lx7(uint8_t *out, const int32_t *l, int32_t 
 #endif
 
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
-                         const int32_t *qe, const int32_t *km, const int32_t *ke, int32_t n,
+                         const int32_t *qe, const int32_t *km, const int32_t *ke,
+                         const int32_t *kf, const int32_t *kmin, const int32_t *kmax, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride) {
+  (void)kf, (void)kmin, (void)kmax; /* only the LX7 loops read them */
   if (!exp2_ready) fter_softmax_init();
   for (int32_t hh = 0; hh < h; ++hh) {
     const int32_t *z = scores + hh * scores_stride;
@@ -747,9 +754,9 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     const int32_t ms = qm[hh], es1 = -qe[hh] - sbits - LOGIT_FRAC - 1;
     uint8_t *out = p + hh * p_stride;
 #ifdef FTER_LX7_ROWS
-    if (sbits >= 18) {
-      const int32_t m = softmax_logits_lx7(l, z, km + hh, ke + hh, n, 4 * k_stride,
-                                           ms * (1 << (33 - sbits)), es1);
+    if (softmax_lx7_row(sbits, es1, kmin[hh], kmax[hh])) {
+      const int32_t m = softmax_logits_lx7(l, z, km + hh, kf + hh, n, 4 * k_stride,
+                                           ms * (1 << (33 - sbits)), es1 - kmax[hh] - 1);
       const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);
       softmax_probs_lx7(out, l, n, prob_reciprocal(sum));
       continue;

@@ -68,11 +68,17 @@ def _call(iter_vars, regions, reads, writes, name: str, extern: str, args, annot
                         name, call, None, [], [m for m, _ in bound.values()], annotations)
 
 
-def _call_block(sch: s_tir.Schedule, rv, reads, writes, extern: str, args) -> None:
+def _call_block(sch: s_tir.Schedule, rv, reads, writes, extern: str, args, whole=()) -> None:
     """Replace the block ``rv`` by one call of ``extern`` (``_call``) over the block's regions
-    of the named buffers ``reads`` / ``writes``."""
+    of the named buffers ``reads`` / ``writes``; ``whole``: names of root scratch buffers the
+    block does not touch, read whole by the call as well."""
     block = sch.get(rv)
     regions = {str(r.source.name): r for r in [*block.reads, *block.writes]}
+    root = {str(b.name): b for b in sch.get(sch.get_sblock("root")).alloc_buffers}
+    for name in whole:
+        buf = root[name]
+        regions[name] = tirx.BufferRegion(buf, [Range.from_min_extent(0, e) for e in buf.shape])
+    reads = (*reads, *whole)
     new = _call(block.iter_vars, regions, reads, writes, block.name_hint, extern, args,
                 block.annotations)
     sch.state.replace(sch.get_sref(rv), new, {block: new})
@@ -266,18 +272,20 @@ def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:
 def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:
     """Replace one attention row's softmax (the sibling blocks ``blocks``: logits from the int32
     scores ``sacc``, row max, ``exp_neg``, row sum, reciprocal, uint8 probabilities ``p``) by one
-    ``fter_softmax_row_u8`` call; ``logit`` is its work row. Each head's probability row starts
-    16 bytes after the last (its stride padded): ``fter_pv_row`` reads aligned rows a word at a
-    time."""
+    ``fter_softmax_row_u8`` call; ``logit`` is its work row, ``kf``, ``kmin`` and ``kmax`` the
+    keys' factors for the LX7 loop (blocks ``k_fact``, ``k_emin``, ``k_emax``). Each head's
+    probability row starts 16 bytes after the last (its stride padded): ``fter_pv_row`` reads
+    aligned rows a word at a time."""
     def args(b):
         return (_first(b["p"]), _first(b["logit"]), _first(b["sacc"]), _first(b["qm"]),
-                _first(b["qe"]), _first(b["km"]), _first(b["ke"]), n, h, sbits,
+                _first(b["qe"]), _first(b["km"]), _first(b["ke"]), _first(b["kf"]),
+                _first(b["kmin"]), _first(b["kmax"]), n, h, sbits,
                 b["p"].strides[1], b["logit"].strides[1], b["sacc"].strides[1],
                 b["km"].strides[0])
 
     row = sch.blockize(blocks)
     _call_block(sch, row, ("sacc", "qm", "qe", "km", "ke"), ("p", "logit"),
-                "fter_softmax_row_u8", args)
+                "fter_softmax_row_u8", args, whole=("kf", "kmin", "kmax"))
     sch.storage_align(row, 0, 1, 16, 0)
 
 

@@ -37,6 +37,9 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         ksf = T.sblock_alloc_buffer((n, h), "float32")
         km = T.sblock_alloc_buffer((n, h), "int32")
         ke = T.sblock_alloc_buffer((n, h), "int32")
+        kmin = T.sblock_alloc_buffer((h,), "int32")
+        kmax = T.sblock_alloc_buffer((h,), "int32")
+        kf = T.sblock_alloc_buffer((n, h), "int32")
         vtop = T.sblock_alloc_buffer((1,), "float32")
         vm = T.sblock_alloc_buffer((d,), "int32")
         qacc, qv, qamax = head_scratch(n, d, h, "int32")
@@ -61,6 +64,25 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
                 vj, vh = T.axis.remap("SS", [j, hh])
                 km[vj, vh] = _split(ksf[vj, vh])[0]
                 ke[vj, vh] = _split(ksf[vj, vh])[1]
+        # the LX7 softmax loop's key factors (runtime/kernels/epilogue_int.c; the contract's
+        # logits do not read them): each head's smallest and largest key exponent, and per key
+        # 2^(30 - largest + its own), with which one MULSH divides by the key's share of the shift
+        for hh, j in T.grid(h, n):
+            with T.sblock("k_emin"):
+                vh, vj = T.axis.remap("SR", [hh, j])
+                with T.init():
+                    kmin[vh] = T.max_value("int32")
+                kmin[vh] = T.min(kmin[vh], ke[vj, vh])
+        for hh, j in T.grid(h, n):
+            with T.sblock("k_emax"):
+                vh, vj = T.axis.remap("SR", [hh, j])
+                with T.init():
+                    kmax[vh] = T.min_value("int32")
+                kmax[vh] = T.max(kmax[vh], ke[vj, vh])
+        for j, hh in T.grid(n, h):
+            with T.sblock("k_fact"):
+                vj, vh = T.axis.remap("SS", [j, hh])
+                kf[vj, vh] = T.shift_left(1, T.max(T.min(30 - kmax[vh] + ke[vj, vh], 30), 0))
         for c in range(d):
             with T.sblock("v_top"):
                 vc = T.axis.remap("R", [c])
