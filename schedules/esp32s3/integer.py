@@ -24,7 +24,7 @@ from .epilogue_intrin import (attention_out_call, channel_codes_call, gelu_codes
                               patch_codes_call, q_codes_call, residual_call, row_codes_call,
                               softmax_row_call, tile_write_calls, value_rowmax_call)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
-                       _schedule_attention_block_stationary, _tile_all_tokens)
+                       _schedule_attention_block_stationary, _tile_all_tokens, channel_block)
 from ..integer import intmath as im
 from ..integer.forms import integer_form
 
@@ -181,13 +181,29 @@ def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+# The integer kernels' tiles are as wide as their C epilogues' channel chunks (TILE_CHANNELS in
+# runtime/kernels/epilogue_int.c): each row's set-up in those loops is paid once per 32 values.
+INTEGER_N_BLOCK = 32
+
+
+def _wide_tiles(schedule):
+    def run(func: tirx.PrimFunc) -> tirx.PrimFunc:
+        with channel_block(INTEGER_N_BLOCK):
+            return schedule(func)
+
+    run.__name__ = run.__qualname__ = schedule.__name__
+    run.__doc__ = schedule.__doc__
+    return run
+
+
 SCHEDULES = {
     "ternary_layernorm": _layernorm_rows,
-    "ternary_mlp": _schedule_mlp,
-    "ternary_matmul_heads": _schedule_matmul_heads,
-    "ternary_matmul_channels": _schedule_matmul_channels,
-    "patch_embed": _schedule_patch_embed,
-    "int8_attention_block": _schedule_attention_block,
+    **{kind: _wide_tiles(schedule) for kind, schedule in (
+        ("ternary_mlp", _schedule_mlp),
+        ("ternary_matmul_heads", _schedule_matmul_heads),
+        ("ternary_matmul_channels", _schedule_matmul_channels),
+        ("patch_embed", _schedule_patch_embed),
+        ("int8_attention_block", _schedule_attention_block))},
 }
 
 esp32s3.INTEGER_SCHEDULES.update(SCHEDULES)

@@ -32,6 +32,21 @@ from .pie_intrin import pv_row_intrin, qk_row_intrin, tile_intrin
 from .stationary import stationary_form
 
 N_BLOCK = 16
+_WIDTH = threading.local()   # channel_block's width for the thread's schedule, if one is set
+
+
+@contextlib.contextmanager
+def channel_block(width: int):
+    """Weight-stationary tiles ``width`` channels wide (``_n_block``, where that leaves an even
+    tile count) while scheduling in the block: the integer schedules take 32, the width of a
+    chunk of their C epilogues (each tile then pays a row's set-up once per 32 values, not per
+    16)."""
+    saved = getattr(_WIDTH, "value", None)
+    _WIDTH.value = width
+    try:
+        yield
+    finally:
+        _WIDTH.value = saved
 
 
 # ---- hand schedules as design spaces -------------------------------------------------------------
@@ -81,6 +96,12 @@ def _schedule(func: tirx.PrimFunc) -> s_tir.Schedule:
 
 
 def _n_block(n: int) -> int:
+    """The channels of a weight-stationary tile of ``n``: ``channel_block``'s width where it
+    gives an even number of tiles (which the two-core split halves), else ``N_BLOCK`` or its
+    largest divisor of ``n`` below it."""
+    wide = getattr(_WIDTH, "value", None)
+    if wide and n % wide == 0 and (n // wide) % 2 == 0:
+        return wide
     return N_BLOCK if n % N_BLOCK == 0 else next(d for d in range(min(n, N_BLOCK), 0, -1) if n % d == 0)
 
 
