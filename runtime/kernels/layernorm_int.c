@@ -35,18 +35,131 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
   }
 }
 
+#if defined(FTER_PIE) && defined(__XTENSA__)
+/* Passes 1-4 on the LX7, one zero-overhead loop each (kept out of line: the core has one set of
+ * loop registers), with MIN/MAX/MOVLTZ where GCC, building for the lx106, branches, and the
+ * passes' constants and shift (SAR) set once per row instead of per element. */
+#define LN_LOOP_FN static __attribute__((noinline))
+
+/* pass 1: max(|bits|) of the row */
+LN_LOOP_FN int32_t ln_top_lx7(const float *x, int32_t d) {
+  int32_t top = 0, a;
+  __asm__ volatile("loopnez %[n], 1f\n"
+                   "l32i   %[a], %[px], 0\n"
+                   "and    %[a], %[a], %[mask]\n"
+                   "max    %[top], %[top], %[a]\n"
+                   "addi   %[px], %[px], 4\n"
+                   "1:\n"
+                   : [top] "+r"(top), [px] "+r"(x), [a] "=&r"(a)
+                   : [n] "r"(d), [mask] "r"(0x7FFFFFFF)
+                   : "memory");
+  return top;
+}
+
+/* pass 2: row[j] = fter_fixed_from_bits(bits of x[j], ref), returns their sum */
+LN_LOOP_FN int32_t ln_fixed_lx7(int32_t *row, const float *x, int32_t d, int32_t ref) {
+  int32_t total, b, f, m, t;
+  /* (the sum starts at 0 inside: an input of the same value may share an in-out's register) */
+  __asm__ volatile("movi   %[tot], 0\n"
+                   "loopnez %[n], 1f\n"
+                   "l32i   %[b], %[px], 0\n"
+                   "extui  %[f], %[b], 23, 8\n"
+                   "sub    %[t], %[r9], %[f]\n"
+                   "max    %[t], %[t], %[zero]\n"
+                   "min    %[t], %[t], %[c29]\n"
+                   "ssr    %[t]\n"
+                   "and    %[m], %[b], %[mant]\n"
+                   "or     %[m], %[m], %[hidden]\n"
+                   "sra    %[m], %[m]\n"
+                   "addi   %[m], %[m], 1\n"
+                   "srai   %[m], %[m], 1\n"
+                   "moveqz %[m], %[zero], %[f]\n"
+                   "neg    %[t], %[m]\n"
+                   "movltz %[m], %[t], %[b]\n"
+                   "s32i   %[m], %[pr], 0\n"
+                   "add    %[tot], %[tot], %[m]\n"
+                   "addi   %[px], %[px], 4\n"
+                   "addi   %[pr], %[pr], 4\n"
+                   "1:\n"
+                   : [tot] "=&r"(total), [px] "+r"(x), [pr] "+r"(row), [b] "=&r"(b), [f] "=&r"(f),
+                     [m] "=&r"(m), [t] "=&r"(t)
+                   : [n] "r"(d), [r9] "r"(ref + 9), [zero] "r"(0), [c29] "r"(29),
+                     [mant] "r"(0x7FFFFF), [hidden] "r"(0x800000)
+                   : "memory");
+  return total;
+}
+
+/* pass 3: sum of ((row[j] - mean)^2 >> sq_shift) */
+LN_LOOP_FN int32_t ln_sq_lx7(const int32_t *row, int32_t d, int32_t mean, int32_t sq_shift) {
+  int32_t sq = 0, v;
+  __asm__ volatile("ssr    %[sh]\n"
+                   "loopnez %[n], 1f\n"
+                   "l32i   %[v], %[pr], 0\n"
+                   "sub    %[v], %[v], %[mean]\n"
+                   "mull   %[v], %[v], %[v]\n"
+                   "sra    %[v], %[v]\n"
+                   "add    %[sq], %[sq], %[v]\n"
+                   "addi   %[pr], %[pr], 4\n"
+                   "1:\n"
+                   : [sq] "+r"(sq), [pr] "+r"(row), [v] "=&r"(v)
+                   : [n] "r"(d), [mean] "r"(mean), [sh] "r"(sq_shift)
+                   : "memory");
+  return sq;
+}
+
+/* pass 4 (shift sh >= 1): row[j] = (z * gg[j] + bb[j]) >> 15, z = ((row[j] - mean) * rm + half)
+ * >> sh; returns max(|row[j]|) */
+LN_LOOP_FN int32_t ln_norm_lx7(int32_t *row, const int32_t *gg, const int32_t *bb, int32_t d,
+                               int32_t mean, int32_t rm, int32_t sh) {
+  int32_t amax = 0, v, t;
+  __asm__ volatile("ssr    %[sh]\n"
+                   "loopnez %[n], 1f\n"
+                   "l32i   %[v], %[pr], 0\n"
+                   "sub    %[v], %[v], %[mean]\n"
+                   "mull   %[v], %[v], %[rm]\n"
+                   "add    %[v], %[v], %[half]\n"
+                   "sra    %[v], %[v]\n"
+                   "l32i   %[t], %[pg], 0\n"
+                   "mull   %[v], %[v], %[t]\n"
+                   "l32i   %[t], %[pb], 0\n"
+                   "add    %[v], %[v], %[t]\n"
+                   "srai   %[v], %[v], 15\n"
+                   "s32i   %[v], %[pr], 0\n"
+                   "abs    %[v], %[v]\n"
+                   "max    %[amax], %[amax], %[v]\n"
+                   "addi   %[pr], %[pr], 4\n"
+                   "addi   %[pg], %[pg], 4\n"
+                   "addi   %[pb], %[pb], 4\n"
+                   "1:\n"
+                   : [amax] "+r"(amax), [pr] "+r"(row), [pg] "+r"(gg), [pb] "+r"(bb), [v] "=&r"(v),
+                     [t] "=&r"(t)
+                   : [n] "r"(d), [mean] "r"(mean), [rm] "r"(rm), [half] "r"(1 << (sh - 1)),
+                     [sh] "r"(sh)
+                   : "memory");
+  return amax;
+}
+#define FTER_LN_LX7 1
+#endif
+
 void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *q, float *s,
                     int32_t *row, int32_t d, int32_t sq_shift, float eps) {
   /* 1: the largest |x| as bits (for non-negative floats the integer order is the float order) */
+#ifdef FTER_LN_LX7
+  const int32_t top = ln_top_lx7(x, d);
+#else
   int32_t top = 0;
   FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
     int32_t a = (int32_t)(bits_of(x[j]) & 0x7FFFFFFFu);
     top = a > top ? a : top;
   }
+#endif
   /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
   int32_t ref = top >> 23;
   if (ref < 1) ref = 1;
+#ifdef FTER_LN_LX7
+  const int32_t total = ln_fixed_lx7(row, x, d, ref);
+#else
   int32_t total = 0;
   FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
@@ -54,17 +167,22 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
     row[j] = mag;
     total += mag;
   }
+#endif
   /* mean = floor((total + d/2) / d) */
   int32_t num = total + d / 2;
   int32_t mean = num / d;
   if (num % d < 0) mean -= 1;
   /* 3: sum of squared deviations, each term shifted right by sq_shift */
+#ifdef FTER_LN_LX7
+  const int32_t sq = ln_sq_lx7(row, d, mean, sq_shift);
+#else
   int32_t sq = 0;
   FTER_UNROLL4
   for (int32_t j = 0; j < d; ++j) {
     int32_t dev = row[j] - mean;
     sq += (dev * dev) >> sq_shift;
   }
+#endif
   /* per row, in float32: 2^10 / sqrt(var + eps * u^-2) as a 15-bit mantissa and an exponent */
   int32_t k = fter_clamp(126 + LN_BITS - ref, -60, 60);
   float eps_scale = from_bits((uint32_t)((2 * k + 127) & 255) << 23);
@@ -80,6 +198,10 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   int32_t amax = 0;
   if (re < 0) {
     const int32_t sh = -re, half = 1 << (sh - 1);
+#ifdef FTER_LN_LX7
+    (void)half;
+    amax = ln_norm_lx7(row, gg, bb, d, mean, rm, sh);
+#else
     FTER_UNROLL4
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
@@ -88,6 +210,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
       int32_t a = fter_abs(y);
       amax = a > amax ? a : amax;
     }
+#endif
   } else { /* rare: tiny variance (a zero-variance row has rm * 2^re past int32, times 0) */
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = (row[j] - mean) * rm * (1 << re);
