@@ -303,15 +303,18 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
 }
 
 /* fter_codes on the LX7: two values per loop step with the row's shift r in SAR for the whole
- * row, CLAMPS and MAX for the clamp (the C's GCC, building for the lx106, branches twice per
- * value and sets SAR per value): 9 instructions per value. */
+ * row (no shift at all where r is 0, as for most rows), CLAMPS and MAX for the clamp (the C's
+ * GCC, building for the lx106, branches twice per value and sets SAR per value): 8 or 9
+ * instructions per value. */
 __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32_t n, int32_t r,
                                               int32_t m) {
   int32_t x, y;
   const int32_t pairs = n >> 1;
-#define CODE_AT(X, VO, QO)                   \
+#define CODE_SHIFT(X) "sra    %[" X "], %[" X "]\n"
+#define CODE_NO_SHIFT(X) ""
+#define CODE_AT(SHIFT, X, VO, QO)            \
   "l32i   %[" X "], %[pv], " VO "\n"          \
-  "sra    %[" X "], %[" X "]\n"                \
+  SHIFT(X)                                   \
   "mull   %[" X "], %[" X "], %[m]\n"          \
   "add    %[" X "], %[" X "], %[half]\n"       \
   "srai   %[" X "], %[" X "], 16\n"            \
@@ -323,13 +326,21 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
   : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(pairs), \
     [r] "r"(r)                                                                      \
   : "memory"
-  __asm__ volatile("ssr    %[r]\n"
-                   "loopnez %[p], 1f\n"
-                   CODE_AT("x", "0", "0") CODE_AT("y", "4", "1")
-                   "addi   %[pv], %[pv], 8\n"
-                   "addi   %[pq], %[pq], 2\n"
-                   "1:\n" CODES_OPERANDS);
-  if (n & 1) __asm__ volatile("ssr    %[r]\n" CODE_AT("x", "0", "0") CODES_OPERANDS);
+#define CODES(SHIFT)                                                                         \
+  do {                                                                                       \
+    __asm__ volatile("ssr    %[r]\n"                                                         \
+                     "loopnez %[p], 1f\n" CODE_AT(SHIFT, "x", "0", "0")                      \
+                     CODE_AT(SHIFT, "y", "4", "1")                                            \
+                     "addi   %[pv], %[pv], 8\n"                                              \
+                     "addi   %[pq], %[pq], 2\n"                                              \
+                     "1:\n" CODES_OPERANDS);                                                 \
+    if (n & 1) __asm__ volatile("ssr    %[r]\n" CODE_AT(SHIFT, "x", "0", "0") CODES_OPERANDS); \
+  } while (0)
+  if (r == 0)
+    CODES(CODE_NO_SHIFT);
+  else
+    CODES(CODE_SHIFT);
+#undef CODES
 #undef CODE_AT
 #undef CODES_OPERANDS
 }
@@ -755,7 +766,11 @@ static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kmin, int3
   return sbits >= 18 && es1 - kmax >= 2 && es1 - kmin <= 29;
 }
 
-/* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more. */
+/* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more.
+ * D = lmax - l[j] is capped at EXP_CAP instead of 2^16 - 1: the smallest D whose y = round(D
+ * log2(e) 2^4) reaches 16 * 2^10, where the fraction (<= 2^15) shifted by 16 is already 0, as it
+ * is for every larger D; y >> 10 then never passes 16, and the contract's min(y >> 10, 16) goes. */
+#define EXP_CAP 11357
 #define EXP_AT(X, T, O)                     \
   "l32i   %[" X "], %[pl], " O "\n"          \
   "sub    %[" X "], %[lmax], %[" X "]\n"     \
@@ -767,14 +782,13 @@ static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kmin, int3
   "addx2  %[" T "], %[" T "], %[tab]\n"      \
   "l16ui  %[" T "], %[" T "], 0\n"           \
   "srai   %[" X "], %[" X "], 10\n"          \
-  "min    %[" X "], %[" X "], %[c16]\n"      \
   "ssr    %[" X "]\n"                        \
   "srl    %[" T "], %[" T "]\n"              \
   "s32i   %[" T "], %[pl], " O "\n"          \
   "add    %[tot], %[tot], %[" T "]\n"
 #define EXP_OPERANDS                                                                        \
   : [tot] "+r"(total), [pl] "+r"(l), [x] "=&r"(x), [t] "=&r"(t), [y] "=&r"(y), [u] "=&r"(u) \
-  : [lmax] "r"(lmax), [cap] "r"(65535), [log2e] "r"(LOG2E_Q14), [tab] "r"(tab), [c16] "r"(16), \
+  : [lmax] "r"(lmax), [cap] "r"(EXP_CAP), [log2e] "r"(LOG2E_Q14), [tab] "r"(tab), \
     [p] "r"(n >> 1)                                                                         \
   : "memory"
 FTER_LX7_LOOP_FN int32_t softmax_exp_lx7(int32_t *l, int32_t n, int32_t lmax,
