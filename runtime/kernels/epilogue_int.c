@@ -801,17 +801,18 @@ FTER_LX7_LOOP_FN int32_t softmax_exp_lx7(int32_t *l, int32_t n, int32_t lmax,
   return total;
 }
 
-/* out[j] = min(round(l[j] * recip / 2^PROB_SHIFT), 255), two values a step */
+/* out[j] = min(round(l[j] * recip / 2^PROB_SHIFT), 255), two values a step.  The min is
+ * implied here: every l[j] is a term of the row's sum, and recip = floor(255 2^23 / sum), so
+ * l[j] * recip <= 255 2^23 and the rounded value is at most 255 already. */
 #define PROB_AT(X, LO, OO)                  \
   "l32i   %[" X "], %[pl], " LO "\n"         \
   "mull   %[" X "], %[" X "], %[rc]\n"       \
   "add    %[" X "], %[" X "], %[half]\n"     \
   "srai   %[" X "], %[" X "], %[sh]\n"       \
-  "min    %[" X "], %[" X "], %[c255]\n"     \
   "s8i    %[" X "], %[po], " OO "\n"
 #define PROB_OPERANDS                                                                    \
   : [pl] "+r"(l), [po] "+r"(out), [x] "=&r"(x), [y] "=&r"(y)                            \
-  : [rc] "r"(recip), [half] "r"(1 << (PROB_SHIFT - 1)), [c255] "r"(255), [sh] "i"(PROB_SHIFT), \
+  : [rc] "r"(recip), [half] "r"(1 << (PROB_SHIFT - 1)), [sh] "i"(PROB_SHIFT),             \
     [p] "r"(n >> 1)                                                                      \
   : "memory"
 FTER_LX7_LOOP_FN void softmax_probs_lx7(uint8_t *out, const int32_t *l, int32_t n,
