@@ -33,8 +33,9 @@ static struct {
 } per_worker[FTER_WORKERS];
 
 /* Weights of each packed byte (b3: 5 trits, b2: 4), built once (before any split: the model calls
- * fter_kernels_init first when it has two workers). */
-static int8_t b3_trits[256][5];
+ * fter_kernels_init first when it has two workers).  A b3 entry takes 8 bytes (3 unused) so that
+ * the LX7 loop finds it with one ADDX8. */
+static int8_t b3_trits[256][8];
 static int8_t b2_trits[256][4];
 static int trits_ready;
 
@@ -63,7 +64,7 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   int32_t r = 0;
   if (b3) {
     /* two bytes per step: the loop's pointer updates and branch are paid once per 10 weights */
-    const int8_t(*tab)[5] = b3_trits;
+    const int8_t(*tab)[8] = b3_trits;
 #if defined(FTER_PIE) && defined(__XTENSA__)
     /* on the LX7 one zero-overhead loop over the byte pairs */
     const int32_t pairs = k / 10;
@@ -75,10 +76,8 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
           "loopnez %[n], 1f\n"
           "l8ui  %[b0], %[row], 0\n"
           "l8ui  %[b1], %[row], 1\n"
-          "addx4 %[b0], %[b0], %[b0]\n"
-          "add   %[b0], %[b0], %[tab]\n"
-          "addx4 %[b1], %[b1], %[b1]\n"
-          "add   %[b1], %[b1], %[tab]\n"
+          "addx8 %[b0], %[b0], %[tab]\n"
+          "addx8 %[b1], %[b1], %[tab]\n"
           TRIT(b0, 0, 0) TRIT(b0, 1, 16) TRIT(b0, 2, 32) TRIT(b0, 3, 48) TRIT(b0, 4, 64)
           TRIT(b1, 0, 80) TRIT(b1, 1, 96) TRIT(b1, 2, 112) TRIT(b1, 3, 128) TRIT(b1, 4, 144)
           "addi  %[row], %[row], 2\n"

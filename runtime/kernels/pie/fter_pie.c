@@ -34,46 +34,55 @@ static void store_qacc(uint32_t *buf) {
 }
 
 #if defined(FTER_PIE)
-/* lanes8 on the LX7 from the words at %[b] + WB to d = %[d] + DB (byte offsets as strings): a
- * lane that straddles two words is one funnel shift (SSAI + SRC) and a SEXT, a lane inside one
- * word a shift pair; OP(DB, o) stores (LANE_SET) or adds (LANE_ADD, through %[u]) the lane in
- * %[t] at byte DB + o of d.  %[w0]..%[w4] are scratch. */
-#define LANES8_ASM(OP, WB, DB)                                                              \
-  "l32i  %[w0], %[b], " WB "+0\n l32i %[w1], %[b], " WB "+4\n"                             \
-  "l32i  %[w2], %[b], " WB "+8\n l32i %[w3], %[b], " WB "+12\n"                            \
-  "l32i  %[w4], %[b], " WB "+16\n"                                                         \
-  "sext  %[t], %[w0], 19\n" OP(DB, 0)                                                      \
-  "ssai  20\n src %[t], %[w1], %[w0]\n sext %[t], %[t], 19\n" OP(DB, 4)                   \
-  "slli  %[t], %[w1], 4\n srai %[t], %[t], 12\n" OP(DB, 8)                                 \
-  "ssai  28\n src %[t], %[w2], %[w1]\n sext %[t], %[t], 19\n" OP(DB, 12)                  \
-  "ssai  16\n src %[t], %[w3], %[w2]\n sext %[t], %[t], 19\n" OP(DB, 16)                  \
-  "slli  %[t], %[w3], 8\n srai %[t], %[t], 12\n" OP(DB, 20)                                \
-  "ssai  24\n src %[t], %[w4], %[w3]\n sext %[t], %[t], 19\n" OP(DB, 24)                  \
-  "srai  %[t], %[w4], 12\n" OP(DB, 28)
-#define LANE_SET(DB, o) "s32i %[t], %[d], " DB "+" #o "\n"
-#define LANE_ADD(DB, o) \
-  "l32i %[u], %[d], " DB "+" #o "\n add %[t], %[t], %[u]\n s32i %[t], %[d], " DB "+" #o "\n"
-#define LANES_OUT                                                                       \
-  [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), \
-      [t] "=&r"(t), [u] "=&r"(u)
+/* All 16 lanes on the LX7 from the stored QACC at %[b] (QACC_L's words at bytes 0..16, QACC_H's
+ * at 32..48, the same layout) to d = %[d]: lane l of each half is taken from the same bits of its
+ * two words, so the halves go side by side and share each funnel shift's SSAI (4 per 16 lanes
+ * instead of 8).  A lane that straddles two words is one SRC and a SEXT, a lane inside one word
+ * a shift pair; OP(o) stores (LANE_SET) or adds (LANE_ADD, through %[u]) the lane in %[t] at
+ * byte o of d.  %[w0], %[w1] hold QACC_L's current two words, %[w2], %[w3] QACC_H's. */
+#define LANES16_ASM(OP)                                                                       \
+  "l32i  %[w0], %[b], 0\n l32i %[w2], %[b], 32\n"                                            \
+  "sext  %[t], %[w0], 19\n" OP(0) "sext %[t], %[w2], 19\n" OP(32)                          \
+  "l32i  %[w1], %[b], 4\n l32i %[w3], %[b], 36\n ssai 20\n"                                 \
+  "src   %[t], %[w1], %[w0]\n sext %[t], %[t], 19\n" OP(4)                                  \
+  "src   %[t], %[w3], %[w2]\n sext %[t], %[t], 19\n" OP(36)                                 \
+  "slli  %[t], %[w1], 4\n srai %[t], %[t], 12\n" OP(8)                                      \
+  "slli  %[t], %[w3], 4\n srai %[t], %[t], 12\n" OP(40)                                     \
+  "l32i  %[w0], %[b], 8\n l32i %[w2], %[b], 40\n ssai 28\n"                                 \
+  "src   %[t], %[w0], %[w1]\n sext %[t], %[t], 19\n" OP(12)                                 \
+  "src   %[t], %[w2], %[w3]\n sext %[t], %[t], 19\n" OP(44)                                 \
+  "l32i  %[w1], %[b], 12\n l32i %[w3], %[b], 44\n ssai 16\n"                                \
+  "src   %[t], %[w1], %[w0]\n sext %[t], %[t], 19\n" OP(16)                                 \
+  "src   %[t], %[w3], %[w2]\n sext %[t], %[t], 19\n" OP(48)                                 \
+  "slli  %[t], %[w1], 8\n srai %[t], %[t], 12\n" OP(20)                                     \
+  "slli  %[t], %[w3], 8\n srai %[t], %[t], 12\n" OP(52)                                     \
+  "l32i  %[w0], %[b], 16\n l32i %[w2], %[b], 48\n ssai 24\n"                                \
+  "src   %[t], %[w0], %[w1]\n sext %[t], %[t], 19\n" OP(24)                                 \
+  "src   %[t], %[w2], %[w3]\n sext %[t], %[t], 19\n" OP(56)                                 \
+  "srai  %[t], %[w0], 12\n" OP(28) "srai %[t], %[w2], 12\n" OP(60)
+#define LANE_SET(o) "s32i %[t], %[d], " #o "\n"
+#define LANE_ADD(o) "l32i %[u], %[d], " #o "\n add %[t], %[t], %[u]\n s32i %[t], %[d], " #o "\n"
+#define LANES_OUT [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t), \
+      [u] "=&r"(u)
 
-static inline void lanes8_lx7(int32_t *d, const uint32_t *b, int add) {
-  uint32_t w0, w1, w2, w3, w4, t, u;
+static inline void lanes16_lx7(int32_t *d, const uint32_t *b, int add) {
+  uint32_t w0, w1, w2, w3, t, u;
   if (add)
-    __asm__ volatile(LANES8_ASM(LANE_ADD, "0", "0") : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
+    __asm__ volatile(LANES16_ASM(LANE_ADD) : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
   else
-    __asm__ volatile(LANES8_ASM(LANE_SET, "0", "0") : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
+    __asm__ volatile(LANES16_ASM(LANE_SET) : LANES_OUT : [d] "r"(d), [b] "r"(b) : "memory");
 }
-#define LANES8 lanes8_lx7
-#else
-#define LANES8 lanes8
 #endif
 
 static inline void read_qacc(int32_t *dst, int32_t count, uint32_t *buf, int add) {
   store_qacc(buf);
   if (count == 16) {
-    LANES8(dst, buf, add);
-    LANES8(dst + 8, buf + 8, add);
+#if defined(FTER_PIE)
+    lanes16_lx7(dst, buf, add);
+#else
+    lanes8(dst, buf, add);
+    lanes8(dst + 8, buf + 8, add);
+#endif
     return;
   }
   int32_t lanes[16];
@@ -128,7 +137,7 @@ void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t
   buf[6] = (uint32_t)chunks;
   buf[7] = (uint32_t)x_stride;
   buf[13] = (uint32_t)acc_stride * 4u;
-  uint32_t w0, w1, w2, w3, w4, t, u;
+  uint32_t w0, w1, w2, w3, t, u;
 #define TOK_STEP(qu, qx, sel) "ee.vsmulas.s8.qacc.ld.incp q" #qu ", %[w0], q" #qx ", q0, " #sel "\n"
 #define TOKENS_ASM(OP)                          \
   "0:\n"                                        \
@@ -146,8 +155,7 @@ void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t
   "ee.st.qacc_l.h.32.ip %[w0], 16\n"            \
   "ee.st.qacc_h.l.128.ip %[w0], 16\n"           \
   "ee.st.qacc_h.h.32.ip %[w0], 0\n"             \
-  LANES8_ASM(OP, "0", "0")                      \
-  LANES8_ASM(OP, "32", "32")                    \
+  LANES16_ASM(OP)                               \
   "l32i    %[t], %[b], 28\n"                    \
   "add     %[x], %[x], %[t]\n"                  \
   "l32i    %[t], %[b], 52\n"                    \
