@@ -236,18 +236,21 @@ static int gelu_lut_ready;
  * GELU reads the table gelu_lut at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed bits) as
  * gelu_lut[u'] + (|V| - u') + min(V, 0): the contract's gelu for |V| < 4 (u' = |V|), and V or 0
  * beyond, as gelu_lut[2^14 - 1] = 2^14 - 1 (fter_gelu_lut_fill) -- no branch.  QUANT_SHIFT: the
- * quantizer's h >> r (QUANT_R), or nothing where the row's r is 0 (QUANT_R0); QUANT_LOW: -127
- * made in %[x] (QUANT_M127) or kept in %[r] (QUANT_R0_M127, the r = 0 loop, whose %[r] holds
- * -127). */
+ * quantizer's h >> r (QUANT_R), or nothing where the row's r is 0 (QUANT_R0); QUANT_ROUNDING:
+ * round(. / 2^16) as ((. >> 15) + 1) >> 1 (QUANT_ROUND) or, in the r = 0 loop, whose %[sh] holds
+ * 2^15, with that half (QUANT_ROUND_HALF); QUANT_LOW: -127 made in %[x] (QUANT_M127) or kept in
+ * %[r] (QUANT_R0_M127, the r = 0 loop, whose %[r] holds -127). */
 #define QUANT_R "ssr    %[r]\n sra    %[t], %[t]\n"
 #define QUANT_R0 ""
 #define QUANT_M127 "movi   %[x], -127\n max    %[t], %[t], %[x]\n"
 #define QUANT_R0_M127 "max    %[t], %[t], %[r]\n"
+#define QUANT_ROUND "srai   %[t], %[t], 15\n addi   %[t], %[t], 1\n srai   %[t], %[t], 1\n"
+#define QUANT_ROUND_HALF "add    %[t], %[t], %[sh]\n srai   %[t], %[t], 16\n"
 #define GELU_CODE_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, QUANT_R, QUANT_M127)
+  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, QUANT_R, QUANT_ROUND, QUANT_M127)
 #define GELU_CODE_R0_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, QUANT_R0, QUANT_R0_M127)
-#define GELU_CODE_Q(DEQUANT, OO, QUANT_SHIFT, QUANT_LOW)         \
+  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, QUANT_R0, QUANT_ROUND_HALF, QUANT_R0_M127)
+#define GELU_CODE_Q(DEQUANT, OO, QUANT_SHIFT, QUANT_ROUNDING, QUANT_LOW) \
   DEQUANT                                                        \
   "abs    %[u], %[v]\n"                                          \
   "clamps %[t], %[u], 14\n"                                      \
@@ -261,9 +264,7 @@ static int gelu_lut_ready;
   /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */      \
   QUANT_SHIFT                                                    \
   "mull   %[t], %[t], %[m]\n"                                    \
-  "srai   %[t], %[t], 15\n"                                      \
-  "addi   %[t], %[t], 1\n"                                       \
-  "srai   %[t], %[t], 1\n"                                       \
+  QUANT_ROUNDING                                                 \
   "clamps %[t], %[t], 7\n"                                       \
   QUANT_LOW                                                      \
   "s8i    %[t], %[po], " OO "\n"
@@ -293,9 +294,13 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   int32_t x, t, v, u;
   const int odd = nc & 1;
   nc >>= 1;
-  if (r == 0) { /* the quantizer's shift is the identity: none, and -127 stays in a register */
+  if (r == 0) {
+    /* the quantizer's shift is the identity: none; -127 stays in %[r] and the rounding's half
+     * in %[sh], and SAR = e + 1 comes from %[hf] = 2^e (NSAU: 31 - e) */
     r = -127;
-    GELU_PAIRS(GELU_CODE_R0_AT, "ssr    %[sh]\n");
+    sh = 1 << (FTER_QUANT_SHIFT - 1);
+    GELU_PAIRS(GELU_CODE_R0_AT,
+               "nsau   %[t], %[hf]\n movi   %[u], 32\n sub    %[t], %[u], %[t]\n ssr    %[t]\n");
     return;
   }
   /* the quantizer shifts: SAR is set again for each value's dequantization */

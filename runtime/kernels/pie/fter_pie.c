@@ -125,28 +125,22 @@ void fter_pie_tmm_chunks(const int8_t **x, const int8_t **w, int32_t chunks) {
 
 /* Per token i < tokens: q1 = the first weight column at w, QACC = 0, the chunk loop over x row i,
  * QACC read out into acc row i (written if set, else added to).  On the real core one asm loop
- * around the chunk loop, with the group's constants kept in buf's unused words; elsewhere the
- * same instructions through the functions above. */
+ * around the chunk loop, the group's constants in registers (QACC is stored to buf); elsewhere
+ * the same instructions through the functions above. */
 void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t tokens,
                          int32_t chunks, int32_t x_stride, int32_t acc_stride, uint32_t *buf,
                          int set) {
   if (tokens < 1) return;
 #if defined(FTER_PIE)
-  /* bytes 20..31 and 52..63 of buf stay free of QACC's bytes */
-  buf[5] = (uint32_t)(uintptr_t)w;
-  buf[6] = (uint32_t)chunks;
-  buf[7] = (uint32_t)x_stride;
-  buf[13] = (uint32_t)acc_stride * 4u;
   uint32_t w0, w1, w2, w3, t, u;
 #define TOK_STEP(qu, qx, sel) "ee.vsmulas.s8.qacc.ld.incp q" #qu ", %[w0], q" #qx ", q0, " #sel "\n"
 #define TOKENS_ASM(OP)                          \
   "0:\n"                                        \
-  "l32i    %[w0], %[b], 20\n"                   \
-  "l32i    %[w2], %[b], 24\n"                   \
+  "mov     %[w0], %[wp]\n"                      \
   "mov     %[w1], %[x]\n"                       \
   "ee.vld.128.ip q1, %[w0], 16\n"               \
   "ee.zero.qacc\n"                              \
-  "loopnez %[w2], 1f\n"                         \
+  "loopnez %[ch], 1f\n"                         \
   "ee.vld.128.ip q0, %[w1], 16\n"               \
   TMM_STEPS(TOK_STEP)                           \
   "1:\n"                                        \
@@ -156,22 +150,18 @@ void fter_pie_tmm_tokens(int32_t *acc, const int8_t *x, const int8_t *w, int32_t
   "ee.st.qacc_h.l.128.ip %[w0], 16\n"           \
   "ee.st.qacc_h.h.32.ip %[w0], 0\n"             \
   LANES16_ASM(OP)                               \
-  "l32i    %[t], %[b], 28\n"                    \
-  "add     %[x], %[x], %[t]\n"                  \
-  "l32i    %[t], %[b], 52\n"                    \
-  "add     %[d], %[d], %[t]\n"                  \
+  "add     %[x], %[x], %[xs]\n"                 \
+  "add     %[d], %[d], %[as]\n"                 \
   "addi    %[n], %[n], -1\n"                    \
   "bnez    %[n], 0b\n"
+#define TOKENS_OPERANDS                                                                     \
+  : LANES_OUT, [d] "+r"(acc), [x] "+r"(x), [n] "+r"(tokens)                                 \
+  : [b] "r"(buf), [wp] "r"(w), [ch] "r"(chunks), [xs] "r"(x_stride), [as] "r"(acc_stride * 4) \
+  : "memory"
   if (set)
-    __asm__ volatile(TOKENS_ASM(LANE_SET)
-                     : LANES_OUT, [d] "+r"(acc), [x] "+r"(x), [n] "+r"(tokens)
-                     : [b] "r"(buf)
-                     : "memory");
+    __asm__ volatile(TOKENS_ASM(LANE_SET) TOKENS_OPERANDS);
   else
-    __asm__ volatile(TOKENS_ASM(LANE_ADD)
-                     : LANES_OUT, [d] "+r"(acc), [x] "+r"(x), [n] "+r"(tokens)
-                     : [b] "r"(buf)
-                     : "memory");
+    __asm__ volatile(TOKENS_ASM(LANE_ADD) TOKENS_OPERANDS);
 #else
   for (int32_t i = 0; i < tokens; ++i, x += x_stride, acc += acc_stride) {
     const int8_t *xp = x, *wp = w;
