@@ -206,9 +206,10 @@ void fter_pv_row_set_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_
 /**
  * @brief The integer LayerNorm (numerics="integer"), the fixed-point
  * contract of schedules/integer/intmath.py bit for bit, in two calls.
- * fter_ln_affine_i8, once per call of the kernel: gb[0:d] = g[j] * g0 and
- * gb[d:2d] = b[j] * g1 * 2^10 + 2^14, the ternary gamma g[d] and beta b[d]
- * with their Q15 weights g0, g1 from the scales ab[0], ab[1].
+ * fter_ln_affine_i8, once per call of the kernel: gb[2j] = g[j] * g0 and
+ * gb[2j + 1] = b[j] * g1 * 2^10 + 2^14 (side by side for the row's loop), the
+ * ternary gamma g[d] and beta b[d] with their Q15 weights g0, g1 from the
+ * scales ab[0], ab[1].
  * fter_ln_row_i8, per row: float32 x[d] to int8 codes q[d] and their
  * float32 scale *s (sq_shift = max(1, ceil(log2 d)), eps as float32);
  * scratch row int32[d].  Both re-entrant.  Portable C

@@ -30,8 +30,8 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
   const int32_t g0 = (int32_t)(ab[0] / unit * 32768.0f + 0.5f);
   const int32_t g1 = (int32_t)(ab[1] / unit * 32768.0f + 0.5f);
   for (int32_t j = 0; j < d; ++j) {
-    gb[j] = (int32_t)g[j] * g0;
-    gb[d + j] = (int32_t)b[j] * g1 * (1 << LN_NORM_FRAC) + (1 << 14);   /* with the rounding half */
+    gb[2 * j] = (int32_t)g[j] * g0;
+    gb[2 * j + 1] = (int32_t)b[j] * g1 * (1 << LN_NORM_FRAC) + (1 << 14); /* with the rounding half */
   }
 }
 
@@ -41,101 +41,112 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
  * passes' constants and shift (SAR) set once per row instead of per element. */
 #define LN_LOOP_FN static __attribute__((noinline))
 
+/* Each pass takes two elements a loop step (PAIR: the element at byte offsets O, the row's and
+ * the factors'), an odd d one more (TAIL: the same asm statement on its own, the loop skipped). */
+#define LN_PAIRS(ONE, STEPS, OPERANDS)                                                        \
+  do {                                                                                         \
+    __asm__ volatile(LN_PRE "loopnez %[p], 1f\n" ONE("0", "0") ONE("4", "8") STEPS "1:\n"     \
+                     OPERANDS);                                                                \
+    if (d & 1) __asm__ volatile(LN_PRE ONE("0", "0") OPERANDS);                               \
+  } while (0)
+
 /* pass 1: max(|bits|) of the row */
 LN_LOOP_FN int32_t ln_top_lx7(const float *x, int32_t d) {
   int32_t top = 0, a;
-  __asm__ volatile("loopnez %[n], 1f\n"
-                   "l32i   %[a], %[px], 0\n"
-                   "and    %[a], %[a], %[mask]\n"
-                   "max    %[top], %[top], %[a]\n"
-                   "addi   %[px], %[px], 4\n"
-                   "1:\n"
-                   : [top] "+r"(top), [px] "+r"(x), [a] "=&r"(a)
-                   : [n] "r"(d), [mask] "r"(0x7FFFFFFF)
-                   : "memory");
+#define LN_PRE ""
+#define TOP_AT(O, G)                      \
+  "l32i   %[a], %[px], " O "\n"            \
+  "and    %[a], %[a], %[mask]\n"           \
+  "max    %[top], %[top], %[a]\n"
+#define TOP_OPERANDS                                                     \
+  : [top] "+r"(top), [px] "+r"(x), [a] "=&r"(a)                          \
+  : [p] "r"(d >> 1), [mask] "r"(0x7FFFFFFF)                               \
+  : "memory"
+  LN_PAIRS(TOP_AT, "addi   %[px], %[px], 8\n", TOP_OPERANDS);
+#undef LN_PRE
   return top;
 }
 
-/* pass 2: row[j] = fter_fixed_from_bits(bits of x[j], ref), returns their sum */
+/* pass 2: row[j] = fter_fixed_from_bits(bits of x[j], ref), returns their sum (which starts at 0
+ * inside the asm: GCC may give an input of equal value, the 0 compared with, the register of an
+ * in-out operand) */
 LN_LOOP_FN int32_t ln_fixed_lx7(int32_t *row, const float *x, int32_t d, int32_t ref) {
   int32_t total, b, f, m, t;
-  /* (the sum starts at 0 inside: an input of the same value may share an in-out's register) */
-  __asm__ volatile("movi   %[tot], 0\n"
-                   "loopnez %[n], 1f\n"
-                   "l32i   %[b], %[px], 0\n"
-                   "extui  %[f], %[b], 23, 8\n"
-                   "sub    %[t], %[r9], %[f]\n"
-                   "max    %[t], %[t], %[zero]\n"
-                   "min    %[t], %[t], %[c29]\n"
-                   "ssr    %[t]\n"
-                   "and    %[m], %[b], %[mant]\n"
-                   "or     %[m], %[m], %[hidden]\n"
-                   "sra    %[m], %[m]\n"
-                   "addi   %[m], %[m], 1\n"
-                   "srai   %[m], %[m], 1\n"
-                   "moveqz %[m], %[zero], %[f]\n"
-                   "neg    %[t], %[m]\n"
-                   "movltz %[m], %[t], %[b]\n"
-                   "s32i   %[m], %[pr], 0\n"
-                   "add    %[tot], %[tot], %[m]\n"
-                   "addi   %[px], %[px], 4\n"
-                   "addi   %[pr], %[pr], 4\n"
-                   "1:\n"
-                   : [tot] "=&r"(total), [px] "+r"(x), [pr] "+r"(row), [b] "=&r"(b), [f] "=&r"(f),
-                     [m] "=&r"(m), [t] "=&r"(t)
-                   : [n] "r"(d), [r9] "r"(ref + 9), [zero] "r"(0), [c29] "r"(29),
-                     [mant] "r"(0x7FFFFF), [hidden] "r"(0x800000)
-                   : "memory");
+#define LN_PRE ""
+#define FIXED_AT(O, G)                    \
+  "l32i   %[b], %[px], " O "\n"            \
+  "extui  %[f], %[b], 23, 8\n"             \
+  "sub    %[t], %[r9], %[f]\n"             \
+  "max    %[t], %[t], %[zero]\n"           \
+  "min    %[t], %[t], %[c29]\n"            \
+  "ssr    %[t]\n"                          \
+  "and    %[m], %[b], %[mant]\n"           \
+  "or     %[m], %[m], %[hidden]\n"         \
+  "sra    %[m], %[m]\n"                    \
+  "addi   %[m], %[m], 1\n"                 \
+  "srai   %[m], %[m], 1\n"                 \
+  "moveqz %[m], %[zero], %[f]\n"           \
+  "neg    %[t], %[m]\n"                    \
+  "movltz %[m], %[t], %[b]\n"              \
+  "s32i   %[m], %[pr], " O "\n"            \
+  "add    %[tot], %[tot], %[m]\n"
+#define FIXED_OPERANDS                                                                       \
+  : [tot] "+r"(total), [px] "+r"(x), [pr] "+r"(row), [b] "=&r"(b), [f] "=&r"(f),            \
+    [m] "=&r"(m), [t] "=&r"(t)                                                               \
+  : [p] "r"(d >> 1), [r9] "r"(ref + 9), [zero] "r"(0), [c29] "r"(29), [mant] "r"(0x7FFFFF),  \
+    [hidden] "r"(0x800000)                                                                   \
+  : "memory"
+  __asm__ volatile("movi   %[tot], 0\n" : [tot] "=r"(total));
+  LN_PAIRS(FIXED_AT, "addi   %[px], %[px], 8\n addi   %[pr], %[pr], 8\n", FIXED_OPERANDS);
+#undef LN_PRE
   return total;
 }
 
 /* pass 3: sum of ((row[j] - mean)^2 >> sq_shift) */
 LN_LOOP_FN int32_t ln_sq_lx7(const int32_t *row, int32_t d, int32_t mean, int32_t sq_shift) {
   int32_t sq = 0, v;
-  __asm__ volatile("ssr    %[sh]\n"
-                   "loopnez %[n], 1f\n"
-                   "l32i   %[v], %[pr], 0\n"
-                   "sub    %[v], %[v], %[mean]\n"
-                   "mull   %[v], %[v], %[v]\n"
-                   "sra    %[v], %[v]\n"
-                   "add    %[sq], %[sq], %[v]\n"
-                   "addi   %[pr], %[pr], 4\n"
-                   "1:\n"
-                   : [sq] "+r"(sq), [pr] "+r"(row), [v] "=&r"(v)
-                   : [n] "r"(d), [mean] "r"(mean), [sh] "r"(sq_shift)
-                   : "memory");
+#define LN_PRE "ssr    %[sh]\n"
+#define SQ_AT(O, G)                       \
+  "l32i   %[v], %[pr], " O "\n"            \
+  "sub    %[v], %[v], %[mean]\n"           \
+  "mull   %[v], %[v], %[v]\n"              \
+  "sra    %[v], %[v]\n"                    \
+  "add    %[sq], %[sq], %[v]\n"
+#define SQ_OPERANDS                                                                   \
+  : [sq] "+r"(sq), [pr] "+r"(row), [v] "=&r"(v)                                       \
+  : [p] "r"(d >> 1), [mean] "r"(mean), [sh] "r"(sq_shift)                              \
+  : "memory"
+  LN_PAIRS(SQ_AT, "addi   %[pr], %[pr], 8\n", SQ_OPERANDS);
+#undef LN_PRE
   return sq;
 }
 
-/* pass 4 (shift sh >= 1): row[j] = (z * gg[j] + bb[j]) >> 15, z = ((row[j] - mean) * rm + half)
- * >> sh; returns max(|row[j]|) */
-LN_LOOP_FN int32_t ln_norm_lx7(int32_t *row, const int32_t *gg, const int32_t *bb, int32_t d,
-                               int32_t mean, int32_t rm, int32_t sh) {
+/* pass 4 (shift sh >= 1): row[j] = (z * gb[2j] + gb[2j + 1]) >> 15, z = ((row[j] - mean) * rm +
+ * half) >> sh; returns max(|row[j]|) */
+LN_LOOP_FN int32_t ln_norm_lx7(int32_t *row, const int32_t *gb, int32_t d, int32_t mean,
+                               int32_t rm, int32_t sh) {
   int32_t amax = 0, v, t;
-  __asm__ volatile("ssr    %[sh]\n"
-                   "loopnez %[n], 1f\n"
-                   "l32i   %[v], %[pr], 0\n"
-                   "sub    %[v], %[v], %[mean]\n"
-                   "mull   %[v], %[v], %[rm]\n"
-                   "add    %[v], %[v], %[half]\n"
-                   "sra    %[v], %[v]\n"
-                   "l32i   %[t], %[pg], 0\n"
-                   "mull   %[v], %[v], %[t]\n"
-                   "l32i   %[t], %[pb], 0\n"
-                   "add    %[v], %[v], %[t]\n"
-                   "srai   %[v], %[v], 15\n"
-                   "s32i   %[v], %[pr], 0\n"
-                   "abs    %[v], %[v]\n"
-                   "max    %[amax], %[amax], %[v]\n"
-                   "addi   %[pr], %[pr], 4\n"
-                   "addi   %[pg], %[pg], 4\n"
-                   "addi   %[pb], %[pb], 4\n"
-                   "1:\n"
-                   : [amax] "+r"(amax), [pr] "+r"(row), [pg] "+r"(gg), [pb] "+r"(bb), [v] "=&r"(v),
-                     [t] "=&r"(t)
-                   : [n] "r"(d), [mean] "r"(mean), [rm] "r"(rm), [half] "r"(1 << (sh - 1)),
-                     [sh] "r"(sh)
-                   : "memory");
+#define LN_PRE "ssr    %[sh]\n"
+#define NORM_AT(O, G)                     \
+  "l32i   %[v], %[pr], " O "\n"            \
+  "sub    %[v], %[v], %[mean]\n"           \
+  "mull   %[v], %[v], %[rm]\n"             \
+  "add    %[v], %[v], %[half]\n"           \
+  "sra    %[v], %[v]\n"                    \
+  "l32i   %[t], %[pg], " G "\n"            \
+  "mull   %[v], %[v], %[t]\n"              \
+  "l32i   %[t], %[pg], " G "+4\n"          \
+  "add    %[v], %[v], %[t]\n"              \
+  "srai   %[v], %[v], 15\n"                \
+  "s32i   %[v], %[pr], " O "\n"            \
+  "abs    %[v], %[v]\n"                    \
+  "max    %[amax], %[amax], %[v]\n"
+#define NORM_OPERANDS                                                                        \
+  : [amax] "+r"(amax), [pr] "+r"(row), [pg] "+r"(gb), [v] "=&r"(v), [t] "=&r"(t)           \
+  : [p] "r"(d >> 1), [mean] "r"(mean), [rm] "r"(rm), [half] "r"(1 << (sh - 1)), [sh] "r"(sh) \
+  : "memory"
+  LN_PAIRS(NORM_AT, "addi   %[pr], %[pr], 8\n addi   %[pg], %[pg], 16\n", NORM_OPERANDS);
+#undef LN_PRE
   return amax;
 }
 #define FTER_LN_LX7 1
@@ -194,18 +205,17 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   rm = ib < 0 ? -rm : rm;
   int32_t re = fter_clamp(ifield - 141, -30, 30);
   /* 4: y = round((z * gamma * g0 + beta * g1 * 2^10) / 2^15), z the normalised value; absmax */
-  const int32_t *gg = gb, *bb = gb + d;
   int32_t amax = 0;
   if (re < 0) {
     const int32_t sh = -re, half = 1 << (sh - 1);
 #ifdef FTER_LN_LX7
     (void)half;
-    amax = ln_norm_lx7(row, gg, bb, d, mean, rm, sh);
+    amax = ln_norm_lx7(row, gb, d, mean, rm, sh);
 #else
     FTER_UNROLL4
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
-      int32_t y = (z * gg[j] + bb[j]) >> 15;
+      int32_t y = (z * gb[2 * j] + gb[2 * j + 1]) >> 15;
       row[j] = y;
       int32_t a = fter_abs(y);
       amax = a > amax ? a : amax;
@@ -214,7 +224,7 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   } else { /* rare: tiny variance (a zero-variance row has rm * 2^re past int32, times 0) */
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = (row[j] - mean) * rm * (1 << re);
-      int32_t y = (z * gg[j] + bb[j]) >> 15;
+      int32_t y = (z * gb[2 * j] + gb[2 * j + 1]) >> 15;
       row[j] = y;
       int32_t a = fter_abs(y);
       amax = a > amax ? a : amax;
