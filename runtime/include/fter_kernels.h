@@ -330,15 +330,15 @@ void fter_residual_tile(float *y, const float *res, const int32_t *acc, const fl
  * the sum, uint8 probabilities p[hh*p_stride + j] = min(round(255 e / sum),
  * 255) -- schedules/integer/intmath.py bit for bit.  work: int32 rows of n
  * (stride work_stride) for the logits and exponentials.  kf[j*k_stride + hh]
- * = 2^clamp(30 - kmax[hh] + ke[j*k_stride + hh], 0, 30), kmin[hh] and
- * kmax[hh] the smallest and largest ke of head hh: the keys' factors of the
- * LX7 loop (other cores do not read them).  Portable C
+ * = 2^clamp(30 - kmax[hh] + ke[j*k_stride + hh], 0, 30), kmax[hh] the
+ * largest ke of head hh and kneg[hh] minus its smallest: the keys' factors
+ * of the LX7 loop (other cores do not read them).  Portable C
  * (runtime/kernels/epilogue_int.c), re-entrant once fter_kernels_init has
  * built its exp table (it builds it on first use).
  */
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
                          const int32_t *qe, const int32_t *km, const int32_t *ke,
-                         const int32_t *kf, const int32_t *kmin, const int32_t *kmax, int32_t n,
+                         const int32_t *kf, const int32_t *kneg, const int32_t *kmax, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride);
 

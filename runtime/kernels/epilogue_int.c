@@ -765,10 +765,10 @@ FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const 
 }
 
 /* Whether a softmax row takes the LX7 loops: the scores' bits leave ms2 in int32, and the
- * row's shifts es1 - ke lie in [2, 29] for every key of the head (kmin, kmax), as lx7_row asks
- * of a projection row. */
-static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kmin, int32_t kmax) {
-  return sbits >= 18 && es1 - kmax >= 2 && es1 - kmin <= 29;
+ * row's shifts es1 - ke lie in [2, 29] for every key of the head (kmax its largest exponent,
+ * kneg minus its smallest), as lx7_row asks of a projection row. */
+static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kneg, int32_t kmax) {
+  return sbits >= 18 && es1 - kmax >= 2 && es1 + kneg <= 29;
 }
 
 /* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more.
@@ -833,10 +833,10 @@ FTER_LX7_LOOP_FN void softmax_probs_lx7(uint8_t *out, const int32_t *l, int32_t 
 
 void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const int32_t *qm,
                          const int32_t *qe, const int32_t *km, const int32_t *ke,
-                         const int32_t *kf, const int32_t *kmin, const int32_t *kmax, int32_t n,
+                         const int32_t *kf, const int32_t *kneg, const int32_t *kmax, int32_t n,
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride) {
-  (void)kf, (void)kmin, (void)kmax; /* only the LX7 loops read them */
+  (void)kf, (void)kneg, (void)kmax; /* only the LX7 loops read them */
   if (!exp2_ready) fter_softmax_init();
   for (int32_t hh = 0; hh < h; ++hh) {
     const int32_t *z = scores + hh * scores_stride;
@@ -844,7 +844,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     const int32_t ms = qm[hh], es1 = -qe[hh] - sbits - LOGIT_FRAC - 1;
     uint8_t *out = p + hh * p_stride;
 #ifdef FTER_LX7_ROWS
-    if (softmax_lx7_row(sbits, es1, kmin[hh], kmax[hh])) {
+    if (softmax_lx7_row(sbits, es1, kneg[hh], kmax[hh])) {
       const int32_t m = softmax_logits_lx7(l, z, km + hh, kf + hh, n, 4 * k_stride,
                                            ms * (1 << (33 - sbits)), es1 - kmax[hh] - 1);
       const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);

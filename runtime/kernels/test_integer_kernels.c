@@ -209,13 +209,14 @@ static int run_softmax(int32_t idx) {
       fter_read_input(kman, (size_t)(n * h) * sizeof(int32_t)) != 0 ||
       fter_read_input(kexp, (size_t)(n * h) * sizeof(int32_t)) != 0)
     return 2;
-  /* the keys' factors as the attention block's k_emin, k_emax and k_fact blocks make them */
-  static int32_t kfac[MAX_ELEMS], kmin[MAX_ROWS], kmax[MAX_ROWS];
+  /* the keys' factors as the attention block's k_eneg, k_emax and k_fact blocks make them */
+  static int32_t kfac[MAX_ELEMS], kneg[MAX_ROWS], kmax[MAX_ROWS];
   for (int32_t hh = 0; hh < h; ++hh) {
-    kmin[hh] = kmax[hh] = kexp[hh];
+    kneg[hh] = -kexp[hh];
+    kmax[hh] = kexp[hh];
     for (int32_t j = 1; j < n; ++j) {
       const int32_t e = kexp[j * h + hh];
-      kmin[hh] = e < kmin[hh] ? e : kmin[hh];
+      kneg[hh] = -e > kneg[hh] ? -e : kneg[hh];
       kmax[hh] = e > kmax[hh] ? e : kmax[hh];
     }
     for (int32_t j = 0; j < n; ++j) {
@@ -225,7 +226,7 @@ static int run_softmax(int32_t idx) {
   }
   uint8_t *p = (uint8_t *)q;
   uint32_t t0 = fter_cycles();
-  fter_softmax_row_u8(p, work, scores, rm, re, kman, kexp, kfac, kmin, kmax, n, h, sbits,
+  fter_softmax_row_u8(p, work, scores, rm, re, kman, kexp, kfac, kneg, kmax, n, h, sbits,
                       n, n, n, h);
   count(idx, fter_cycles() - t0);
   fter_write_output(p, (size_t)(n * h));

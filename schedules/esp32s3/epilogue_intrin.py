@@ -272,20 +272,20 @@ def residual_call(sch: s_tir.Schedule, block, t: int, nb: int) -> None:
 def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) -> None:
     """Replace one attention row's softmax (the sibling blocks ``blocks``: logits from the int32
     scores ``sacc``, row max, ``exp_neg``, row sum, reciprocal, uint8 probabilities ``p``) by one
-    ``fter_softmax_row_u8`` call; ``logit`` is its work row, ``kf``, ``kmin`` and ``kmax`` the
-    keys' factors for the LX7 loop (blocks ``k_fact``, ``k_emin``, ``k_emax``). Each head's
+    ``fter_softmax_row_u8`` call; ``logit`` is its work row, ``kf``, ``kneg`` and ``kmax`` the
+    keys' factors for the LX7 loop (blocks ``k_fact``, ``k_eneg``, ``k_emax``). Each head's
     probability row starts 16 bytes after the last (its stride padded): ``fter_pv_row`` reads
     aligned rows a word at a time."""
     def args(b):
         return (_first(b["p"]), _first(b["logit"]), _first(b["sacc"]), _first(b["qm"]),
                 _first(b["qe"]), _first(b["km"]), _first(b["ke"]), _first(b["kf"]),
-                _first(b["kmin"]), _first(b["kmax"]), n, h, sbits,
+                _first(b["kneg"]), _first(b["kmax"]), n, h, sbits,
                 b["p"].strides[1], b["logit"].strides[1], b["sacc"].strides[1],
                 b["km"].strides[0])
 
     row = sch.blockize(blocks)
     _call_block(sch, row, ("sacc", "qm", "qe", "km", "ke"), ("p", "logit"),
-                "fter_softmax_row_u8", args, whole=("kf", "kmin", "kmax"))
+                "fter_softmax_row_u8", args, whole=("kf", "kneg", "kmax"))
     sch.storage_align(row, 0, 1, 16, 0)
 
 

@@ -10,7 +10,7 @@ from tvm.script import tirx as T
 from . import intmath as im
 from ..compute.attention import (attention_row_blocks, out_projection, q_attention_func,
                                  score_scratch)
-from ..compute.kernel_base import _tag, cached_builder, without_params
+from ..compute.kernel_base import _tag, cached_builder, max_block, without_params
 from ..compute.matmul import head_scratch
 from .kernels import (B, G, _scale_params, _scale_tables, _split, head_values, row_code_scratch,
                       row_codes)
@@ -30,6 +30,9 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
     project = out_projection(n, d, fmt)
     o_absmax, o_codes = row_codes(n, d, ("o_absmax", "o_quant"))
     scores, row_max, row_sum, pv = attention_row_blocks(n, h, hd, -(1 << 30), 0)
+    # each head's largest key exponent and minus its smallest (for the LX7 softmax loop, below)
+    key_emax = max_block("k_emax", n, h, "RS", T.min_value("int32"), lambda e, j, hh: e[j, hh])
+    key_eneg = max_block("k_eneg", n, h, "RS", T.min_value("int32"), lambda e, j, hh: -e[j, hh])
 
     @T.macro
     def body(x, xq, xs, wq, aq, bq, k, k_amax, v, v_amax, w, alpha, bias, o):
@@ -37,7 +40,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         ksf = T.sblock_alloc_buffer((n, h), "float32")
         km = T.sblock_alloc_buffer((n, h), "int32")
         ke = T.sblock_alloc_buffer((n, h), "int32")
-        kmin = T.sblock_alloc_buffer((h,), "int32")
+        kneg = T.sblock_alloc_buffer((h,), "int32")
         kmax = T.sblock_alloc_buffer((h,), "int32")
         kf = T.sblock_alloc_buffer((n, h), "int32")
         vtop = T.sblock_alloc_buffer((1,), "float32")
@@ -65,20 +68,11 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
                 km[vj, vh] = _split(ksf[vj, vh])[0]
                 ke[vj, vh] = _split(ksf[vj, vh])[1]
         # the LX7 softmax loop's key factors (runtime/kernels/epilogue_int.c; the contract's
-        # logits do not read them): each head's smallest and largest key exponent, and per key
-        # 2^(30 - largest + its own), with which one MULSH divides by the key's share of the shift
-        for hh, j in T.grid(h, n):
-            with T.sblock("k_emin"):
-                vh, vj = T.axis.remap("SR", [hh, j])
-                with T.init():
-                    kmin[vh] = T.max_value("int32")
-                kmin[vh] = T.min(kmin[vh], ke[vj, vh])
-        for hh, j in T.grid(h, n):
-            with T.sblock("k_emax"):
-                vh, vj = T.axis.remap("SR", [hh, j])
-                with T.init():
-                    kmax[vh] = T.min_value("int32")
-                kmax[vh] = T.max(kmax[vh], ke[vj, vh])
+        # logits do not read them): each head's largest key exponent and minus its smallest, and
+        # per key 2^(30 - largest + its own), with which one MULSH divides by the key's share of
+        # the shift
+        key_eneg(ke, kneg)
+        key_emax(ke, kmax)
         for j, hh in T.grid(n, h):
             with T.sblock("k_fact"):
                 vj, vh = T.axis.remap("SS", [j, hh])
