@@ -262,15 +262,16 @@ def patch_cases(rng):
 
 def gelu_table_cases(rng):
     """The Phi table and the GELU table the LX7 loop reads (op 10), made in C: the contract's
-    ``gelu_table`` and ``gelu`` of every input 0 <= u < 4 in Q(G); the table's last entry is u
-    itself (the loop's clamped index relies on it)."""
+    ``gelu_table`` and ``gelu(-u)`` of every input 0 <= u < 4 in Q(G); the loop adds max(v, 0),
+    which needs gelu(u) = gelu(-u) + u, and reads the saturated inputs at the last entry, which
+    must be 0."""
     del rng
     tab = im.gelu_table()
     u = np.arange(1 << 14, dtype=np.int64)
-    lut = im.gelu(im.NP, u, lambda k: tab[k])
-    assert lut[-1] == u[-1]
+    lut = im.gelu(im.NP, -u, lambda k: tab[k])
+    assert lut[-1] == 0 and np.array_equal(im.gelu(im.NP, u, lambda k: tab[k]), lut + u)
     return [struct.pack("<i", 10)], [("gelu tables", [tab.astype(np.int32),
-                                                     lut.astype(np.uint16)])]
+                                                     lut.astype(np.int16)])]
 
 
 def cases(seed: int = 0):

@@ -352,12 +352,13 @@ int32_t fter_gelu_table_entry(int32_t k);
 #define FTER_GELU_LUT_SIZE (1 << 14)
 
 /**
- * @brief lut[u] = intmath.gelu(u) for 0 <= u < FTER_GELU_LUT_SIZE (values in
- * Q12; gelu(-u) = lut[u] - u), from Phi table entries fter_gelu_table_entry
- * makes.  lut[FTER_GELU_LUT_SIZE - 1] is that u itself, which lets the LX7
- * loop read the saturated inputs |v| >= 4 through the same clamped index.
+ * @brief lut[u] = intmath.gelu(-u) for 0 <= u < FTER_GELU_LUT_SIZE (values in
+ * Q12, <= 0; gelu(u) = lut[u] + u), from Phi table entries
+ * fter_gelu_table_entry makes.  lut[FTER_GELU_LUT_SIZE - 1] is 0, which lets
+ * the LX7 loop read the saturated inputs |v| >= 4 through the same clamped
+ * index.
  */
-void fter_gelu_lut_fill(uint16_t *lut);
+void fter_gelu_lut_fill(int16_t *lut);
 
 /**
  * @brief Builds the LX7 GELU loop's table (32 KB, internal RAM) in builds

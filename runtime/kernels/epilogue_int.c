@@ -63,14 +63,14 @@ int32_t fter_gelu_table_entry(int32_t k) {
   return r;
 }
 
-void fter_gelu_lut_fill(uint16_t *lut) {
+void fter_gelu_lut_fill(int16_t *lut) {
   int32_t hi = fter_gelu_table_entry(0);
   for (int32_t k = 0; k < FTER_GELU_LUT_SIZE >> GELU_STEP; ++k) {
     const int32_t lo = hi;
     hi = fter_gelu_table_entry(k + 1);
     for (int32_t f = 0; f < 1 << GELU_STEP; ++f) {
       const int32_t u = (k << GELU_STEP) + f;
-      lut[u] = (uint16_t)gelu_pos(u, lo, hi);
+      lut[u] = (int16_t)(gelu_pos(u, lo, hi) - u); /* gelu(-u), see gelu() above */
     }
   }
 }
@@ -229,13 +229,14 @@ FTER_LX7_LOOP_FN int32_t values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORD
 
 /* The GELU table of the loop below (fter_gelu_init): in internal RAM, as every table the
  * kernels read per value (flash reads go through the cache). */
-static uint16_t gelu_lut[FTER_GELU_LUT_SIZE];
+static int16_t gelu_lut[FTER_GELU_LUT_SIZE];
 static int gelu_lut_ready;
 
 /* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
- * GELU reads the table gelu_lut at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed bits) as
- * gelu_lut[u'] + (|V| - u') + min(V, 0): the contract's gelu for |V| < 4 (u' = |V|), and V or 0
- * beyond, as gelu_lut[2^14 - 1] = 2^14 - 1 (fter_gelu_lut_fill) -- no branch.  QUANT_SHIFT: the
+ * GELU reads the table gelu_lut of gelu(-u) at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed
+ * bits) and adds max(V, 0) = (|V| + V) / 2: gelu(-|V|) + max(V, 0) is the contract's gelu for
+ * |V| < 4 (gelu(u) = gelu(-u) + u), and V or 0 beyond, as gelu_lut[2^14 - 1] = 0
+ * (fter_gelu_lut_fill) -- no branch.  QUANT_SHIFT: the
  * quantizer's h >> r (QUANT_R), or nothing where the row's r is 0 (QUANT_R0); QUANT_ROUNDING:
  * round(. / 2^16) as ((. >> 15) + 1) >> 1 (QUANT_ROUND) or, in the r = 0 loop, whose %[sh] holds
  * 2^15, with that half (QUANT_ROUND_HALF); QUANT_LOW: -127 made in %[x] (QUANT_M127) or kept in
@@ -254,12 +255,10 @@ static int gelu_lut_ready;
   DEQUANT                                                        \
   "abs    %[u], %[v]\n"                                          \
   "clamps %[t], %[u], 14\n"                                      \
-  "sub    %[u], %[u], %[t]\n"                                    \
   "addx2  %[t], %[t], %[lut]\n"                                  \
-  "l16ui  %[t], %[t], 0\n"                                       \
-  "add    %[t], %[t], %[u]\n"                                    \
-  "srai   %[u], %[v], 31\n"                                      \
-  "and    %[u], %[u], %[v]\n"                                    \
+  "l16si  %[t], %[t], 0\n"                                       \
+  "add    %[u], %[u], %[v]\n"                                    \
+  "srai   %[u], %[u], 1\n"                                       \
   "add    %[t], %[t], %[u]\n"                                    \
   /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */      \
   QUANT_SHIFT                                                    \

@@ -22,7 +22,7 @@
  *   op 9 (patch codes): int32 {c, gh, gw, p}, float32 img[c * gh*p * gw*p]; output int8
  *        q[gh*gw * c*p*p], float32 s[gh*gw].
  *   op 10 (GELU tables): no operands; output int32 fter_gelu_table_entry(k) for k <= 1024,
- *        uint16 lut[FTER_GELU_LUT_SIZE] (fter_gelu_lut_fill).
+ *        int16 lut[FTER_GELU_LUT_SIZE] (fter_gelu_lut_fill).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -253,7 +253,7 @@ static int run_patch(int32_t idx) {
 }
 
 static int32_t phi[1025];
-static uint16_t lut[FTER_GELU_LUT_SIZE];
+static int16_t lut[FTER_GELU_LUT_SIZE];
 
 static int run_gelu_tables(int32_t idx) {
   uint32_t t0 = fter_cycles();
