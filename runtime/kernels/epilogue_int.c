@@ -350,7 +350,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
 }
 
 /* One row of a channel-quantized tile's codes: q[j] = quant8(v[j]) with channel j's split
- * multiplier at f[j][0] (r) and f[j][1] (m), two values a step; with shifts (chans_r) or, where
+ * multiplier at f[j][0] (r) and f[j][1] (m), two values a step; with shifts (CHAN_R) or, where
  * every r of the chunk is 0, without: 12.5 or 9.5 instructions per value. */
 #define CHAN_CODE_AT(SHIFT, VO, FO, QO)      \
   "l32i   %[x], %[pv], " VO "\n"            \
@@ -767,7 +767,8 @@ FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const 
  * row's shifts es1 - ke lie in [2, 29] for every key of the head (kmax its largest exponent,
  * kneg minus its smallest), as lx7_row asks of a projection row. */
 static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kneg, int32_t kmax) {
-  return sbits >= 18 && es1 - kmax >= 2 && es1 + kneg <= 29;
+  const int32_t range[2] = {-kneg, kmax};
+  return sbits >= 18 && lx7_row(es1, range);
 }
 
 /* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more.

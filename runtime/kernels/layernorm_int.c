@@ -41,8 +41,8 @@ void fter_ln_affine_i8(int32_t *gb, const int8_t *g, const int8_t *b, const floa
  * passes' constants and shift (SAR) set once per row instead of per element. */
 #define LN_LOOP_FN static __attribute__((noinline))
 
-/* Each pass takes two elements a loop step (PAIR: the element at byte offsets O, the row's and
- * the factors'), an odd d one more (TAIL: the same asm statement on its own, the loop skipped). */
+/* Each pass takes two elements a loop step (ONE(O, G): the element at byte offset O of the row
+ * and G of the factors), an odd d one more (the same asm statement on its own, after the loop). */
 #define LN_PAIRS(ONE, STEPS, OPERANDS)                                                        \
   do {                                                                                         \
     __asm__ volatile(LN_PRE "loopnez %[p], 1f\n" ONE("0", "0") ONE("4", "8") STEPS "1:\n"     \
@@ -207,11 +207,11 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 4: y = round((z * gamma * g0 + beta * g1 * 2^10) / 2^15), z the normalised value; absmax */
   int32_t amax = 0;
   if (re < 0) {
-    const int32_t sh = -re, half = 1 << (sh - 1);
+    const int32_t sh = -re;
 #ifdef FTER_LN_LX7
-    (void)half;
     amax = ln_norm_lx7(row, gb, d, mean, rm, sh);
 #else
+    const int32_t half = 1 << (sh - 1);
     FTER_UNROLL4
     for (int32_t j = 0; j < d; ++j) {
       int32_t z = ((row[j] - mean) * rm + half) >> sh;
