@@ -104,17 +104,20 @@ def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
                       workers, tables_bytes)
 
 
-# The LX7 GELU loop's table (runtime/kernels/epilogue_int.c, FTER_GELU_LUT_SIZE int16 entries)
+# The LX7 loops' tables (runtime/kernels/epilogue_int.c): GELU, FTER_GELU_LUT_SIZE int16 entries;
+# softmax exp, FTER_EXP_LUT_SIZE uint16 entries
 GELU_TABLE_BYTES = 2 * (1 << 14)
+EXP_TABLE_BYTES = 2 * 10649
+KERNEL_TABLES_BYTES = GELU_TABLE_BYTES + EXP_TABLE_BYTES
 
 
 def kernel_tables_bytes(art) -> int:
-    """Internal SRAM the kernels keep as tables on the chip: the GELU table. The component builds
-    every runtime source with FTER_PIE on the ESP32-S3 and fter_kernels_init fills the table at
-    boot, so it is there whatever the model's numerics or kernel variant (only an integer MLP
-    reads it)."""
+    """Internal SRAM the kernels keep as tables on the chip: the GELU and the softmax exp table.
+    The component builds every runtime source with FTER_PIE on the ESP32-S3 and
+    fter_kernels_init fills them at boot, so they are there whatever the model's numerics or
+    kernel variant (only an integer MLP or attention reads them)."""
     del art   # the same for every model today
-    return GELU_TABLE_BYTES
+    return KERNEL_TABLES_BYTES
 
 
 def render(template: str, values: dict[str, object]) -> str:

@@ -274,12 +274,25 @@ def gelu_table_cases(rng):
                                                      lut.astype(np.int16)])]
 
 
+def exp_table_cases(rng):
+    """The exp table the LX7 softmax loop reads (op 11), made in C: the contract's ``exp_neg`` of
+    every difference below the row's maximum up to the first D where it is 0; the loop reads every
+    larger D at that last entry, which holds only because exp_neg stays 0 past it (checked up to
+    the contract's own saturation at 2^16)."""
+    del rng
+    d = np.arange(1 << 16, dtype=np.int64)
+    e = np.asarray(im.exp_neg(im.NP, d), np.int64)
+    size = int(np.nonzero(e)[0].max()) + 2
+    assert not e[size - 1:].any()
+    return [struct.pack("<i", 11)], [("exp table", [e[:size].astype(np.uint16)])]
+
+
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
     parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
                                     residual_cases, attn_out_cases, softmax_cases, patch_cases,
-                                    gelu_table_cases)]
+                                    gelu_table_cases, exp_table_cases)]
     expected = [e for _, exp in parts for e in exp]
     return struct.pack("<i", len(expected)) + b"".join(b for blob, _ in parts for b in blob), expected
 

@@ -19,7 +19,7 @@ import torch
 from fter_tvm.compile import compile as fter_compile
 from fter_tvm.esp32s3 import ModelTooLargeError
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
-from fter_tvm.project import (APP_OFFSET, COMPONENT, GELU_TABLE_BYTES, TEMPLATE_DIR,
+from fter_tvm.project import (APP_OFFSET, COMPONENT, KERNEL_TABLES_BYTES, TEMPLATE_DIR,
                                kernel_tables_bytes, libm_names_header)
 from fter_tvm.targets import BoardLimits
 from runtime import cbuild
@@ -131,20 +131,29 @@ def test_psram_placement_when_arena_exceeds_sram_budget(art, tmp_path):
     assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is True
 
 
-def test_gelu_table_counts_against_the_sram_budget(art, tmp_path):
-    """The integer model's GELU table (internal SRAM on the chip) is in the budget: an arena that
-    fits beside the workspaces alone moves to PSRAM once the table is counted, and the README's
-    memory table lists it."""
+def test_kernel_table_sizes_are_the_runtime_headers():
+    """project.py counts the tables at the sizes the C declares them."""
+    from fter_tvm.project import EXP_TABLE_BYTES, GELU_TABLE_BYTES
+    from runtime import cbuild
+    header = (cbuild.RUNTIME_DIR / "include" / "fter_kernels.h").read_text()
+    assert f"#define FTER_EXP_LUT_SIZE {EXP_TABLE_BYTES // 2}\n" in header
+    assert GELU_TABLE_BYTES == 2 * (1 << 14) and "#define FTER_GELU_LUT_SIZE (1 << 14)\n" in header
+
+
+def test_kernel_tables_count_against_the_sram_budget(art, tmp_path):
+    """The integer model's GELU and exp tables (internal SRAM on the chip) are in the budget: an
+    arena that fits beside the workspaces alone moves to PSRAM once the tables are counted, and
+    the README's memory table lists them."""
     assert art.report["numerics"]["mode"] == "integer"
-    assert kernel_tables_bytes(art) == GELU_TABLE_BYTES == 32768
-    budget = psram_board(art).sram_arena_budget   # 32767 B above arena + workspaces
+    assert kernel_tables_bytes(art) == KERNEL_TABLES_BYTES == 32768 + 21298
+    budget = psram_board(art).sram_arena_budget   # tables - 1 B above arena + workspaces
     for extra, in_psram in ((0, True), (1, False)):
         out = art.export_project(tmp_path / f"p{extra}",
                                  board=BoardLimits(sram_arena_budget=budget + extra))
         assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is in_psram
-    assert re.search(r"kernel tables .*\| 32768 \| internal SRAM", (out / "README.md").read_text())
-    small = BoardLimits(sram_arena_budget=GELU_TABLE_BYTES)   # the tables alone fill it
-    with pytest.raises(ModelTooLargeError, match="32768 B tables"):
+    assert re.search(r"kernel tables .*\| 54066 \| internal SRAM", (out / "README.md").read_text())
+    small = BoardLimits(sram_arena_budget=KERNEL_TABLES_BYTES)   # the tables alone fill it
+    with pytest.raises(ModelTooLargeError, match="54066 B tables"):
         art.export_project(tmp_path / "q", board=small)
     assert not (tmp_path / "q").exists()
 

@@ -342,8 +342,26 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
                          int32_t h, int32_t sbits, int32_t p_stride, int32_t work_stride,
                          int32_t scores_stride, int32_t k_stride);
 
-/** @brief Builds fter_softmax_row_u8's exp table (called by fter_kernels_init). */
+/**
+ * @brief Builds fter_softmax_row_u8's exp tables (called by fter_kernels_init):
+ * the cubic's fraction table everywhere, and in builds for the ESP32-S3's PIE
+ * core the LX7 loop's whole exp table (fter_exp_lut_fill, 21 KB, internal RAM).
+ */
 void fter_softmax_init(void);
+
+/**
+ * @brief Entries of the LX7 softmax's exp table: every difference
+ * 0 <= D <= 10648 of a logit below its row's maximum (Q10).  10648 is the
+ * smallest D whose intmath.exp_neg is 0, as it is for every larger D.
+ */
+#define FTER_EXP_LUT_SIZE 10649
+
+/**
+ * @brief lut[D] = intmath.exp_neg(D) (Q15, <= 2^15) for
+ * 0 <= D < FTER_EXP_LUT_SIZE; lut[FTER_EXP_LUT_SIZE - 1] is 0, so the loop
+ * reads every larger D through the same clamped index.
+ */
+void fter_exp_lut_fill(uint16_t *lut);
 
 /** @brief Entry k <= 1024 of intmath.gelu_table (the Phi table, Q15). */
 int32_t fter_gelu_table_entry(int32_t k);

@@ -701,14 +701,10 @@ void fter_residual_tile(float *y, const float *res, const int32_t *acc, const fl
 static uint16_t exp2_frac[1 << LOGIT_FRAC];
 static int exp2_ready;
 
-void fter_softmax_init(void) {
-  for (int32_t w = 0; w < (1 << LOGIT_FRAC); ++w) {
-    int32_t r = EXP2_COEFS[0];
-    for (int32_t c = 1; c < 4; ++c) r = fter_rshift_round(r * w, LOGIT_FRAC) + EXP2_COEFS[c];
-    exp2_frac[w] = (uint16_t)r;
-  }
-  exp2_ready = 1;
-}
+#ifdef FTER_LX7_ROWS
+/* The LX7 exp loop's table (fter_exp_lut_fill): in internal RAM, as the GELU table */
+static uint16_t exp_lut[FTER_EXP_LUT_SIZE];
+#endif
 
 /* round(255 e / sum e) goes through one reciprocal of the row's sum (intmath.prob_reciprocal) */
 static inline int32_t prob_reciprocal(int32_t total) {
@@ -719,6 +715,23 @@ static inline int32_t prob_reciprocal(int32_t total) {
 static inline int32_t exp_neg(int32_t dlt) {
   const int32_t y = fter_rshift_round(fter_min(dlt, 65535) * LOG2E_Q14, 14);
   return exp2_frac[y & ((1 << LOGIT_FRAC) - 1)] >> fter_min(y >> LOGIT_FRAC, 16);
+}
+
+void fter_softmax_init(void) {
+  for (int32_t w = 0; w < (1 << LOGIT_FRAC); ++w) {
+    int32_t r = EXP2_COEFS[0];
+    for (int32_t c = 1; c < 4; ++c) r = fter_rshift_round(r * w, LOGIT_FRAC) + EXP2_COEFS[c];
+    exp2_frac[w] = (uint16_t)r;
+  }
+  exp2_ready = 1;
+#ifdef FTER_LX7_ROWS
+  fter_exp_lut_fill(exp_lut);
+#endif
+}
+
+void fter_exp_lut_fill(uint16_t *lut) {
+  if (!exp2_ready) fter_softmax_init();
+  for (int32_t d = 0; d < FTER_EXP_LUT_SIZE; ++d) lut[d] = (uint16_t)exp_neg(d);
 }
 
 #ifdef FTER_LX7_ROWS
@@ -771,38 +784,28 @@ static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kneg, int3
   return sbits >= 18 && lx7_row(es1, range);
 }
 
-/* l[j] = exp_neg(lmax - l[j]) in place; their sum.  Two values a step, an odd n one more.
- * D = lmax - l[j] is capped at EXP_CAP instead of 2^16 - 1: the smallest D whose y = round(D
- * log2(e) 2^4) reaches 16 * 2^10, where the fraction (<= 2^15) shifted by 16 is already 0, as it
- * is for every larger D; y >> 10 then never passes 16, and the contract's min(y >> 10, 16) goes. */
-#define EXP_CAP 11357
-#define EXP_AT(X, T, O)                     \
+/* l[j] = exp_neg(lmax - l[j]) in place, read from exp_lut at min(D, FTER_EXP_LUT_SIZE - 1)
+ * (the last entry is 0, as exp_neg is for every larger D); their sum.  Two values a step, an
+ * odd n one more. */
+#define EXP_AT(X, O)                        \
   "l32i   %[" X "], %[pl], " O "\n"          \
   "sub    %[" X "], %[lmax], %[" X "]\n"     \
   "min    %[" X "], %[" X "], %[cap]\n"      \
-  "mull   %[" X "], %[" X "], %[log2e]\n"    \
-  "addmi  %[" X "], %[" X "], 0x2000\n"      \
-  "srai   %[" X "], %[" X "], 14\n"          \
-  "extui  %[" T "], %[" X "], 0, 10\n"       \
-  "addx2  %[" T "], %[" T "], %[tab]\n"      \
-  "l16ui  %[" T "], %[" T "], 0\n"           \
-  "srai   %[" X "], %[" X "], 10\n"          \
-  "ssr    %[" X "]\n"                        \
-  "srl    %[" T "], %[" T "]\n"              \
-  "s32i   %[" T "], %[pl], " O "\n"          \
-  "add    %[tot], %[tot], %[" T "]\n"
-#define EXP_OPERANDS                                                                        \
-  : [tot] "+r"(total), [pl] "+r"(l), [x] "=&r"(x), [t] "=&r"(t), [y] "=&r"(y), [u] "=&r"(u) \
-  : [lmax] "r"(lmax), [cap] "r"(EXP_CAP), [log2e] "r"(LOG2E_Q14), [tab] "r"(tab), \
-    [p] "r"(n >> 1)                                                                         \
+  "addx2  %[" X "], %[" X "], %[tab]\n"      \
+  "l16ui  %[" X "], %[" X "], 0\n"           \
+  "s32i   %[" X "], %[pl], " O "\n"          \
+  "add    %[tot], %[tot], %[" X "]\n"
+#define EXP_OPERANDS                                                                  \
+  : [tot] "+r"(total), [pl] "+r"(l), [x] "=&r"(x), [y] "=&r"(y)                       \
+  : [lmax] "r"(lmax), [cap] "r"(FTER_EXP_LUT_SIZE - 1), [tab] "r"(exp_lut), [p] "r"(n >> 1) \
   : "memory"
-FTER_LX7_LOOP_FN int32_t softmax_exp_lx7(int32_t *l, int32_t n, int32_t lmax,
-                                         const uint16_t *tab) {
-  int32_t total = 0, x, t, y, u;
-  __asm__ volatile("loopnez %[p], 1f\n" EXP_AT("x", "t", "0") EXP_AT("y", "u", "4")
+FTER_LX7_LOOP_FN int32_t softmax_exp_lx7(int32_t *l, int32_t n, int32_t lmax) {
+  int32_t total, x, y;
+  __asm__ volatile("movi   %[tot], 0\n" : [tot] "=r"(total)); /* not an input's register */
+  __asm__ volatile("loopnez %[p], 1f\n" EXP_AT("x", "0") EXP_AT("y", "4")
                    "addi   %[pl], %[pl], 8\n"
                    "1:\n" EXP_OPERANDS);
-  if (n & 1) __asm__ volatile(EXP_AT("x", "t", "0") EXP_OPERANDS);
+  if (n & 1) __asm__ volatile(EXP_AT("x", "0") EXP_OPERANDS);
   return total;
 }
 
@@ -847,7 +850,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     if (softmax_lx7_row(sbits, es1, kneg[hh], kmax[hh])) {
       const int32_t m = softmax_logits_lx7(l, z, km + hh, kf + hh, n, 4 * k_stride,
                                            ms * (1 << (33 - sbits)), es1 - kmax[hh] - 1);
-      const int32_t sum = softmax_exp_lx7(l, n, m, exp2_frac);
+      const int32_t sum = softmax_exp_lx7(l, n, m);
       softmax_probs_lx7(out, l, n, prob_reciprocal(sum));
       continue;
     }

@@ -23,6 +23,7 @@
  *        q[gh*gw * c*p*p], float32 s[gh*gw].
  *   op 10 (GELU tables): no operands; output int32 fter_gelu_table_entry(k) for k <= 1024,
  *        int16 lut[FTER_GELU_LUT_SIZE] (fter_gelu_lut_fill).
+ *   op 11 (exp table): no operands; output uint16 lut[FTER_EXP_LUT_SIZE] (fter_exp_lut_fill).
  * Reports the instructions of each case as FTER_COUNT k<case>.  Exit code 2 on malformed
  * input. */
 #include <stdint.h>
@@ -265,6 +266,16 @@ static int run_gelu_tables(int32_t idx) {
   return 0;
 }
 
+static uint16_t exp_lut[FTER_EXP_LUT_SIZE];
+
+static int run_exp_table(int32_t idx) {
+  uint32_t t0 = fter_cycles();
+  fter_exp_lut_fill(exp_lut);
+  count(idx, fter_cycles() - t0);
+  fter_write_output(exp_lut, sizeof exp_lut);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -285,6 +296,7 @@ int main(int argc, char **argv) {
              : op == 8 ? run_attn_out(idx)
              : op == 9 ? run_patch(idx)
              : op == 10 ? run_gelu_tables(idx)
+             : op == 11 ? run_exp_table(idx)
                        : 2;
     if (rc != 0) return rc;
   }
