@@ -8,7 +8,7 @@
  *
  * A tile's accumulator acc[t][nb] (row stride acc_stride) becomes values in Q12 through the
  * channels' scale mantissas/exponents cm, ce, the biases cb (Q12) and the tokens' rm, re:
- *   c  = round(cm[j] * rm[i] / 2^abits)            (abits: bits of |acc| <= 128 k)
+ *   c  = floor(cm[j] * rm[i] / 2^abits)            (abits: bits of |acc| <= 128 k)
  *   sh = clamp(-(ce[j] + re[i]) - abits - 12, 1, 30)
  *   V  = round(acc * c / 2^sh) + cb[j]
  * The per-row factors are read once per row, the per-channel ones once per element. */
@@ -79,17 +79,16 @@ enum { TILE_CHANNELS = 32 };
 
 #if defined(FTER_PIE) && defined(__XTENSA__)
 /* The LX7 loops below keep two more factors per channel, so that MULSH (the high word of the
- * 64-bit product) takes the place of both rounding shifts' variable shifts:
- * - [3]: cm << cm_shift(abits); with the row's factor ms << (33 - abits - cm_shift) one MULSH is
- *   floor(cm * ms / 2^(abits - 1)), the first rounding's shift (|cm|, |ms| <= 2^15: both stay in
- *   int32);
+ * 64-bit product) takes the place of both variable shifts:
+ * - [3]: cm << cm_shift(abits); with the row's factor ms << (32 - abits - cm_shift) one MULSH is
+ *   c = floor(cm * ms / 2^abits) (|cm|, |ms| <= 2^15: both stay in int32);
  * - [4]: 2^(30 - cemax + ce), cemax the chunk's largest exponent (lx7_chunk_prep); MULSH of the
  *   product acc * c by it is floor(acc * c / 2^(2 + cemax - ce)), and the row's remaining
  *   e = es1 - cemax - 2 completes the second rounding's es1 - ce (FTER_DEQUANT_SAR). */
 #define CHAN_WORDS 5
-static inline int32_t cm_shift(int32_t abits) { return fter_min(15, 33 - abits); }
+static inline int32_t cm_shift(int32_t abits) { return fter_min(15, 32 - abits); }
 static inline int32_t row_factor(int32_t ms, int32_t abits) {
-  return ms * (1 << (33 - abits - cm_shift(abits)));
+  return ms * (1 << (32 - abits - cm_shift(abits)));
 }
 #else
 #define CHAN_WORDS 3
@@ -147,18 +146,16 @@ static inline int32_t channel_chunk(int32_t chan[TILE_CHANNELS][CHAN_WORDS], int
  * while a C loop around inlined asm could be, by a compiler that emits them (ESP-IDF's GCC). */
 #define FTER_LX7_LOOP_FN static __attribute__((noinline))
 
-/* V = round(acc * c / 2^(es1 - ce)) + cb, c = round(cm * ms / 2^abits) (the s - 1 forms of
- * fter_dequant) into %[v], from %[pa] + AO (acc) and %[pf] + FO (the chunk's factors), byte
- * offsets as strings, %[ms] the row's factor (row_factor); SAR holds the row's shift
- * e + 1 = es1 - cemax - 1 and %[hf] its 2^e, so that one add and one shift are the second
- * rounding ((y >> e) + 1) >> 1 = (y + 2^e) >> (e + 1) (%[sh]; FTER_DEQUANT_SAR_AT sets SAR
- * again, for loops that use it for more); %[x], %[t] scratch */
+/* V = round(acc * c / 2^(es1 - ce)) + cb, c = floor(cm * ms / 2^abits) (fter_dequant) into
+ * %[v], from %[pa] + AO (acc) and %[pf] + FO (the chunk's factors), byte offsets as strings,
+ * %[ms] the row's factor (row_factor): c is one MULSH; SAR holds the row's shift
+ * e + 1 = es1 - cemax - 1 and %[hf] its 2^e, so that one add and one shift are the rounding
+ * ((y >> e) + 1) >> 1 = (y + 2^e) >> (e + 1) (%[sh]; FTER_DEQUANT_SAR_AT sets SAR again, for
+ * loops that use it for more); %[x], %[t] scratch */
 #define FTER_DEQUANT_SAR(AO, FO, SAR)          \
   "l32i   %[x], %[pa], " AO "\n"               \
   "l32i   %[t], %[pf], " FO "+12\n"            \
   "mulsh  %[t], %[t], %[ms]\n"                 \
-  "addi   %[t], %[t], 1\n"                     \
-  "srai   %[t], %[t], 1\n"                     \
   "mull   %[x], %[x], %[t]\n"                  \
   "l32i   %[t], %[pf], " FO "+16\n"            \
   "mulsh  %[x], %[x], %[t]\n"                  \
@@ -438,7 +435,7 @@ void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm
       FTER_UNROLL4
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
-        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1));
+        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits));
       }
       vmax[i] = m;
     }
@@ -469,7 +466,7 @@ void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, cons
 #endif
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
-        const int32_t h = gelu(fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1), tab);
+        const int32_t h = gelu(fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits), tab);
         out[j] = fter_quant8(h, r, m);
       }
     }
@@ -500,7 +497,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
       FTER_UNROLL4
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
-        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits);
         a[j] = v;
         m = fter_max(m, fter_abs(v));
       }
@@ -508,7 +505,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
     } else {
       for (int32_t j = 0; j < nc; ++j) {
         const int32_t *f = chan[j];
-        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits - 1);
+        const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits);
         a[j] = v;
         top[j] = fter_max(top[j], fter_abs(v));
       }
@@ -739,15 +736,13 @@ void fter_exp_lut_fill(uint16_t *lut) {
  * (building for the lx106, which has neither) branches; fter_softmax_row_u8's C is their twin. */
 
 /* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and kf; their max.
- * ms2 = ms * 2^(33 - sbits) (sbits >= 18 keeps it in int32): MULSH of km and ms2 is
- * floor(km * ms / 2^(sbits - 1)), as for the channels' factors above; the second rounding is the
+ * ms2 = ms * 2^(32 - sbits) (sbits >= 17 keeps it in int32): MULSH of km and ms2 is
+ * floor(km * ms / 2^sbits), as for the channels' factors above; the rounding is the
  * channels' too (FTER_DEQUANT_SAR): MULSH by kf[j] = 2^(30 - kmax + ke[j]), then the row's 2^e
  * (%[hf]) added and SAR = e + 1 = es1 - kmax - 1 (softmax_lx7_row: the clamp is the identity). */
 #define LOGIT_AT(O)                         \
   "l32i   %[t], %[pm], 0\n"                 \
   "mulsh  %[t], %[t], %[ms]\n"              \
-  "addi   %[t], %[t], 1\n"                  \
-  "srai   %[t], %[t], 1\n"                  \
   "l32i   %[x], %[pz], " O "\n"             \
   "mull   %[x], %[x], %[t]\n"               \
   "l32i   %[t], %[pf], 0\n"                 \
@@ -781,7 +776,7 @@ FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const 
  * kneg minus its smallest), as lx7_row asks of a projection row. */
 static inline int softmax_lx7_row(int32_t sbits, int32_t es1, int32_t kneg, int32_t kmax) {
   const int32_t range[2] = {-kneg, kmax};
-  return sbits >= 18 && lx7_row(es1, range);
+  return sbits >= 17 && lx7_row(es1, range);
 }
 
 /* l[j] = exp_neg(lmax - l[j]) in place, read from exp_lut at min(D, FTER_EXP_LUT_SIZE - 1)
@@ -849,7 +844,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
 #ifdef FTER_LX7_ROWS
     if (softmax_lx7_row(sbits, es1, kneg[hh], kmax[hh])) {
       const int32_t m = softmax_logits_lx7(l, z, km + hh, kf + hh, n, 4 * k_stride,
-                                           ms * (1 << (33 - sbits)), es1 - kmax[hh] - 1);
+                                           ms * (1 << (32 - sbits)), es1 - kmax[hh] - 1);
       const int32_t sum = softmax_exp_lx7(l, n, m);
       softmax_probs_lx7(out, l, n, prob_reciprocal(sum));
       continue;
@@ -860,7 +855,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     FTER_UNROLL4
     for (int32_t j = 0; j < n; ++j) {
       const int32_t v =
-          fter_dequant(z[j], km[j * k_stride + hh], ke[j * k_stride + hh], 0, ms, es1, sbits - 1);
+          fter_dequant(z[j], km[j * k_stride + hh], ke[j * k_stride + hh], 0, ms, es1, sbits);
       l[j] = v;
       lmax = fter_max(v, lmax);
     }

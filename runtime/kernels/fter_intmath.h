@@ -48,12 +48,12 @@ static inline int32_t fter_fixed_from_bits(int32_t b, int32_t ref) {
   return b < 0 ? -mag : mag;
 }
 
-/* intmath.dequant with the row's factor ms, es1 = -(es + abits + frac) - 1 and abits1 = abits - 1
- * precomputed: round(acc * round(cm * ms / 2^abits) / 2^sh) + bias, sh = clamp(es1 + 1 - ce, 1, 30)
- * (both roundings in the s - 1 form) */
+/* intmath.dequant with the row's factor ms and es1 = -(es + abits + frac) - 1 precomputed:
+ * round(acc * floor(cm * ms / 2^abits) / 2^sh) + bias, sh = clamp(es1 + 1 - ce, 1, 30) (the
+ * rounding in the s - 1 form) */
 static inline int32_t fter_dequant(int32_t acc, int32_t cm, int32_t ce, int32_t bias, int32_t ms,
-                                   int32_t es1, int32_t abits1) {
-  const int32_t c = fter_rshift1_round(cm * ms, abits1);
+                                   int32_t es1, int32_t abits) {
+  const int32_t c = (cm * ms) >> abits;
   return fter_rshift1_round(acc * c, fter_clamp(es1 - ce, 0, 29)) + bias;
 }
 

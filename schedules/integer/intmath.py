@@ -350,10 +350,12 @@ def dequant(B, acc, abits: int, ma, ea, ms, es, bias_fixed, frac: int = VALUE_FR
     """``V = round((acc * alpha * s + bias) * 2^frac)`` for an accumulator ``|acc| < 2^abits``
     (:func:`acc_bits`), with ``alpha ~ ma * 2^ea`` and ``s ~ ms * 2^es`` (:func:`split_f32`).
 
-    The product of the two 15-bit mantissas is rounded to ``C <= 2^(30 - abits)`` so that
-    ``acc * C`` fits int32; ``bias_fixed = round(bias * 2^frac)`` (:func:`fixed_frac`)."""
+    The product of the two 15-bit mantissas is cut (floored) to ``|C| <= 2^(30 - abits)`` so
+    that ``acc * C`` fits int32: a floor, not a rounding, as its error (below 2^-14 relative)
+    is far inside the scales' own, and a kernel gets it from one MULSH of prescaled factors;
+    ``bias_fixed = round(bias * 2^frac)`` (:func:`fixed_frac`)."""
     cb = 30 - abits
-    c = rshift_round(B, B.chk(ma * ms), 2 * SCALE_BITS - cb)
+    c = B.chk(ma * ms) >> (2 * SCALE_BITS - cb)
     # a right shift in [1, 30]: outside it a scale is absurd (an accumulator step worth more
     # than 2^(2 - G + abits)) or the row is all zero (s = 1e-5 / 127); both saturate the shift
     sh = B.max(B.min(-(2 * SCALE_BITS - cb + ea + es + frac), 30), 1)
