@@ -45,8 +45,14 @@ class Cases:
         self.blob: list[bytes] = [header(0)]
         self.expected: list[tuple[object, np.ndarray]] = [("self-test", np.zeros(1, np.int32))]
 
-    def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None, set_=False):
+    def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None, set_=False, raw=None):
+        """raw: packed b3 bytes [nb, row_bytes] taken as they are, any value 0..255 (the
+        reference's digits of byte v, (v // 3^j) % 3 - 1, are the weights; bytes >= 243, which
+        no packer writes, read as v - 243)."""
         rng = self.rng
+        if raw is not None:
+            digits = (raw.astype(np.int64)[:, :, None] // 3 ** np.arange(5)) % 3 - 1
+            wt = digits.reshape(nb, -1)[:, :k].astype(np.int8)
         wt = rng.integers(-1, 2, size=(nb, k)).astype(np.int8) if wt is None else wt
         x = rng.integers(-128, 128, size=(t, k)).astype(np.int8) if x is None else x
         rb = packing.row_bytes(k, fmt)
@@ -54,7 +60,7 @@ class Cases:
         x_stride, x_off = ((k + 15) & ~15, 0) if aligned else (k + 1, 3)
         acc_stride = nb if aligned else nb + 2
         w = np.zeros((nb, w_stride), np.uint8)
-        w[:, :rb] = packing.pack(wt, fmt)
+        w[:, :rb] = packing.pack(wt, fmt) if raw is None else raw
         xs = rng.integers(-128, 128, size=(t, x_stride)).astype(np.int8)  # garbage past k
         xs[:, :k] = x
         acc = rng.integers(-1000, 1000, size=(t, acc_stride)).astype(np.int32)
@@ -111,6 +117,10 @@ def pie_cases(seed: int = 0) -> Cases:
         c.tile(fmt, 33, 17, 3, aligned=False)
         c.tile(fmt, 64, 16, 5, aligned=True)
     c.tile("b3", 192, 16, 197)
+    # every byte value, padding trits past k included, through the PIE decode of full groups
+    c.tile("b3", 203, 32, 3, raw=(np.arange(32 * 41) % 256).astype(np.uint8).reshape(32, 41))
+    c.tile("b3", 83, 16, 2, aligned=False,
+           raw=rng.integers(0, 256, size=(16, 17)).astype(np.uint8))
     c.tile("b3", 768, 16, 197)
     # lane bound: x = -128, w = -1 at the largest k (QACC read out per 4080), and k > FTER_PIE_MAX_K
     for k in (4080, MAX_K):
@@ -207,8 +217,10 @@ def test_pie_host(tmp_path):
     report = []
     for label, i in deit_rows(cases):
         report.append(f"{label}: {counts[f'c{i}']} emulated PIE instructions")
-    # 17 instructions per 16-k chunk and token, + 6 per token and group (zero, first column, readout)
-    assert counts[f"c{deit_rows(cases)[1][1]}"] == 197 * (48 * 17 + 6)
+    # 17 instructions per 16-k chunk and token, + 6 per token and group (zero, first column,
+    # readout); the group's decode: 2 constant loads, then 22 per packed byte (load, 2 SSAI, 9
+    # multiplies, 5 subtractions, 5 stores)
+    assert counts[f"c{deit_rows(cases)[1][1]}"] == 197 * (48 * 17 + 6) + 2 + 154 * 22
     print("\n".join(report))
 
 

@@ -3,7 +3,9 @@
  *
  * Per group of 16 output channels the packed rows are decoded once into a
  * [kpad][16] int8 scratch (lane l = channel j0 + l; missing channels and k
- * padding are 0, plus one zero column for the last prefetch).  Per token,
+ * padding are 0, plus one zero column for the last prefetch).  A full b3
+ * group decodes on PIE (decode_group_b3): its bytes gathered into a
+ * [bytes][16] stage, then 16 channels' 5 trits at a time.  Per token,
  * QACC lane l accumulates sum_r x[r] * w_{j0+l}[r]: each chunk of 16 k is one
  * 128-bit load of x and 16 vsmulas.s8.qacc.ld.incp (broadcast x[r] times
  * column r while loading column r+1), 17 instructions per 256 MACs.  A lane
@@ -29,6 +31,7 @@
 static struct {
   uint32_t scratch[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
   uint32_t xrow[KPAD_MAX / 4] __attribute__((aligned(16)));
+  uint32_t stage[(KPAD_MAX / 5 + 1) * 4] __attribute__((aligned(16))); /* [bytes][16] */
   uint32_t qacc[16] __attribute__((aligned(16)));
 } per_worker[FTER_WORKERS];
 
@@ -37,6 +40,10 @@ static struct {
  * the LX7 loop finds it with one ADDX8. */
 static int8_t b3_trits[256][8];
 static int8_t b2_trits[256][4];
+/* b3 byte v as the fraction x = ceil(256 u / 243) of u = v mod 243 (bytes >= 243 wrap like the
+ * reference): u's base-3 digit 4 - n is then ((x * 3^n mod 256) * 3) >> 8, exactly, for every u
+ * (decode_group_b3; the identity is checked for all 256 bytes by the tile tests' decoding). */
+static uint8_t b3_frac[256];
 static int trits_ready;
 
 void fter_tmm_pie_init(void) {
@@ -45,6 +52,8 @@ void fter_tmm_pie_init(void) {
     for (int32_t t = 0; t < 4; ++t) b2_trits[b][t] = (int8_t)(((b >> (2 * t)) & 3) - 1);
     for (int32_t t = 0; t < 5; ++t) b3_trits[b][t] = (int8_t)(d[t] - 1);
     for (int32_t t = 0; t < 5 && ++d[t] == 3; ++t) d[t] = 0;
+    const int32_t u = b < 243 ? b : b - 243;
+    b3_frac[b] = (uint8_t)((u * 256 + 242) / 243);
   }
   trits_ready = 1;
 }
@@ -113,6 +122,96 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   }
 }
 
+/* The 3s and 1s decode_group_b3 keeps in q7 and q6 */
+static const uint8_t pie_consts[32] __attribute__((aligned(16))) = {
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+/* stage[16 p + l] = b3_frac[row[p]] for p < bytes: one channel's lane of the stage */
+#if defined(FTER_PIE) && defined(__XTENSA__)
+__attribute__((noinline)) static void gather_b3(uint8_t *st, const uint8_t *row, int32_t bytes) {
+  int32_t a, b;
+  const uint8_t *tab = b3_frac;
+#define GATHER_ONE "l8ui %[a], %[row], 0\n add %[a], %[a], %[tab]\n l8ui %[a], %[a], 0\n s8i %[a], %[st], 0\n"
+#define GATHER_OPERANDS                                                                  \
+  : [row] "+r"(row), [st] "+r"(st), [a] "=&r"(a), [b] "=&r"(b) : [tab] "r"(tab), [p] "r"(bytes >> 1) \
+  : "memory"
+  __asm__ volatile("loopnez %[p], 1f\n"
+                   "l8ui  %[a], %[row], 0\n"
+                   "l8ui  %[b], %[row], 1\n"
+                   "add   %[a], %[a], %[tab]\n"
+                   "add   %[b], %[b], %[tab]\n"
+                   "l8ui  %[a], %[a], 0\n"
+                   "l8ui  %[b], %[b], 0\n"
+                   "s8i   %[a], %[st], 0\n"
+                   "s8i   %[b], %[st], 16\n"
+                   "addi  %[row], %[row], 2\n"
+                   "addi  %[st], %[st], 32\n"
+                   "1:\n" GATHER_OPERANDS);
+  if (bytes & 1) __asm__ volatile(GATHER_ONE GATHER_OPERANDS);
+#undef GATHER_ONE
+#undef GATHER_OPERANDS
+}
+#else
+static void gather_b3(uint8_t *st, const uint8_t *row, int32_t bytes) {
+  for (int32_t p = 0; p < bytes; ++p) st[16 * p] = b3_frac[row[p]];
+}
+#endif
+
+/* Rows [0, 5 bytes) of the scratch from the stage: per stage row x (16 channels' byte p),
+ * q1..q4 = x * 3^n mod 256 (SAR 0), then digit 4 - n = (q_n * 3) >> 8 (SAR 8), less 1, is
+ * weight 5p + 4 - n of the 16 channels.  Padding trits past k decode to 0 like any others. */
+#if defined(FTER_PIE) && defined(__XTENSA__)
+__attribute__((noinline)) static void stage_to_rows(int8_t *dst, const uint8_t *st,
+                                                     int32_t bytes) {
+  const uint8_t *c = pie_consts;
+  __asm__ volatile("ee.vld.128.ip q7, %[c], 16\n"
+                   "ee.vld.128.ip q6, %[c], 16\n"
+                   "loopnez %[n], 1f\n"
+                   "ee.vld.128.ip q0, %[st], 16\n"
+                   "ssai 0\n"
+                   "ee.vmul.u8 q1, q0, q7\n"
+                   "ee.vmul.u8 q2, q1, q7\n"
+                   "ee.vmul.u8 q3, q2, q7\n"
+                   "ee.vmul.u8 q4, q3, q7\n"
+                   "ssai 8\n"
+                   "ee.vmul.u8 q4, q4, q7\n ee.vsubs.s8 q4, q4, q6\n ee.vst.128.ip q4, %[d], 16\n"
+                   "ee.vmul.u8 q3, q3, q7\n ee.vsubs.s8 q3, q3, q6\n ee.vst.128.ip q3, %[d], 16\n"
+                   "ee.vmul.u8 q2, q2, q7\n ee.vsubs.s8 q2, q2, q6\n ee.vst.128.ip q2, %[d], 16\n"
+                   "ee.vmul.u8 q1, q1, q7\n ee.vsubs.s8 q1, q1, q6\n ee.vst.128.ip q1, %[d], 16\n"
+                   "ee.vmul.u8 q0, q0, q7\n ee.vsubs.s8 q0, q0, q6\n ee.vst.128.ip q0, %[d], 16\n"
+                   "1:\n"
+                   : [st] "+r"(st), [d] "+r"(dst), [c] "+r"(c)
+                   : [n] "r"(bytes)
+                   : "memory");
+}
+#else
+static void stage_to_rows(int8_t *dst, const uint8_t *st, int32_t bytes) {
+  const uint8_t *c = pie_consts;
+  PIE_VLD_128_IP(7, c, 16);
+  PIE_VLD_128_IP(6, c, 16);
+  for (int32_t p = 0; p < bytes; ++p) {
+    PIE_VLD_128_IP(0, st, 16);
+    PIE_SSAI(0);
+    PIE_VMUL_U8(1, 0, 7);
+    PIE_VMUL_U8(2, 1, 7);
+    PIE_VMUL_U8(3, 2, 7);
+    PIE_VMUL_U8(4, 3, 7);
+    PIE_SSAI(8);
+#define DIGIT_ROW(q) PIE_VMUL_U8(q, q, 7); PIE_VSUBS_S8(q, q, 6); PIE_VST_128_IP(q, dst, 16);
+    DIGIT_ROW(4) DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
+#undef DIGIT_ROW
+  }
+}
+#endif
+
+/* All 16 channels of a b3 group into the scratch (rows >= k are cleared after) */
+static void decode_group_b3(int8_t *scratch, const uint8_t *w, int32_t w_stride, int32_t k,
+                            uint8_t *stage) {
+  const int32_t bytes = (k + 4) / 5;
+  for (int32_t l = 0; l < 16; ++l) gather_b3(stage + l, w + l * w_stride, bytes);
+  stage_to_rows(scratch, stage, bytes);
+}
+
 /* set: the tile's accumulators are written (their old values ignored), else added to */
 static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                  int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3,
@@ -122,17 +221,23 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
   uint32_t *qacc_buf = per_worker[fter_worker_id()].qacc;
   int8_t *scratch = (int8_t *)scratch_words;
   int8_t *xrow = (int8_t *)xrow_words;
+  uint8_t *stage = (uint8_t *)per_worker[fter_worker_id()].stage;
   const int32_t kpad = (k + 15) & ~15, chunks = kpad >> 4;
   const int direct = ((uintptr_t)x & 15) == 0 && (x_stride & 15) == 0 && (k & 15) == 0;
   if (!trits_ready) fter_tmm_pie_init();
   if (!direct) zero_words(xrow_words + (k >> 2), (kpad >> 2) - (k >> 2)); /* tail of xrow */
   for (int32_t j0 = 0; j0 < nb; j0 += 16) {
     const int32_t lanes = nb - j0 < 16 ? nb - j0 : 16;
-    if (lanes < 16)
-      zero_words(scratch_words, (kpad + 16) * 4);
-    else
-      zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
-    for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
+    if (b3 && lanes == 16) {
+      decode_group_b3(scratch, w + j0 * w_stride, w_stride, k, stage);
+      zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4); /* the padding trits' rows too */
+    } else {
+      if (lanes < 16)
+        zero_words(scratch_words, (kpad + 16) * 4);
+      else
+        zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
+      for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
+    }
     if (direct && lanes == 16 && chunks <= BLOCK_CHUNKS) {
       fter_pie_tmm_tokens(acc + j0, x, scratch, t, chunks, x_stride, acc_stride, qacc_buf, set);
       continue;

@@ -51,6 +51,17 @@ extern FTER_THREAD_LOCAL uint32_t fter_pie_instructions;
   __asm__ volatile("ee.vld.128.xp q" FTER_PIE_STR(q) ", %0, %1" : "+r"(ptr) : "r"(inc) : "memory")
 #define PIE_VST_128_IP(q, ptr, imm) \
   __asm__ volatile("ee.vst.128.ip q" FTER_PIE_STR(q) ", %0, " FTER_PIE_STR(imm) : "+r"(ptr) :: "memory")
+/* SAR = sar (the core's shift register, which vmul reads; kernels set it and multiply in one
+ * asm statement, so that no compiled shift comes between) */
+#define PIE_SSAI(sar) __asm__ volatile("ssai " FTER_PIE_STR(sar) ::: "memory")
+/* qz.u8[l] = (qx.u8[l] * qy.u8[l]) >> SAR, the 16-bit product's low byte after the shift */
+#define PIE_VMUL_U8(qz, qx, qy)                                                                  \
+  __asm__ volatile("ee.vmul.u8 q" FTER_PIE_STR(qz) ", q" FTER_PIE_STR(qx) ", q" FTER_PIE_STR(qy) \
+                   ::: "memory")
+/* qz.s8[l] = clamp(qx.s8[l] - qy.s8[l], -127, 127) */
+#define PIE_VSUBS_S8(qz, qx, qy)                                                          \
+  __asm__ volatile("ee.vsubs.s8 q" FTER_PIE_STR(qz) ", q" FTER_PIE_STR(qx) ", q" FTER_PIE_STR(qy) \
+                   ::: "memory")
 /* QACC[l] += qx.s8[l] * qy.s8[sel] */
 #define PIE_VSMULAS_S8_QACC(qx, qy, sel) \
   __asm__ volatile("ee.vsmulas.s8.qacc q" FTER_PIE_STR(qx) ", q" FTER_PIE_STR(qy) ", " FTER_PIE_STR(sel) ::: "memory")
@@ -95,6 +106,7 @@ typedef struct {
   } q[8];
   int32_t qacc[16]; /* 20-bit signed lanes (8-bit ops) */
   int64_t accx;     /* 40-bit signed */
+  int32_t sar;      /* the core's SAR as vmul reads it */
 } fter_pie_state_t;
 
 extern FTER_THREAD_LOCAL fter_pie_state_t fter_pie_state;
@@ -104,6 +116,9 @@ void fter_pie_zero_accx(void);
 void fter_pie_zero_q(int q);
 void *fter_pie_vld_128(int q, const void *ptr, int32_t inc);
 void *fter_pie_vst_128(int q, void *ptr, int32_t inc);
+void fter_pie_ssai(int sar);
+void fter_pie_vmul_u8(int qz, int qx, int qy);
+void fter_pie_vsubs_s8(int qz, int qx, int qy);
 void fter_pie_vsmulas_s8_qacc(int qx, int qy, int sel);
 void *fter_pie_vsmulas_s8_qacc_ld_incp(int qu, const void *ptr, int qx, int qy, int sel);
 void fter_pie_vmulas_s8_accx(int qx, int qy);
@@ -118,6 +133,9 @@ void *fter_pie_st_qacc(int part, void *ptr, int32_t inc);
 #define PIE_VLD_128_IP(q, ptr, imm) ((ptr) = fter_pie_vld_128(q, ptr, imm))
 #define PIE_VLD_128_XP(q, ptr, inc) ((ptr) = fter_pie_vld_128(q, ptr, inc))
 #define PIE_VST_128_IP(q, ptr, imm) ((ptr) = fter_pie_vst_128(q, ptr, imm))
+#define PIE_SSAI(sar) fter_pie_ssai(sar)
+#define PIE_VMUL_U8(qz, qx, qy) fter_pie_vmul_u8(qz, qx, qy)
+#define PIE_VSUBS_S8(qz, qx, qy) fter_pie_vsubs_s8(qz, qx, qy)
 #define PIE_VSMULAS_S8_QACC(qx, qy, sel) fter_pie_vsmulas_s8_qacc(qx, qy, sel)
 #define PIE_VSMULAS_S8_QACC_LD_INCP(qu, ptr, qx, qy, sel) \
   ((ptr) = fter_pie_vsmulas_s8_qacc_ld_incp(qu, ptr, qx, qy, sel))

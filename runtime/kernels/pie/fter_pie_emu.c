@@ -65,6 +65,28 @@ void *fter_pie_vst_128(int q, void *ptr, int32_t inc) {
   return (void *)((uintptr_t)ptr + (uintptr_t)inc);
 }
 
+void fter_pie_ssai(int sar) {
+  COUNT();
+  fter_pie_state.sar = sar & 31;
+}
+
+/* The translator's products: 16-bit, shifted by SAR, cut to the lane's byte */
+void fter_pie_vmul_u8(int qz, int qx, int qy) {
+  COUNT();
+  for (int l = 0; l < 16; ++l) {
+    const uint32_t p = (uint32_t)fter_pie_state.q[qx].u8[l] * fter_pie_state.q[qy].u8[l];
+    fter_pie_state.q[qz].u8[l] = (uint8_t)(p >> fter_pie_state.sar);
+  }
+}
+
+void fter_pie_vsubs_s8(int qz, int qx, int qy) {
+  COUNT();
+  for (int l = 0; l < 16; ++l) {
+    const int32_t d = fter_pie_state.q[qx].s8[l] - fter_pie_state.q[qy].s8[l];
+    fter_pie_state.q[qz].s8[l] = (int8_t)(d > 127 ? 127 : d < -127 ? -127 : d);
+  }
+}
+
 static void vsmulas(int qx, int qy, int sel) {
   const int32_t s = fter_pie_state.q[qy].s8[sel];
   for (int l = 0; l < 16; ++l)

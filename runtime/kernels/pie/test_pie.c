@@ -154,6 +154,44 @@ static int32_t self_test(void) {
   fter_pie_read_qacc(lanes, qwords);
   check(lanes[0] == -520192 && lanes[15] == -520192, "qacc lane -520192");
 
+  /* vmul.u8: the 16-bit product shifted by SAR, its low byte kept */
+  static uint8_t ua[16] __attribute__((aligned(16))), ub[16] __attribute__((aligned(16)));
+  for (int i = 0; i < 16; ++i) ua[i] = ub[i] = 0;
+  ua[0] = 200, ub[0] = 3;   /* 600 = 0x258 */
+  ua[1] = 3, ub[1] = 171;   /* 513 = 0x201 */
+  ua[15] = 255, ub[15] = 255; /* 65025 = 0xfe01 */
+  const uint8_t *up = ua;
+  PIE_VLD_128_IP(1, up, 16);
+  up = ub;
+  PIE_VLD_128_IP(2, up, 16);
+  PIE_SSAI(0);
+  PIE_VMUL_U8(3, 1, 2);
+  store_q(dst);
+  check(dst[0] == 0x58 && dst[1] == 0x01 && dst[2] == 0 && dst[15] == 0x01, "vmul.u8 sar 0");
+  PIE_SSAI(8);
+  PIE_VMUL_U8(3, 1, 2);
+  store_q(dst);
+  check(dst[0] == 2 && dst[1] == 2 && dst[15] == 0xfe, "vmul.u8 sar 8");
+  PIE_SSAI(9);
+  PIE_VMUL_U8(3, 1, 2);
+  store_q(dst);
+  check(dst[0] == 1 && dst[1] == 1 && dst[15] == 0x7f, "vmul.u8 sar 9");
+  /* vsubs.s8 saturates at +-127 */
+  for (int i = 0; i < 16; ++i) ua[i] = ub[i] = 0;
+  ua[0] = 100, ub[0] = (uint8_t)-100;
+  ua[1] = (uint8_t)-100, ub[1] = 100;
+  ua[2] = 1, ub[2] = 2;
+  ua[14] = (uint8_t)-128, ub[14] = 0;
+  up = ua;
+  PIE_VLD_128_IP(1, up, 16);
+  up = ub;
+  PIE_VLD_128_IP(2, up, 16);
+  PIE_VSUBS_S8(3, 1, 2);
+  store_q(dst);
+  check(dst[0] == 127 && dst[1] == (uint8_t)-127 && dst[2] == 0xff && dst[3] == 0 &&
+            dst[14] == (uint8_t)-127,
+        "vsubs.s8");
+
   /* vmulas.s8.accx (+ .ld.ip/.ld.xp) and srs.accx */
   int32_t s;
   for (int i = 0; i < 32; ++i) xv[i] = (int8_t)(i - 16);
@@ -201,7 +239,9 @@ static int32_t self_test(void) {
   uint32_t before = fter_pie_instructions;
   PIE_ZERO_Q(0);
   PIE_ZERO_ACCX();
-  check(fter_pie_instructions == before + 2, "instruction counter");
+  PIE_SSAI(0);
+  PIE_VMUL_U8(0, 0, 0);
+  check(fter_pie_instructions == before + 4, "instruction counter");
 #endif
 #endif
   return failures;
