@@ -108,6 +108,13 @@ def test_split_and_fixed_from_float_bits():
     _check_op(lambda B, x: im.fixed_frac(B, x), f)
     x = im.fixed_from_f32(im.NP, np.float32(-2.5), 128)
     assert x == -10240 and im.fixed_from_f32(im.NP, np.float32(3.9), 128) <= 1 << im.LN_BITS
+    # ties away from zero (the magnitude rounds half up, the sign comes back), as an LX7 loop
+    # computes it from an FPU's TRUNC of twice the scaled float
+    ties = (np.arange(-40, 40) + 0.5).astype(np.float32) / np.float32(4096)
+    for v in (ties, f[np.isfinite(f) & (np.abs(f) <= 2.0 ** 2)]):
+        got = np.asarray(im.fixed_from_f32(im.NP, v.astype(np.float32), 128), np.int64)
+        y = np.abs(v.astype(np.float64)) * 4096
+        np.testing.assert_array_equal(got, np.sign(v) * np.floor(y + 0.5))
 
 
 def test_quantizer_edges():

@@ -24,8 +24,12 @@ EPS = 1e-6
 
 def _rows(rng, d: int) -> np.ndarray:
     """Rows a residual stream can hold, and the edges: zero variance, all zero, subnormals,
-    one outlier, signs mixed across 40 binary orders of magnitude."""
+    one outlier, signs mixed across 40 binary orders of magnitude, exact ties of the fixed-point
+    reading (max 1.0: units of 2^-13, values k + 1/2 of them, both signs)."""
+    ties = (np.arange(d) + 0.5) / 8192 * np.where(np.arange(d) % 3 == 1, -1, 1)
+    ties[0] = 1.0
     rows = [
+        ties,
         rng.standard_normal(d) * rng.uniform(0.01, 30),
         np.full(d, 0.75),
         np.zeros(d),
@@ -240,14 +244,16 @@ def softmax_cases(rng):
 
 def patch_cases(rng):
     """Patch quantizer (op 9): DeiT's 16 x 16 patches of 3 channels and small grids; patches of
-    normal pixels, all zero, subnormal, one outlier, magnitudes over 40 binary orders."""
+    normal pixels, all zero, subnormal, one outlier, magnitudes over 40 binary orders, exact ties
+    of the fixed-point reading."""
     blob, expected = [], []
     for c, gh, gw, p in [(3, 2, 3, 16), (1, 1, 1, 1), (3, 3, 5, 4), (2, 2, 2, 3)]:
         n, f = gh * gw, c * p * p
         kinds = [rng.standard_normal(f) * rng.uniform(0.1, 3), np.zeros(f),
                  np.where(rng.random(f) < 0.5, 1e-40, -3e-39),
                  np.r_[rng.standard_normal(f - 1) * 1e-3, -5e3][:f],
-                 rng.standard_normal(f) * 2.0 ** rng.integers(-20, 20, f)]
+                 rng.standard_normal(f) * 2.0 ** rng.integers(-20, 20, f),
+                 np.r_[1.0, (np.arange(f - 1) + 0.5) / 8192 * (-1) ** np.arange(f - 1)][:f]]
         cols = np.stack([kinds[t % len(kinds)] for t in range(n)]).astype(np.float32)
         img = cols.reshape(gh, gw, c, p, p).transpose(2, 0, 3, 1, 4).reshape(c, gh * p, gw * p)
         top = im.abs_bits(im.NP, cols).max(-1)

@@ -614,6 +614,36 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
   for (int32_t hh = 0; hh < h; ++hh) fter_codes(q + hh * hd, pacc + hh * head_stride, hd, packed);
 }
 
+#ifdef FTER_LX7_ROWS
+/* One row of n patch pixels on the LX7 (rows with fter_fpu_ref(ref)): each read on the FPU
+ * (FTER_FPU_FIXED_AT, f2 = 2^(140 - ref) from %[sc]) and coded as fter_codes_lx7 does for a
+ * multiplier without shift: a patch's absmax reads as 2^13..2^14, so its r is 0 (the caller
+ * checks); two pixels a step. */
+#define PATCH_AT(O, FR, R, QO)              \
+  FTER_FPU_FIXED_AT(O, FR, R, "t", "u")     \
+  "mull   %[" R "], %[" R "], %[m]\n"        \
+  "add    %[" R "], %[" R "], %[half]\n"     \
+  "srai   %[" R "], %[" R "], 16\n"          \
+  "clamps %[" R "], %[" R "], 7\n"           \
+  "max    %[" R "], %[" R "], %[low]\n"      \
+  "s8i    %[" R "], %[pq], " QO "\n"
+#define PATCH_OPERANDS                                                                       \
+  : [px] "+r"(x), [pq] "+r"(q), [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t), [u] "=&r"(u)       \
+  : [sc] "r"(sc), [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127),     \
+    [p] "r"(n >> 1)                                                                          \
+  : FTER_FP_CLOBBERS
+FTER_LX7_LOOP_FN void patch_row_lx7(int8_t *q, const float *x, int32_t n, int32_t sc, int32_t m) {
+  int32_t a, b, t, u;
+  __asm__ volatile("wfr    f2, %[sc]\n"
+                   "loopnez %[p], 1f\n" PATCH_AT("0", "f0", "a", "0") PATCH_AT("4", "f1", "b", "1")
+                   "addi   %[px], %[px], 8\n addi   %[pq], %[pq], 2\n"
+                   "1:\n" PATCH_OPERANDS);
+  if (n & 1) __asm__ volatile("wfr    f2, %[sc]\n" PATCH_AT("0", "f0", "a", "0") PATCH_OPERANDS);
+}
+#undef PATCH_OPERANDS
+#undef PATCH_AT
+#endif
+
 /* The integer patch quantizer (intmath.patch_scale / patch_multiplier / fixed_from_f32 / quant8)
  * of one patch of a [c, img_h, img_w] image, pixels in (channel, row, column) order: the largest
  * |pixel| as bits, its float scale, the pixels read relative to its exponent and coded. */
@@ -633,6 +663,14 @@ void fter_patch_codes(int8_t *q, float *s, const float *img, int32_t patch, int3
   const int32_t ref = fter_max(top >> 23, 1);
   const int32_t packed = fter_quant_multiplier(fter_fixed_from_bits(top, ref));
   const int32_t r = packed >> 24, m = packed & 0xFFFFFF;
+#ifdef FTER_LX7_ROWS
+  if (fter_fpu_ref(ref) && r == 0) {
+    for (int32_t ch = 0; ch < c; ++ch)
+      for (int32_t py = 0; py < p; ++py, q += p)
+        patch_row_lx7(q, origin + (ch * img_h + py) * img_w, p, fter_fpu_scale(ref), m);
+    return;
+  }
+#endif
   for (int32_t ch = 0; ch < c; ++ch)
     for (int32_t py = 0; py < p; ++py, q += p) {
       const float *row = origin + (ch * img_h + py) * img_w;

@@ -78,6 +78,30 @@ static inline int32_t fter_quant_multiplier(int32_t a) {
 #if defined(FTER_PIE) && defined(__XTENSA__)
 /* fter_codes as one LX7 zero-overhead loop (epilogue_int.c) */
 void fter_codes_lx7(int8_t *q, const int32_t *v, int32_t n, int32_t r, int32_t m);
+
+/* fter_fixed_from_bits on the LX7's FPU, for loops in asm: FP register FR = the float at byte O of
+ * %[px] times f2 = 2^(140 - ref) (fter_fpu_scale), an exact product (one below 2^-126 may flush,
+ * but reads as 0 either way); TRUNC.S with scale 1 gives %[T] = the sign times floor(2 |y|),
+ * exactly the contract's m24 >> (sh - 1); its magnitude's ((. + 1) >> 1) with the sign back is
+ * %[R] (%[U] scratch).  For rows with fter_fpu_ref(ref): the scale is a normal float and no
+ * element is Inf or NaN.  The functions holding these loops are out of line with no float value
+ * live across them; FTER_FP_CLOBBERS names the FP registers to a compiler that allocates them. */
+#define FTER_FPU_FIXED_AT(O, FR, R, T, U) \
+  "lsi    " FR ", %[px], " O "\n"         \
+  "mul.s  " FR ", " FR ", f2\n"           \
+  "trunc.s %[" T "], " FR ", 1\n"         \
+  "abs    %[" R "], %[" T "]\n"           \
+  "addi   %[" R "], %[" R "], 1\n"        \
+  "srai   %[" R "], %[" R "], 1\n"        \
+  "neg    %[" U "], %[" R "]\n"           \
+  "movltz %[" R "], %[" U "], %[" T "]\n"
+#ifdef __XTENSA_HARD_FLOAT__
+#define FTER_FP_CLOBBERS "memory", "f0", "f1", "f2"
+#else
+#define FTER_FP_CLOBBERS "memory"
+#endif
+static inline int fter_fpu_ref(int32_t ref) { return ref >= 13 && ref <= 254; }
+static inline int32_t fter_fpu_scale(int32_t ref) { return (267 - ref) << 23; }
 #endif
 
 /* q[j] = quant8(v[j]) for j < n with one packed multiplier (fter_quant_multiplier) */

@@ -67,38 +67,24 @@ LN_LOOP_FN int32_t ln_top_lx7(const float *x, int32_t d) {
   return top;
 }
 
-/* pass 2: row[j] = fter_fixed_from_bits(bits of x[j], ref), returns their sum (which starts at 0
- * inside the asm: GCC may give an input of equal value, the 0 compared with, the register of an
- * in-out operand) */
+/* pass 2 on the FPU (FTER_FPU_FIXED_AT): row[j] = fter_fixed_from_bits(bits of x[j], ref) for
+ * rows with fter_fpu_ref(ref); returns the row's sum */
 LN_LOOP_FN int32_t ln_fixed_lx7(int32_t *row, const float *x, int32_t d, int32_t ref) {
-  int32_t total, b, f, m, t;
-#define LN_PRE ""
-#define FIXED_AT(O, G)                    \
-  "l32i   %[b], %[px], " O "\n"            \
-  "extui  %[f], %[b], 23, 8\n"             \
-  "sub    %[t], %[r9], %[f]\n"             \
-  "max    %[t], %[t], %[zero]\n"           \
-  "min    %[t], %[t], %[c29]\n"            \
-  "ssr    %[t]\n"                          \
-  "and    %[m], %[b], %[mant]\n"           \
-  "or     %[m], %[m], %[hidden]\n"         \
-  "sra    %[m], %[m]\n"                    \
-  "addi   %[m], %[m], 1\n"                 \
-  "srai   %[m], %[m], 1\n"                 \
-  "moveqz %[m], %[zero], %[f]\n"           \
-  "neg    %[t], %[m]\n"                    \
-  "movltz %[m], %[t], %[b]\n"              \
-  "s32i   %[m], %[pr], " O "\n"            \
-  "add    %[tot], %[tot], %[m]\n"
-#define FIXED_OPERANDS                                                                       \
-  : [tot] "+r"(total), [px] "+r"(x), [pr] "+r"(row), [b] "=&r"(b), [f] "=&r"(f),            \
-    [m] "=&r"(m), [t] "=&r"(t)                                                               \
-  : [p] "r"(d >> 1), [r9] "r"(ref + 9), [zero] "r"(0), [c29] "r"(29), [mant] "r"(0x7FFFFF),  \
-    [hidden] "r"(0x800000)                                                                   \
-  : "memory"
-  __asm__ volatile("movi   %[tot], 0\n" : [tot] "=r"(total));
-  LN_PAIRS(FIXED_AT, "addi   %[px], %[px], 8\n addi   %[pr], %[pr], 8\n", FIXED_OPERANDS);
-#undef LN_PRE
+  int32_t total = 0, a, b, t, u; /* no input of the asm is a constant GCC could share its register */
+#define FIXED_AT(O, FR, R)                       \
+  FTER_FPU_FIXED_AT(O, FR, R, "t", "u")          \
+  "s32i   %[" R "], %[pr], " O "\n"              \
+  "add    %[tot], %[tot], %[" R "]\n"
+#define FIXED_OPERANDS                                                                         \
+  : [tot] "+r"(total), [px] "+r"(x), [pr] "+r"(row), [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t), \
+    [u] "=&r"(u)                                                                               \
+  : [p] "r"(d >> 1), [sc] "r"(fter_fpu_scale(ref))                                             \
+  : FTER_FP_CLOBBERS
+  __asm__ volatile("wfr    f2, %[sc]\n"
+                   "loopnez %[p], 1f\n" FIXED_AT("0", "f0", "a") FIXED_AT("4", "f1", "b")
+                   "addi   %[px], %[px], 8\n addi   %[pr], %[pr], 8\n"
+                   "1:\n" FIXED_OPERANDS);
+  if (d & 1) __asm__ volatile("wfr    f2, %[sc]\n" FIXED_AT("0", "f0", "a") FIXED_OPERANDS);
   return total;
 }
 
@@ -168,17 +154,20 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
   /* 2: X = round(x * 2^(126 + LN_BITS - field_ref)), and the row's sum */
   int32_t ref = top >> 23;
   if (ref < 1) ref = 1;
-#ifdef FTER_LN_LX7
-  const int32_t total = ln_fixed_lx7(row, x, d, ref);
-#else
   int32_t total = 0;
-  FTER_UNROLL4
-  for (int32_t j = 0; j < d; ++j) {
-    const int32_t mag = fter_fixed_from_bits((int32_t)bits_of(x[j]), ref);
-    row[j] = mag;
-    total += mag;
-  }
+#ifdef FTER_LN_LX7
+  if (fter_fpu_ref(ref))
+    total = ln_fixed_lx7(row, x, d, ref);
+  else
 #endif
+  {
+    FTER_UNROLL4
+    for (int32_t j = 0; j < d; ++j) {
+      const int32_t mag = fter_fixed_from_bits((int32_t)bits_of(x[j]), ref);
+      row[j] = mag;
+      total += mag;
+    }
+  }
   /* mean = floor((total + d/2) / d) */
   int32_t num = total + d / 2;
   int32_t mean = num / d;
