@@ -127,6 +127,21 @@ def test_quantizer_edges():
         assert q[0] == -q[2] and q[1] == 0 and abs(q[2]) == (127 if ai > 0 else 0)
 
 
+def test_gelu_codes_never_reach_minus_128():
+    """The LX7 GELU-codes loop clamps with CLAMPS (to [-128, 127]) and skips the contract's -127
+    bound: a value within the row's absmax A codes to at least -127 before any clamp, for every
+    A a GELU row can have (A >= GELU_NEG_BOUND, the bound of every negative GELU)."""
+    a = np.concatenate([np.arange(im.GELU_NEG_BOUND, 1 << 20),
+                        np.unique(np.geomspace(1 << 20, 1 << 30, 20000).astype(np.int64))])
+    packed = np.asarray(im.quant_multiplier(im.NP, a), np.int64)
+    r, m = packed >> 24, packed & 0xFFFFFF
+    raw = ((-a) >> r) * m + (1 << 15) >> 16   # quant8 of h = -A without its clamp
+    assert raw.min() >= -127 and raw.max() <= -126
+    # and no negative input's GELU is below -GELU_NEG_BOUND (inputs past -4 give 0)
+    tab = im.gelu_table()
+    assert -im.gelu(im.NP, np.arange(-(8 << 12), 1), lambda k: tab[k]).min() == im.GELU_NEG_BOUND
+
+
 def test_softmax_row_all_equal_and_peaked():
     for n in (1, 3, 197):
         e = im.exp_neg(im.NP, np.zeros(n, np.int64))

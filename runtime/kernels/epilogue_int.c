@@ -231,38 +231,39 @@ static int gelu_lut_ready;
 
 /* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
  * GELU reads the table gelu_lut of gelu(-u) at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed
- * bits) and adds max(V, 0) = (|V| + V) / 2: gelu(-|V|) + max(V, 0) is the contract's gelu for
- * |V| < 4 (gelu(u) = gelu(-u) + u), and V or 0 beyond, as gelu_lut[2^14 - 1] = 0
- * (fter_gelu_lut_fill) -- no branch.  QUANT_SHIFT: the
- * quantizer's h >> r (QUANT_R), or nothing where the row's r is 0 (QUANT_R0); QUANT_ROUNDING:
- * round(. / 2^16) as ((. >> 15) + 1) >> 1 (QUANT_ROUND) or, in the r = 0 loop, whose %[sh] holds
- * 2^15, with that half (QUANT_ROUND_HALF); QUANT_LOW: -127 made in %[x] (QUANT_M127) or kept in
- * %[r] (QUANT_R0_M127, the r = 0 loop, whose %[r] holds -127). */
+ * bits) and adds max(V, 0): gelu(-|V|) + max(V, 0) is the contract's gelu for |V| < 4
+ * (gelu(u) = gelu(-u) + u), and V or 0 beyond, as gelu_lut[2^14 - 1] = 0 (fter_gelu_lut_fill)
+ * -- no branch.  max(V, 0) is MAX with the r = 0 loop's %[r] (0), else (|V| + V) / 2
+ * (GELU_POS).  QUANT_SHIFT: the quantizer's h >> r (QUANT_R), or nothing where the row's r is 0
+ * (QUANT_R0); QUANT_ROUNDING: round(. / 2^16) as ((. >> 15) + 1) >> 1 (QUANT_ROUND) or, in the
+ * r = 0 loop, whose %[sh] holds 2^15, with that half (QUANT_ROUND_HALF).  The code is CLAMPS'd
+ * to [-128, 127] only: the contract's -127 bound never acts here, as every negative GELU lies
+ * within GELU_NEG_BOUND <= the row's absmax (gelu_row_bound), and a value within the absmax
+ * codes to at least -127 (intmath.quant_multiplier's M is at most 127 * 2^16 / (A >> r) + 1/2;
+ * test_integer checks the bound over every absmax and value). */
 #define QUANT_R "ssr    %[r]\n sra    %[t], %[t]\n"
 #define QUANT_R0 ""
-#define QUANT_M127 "movi   %[x], -127\n max    %[t], %[t], %[x]\n"
-#define QUANT_R0_M127 "max    %[t], %[t], %[r]\n"
+#define GELU_POS_HALF "add    %[u], %[u], %[v]\n srai   %[u], %[u], 1\n"
+#define GELU_POS_MAX "max    %[u], %[v], %[r]\n"
 #define QUANT_ROUND "srai   %[t], %[t], 15\n addi   %[t], %[t], 1\n srai   %[t], %[t], 1\n"
 #define QUANT_ROUND_HALF "add    %[t], %[t], %[sh]\n srai   %[t], %[t], 16\n"
 #define GELU_CODE_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, QUANT_R, QUANT_ROUND, QUANT_M127)
+  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, GELU_POS_HALF, QUANT_R, QUANT_ROUND)
 #define GELU_CODE_R0_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, QUANT_R0, QUANT_ROUND_HALF, QUANT_R0_M127)
-#define GELU_CODE_Q(DEQUANT, OO, QUANT_SHIFT, QUANT_ROUNDING, QUANT_LOW) \
+  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, GELU_POS_MAX, QUANT_R0, QUANT_ROUND_HALF)
+#define GELU_CODE_Q(DEQUANT, OO, GELU_POS, QUANT_SHIFT, QUANT_ROUNDING) \
   DEQUANT                                                        \
   "abs    %[u], %[v]\n"                                          \
   "clamps %[t], %[u], 14\n"                                      \
   "addx2  %[t], %[t], %[lut]\n"                                  \
   "l16si  %[t], %[t], 0\n"                                       \
-  "add    %[u], %[u], %[v]\n"                                    \
-  "srai   %[u], %[u], 1\n"                                       \
+  GELU_POS                                                       \
   "add    %[t], %[t], %[u]\n"                                    \
   /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */      \
   QUANT_SHIFT                                                    \
   "mull   %[t], %[t], %[m]\n"                                    \
   QUANT_ROUNDING                                                 \
   "clamps %[t], %[t], 7\n"                                       \
-  QUANT_LOW                                                      \
   "s8i    %[t], %[po], " OO "\n"
 #define GELU_ROW_OPERANDS                                                                 \
   : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
@@ -291,9 +292,8 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   const int odd = nc & 1;
   nc >>= 1;
   if (r == 0) {
-    /* the quantizer's shift is the identity: none; -127 stays in %[r] and the rounding's half
-     * in %[sh], and SAR = e + 1 comes from %[hf] = 2^e (NSAU: 31 - e) */
-    r = -127;
+    /* the quantizer's shift is the identity: none; %[r] holds the 0 of max(V, 0), %[sh] the
+     * rounding's half, and SAR = e + 1 comes from %[hf] = 2^e (NSAU: 31 - e) */
     sh = 1 << (FTER_QUANT_SHIFT - 1);
     GELU_PAIRS(GELU_CODE_R0_AT,
                "nsau   %[t], %[hf]\n movi   %[u], 32\n sub    %[t], %[u], %[t]\n ssr    %[t]\n");

@@ -108,16 +108,17 @@ LN_LOOP_FN int32_t ln_sq_lx7(const int32_t *row, int32_t d, int32_t mean, int32_
 }
 
 /* pass 4 (shift sh >= 1): row[j] = (z * gb[2j] + gb[2j + 1]) >> 15, z = ((row[j] - mean) * rm +
- * half) >> sh; returns max(|row[j]|) */
+ * half) >> sh, whose numerator is row[j] * rm + (half - mean * rm) (%[k]: one add for the
+ * subtraction and the rounding; the products wrap, the sum is the exact int32); returns
+ * max(|row[j]|) */
 LN_LOOP_FN int32_t ln_norm_lx7(int32_t *row, const int32_t *gb, int32_t d, int32_t mean,
                                int32_t rm, int32_t sh) {
   int32_t amax = 0, v, t;
 #define LN_PRE "ssr    %[sh]\n"
 #define NORM_AT(O, G)                     \
   "l32i   %[v], %[pr], " O "\n"            \
-  "sub    %[v], %[v], %[mean]\n"           \
   "mull   %[v], %[v], %[rm]\n"             \
-  "add    %[v], %[v], %[half]\n"           \
+  "add    %[v], %[v], %[k]\n"              \
   "sra    %[v], %[v]\n"                    \
   "l32i   %[t], %[pg], " G "\n"            \
   "mull   %[v], %[v], %[t]\n"              \
@@ -129,7 +130,8 @@ LN_LOOP_FN int32_t ln_norm_lx7(int32_t *row, const int32_t *gb, int32_t d, int32
   "max    %[amax], %[amax], %[v]\n"
 #define NORM_OPERANDS                                                                        \
   : [amax] "+r"(amax), [pr] "+r"(row), [pg] "+r"(gb), [v] "=&r"(v), [t] "=&r"(t)           \
-  : [p] "r"(d >> 1), [mean] "r"(mean), [rm] "r"(rm), [half] "r"(1 << (sh - 1)), [sh] "r"(sh) \
+  : [p] "r"(d >> 1), [rm] "r"(rm), [sh] "r"(sh),                                          \
+    [k] "r"((int32_t)(((uint32_t)1 << (sh - 1)) - (uint32_t)mean * (uint32_t)rm))         \
   : "memory"
   LN_PAIRS(NORM_AT, "addi   %[pr], %[pr], 8\n addi   %[pg], %[pg], 16\n", NORM_OPERANDS);
 #undef LN_PRE

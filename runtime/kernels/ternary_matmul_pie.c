@@ -131,24 +131,22 @@ static const uint8_t pie_consts[32] __attribute__((aligned(16))) = {
 __attribute__((noinline)) static void gather_b3(uint8_t *st, const uint8_t *row, int32_t bytes) {
   int32_t a, b;
   const uint8_t *tab = b3_frac;
-#define GATHER_ONE "l8ui %[a], %[row], 0\n add %[a], %[a], %[tab]\n l8ui %[a], %[a], 0\n s8i %[a], %[st], 0\n"
+#define GATHER_AT(R, I, O) "l8ui %[" R "], %[row], " I "\n add %[" R "], %[" R "], %[tab]\n" \
+  "l8ui %[" R "], %[" R "], 0\n s8i %[" R "], %[st], " O "\n"
 #define GATHER_OPERANDS                                                                  \
-  : [row] "+r"(row), [st] "+r"(st), [a] "=&r"(a), [b] "=&r"(b) : [tab] "r"(tab), [p] "r"(bytes >> 1) \
+  : [row] "+r"(row), [st] "+r"(st), [a] "=&r"(a), [b] "=&r"(b) : [tab] "r"(tab), [p] "r"(bytes >> 2) \
   : "memory"
+  /* four bytes a step (the two registers alternate), then the last 0-3 one at a time */
   __asm__ volatile("loopnez %[p], 1f\n"
-                   "l8ui  %[a], %[row], 0\n"
-                   "l8ui  %[b], %[row], 1\n"
-                   "add   %[a], %[a], %[tab]\n"
-                   "add   %[b], %[b], %[tab]\n"
-                   "l8ui  %[a], %[a], 0\n"
-                   "l8ui  %[b], %[b], 0\n"
-                   "s8i   %[a], %[st], 0\n"
-                   "s8i   %[b], %[st], 16\n"
-                   "addi  %[row], %[row], 2\n"
-                   "addi  %[st], %[st], 32\n"
+                   GATHER_AT("a", "0", "0") GATHER_AT("b", "1", "16")
+                   GATHER_AT("a", "2", "32") GATHER_AT("b", "3", "48")
+                   "addi  %[row], %[row], 4\n"
+                   "addi  %[st], %[st], 64\n"
                    "1:\n" GATHER_OPERANDS);
-  if (bytes & 1) __asm__ volatile(GATHER_ONE GATHER_OPERANDS);
-#undef GATHER_ONE
+  for (int32_t i = 0; i < (bytes & 3); ++i)
+    __asm__ volatile(GATHER_AT("a", "0", "0") "addi  %[row], %[row], 1\n addi  %[st], %[st], 16\n"
+                     GATHER_OPERANDS);
+#undef GATHER_AT
 #undef GATHER_OPERANDS
 }
 #else
