@@ -55,6 +55,7 @@ class MemoryPlan:
     app_partition_bytes: int  # rounded up to APP_ALIGN
     workers: int = 1          # cores running the model; each has its own workspace_bytes
     tables_bytes: int = 0     # kernel tables in internal SRAM counted against the budget
+    scratch_bytes: int = 0    # the micro-kernels' static scratch, per worker (internal SRAM)
 
     @property
     def arena_place(self) -> str:
@@ -62,13 +63,15 @@ class MemoryPlan:
 
 
 def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
-                board: BoardLimits, workers: int = 1, tables_bytes: int = 0) -> MemoryPlan:
+                board: BoardLimits, workers: int = 1, tables_bytes: int = 0,
+                scratch_bytes: int = 0) -> MemoryPlan:
     """Place the arena (internal SRAM or PSRAM) and size the app partition for ``board``.
 
     ``workspace_bytes`` is per worker; ``workers`` (1 or 2 cores) workspaces are allocated.
     ``tables_bytes``: kernel tables the model's kernels keep in internal SRAM
-    (:func:`kernel_tables_bytes`). The arena moves to PSRAM when arena + workspaces + tables
-    exceed ``board.sram_arena_budget``; the workspaces and tables always stay internal.
+    (:func:`kernel_tables_bytes`); ``scratch_bytes``: the micro-kernels' static scratch, one copy
+    per worker (:func:`kernel_scratch_bytes`). The arena moves to PSRAM when arena + workspaces +
+    scratch + tables exceed ``board.sram_arena_budget``; the rest always stays internal.
 
     Raises:
         ModelTooLargeError: the app partition, the arena or the workspace does not fit (the message
@@ -88,20 +91,21 @@ def plan_memory(weights_bytes: int, arena_bytes: int, workspace_bytes: int,
             f"code allowance, rounded to 64 KiB) but the {flash_mb} MB flash leaves {room} B "
             f"above 0x{APP_OFFSET:x}")
     per_worker, workspace_bytes = workspace_bytes, workspace_bytes * workers
-    internal = workspace_bytes + tables_bytes
+    internal = workspace_bytes + scratch_bytes * workers + tables_bytes
     in_psram = arena_bytes + internal > board.sram_arena_budget
     if in_psram and arena_bytes > board.psram_bytes:
         raise ModelTooLargeError(
             f"the arena needs {arena_bytes} B: more than the internal-SRAM budget "
-            f"({board.sram_arena_budget} B, with {internal} B of workspace and tables) and the "
+            f"({board.sram_arena_budget} B, with {internal} B of workspace, scratch and tables) and the "
             f"{board.psram_bytes} B of PSRAM")
     if internal > board.sram_arena_budget:
-        raise ModelTooLargeError(f"the kernel workspace and tables need {internal} B of internal "
-                                 f"SRAM ({workers} x {per_worker} B workspace, {tables_bytes} B "
-                                 f"tables), the budget is {board.sram_arena_budget} B")
+        raise ModelTooLargeError(f"the kernel workspace, scratch and tables need {internal} B of "
+                                 f"internal SRAM ({workers} x {per_worker} B workspace, {workers} x "
+                                 f"{scratch_bytes} B scratch, {tables_bytes} B tables), the budget "
+                                 f"is {board.sram_arena_budget} B")
     return MemoryPlan(weights_bytes, arena_bytes, per_worker, in_psram,
                       board.sram_arena_budget, board.flash_bytes, flash_mb, estimate, partition,
-                      workers, tables_bytes)
+                      workers, tables_bytes, scratch_bytes)
 
 
 # The LX7 loops' tables (runtime/kernels/epilogue_int.c): GELU, FTER_GELU_LUT_SIZE int16 entries;
@@ -118,6 +122,27 @@ def kernel_tables_bytes(art) -> int:
     kernel variant (only an integer MLP or attention reads them)."""
     del art   # the same for every model today
     return KERNEL_TABLES_BYTES
+
+
+# attention_pie.c's FTER_PIE_MAX_N, which the exported component leaves at its default
+PIE_MAX_N = 1024
+
+
+def kernel_scratch_bytes(art) -> int:
+    """Internal SRAM one worker's copy of the micro-kernels' static scratch takes on the chip
+    (.bss; the linker keeps what the model's kernels reference): the PIE tile's decode scratch,
+    x row, b3 stage and QACC words for K = ``art.pie_max_k`` (``ternary_matmul_pie.c``) where the
+    model calls a tile, and the attention rows' buffers (``attention_pie.c``) where it calls a QK
+    or P·V row. A test checks the sizes against the symbols of a built program."""
+    src = Path(art.aot.kernels_c).read_text()
+    total = 0
+    if "fter_tmm_tile_" in src:
+        kpad = (art.pie_max_k + 15) & ~15
+        total += (kpad + 16) * 16 + kpad + (kpad // 5 + 1) * 16 + 64
+    if "fter_qk_row" in src or "fter_pv_row" in src:
+        n = (PIE_MAX_N + 15) & ~15
+        total += n + 2 * n + 4 * 2 * n + 4 * (n // 16) + 4 * (2 * n // 16) + 64
+    return total
 
 
 def render(template: str, values: dict[str, object]) -> str:
@@ -283,6 +308,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
         "code_allowance_bytes": CODE_ALLOWANCE, "arena_bytes": mem.arena_bytes,
         "workspace_bytes": mem.workspace_bytes, "arena_place": mem.arena_place,
         "tables_bytes": mem.tables_bytes,
+        "scratch_bytes": mem.scratch_bytes,
         "workers": mem.workers,
         "sram_arena_budget": mem.sram_arena_budget,
         "input_shape": "x".join(map(str, sample.shape)),
@@ -380,7 +406,7 @@ def export_project(art, out_dir: str | os.PathLike, sample_input=None, *, name: 
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True to replace it)")
     board = board or art.tgt.board
     mem = plan_memory(art.aot.weights_bytes, art.aot.arena_bytes, art.aot.workspace_bytes, board,
-                      workers, kernel_tables_bytes(art))
+                      workers, kernel_tables_bytes(art), kernel_scratch_bytes(art))
     if sample_input is None:
         sample_input = art.example_input
     if sample_input is None:   # e.g. ONNX models compiled without example inputs

@@ -20,7 +20,7 @@ from fter_tvm.compile import compile as fter_compile
 from fter_tvm.esp32s3 import ModelTooLargeError
 from fter_tvm.models.vit import FTerViT, FTerViTConfig
 from fter_tvm.project import (APP_OFFSET, COMPONENT, KERNEL_TABLES_BYTES, TEMPLATE_DIR,
-                               kernel_tables_bytes, libm_names_header)
+                               kernel_scratch_bytes, kernel_tables_bytes, libm_names_header)
 from fter_tvm.targets import BoardLimits
 from runtime import cbuild
 
@@ -40,8 +40,9 @@ def art():
 
 
 def psram_board(art) -> BoardLimits:
-    """A budget that holds the two workspaces and the kernel tables but not the arena too."""
-    internal = 2 * art.aot.workspace_bytes + kernel_tables_bytes(art)
+    """A budget that holds the two workspaces, the two copies of the kernel scratch and the
+    kernel tables but not the arena too."""
+    internal = 2 * (art.aot.workspace_bytes + kernel_scratch_bytes(art)) + kernel_tables_bytes(art)
     return BoardLimits(sram_arena_budget=internal + art.aot.arena_bytes - 1)
 
 
@@ -131,6 +132,30 @@ def test_psram_placement_when_arena_exceeds_sram_budget(art, tmp_path):
     assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is True
 
 
+@pytest.mark.cc
+def test_kernel_scratch_bytes_are_the_built_programs(art):
+    """kernel_scratch_bytes is what the C declares: the sizes of the PIE tile's and the attention
+    rows' static scratch in the model's program (host build, one worker, the model's
+    FTER_PIE_MAX_K), read from its symbol table."""
+    import subprocess
+
+    from fter_tvm.project import PIE_MAX_N
+    src = Path(art.aot.kernels_c).read_text()
+    assert "fter_tmm_tile_" in src and "fter_qk_row" in src   # both counted for this model
+    exe = art._binary("host", 1)
+    sizes = {}
+    for line in subprocess.run(["nm", "-S", str(exe)], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            sizes[parts[3]] = int(parts[1], 16)
+    names = ("per_worker", "main_vals", "fix_vals", "fix_offs", "main_sums", "fix_sums", "qacc_bufs")
+    assert all(n in sizes for n in names), sorted(sizes)[:40]
+    assert sum(sizes[n] for n in names) == kernel_scratch_bytes(art)
+    assert PIE_MAX_N == 1024   # attention_pie.c's default, which the component leaves alone:
+    assert "FTER_PIE_MAX_N" not in (TEMPLATE_DIR / COMPONENT / "CMakeLists.txt").read_text()
+
+
 def test_kernel_table_sizes_are_the_runtime_headers():
     """project.py counts the tables at the sizes the C declares them."""
     from fter_tvm.project import EXP_TABLE_BYTES, GELU_TABLE_BYTES
@@ -151,7 +176,9 @@ def test_kernel_tables_count_against_the_sram_budget(art, tmp_path):
         out = art.export_project(tmp_path / f"p{extra}",
                                  board=BoardLimits(sram_arena_budget=budget + extra))
         assert json.loads((out / "report.json").read_text())["project"]["arena_in_psram"] is in_psram
-    assert re.search(r"kernel tables .*\| 54066 \| internal SRAM", (out / "README.md").read_text())
+    readme = (out / "README.md").read_text()
+    assert re.search(r"kernel tables .*\| 54066 \| internal SRAM", readme)
+    assert re.search(rf"kernel scratch .*per core \| {kernel_scratch_bytes(art)} \| internal SRAM", readme)
     small = BoardLimits(sram_arena_budget=KERNEL_TABLES_BYTES)   # the tables alone fill it
     with pytest.raises(ModelTooLargeError, match="54066 B tables"):
         art.export_project(tmp_path / "q", board=small)

@@ -88,11 +88,12 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         mem = None
         if args.target == "esp32s3":
-            from fter_tvm.project import kernel_tables_bytes, plan_memory
+            from fter_tvm.project import kernel_scratch_bytes, kernel_tables_bytes, plan_memory
 
             aot = art.aot
             mem = plan_memory(aot.weights_bytes, aot.arena_bytes, aot.workspace_bytes, art.tgt.board,
-                              tables_bytes=kernel_tables_bytes(art))
+                              tables_bytes=kernel_tables_bytes(art),
+                              scratch_bytes=kernel_scratch_bytes(art))
         _print_summary(art.report, args, mem)
     return 0
 
