@@ -70,44 +70,64 @@ static inline __attribute__((always_inline)) void qk_keys(int32_t *scores, const
 /* The keys' loop on the LX7 as one zero-overhead loop (out of line: a C loop around it must not
  * become one, see epilogue_int.c's FTER_LX7_LOOP_FN).  The same PIE instructions as QK_KEYS,
  * except that the last chunk's load advances the key pointer by %[inc] = k_stride - 16 (c - 1)
- * straight to the next key (.xp instead of .ip): per key c + 5 instructions (set) or c + 7
- * (add). */
-#define QK_LOOP(LOADS, STORE)                                                                  \
-  __asm__ volatile("loopnez %[n], 1f\n ee.zero.accx\n" LOADS "ee.srs.accx %[s], %[z], 0\n" STORE \
-                   "addi %[o], %[o], 4\n"                                               \
-                   "1:\n"                                                                \
-                   : [kp] "+r"(k), [o] "+r"(scores), [n] "+r"(n), [s] "=&r"(s), [t] "=&r"(t) \
-                   : [inc] "r"(inc), [z] "r"(0)                                           \
+ * straight to the next key (.xp instead of .ip), and that the last multiply of a key loads the
+ * next key's first chunk into q6 (QK_NEXT; the first key's comes before the loop, QK_FIRST), so
+ * the loop runs the first n - 1 keys and the last key follows without that load (nothing is
+ * read past it): per key c + 4 instructions (set) or c + 6 (add). */
+#define QK_LOOP(CHAIN, STORE)                                                                  \
+  __asm__ volatile("loopnez %[n], 1f\n ee.zero.accx\n" CHAIN(QK_NEXT) "ee.srs.accx %[s], %[z], 0\n" \
+                   STORE "addi %[o], %[o], 4\n"                                                \
+                   "1:\n"                                                                     \
+                   : [kp] "+r"(k), [o] "+r"(scores), [n] "+r"(rest), [s] "=&r"(s), [t] "=&r"(t) \
+                   : [inc] "r"(inc), [z] "r"(0)                                                 \
+                   : "memory")
+#define QK_LAST_KEY(CHAIN, STORE)                                                             \
+  __asm__ volatile("ee.zero.accx\n" CHAIN(QK_END) "ee.srs.accx %[s], %[z], 0\n" STORE         \
+                   : [kp] "+r"(k), [o] "+r"(scores), [s] "=&r"(s), [t] "=&r"(t)                \
+                   : [inc] "r"(inc), [z] "r"(0)                                                 \
                    : "memory")
 #define QK_SET "s32i %[s], %[o], 0\n"
 #define QK_ADD "l32i %[t], %[o], 0\n add %[s], %[s], %[t]\n s32i %[s], %[o], 0\n"
 #define QK_LD(qu, qx, qy) "ee.vmulas.s8.accx.ld.ip q" #qu ", %[kp], 16, q" #qx ", q" #qy "\n"
 #define QK_LX(qu, qx, qy) "ee.vmulas.s8.accx.ld.xp q" #qu ", %[kp], %[inc], q" #qx ", q" #qy "\n"
-#define QK_FIRST "ee.vld.128.ip q6, %[kp], 16\n"
-#define QK_C1 "ee.vld.128.xp q6, %[kp], %[inc]\n ee.vmulas.s8.accx q0, q6\n"
-#define QK_C2 QK_FIRST QK_LX(7, 0, 6) "ee.vmulas.s8.accx q1, q7\n"
-#define QK_C3 QK_FIRST QK_LD(7, 0, 6) QK_LX(6, 1, 7) "ee.vmulas.s8.accx q2, q6\n"
-#define QK_C4 QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LX(7, 2, 6) "ee.vmulas.s8.accx q3, q7\n"
-#define QK_C5 \
-  QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LX(6, 3, 7) "ee.vmulas.s8.accx q4, q6\n"
-#define QK_C6                                                                                \
-  QK_FIRST QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LD(6, 3, 7) QK_LX(7, 4, 6) \
-      "ee.vmulas.s8.accx q5, q7\n"
-#define QK_CASES(STORE)                         \
-  switch (chunks) {                             \
-    case 1: QK_LOOP(QK_C1, STORE); break;       \
-    case 2: QK_LOOP(QK_C2, STORE); break;       \
-    case 3: QK_LOOP(QK_C3, STORE); break;       \
-    case 4: QK_LOOP(QK_C4, STORE); break;       \
-    case 5: QK_LOOP(QK_C5, STORE); break;       \
-    default: QK_LOOP(QK_C6, STORE); break;      \
+/* a key's last multiply (chunk c - 1 in qy): then the next key's first chunk into q6, or not */
+#define QK_NEXT(qx, qy) QK_LD(6, qx, qy)
+#define QK_END(qx, qy) "ee.vmulas.s8.accx q" #qx ", q" #qy "\n"
+/* each key's chain with its first chunk in q6 (one chunk: its load is the .xp one) */
+#define QK_C1(LAST) "ee.vmulas.s8.accx.ld.xp q6, %[kp], %[inc], q0, q6\n"
+#define QK_C1_END(LAST) "ee.vmulas.s8.accx q0, q6\n"
+#define QK_C2(LAST) QK_LX(7, 0, 6) LAST(1, 7)
+#define QK_C3(LAST) QK_LD(7, 0, 6) QK_LX(6, 1, 7) LAST(2, 6)
+#define QK_C4(LAST) QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LX(7, 2, 6) LAST(3, 7)
+#define QK_C5(LAST) QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LX(6, 3, 7) LAST(4, 6)
+#define QK_C6(LAST) \
+  QK_LD(7, 0, 6) QK_LD(6, 1, 7) QK_LD(7, 2, 6) QK_LD(6, 3, 7) QK_LX(7, 4, 6) LAST(5, 7)
+#define QK_RUN(C, C_END, STORE) \
+  do {                          \
+    QK_LOOP(C, STORE);          \
+    QK_LAST_KEY(C_END, STORE);  \
+  } while (0)
+#define QK_CASES(STORE)                                \
+  switch (chunks) {                                    \
+    case 1: QK_RUN(QK_C1, QK_C1_END, STORE); break;    \
+    case 2: QK_RUN(QK_C2, QK_C2, STORE); break;        \
+    case 3: QK_RUN(QK_C3, QK_C3, STORE); break;        \
+    case 4: QK_RUN(QK_C4, QK_C4, STORE); break;        \
+    case 5: QK_RUN(QK_C5, QK_C5, STORE); break;        \
+    default: QK_RUN(QK_C6, QK_C6, STORE); break;       \
   }
 
 static __attribute__((noinline)) void qk_keys_lx7(int32_t *scores, const int8_t *k,
                                                   int32_t chunks, int32_t n, int32_t k_stride,
                                                   int set) {
   const int32_t inc = k_stride - 16 * (chunks - 1);
-  int32_t s, t;
+  int32_t s, t, rest = n - 1;
+  if (n < 1) return;
+  /* the first key's first chunk (one chunk: straight on to the next key) */
+  if (chunks == 1)
+    PIE_VLD_128_XP(6, k, inc);
+  else
+    PIE_VLD_128_IP(6, k, 16);
   if (set) {
     QK_CASES(QK_SET)
   } else {
