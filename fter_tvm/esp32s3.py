@@ -61,6 +61,20 @@ def pie_max_k(mod: tvm.IRModule) -> int:
     return best
 
 
+def pie_max_n(mod: tvm.IRModule) -> int:
+    """The most keys of any attention kernel in ``mod`` (its ``fter.params`` ``n`` beside an
+    ``hd``), at least 64: the P·V row keeps [n] split buffers per worker (``FTER_PIE_MAX_N``,
+    ``attention_pie.c``; its word-wise path needs 64) and falls back to the reference beyond."""
+    best = 64
+    for _gv, func in mod.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None \
+                and "fter.params" in func.attrs:
+            p = {k: str(v) for k, v in func.attrs["fter.params"].items()}
+            if "n" in p and "hd" in p:
+                best = max(best, int(p["n"]))
+    return best
+
+
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,
                   example_inputs=None):
     if tgt.numerics_mode == "integer":
@@ -103,6 +117,7 @@ class Esp32s3Artifact(Artifact):
                                                    for key in ("integer_kernels", "float_kernels")})
         self._check_board()
         self.pie_max_k = pie_max_k(lowered)
+        self.pie_max_n = pie_max_n(lowered)
         self._exe: dict[tuple, Path] = {}
         self.example_input: np.ndarray | None = None
         self.last_stats: dict | None = None   # of the latest simulate(), for the project report
@@ -131,7 +146,8 @@ class Esp32s3Artifact(Artifact):
             build = {"host": functools.partial(build_host, sanitize=sanitizer),
                      "lx106": build_xtensa, "esp32s3": esp32s3_sim.build_esp32s3}[where]
             defines = {"FTER_WORKSPACE_BYTES": max(self.aot.workspace_bytes, 16), "FTER_PROFILE": None,
-                       "FTER_PIE_MAX_K": self.pie_max_k, "FTER_WORKERS": workers,
+                       "FTER_PIE_MAX_K": self.pie_max_k, "FTER_PIE_MAX_N": self.pie_max_n,
+                       "FTER_WORKERS": workers,
                        **(extra_defines or {})}
             if where != "host":   # per-call cycles inside the micro-kernels (stats "micro_*")
                 defines["FTER_MICRO_TIMING"] = None

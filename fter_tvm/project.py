@@ -124,23 +124,20 @@ def kernel_tables_bytes(art) -> int:
     return KERNEL_TABLES_BYTES
 
 
-# attention_pie.c's FTER_PIE_MAX_N, which the exported component leaves at its default
-PIE_MAX_N = 1024
-
-
 def kernel_scratch_bytes(art) -> int:
     """Internal SRAM one worker's copy of the micro-kernels' static scratch takes on the chip
     (.bss; the linker keeps what the model's kernels reference): the PIE tile's decode scratch,
     x row, b3 stage and QACC words for K = ``art.pie_max_k`` (``ternary_matmul_pie.c``) where the
-    model calls a tile, and the attention rows' buffers (``attention_pie.c``) where it calls a QK
-    or P·V row. A test checks the sizes against the symbols of a built program."""
+    model calls a tile, and the attention rows' buffers for n = ``art.pie_max_n``
+    (``attention_pie.c``) where it calls a QK or P·V row. A test checks the sizes against the
+    symbols of a built program."""
     src = Path(art.aot.kernels_c).read_text()
     total = 0
     if "fter_tmm_tile_" in src:
         kpad = (art.pie_max_k + 15) & ~15
         total += (kpad + 16) * 16 + kpad + (kpad // 5 + 1) * 16 + 64
     if "fter_qk_row" in src or "fter_pv_row" in src:
-        n = (PIE_MAX_N + 15) & ~15
+        n = (art.pie_max_n + 15) & ~15
         total += n + 2 * n + 4 * 2 * n + 4 * (n // 16) + 4 * (2 * n // 16) + 64
     return total
 
@@ -225,7 +222,8 @@ def libm_names_header() -> bytes:
     })
 
 
-def _component_cmake(files: dict[str, Path], mem: MemoryPlan, pie_max_k: int) -> bytes:
+def _component_cmake(files: dict[str, Path], mem: MemoryPlan, pie_max_k: int,
+                     pie_max_n: int) -> bytes:
     srcs = sorted(k for k in files if k.endswith(".c"))
     if mem.arena_in_psram:
         placement = (
@@ -245,7 +243,7 @@ def _component_cmake(files: dict[str, Path], mem: MemoryPlan, pie_max_k: int) ->
         "workers": mem.workers,
         "parallel_define": "FTER_PARALLEL_FREERTOS" if mem.workers > 1 else "",
         "worker_stack_bytes": MAIN_STACK_BYTES,
-        "pie_max_k": pie_max_k,
+        "pie_max_k": pie_max_k, "pie_max_n": pie_max_n,
         "generated_cflags": ";".join(cbuild.GENERATED_CFLAGS),
         "arena_placement": placement,
     })
@@ -317,7 +315,7 @@ def project_files(art, sample: np.ndarray, mem: MemoryPlan, name: str, num_runs:
     }
     comp = component_files(aot)
     files = {f"{COMPONENT}/{k}": v.read_bytes() for k, v in comp.items()}
-    files[f"{COMPONENT}/CMakeLists.txt"] = _component_cmake(comp, mem, art.pie_max_k)
+    files[f"{COMPONENT}/CMakeLists.txt"] = _component_cmake(comp, mem, art.pie_max_k, art.pie_max_n)
     files[f"{COMPONENT}/runtime/fter_libm_names.h"] = libm_names_header()
     for rel in ("CMakeLists.txt", "main/CMakeLists.txt", "main/main.c", "partitions.csv", "README.md"):
         files[rel] = _template(rel, values)

@@ -136,10 +136,10 @@ def test_psram_placement_when_arena_exceeds_sram_budget(art, tmp_path):
 def test_kernel_scratch_bytes_are_the_built_programs(art):
     """kernel_scratch_bytes is what the C declares: the sizes of the PIE tile's and the attention
     rows' static scratch in the model's program (host build, one worker, the model's
-    FTER_PIE_MAX_K), read from its symbol table."""
+    FTER_PIE_MAX_K and FTER_PIE_MAX_N), read from its symbol table; the component is built with
+    the same sizes."""
     import subprocess
 
-    from fter_tvm.project import PIE_MAX_N
     src = Path(art.aot.kernels_c).read_text()
     assert "fter_tmm_tile_" in src and "fter_qk_row" in src   # both counted for this model
     exe = art._binary("host", 1)
@@ -152,8 +152,9 @@ def test_kernel_scratch_bytes_are_the_built_programs(art):
     names = ("per_worker", "main_vals", "fix_vals", "fix_offs", "main_sums", "fix_sums", "qacc_bufs")
     assert all(n in sizes for n in names), sorted(sizes)[:40]
     assert sum(sizes[n] for n in names) == kernel_scratch_bytes(art)
-    assert PIE_MAX_N == 1024   # attention_pie.c's default, which the component leaves alone:
-    assert "FTER_PIE_MAX_N" not in (TEMPLATE_DIR / COMPONENT / "CMakeLists.txt").read_text()
+    cmake = (TEMPLATE_DIR / COMPONENT / "CMakeLists.txt").read_text()
+    assert "FTER_PIE_MAX_K={{pie_max_k}} FTER_PIE_MAX_N={{pie_max_n}}" in cmake
+    assert art.pie_max_n == 64   # the tiny model's 5 tokens, raised to the word-wise path's 64
 
 
 def test_kernel_table_sizes_are_the_runtime_headers():
