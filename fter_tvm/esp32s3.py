@@ -45,19 +45,24 @@ def kernel_kind(prim_func_name: str) -> str:
     return "other"
 
 
+def _kernel_params(mod: tvm.IRModule):
+    """The ``fter.params`` of every kernel in ``mod``, values as strings."""
+    for _gv, func in mod.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None \
+                and "fter.params" in func.attrs:
+            yield {k: str(v) for k, v in func.attrs["fter.params"].items()}
+
+
 def pie_max_k(mod: tvm.IRModule) -> int:
     """The longest reduction of any ternary matmul in ``mod`` (its kernels' ``fter.params``):
     the PIE matmul decodes a weight group into a static [K][16] scratch of this K
     (``FTER_PIE_MAX_K``)."""
     best = 16
-    for _gv, func in mod.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None \
-                and "fter.params" in func.attrs:
-            p = {k: str(v) for k, v in func.attrs["fter.params"].items()}
-            ks = [int(p[key]) for key in ("k", "d", "hidden") if key in p]
-            if "p" in p and "c" in p:
-                ks.append(int(p["c"]) * int(p["p"]) ** 2)
-            best = max([best, *ks])
+    for p in _kernel_params(mod):
+        ks = [int(p[key]) for key in ("k", "d", "hidden") if key in p]
+        if "p" in p and "c" in p:
+            ks.append(int(p["c"]) * int(p["p"]) ** 2)
+        best = max([best, *ks])
     return best
 
 
@@ -65,14 +70,7 @@ def pie_max_n(mod: tvm.IRModule) -> int:
     """The most keys of any attention kernel in ``mod`` (its ``fter.params`` ``n`` beside an
     ``hd``), at least 64: the P·V row keeps [n] split buffers per worker (``FTER_PIE_MAX_N``,
     ``attention_pie.c``; its word-wise path needs 64) and falls back to the reference beyond."""
-    best = 64
-    for _gv, func in mod.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None \
-                and "fter.params" in func.attrs:
-            p = {k: str(v) for k, v in func.attrs["fter.params"].items()}
-            if "n" in p and "hd" in p:
-                best = max(best, int(p["n"]))
-    return best
+    return max([64, *(int(p["n"]) for p in _kernel_params(mod) if "n" in p and "hd" in p)])
 
 
 def build_esp32s3(fused: tvm.IRModule, report: dict, tgt: Esp32s3Target, tuning_db=None,

@@ -303,6 +303,16 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const in
   GELU_PAIRS(GELU_CODE_AT, "");
 }
 
+/* The end of an int8 code in the LX7 loops below: register X holds the product (h >> r) * m, and
+ * round(. / 2^16) with %[half] = 2^15, CLAMPS and MAX with %[low] = -127 store quant8's code at
+ * byte QO of %[pq]. */
+#define QUANT8_STORE(X, QO)                   \
+  "add    %[" X "], %[" X "], %[half]\n"       \
+  "srai   %[" X "], %[" X "], 16\n"            \
+  "clamps %[" X "], %[" X "], 7\n"             \
+  "max    %[" X "], %[" X "], %[low]\n"        \
+  "s8i    %[" X "], %[pq], " QO "\n"
+
 /* fter_codes on the LX7: two values per loop step with the row's shift r in SAR for the whole
  * row (no shift at all where r is 0, as for most rows), CLAMPS and MAX for the clamp (the C's
  * GCC, building for the lx106, branches twice per value and sets SAR per value): 8 or 9
@@ -317,11 +327,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
   "l32i   %[" X "], %[pv], " VO "\n"          \
   SHIFT(X)                                   \
   "mull   %[" X "], %[" X "], %[m]\n"          \
-  "add    %[" X "], %[" X "], %[half]\n"       \
-  "srai   %[" X "], %[" X "], 16\n"            \
-  "clamps %[" X "], %[" X "], 7\n"             \
-  "max    %[" X "], %[" X "], %[low]\n"        \
-  "s8i    %[" X "], %[pq], " QO "\n"
+  QUANT8_STORE(X, QO)
 #define CODES_OPERANDS                                                              \
   : [pv] "+r"(v), [pq] "+r"(q), [x] "=&r"(x), [y] "=&r"(y)                     \
   : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(pairs), \
@@ -354,11 +360,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
   SHIFT(FO)                                 \
   "l32i   %[t], %[pf], " FO "+4\n"          \
   "mull   %[x], %[x], %[t]\n"               \
-  "add    %[x], %[x], %[half]\n"            \
-  "srai   %[x], %[x], 16\n"                 \
-  "clamps %[x], %[x], 7\n"                  \
-  "max    %[x], %[x], %[low]\n"             \
-  "s8i    %[x], %[pq], " QO "\n"
+  QUANT8_STORE("x", QO)
 #define CHAN_R(FO) "l32i   %[t], %[pf], " FO "\n ssr    %[t]\n sra    %[x], %[x]\n"
 #define CHAN_R0(FO) ""
 #define CHAN_CODES_OPERANDS                                                                  \
@@ -617,16 +619,12 @@ void fter_attn_out_codes_row(int8_t *q, int32_t *amax, int32_t *pacc, const int3
 #ifdef FTER_LX7_ROWS
 /* One row of n patch pixels on the LX7 (rows with fter_fpu_ref(ref)): each read on the FPU
  * (FTER_FPU_FIXED_AT, f2 = 2^(140 - ref) from %[sc]) and coded as fter_codes_lx7 does for a
- * multiplier without shift: a patch's absmax reads as 2^13..2^14, so its r is 0 (the caller
- * checks); two pixels a step. */
+ * multiplier without shift (QUANT8_STORE): a patch's absmax reads as 2^13..2^14, so its r is 0
+ * (the caller checks); two pixels a step. */
 #define PATCH_AT(O, FR, R, QO)              \
   FTER_FPU_FIXED_AT(O, FR, R, "t", "u")     \
   "mull   %[" R "], %[" R "], %[m]\n"        \
-  "add    %[" R "], %[" R "], %[half]\n"     \
-  "srai   %[" R "], %[" R "], 16\n"          \
-  "clamps %[" R "], %[" R "], 7\n"           \
-  "max    %[" R "], %[" R "], %[low]\n"      \
-  "s8i    %[" R "], %[pq], " QO "\n"
+  QUANT8_STORE(R, QO)
 #define PATCH_OPERANDS                                                                       \
   : [px] "+r"(x), [pq] "+r"(q), [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t), [u] "=&r"(u)       \
   : [sc] "r"(sc), [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127),     \

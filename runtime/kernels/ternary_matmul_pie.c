@@ -226,16 +226,14 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
   if (!direct) zero_words(xrow_words + (k >> 2), (kpad >> 2) - (k >> 2)); /* tail of xrow */
   for (int32_t j0 = 0; j0 < nb; j0 += 16) {
     const int32_t lanes = nb - j0 < 16 ? nb - j0 : 16;
-    if (b3 && lanes == 16) {
+    /* a partial group's missing lanes are 0 from the start; a full group's rows from k on are
+     * cleared after its decode (which writes the padding trits' rows too) */
+    if (lanes < 16) zero_words(scratch_words, (kpad + 16) * 4);
+    if (b3 && lanes == 16)
       decode_group_b3(scratch, w + j0 * w_stride, w_stride, k, stage);
-      zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4); /* the padding trits' rows too */
-    } else {
-      if (lanes < 16)
-        zero_words(scratch_words, (kpad + 16) * 4);
-      else
-        zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
+    else
       for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
-    }
+    if (lanes == 16) zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
     if (direct && lanes == 16 && chunks <= BLOCK_CHUNKS) {
       fter_pie_tmm_tokens(acc + j0, x, scratch, t, chunks, x_stride, acc_stride, qacc_buf, set);
       continue;
