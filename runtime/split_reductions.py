@@ -2,9 +2,9 @@
 
 The esp32s3 MLP (float numerics) computes each token's absmax of the GELU output in a stage
 that loops over channel blocks (weight-stationary) and folds every block into `amax[token]` with
-`max`: a reduction over the loop the stage would be split along. (The integer MLP, whose row max
-is a C call per block that this pass cannot read, rfactors it over groups of blocks in its
-schedule instead: `schedules.esp32s3.integer`.) `max` is associative and commutative,
+`max`: a reduction over the loop the stage would be split along. (The integer MLP runs token
+block by token block, each block's row max inside the block: `schedules.esp32s3.integer`.)
+`max` is associative and commutative,
 so the halves can fold into two copies and a small stage can merge them afterwards:
 
 * the block that initialises `amax` to a constant (an earlier stage) also initialises a copy

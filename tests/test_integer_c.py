@@ -105,31 +105,37 @@ DEIT_TILES = [(*DEIT_TILE, True), (3, 7, 9, 33, True), (2, 33, 40, 64, True),
               (4, 16, 16, 1536, True), (5, 9, 16, 3072, True), (6, 17, 17, 192, "large")]
 
 
-def rowmax_cases(rng):
-    """Value row-max tiles (op 1) of the MLP's fc1: the tile's values folded into running maxima
-    that start below, between and above them (the int32 minimum, as the rfactored init)."""
+def value_max_cases(rng):
+    """Value tiles (op 1) of the MLP's fc1: the values in place of the accumulators (the columns
+    past nb untouched) and each row's largest value, signed (rows of only negative values
+    among them: the scales' extremes)."""
     blob, expected = [], []
     for t, nb, stride, k, deit in [*((*tile, False) for tile in TILES), *DEIT_TILES]:
-        tile, v, _ = _tile(rng, t, nb, stride, k, deit)
-        start = rng.integers(-(1 << 20), 1 << 20, t).astype(np.int32)
-        start[0] = np.iinfo(np.int32).min
-        vmax = np.maximum(start, v.max(1)).astype(np.int32)
-        blob += [struct.pack("<i", 1), *tile, start.tobytes()]
-        expected.append((f"value rowmax t={t} nb={nb} k={k}{_tag(deit)}", [vmax]))
+        tile, v, acc = _tile(rng, t, nb, stride, k, deit)
+        after = acc.copy()
+        after[:, :nb] = v
+        blob += [struct.pack("<i", 1), *tile]
+        expected.append((f"value max t={t} nb={nb} k={k}{_tag(deit)}",
+                         [v.max(1).astype(np.int32), after]))
     return blob, expected
 
 
 def tile_cases(rng):
-    """GELU-codes tiles (op 2) of the MLP's fc1 (k = 192, 768), values past GELU's +-4
-    saturation among them."""
+    """GELU-codes tiles (op 2) of the MLP's fc1 values (k = 192, 768), values past GELU's +-4
+    saturation among them; each row's multiplier from its GELU bound, as the MLP makes it."""
     blob, expected = [], []
     tab = im.gelu_table()
     for t, nb, stride, k, deit in [*((*tile, False) for tile in TILES), *DEIT_TILES]:
-        tile, v, _ = _tile(rng, t, nb, stride, k, deit)
+        _, v, _ = _tile(rng, t, nb, stride, k, deit)
+        vals = np.zeros((t, stride), np.int32)
+        vals[:, :nb] = v
+        vals[:, nb:] = rng.integers(-(1 << 20), 1 << 20, (t, stride - nb))
         h = im.gelu(im.NP, v, lambda i: tab[i])
-        mult = np.asarray(im.quant_multiplier(im.NP, np.abs(h).max(1)), np.int32)
+        bound = im.gelu_row_bound(im.NP, v.max(1), lambda i: tab[i])
+        mult = np.asarray(im.quant_multiplier(im.NP, bound), np.int32)
         q = im.quant8(im.NP, h, np.asarray(mult, np.int64)[:, None]).astype(np.int8)
-        blob += [struct.pack("<i", 2), *tile, tab.astype(np.int32).tobytes(), mult.tobytes()]
+        blob += [struct.pack("<i", 2), struct.pack("<3i", t, nb, stride), vals.tobytes(),
+                 tab.astype(np.int32).tobytes(), mult.tobytes()]
         expected.append((f"gelu codes t={t} nb={nb} k={k}{_tag(deit)}", [q]))
     return blob, expected
 
@@ -296,7 +302,7 @@ def exp_table_cases(rng):
 def cases(seed: int = 0):
     """(input bytes, expected [(description, [arrays in output order])]) of the test program."""
     rng = np.random.default_rng(seed)
-    parts = [make(rng) for make in (ln_cases, rowmax_cases, tile_cases, codes_cases,
+    parts = [make(rng) for make in (ln_cases, value_max_cases, tile_cases, codes_cases,
                                     residual_cases, attn_out_cases, softmax_cases, patch_cases,
                                     gelu_table_cases, exp_table_cases)]
     expected = [e for _, exp in parts for e in exp]
@@ -327,10 +333,10 @@ def _per_element(res, expected) -> str:
     """The kernels' instructions per element at DeiT-Tiny's shapes."""
     names = [desc for desc, _ in expected]
     ln = names.index("layernorm d=192")
-    rx = names.index("value rowmax t=197 nb=16 k=192")
+    rx = names.index("value max t=197 nb=16 k=192")
     gc = names.index("gelu codes t=197 nb=16 k=192")
     rxd, gcd, ccd, rcd = (names.index(f"{kind} t=197 nb=32 k=192 deit") for kind in (
-        "value rowmax", "gelu codes", "channel codes", "row codes"))
+        "value max", "gelu codes", "channel codes", "row codes"))
     sm = names.index("softmax n=197 h=3 deit")
     cc = names.index("channel codes t=197 nb=16 k=192")
     rc = names.index("row codes t=197 nb=64 k=192")
@@ -338,9 +344,9 @@ def _per_element(res, expected) -> str:
     ao = names.index("attention output n=80 h=3 hd=64")
     pc = names.index("patch codes c=3 2x3 p=16")
     return (f"LayerNorm d=192 {res.counters[f'k{ln}'] / (192 * len(expected[ln][1][1])):.1f} per "
-            f"element, value row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
+            f"element, values and row max {res.counters[f'k{rx}'] / (197 * 16):.1f} per value, "
             f"GELU codes {res.counters[f'k{gc}'] / (197 * 16):.1f} per value; with DeiT-like "
-            f"scales value row max {res.counters[f'k{rxd}'] / (197 * 32):.1f}, GELU codes "
+            f"scales values and row max {res.counters[f'k{rxd}'] / (197 * 32):.1f}, GELU codes "
             f"{res.counters[f'k{gcd}'] / (197 * 32):.1f}, channel codes "
             f"{res.counters[f'k{ccd}'] / (197 * 32):.1f}, row codes "
             f"{res.counters[f'k{rcd}'] / (197 * 32):.1f}; "
@@ -413,8 +419,8 @@ def test_esp32s3_patch_embed_codes_each_patch_in_one_call_and_splits_by_patches(
 
 
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
-    """The MLP's fc1 passes call the value-row-max and the GELU-codes tile kernels once per
-    channel block, the attention block the softmax row kernel and the output-codes row kernel
+    """The MLP calls fc1's tile, values-and-row-max, GELU-codes, fc2's tile and residual kernels
+    once per token block (fc1 runs once), the attention block the softmax row kernel and the output-codes row kernel
     once per row, and both their residual epilogues the residual tile kernel once per channel
     block; the softmax's
     intermediates are gone (left allocated, they would keep their full [n, h, n] size and land
@@ -424,8 +430,8 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     from schedules.integer import kernels as ki
 
     mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
-    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3_set"') == 3
-    assert mlp.count('"fter_value_rowmax_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
+    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3_set"') == 2
+    assert mlp.count('"fter_value_max_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     assert attn.script().count('"fter_residual_tile"') == 1
@@ -440,22 +446,29 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row_set"' in one.script()
 
 
-@pytest.mark.parametrize("hidden, groups", [(64, 2), (48, 3), (16, 0)])
-def test_esp32s3_mlp_row_max_splits_between_workers(hidden, groups):
-    """The first fc1 pass's row max, a C call per tile, is rfactored over groups of tiles (two
-    for an even tile count, one per tile otherwise): the two-core split divides the groups with
-    no reduction across workers (no private copies); one tile: nothing to split."""
+@pytest.mark.parametrize("t, hidden, blocks, size", [(17, 64, 2, 9), (1, 64, 1, 1),
+                                                     (197, 768, 8, 25), (50, 8192, 25, 2)])
+def test_esp32s3_mlp_token_blocks_split_between_workers(t, hidden, blocks, size):
+    """The integer MLP runs token block by token block: an even count of at least two blocks
+    (one with a single token), as few as the per-worker budget allows, each block's scratch
+    (values [size, hidden] int32, codes int8) private to the worker that runs it -- nothing of
+    [t, hidden] is left -- and the two-core split divides the blocks."""
     from runtime.split_workers import split_kernel
-    from schedules.esp32s3.integer import SCHEDULES
+    from schedules.esp32s3.integer import MLP_BLOCK_BYTES, SCHEDULES, mlp_token_blocks
     from schedules.integer import kernels as ki
 
-    form = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, hidden, "b3", True))
+    assert mlp_token_blocks(t, hidden) == (blocks, size)
+    assert size * hidden * 5 <= MLP_BLOCK_BYTES and (blocks - 1) * size < t <= blocks * size
+    form = SCHEDULES["ternary_mlp"](ki.ternary_mlp(t, 32, hidden, "b3", True))
     scratch = {str(b.name): [int(x) for x in b.shape] for b in form.body.block.alloc_buffers}
-    assert scratch["amax.rf"] == [max(groups, 1), 17]
-    _, plans = split_kernel(form)
+    assert scratch["acc"] == [size, hidden] and scratch["q2"] == [size, hidden]
+    assert size == t or not [n for n, shape in scratch.items() if shape[0] == t and len(shape) == 2]
+    out, plans = split_kernel(form)
     assert not any(p.private for p in plans)
-    if groups:
-        assert groups in [p.extent for p in plans]
+    assert plans[-1].extent == (blocks if blocks > 1 else 0)
+    if blocks > 1:   # the block's scratch stays in the kernel: per worker, not in the arena
+        assert {str(p.name) for p in out.params} >= {"rm", "re", "cm", "ce", "cb", "tab"}
+        assert not {str(p.name) for p in out.params} & {"acc", "q2", "vmax", "mult", "s2"}
 
 
 def test_esp32s3_channels_form_accumulates_once_and_splits_by_channel_blocks():
@@ -498,14 +511,14 @@ def test_esp32s3_heads_form_codes_each_head_in_one_call_and_splits_by_heads():
 def test_esp32s3_integer_tiles_write_their_accumulators():
     """Every weight-stationary tile and attention row of the integer forms starts from zero, so
     it calls the ``_set`` kernel (the output written, not added to) and no zeroing block is left
-    for it; what still starts from a zeroing block: the MLP's rfactored row max."""
+    for it."""
     import re
 
     from schedules.esp32s3.integer import SCHEDULES
     from schedules.integer import attention as ka
     from schedules.integer import kernels as ki
 
-    forms = [(ki.ternary_mlp(17, 32, 64, "b3", True), 3, {"hidden_absmax_rf_init"}),
+    forms = [(ki.ternary_mlp(17, 32, 64, "b3", True), 2, set()),
              (ki.ternary_matmul_heads(17, 64, 3, 32, "b2"), 1, set()),
              (ki.ternary_matmul_channels(17, 64, 48, "b3"), 1, set()),
              (ka.int8_attention_block(17, 2, 16, "b3", 0.25), 2, set())]

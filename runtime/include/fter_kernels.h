@@ -221,35 +221,30 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
                     int32_t *row, int32_t d, int32_t sq_shift, float eps);
 
 /**
- * @brief The integer MLP's first fc1 pass over a weight-stationary tile
- * (numerics="integer"): vmax[i] = max(vmax[i], V[i][j]) over the tile's nb
- * channels, V the contract's dequant of acc[i*acc_stride + j] (channel tables
- * cm, ce, cb; token tables rm, re; abits = bit length of 128 k).  Portable C
- * (runtime/kernels/epilogue_int.c), re-entrant.
+ * @brief The integer MLP's fc1 values over a block of tokens
+ * (numerics="integer"): V[i][j], the contract's dequant of
+ * acc[i*acc_stride + j] (channel tables cm, ce, cb[nb]; token tables
+ * rm, re[t]; abits = bit length of 128 k), in place of the accumulators,
+ * and vmax[i] = max_j V[i][j] (written, not folded) for i < t, j < nb.
+ * Portable C (runtime/kernels/epilogue_int.c), re-entrant.
  */
-void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
-                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
-                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
-                            int32_t abits);
+void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *cm, const int32_t *ce,
+                         const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
+                         int32_t nb, int32_t acc_stride, int32_t abits);
 
 /**
- * @brief The integer MLP's hidden codes over a tile (numerics="integer"):
- * q[i*q_stride + j] = quant8(gelu(V[i][j]), mult[i]) for i < t, j < nb, V
- * the contract's dequant (schedules/integer/intmath.py) of
- * acc[i*acc_stride + j] with the channel tables cm, ce, cb[nb] (scale
- * mantissa, exponent, bias in Q12) and the token tables rm, re[t]
- * (abits = bit length of 128 k), gelu through the per-call Phi table
- * tab[1025] (intmath.gelu_table), mult[i] the row's packed quantizer
- * multiplier.
+ * @brief The integer MLP's hidden codes from its fc1 values
+ * (numerics="integer"): q[i*q_stride + j] = quant8(gelu(v[i*v_stride + j]),
+ * mult[i]) for i < t, j < nb (schedules/integer/intmath.py), gelu through
+ * the per-call Phi table tab[1025] (intmath.gelu_table), mult[i] the row's
+ * packed quantizer multiplier (made from the row's GELU bound).
  * Portable C (runtime/kernels/epilogue_int.c), re-entrant once
  * fter_kernels_init has run; the LX7 build reads gelu from the table
  * fter_gelu_init builds (on first use otherwise) instead of interpolating
  * in tab (the same bits: the table is the contract's gelu of every input).
  */
-void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
-                          const int32_t *cb, const int32_t *rm, const int32_t *re,
-                          const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
-                          int32_t q_stride, int32_t acc_stride, int32_t abits);
+void fter_gelu_codes_tile(int8_t *q, const int32_t *v, const int32_t *tab, const int32_t *mult,
+                          int32_t t, int32_t nb, int32_t q_stride, int32_t v_stride);
 
 /**
  * @brief A tile of a projection quantized per channel (numerics="integer",

@@ -191,19 +191,9 @@ static inline int lx7_row(int32_t es1, const int32_t range[2]) {
     if (nc & 1) __asm__ volatile("ssr    %[sh]\n" ONE("0", "0", "0") ROW_OPERANDS);     \
   } while (0)
 
-/* max(m, the row's values) */
-#define ROWMAX_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "max    %[m], %[m], %[v]\n"
-FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
-                                   int32_t nc, int32_t ms, int32_t sh) {
-  int32_t x, t, v;
-#define ROW_OPERANDS ROW_OPERANDS_WITH([m] "+r"(m))
-  ROW_PAIRS(ROWMAX_AT, ROW_STEP);
-#undef ROW_OPERANDS
-  return m;
-}
-
 /* The row's values in place of its accumulators; with top, each channel's largest |V| folded
- * into top[j], else the row's largest |V| folded into the returned m. */
+ * into top[j], else the row's largest |V| (or, with signed_max, its largest V) folded into the
+ * returned m. */
 #define VALUE_AT(AO, FO, TO) FTER_DEQUANT_AT(AO, FO) "s32i   %[v], %[pa], " AO "\n"
 #define VALUE_TOP_AT(AO, FO, TO)           \
   VALUE_AT(AO, FO, TO)                     \
@@ -212,14 +202,18 @@ FTER_LX7_LOOP_FN int32_t rowmax_lx7(int32_t m, const int32_t *a, const int32_t (
   "max    %[t], %[t], %[v]\n"              \
   "s32i   %[t], %[pt], " TO "\n"
 #define VALUE_ROWTOP_AT(AO, FO, TO) VALUE_AT(AO, FO, TO) "abs    %[v], %[v]\n max    %[m], %[m], %[v]\n"
+#define VALUE_ROWMAX_AT(AO, FO, TO) VALUE_AT(AO, FO, TO) "max    %[m], %[m], %[v]\n"
 FTER_LX7_LOOP_FN int32_t values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORDS], int32_t *top,
-                                        int32_t m, int32_t nc, int32_t ms, int32_t sh) {
+                                        int32_t m, int32_t nc, int32_t ms, int32_t sh,
+                                        int signed_max) {
   int32_t x, t, v;
 #define ROW_OPERANDS ROW_OPERANDS_WITH([pt] "+r"(top), [m] "+r"(m))
-  if (top == 0)
-    ROW_PAIRS(VALUE_ROWTOP_AT, ROW_STEP);
-  else
+  if (top != 0)
     ROW_PAIRS(VALUE_TOP_AT, ROW_STEP "addi   %[pt], %[pt], 8\n");
+  else if (signed_max)
+    ROW_PAIRS(VALUE_ROWMAX_AT, ROW_STEP);
+  else
+    ROW_PAIRS(VALUE_ROWTOP_AT, ROW_STEP);
 #undef ROW_OPERANDS
   return m;
 }
@@ -229,79 +223,62 @@ FTER_LX7_LOOP_FN int32_t values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORD
 static int16_t gelu_lut[FTER_GELU_LUT_SIZE];
 static int gelu_lut_ready;
 
-/* GELU and quant8 of one value: V from FTER_DEQUANT_AT(AO, FO), its code stored at %[po] + OO.
- * GELU reads the table gelu_lut of gelu(-u) at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed
- * bits) and adds max(V, 0): gelu(-|V|) + max(V, 0) is the contract's gelu for |V| < 4
+/* GELU and quant8 of the value at %[pv] + VO, its code stored at %[po] + OO.  GELU reads the
+ * table gelu_lut of gelu(-u) at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed bits) and adds
+ * max(V, 0) (MAX with %[z] = 0): gelu(-|V|) + max(V, 0) is the contract's gelu for |V| < 4
  * (gelu(u) = gelu(-u) + u), and V or 0 beyond, as gelu_lut[2^14 - 1] = 0 (fter_gelu_lut_fill)
- * -- no branch.  max(V, 0) is MAX with the r = 0 loop's %[r] (0), else (|V| + V) / 2
- * (GELU_POS).  QUANT_SHIFT: the quantizer's h >> r (QUANT_R), or nothing where the row's r is 0
- * (QUANT_R0); QUANT_ROUNDING: round(. / 2^16) as ((. >> 15) + 1) >> 1 (QUANT_ROUND) or, in the
- * r = 0 loop, whose %[sh] holds 2^15, with that half (QUANT_ROUND_HALF).  The code is CLAMPS'd
- * to [-128, 127] only: the contract's -127 bound never acts here, as every negative GELU lies
+ * -- no branch.  SHIFT: the quantizer's h >> r with r in SAR for the whole row, or nothing where
+ * the row's r is 0; then round(. / 2^16) with %[half] = 2^15 (the product is below 2^24 in
+ * magnitude: the row's multiplier is made from the row's GELU bound).  The code is CLAMPS'd to
+ * [-128, 127] only: the contract's -127 bound never acts here, as every negative GELU lies
  * within GELU_NEG_BOUND <= the row's absmax (gelu_row_bound), and a value within the absmax
  * codes to at least -127 (intmath.quant_multiplier's M is at most 127 * 2^16 / (A >> r) + 1/2;
  * test_integer checks the bound over every absmax and value). */
-#define QUANT_R "ssr    %[r]\n sra    %[t], %[t]\n"
-#define QUANT_R0 ""
-#define GELU_POS_HALF "add    %[u], %[u], %[v]\n srai   %[u], %[u], 1\n"
-#define GELU_POS_MAX "max    %[u], %[v], %[r]\n"
-#define QUANT_ROUND "srai   %[t], %[t], 15\n addi   %[t], %[t], 1\n srai   %[t], %[t], 1\n"
-#define QUANT_ROUND_HALF "add    %[t], %[t], %[sh]\n srai   %[t], %[t], 16\n"
-#define GELU_CODE_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_SAR_AT(AO, FO), OO, GELU_POS_HALF, QUANT_R, QUANT_ROUND)
-#define GELU_CODE_R0_AT(AO, FO, OO) \
-  GELU_CODE_Q(FTER_DEQUANT_AT(AO, FO), OO, GELU_POS_MAX, QUANT_R0, QUANT_ROUND_HALF)
-#define GELU_CODE_Q(DEQUANT, OO, GELU_POS, QUANT_SHIFT, QUANT_ROUNDING) \
-  DEQUANT                                                        \
-  "abs    %[u], %[v]\n"                                          \
-  "clamps %[t], %[u], 14\n"                                      \
-  "addx2  %[t], %[t], %[lut]\n"                                  \
-  "l16si  %[t], %[t], 0\n"                                       \
-  GELU_POS                                                       \
-  "add    %[t], %[t], %[u]\n"                                    \
-  /* quant8: clamp(round((h >> r) * m / 2^16), -127, 127) */      \
-  QUANT_SHIFT                                                    \
-  "mull   %[t], %[t], %[m]\n"                                    \
-  QUANT_ROUNDING                                                 \
-  "clamps %[t], %[t], 7\n"                                       \
+#define GELU_SHIFT "sra    %[t], %[t]\n"
+#define GELU_NO_SHIFT ""
+#define GELU_VALUE_AT(SHIFT, VO, OO)        \
+  "l32i   %[v], %[pv], " VO "\n"            \
+  "abs    %[u], %[v]\n"                     \
+  "clamps %[t], %[u], 14\n"                 \
+  "addx2  %[t], %[t], %[lut]\n"             \
+  "l16si  %[t], %[t], 0\n"                  \
+  "max    %[u], %[v], %[z]\n"               \
+  "add    %[t], %[t], %[u]\n"               \
+  SHIFT                                     \
+  "mull   %[t], %[t], %[m]\n"               \
+  "add    %[t], %[t], %[half]\n"            \
+  "srai   %[t], %[t], 16\n"                 \
+  "clamps %[t], %[t], 7\n"                  \
   "s8i    %[t], %[po], " OO "\n"
-#define GELU_ROW_OPERANDS                                                                 \
-  : [pa] "+r"(a), [pf] "+r"(f), [po] "+r"(out), [n] "+r"(nc), [x] "=&r"(x), [t] "=&r"(t), \
-    [v] "=&r"(v), [u] "=&r"(u)                                                            \
-  : [ms] "r"(ms), [sh] "r"(sh), [hf] "r"(hf), [lut] "r"(gelu_lut), [r] "r"(r), [m] "r"(m) \
+#define GELU_ROW_OPERANDS                                                                  \
+  : [pv] "+r"(v), [po] "+r"(out), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(x)                 \
+  : [lut] "r"(gelu_lut), [z] "r"(0), [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)),  \
+    [r] "r"(r), [p] "r"(n >> 1)                                                            \
   : "memory"
-
-/* Two GELU codes per loop step, an odd count ending with one more; PRE before each asm
- * statement (SAR for the row where the loop keeps it). */
-#define GELU_PAIRS(ONE, PRE)                                                     \
-  do {                                                                           \
-    __asm__ volatile(PRE "loopnez %[n], 3f\n" ONE("0", "0", "0") ONE("4", "20", "1") \
-                     "addi   %[pa], %[pa], 8\n"                                  \
-                     "addi   %[pf], %[pf], 40\n"                                 \
-                     "addi   %[po], %[po], 2\n"                                  \
-                     "3:\n" GELU_ROW_OPERANDS);                                  \
-    if (odd) __asm__ volatile(PRE ONE("0", "0", "0") GELU_ROW_OPERANDS);          \
+#define GELU_ROW(SHIFT)                                                                      \
+  do {                                                                                       \
+    __asm__ volatile("ssr    %[r]\n"                                                         \
+                     "loopnez %[p], 1f\n" GELU_VALUE_AT(SHIFT, "0", "0")                     \
+                     GELU_VALUE_AT(SHIFT, "4", "1")                                           \
+                     "addi   %[pv], %[pv], 8\n"                                              \
+                     "addi   %[po], %[po], 2\n"                                              \
+                     "1:\n" GELU_ROW_OPERANDS);                                              \
+    if (n & 1) __asm__ volatile("ssr    %[r]\n" GELU_VALUE_AT(SHIFT, "0", "0") GELU_ROW_OPERANDS); \
   } while (0)
 
-/* One row of GELU codes (fter_gelu_codes_tile), two values per loop step (14 registers). */
-FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *a, const int32_t (*f)[CHAN_WORDS],
-                                         int32_t nc, int32_t ms, int32_t sh, int32_t r,
+/* One row of GELU codes from its values (fter_gelu_codes_tile), two values a loop step: 12
+ * instructions a value where the row's r is 0 (as for most rows), 13 where it shifts. */
+FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *v, int32_t n, int32_t r,
                                          int32_t m) {
-  const int32_t hf = 1 << (sh - 1);
-  int32_t x, t, v, u;
-  const int odd = nc & 1;
-  nc >>= 1;
-  if (r == 0) {
-    /* the quantizer's shift is the identity: none; %[r] holds the 0 of max(V, 0), %[sh] the
-     * rounding's half, and SAR = e + 1 comes from %[hf] = 2^e (NSAU: 31 - e) */
-    sh = 1 << (FTER_QUANT_SHIFT - 1);
-    GELU_PAIRS(GELU_CODE_R0_AT,
-               "nsau   %[t], %[hf]\n movi   %[u], 32\n sub    %[t], %[u], %[t]\n ssr    %[t]\n");
-    return;
-  }
-  /* the quantizer shifts: SAR is set again for each value's dequantization */
-  GELU_PAIRS(GELU_CODE_AT, "");
+  int32_t t, u, x;
+  if (r == 0)
+    GELU_ROW(GELU_NO_SHIFT);
+  else
+    GELU_ROW(GELU_SHIFT);
 }
+#undef GELU_ROW
+#undef GELU_ROW_OPERANDS
+#undef GELU_VALUE_AT
 
 /* The end of an int8 code in the LX7 loops below: register X holds the product (h >> r) * m, and
  * round(. / 2^16) with %[half] = 2^15, CLAMPS and MAX with %[low] = -127 store quant8's code at
@@ -416,72 +393,30 @@ void fter_gelu_init(void) {
 #endif
 }
 
-void fter_value_rowmax_tile(int32_t *vmax, const int32_t *acc, const int32_t *cm,
-                            const int32_t *ce, const int32_t *cb, const int32_t *rm,
-                            const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
-                            int32_t abits) {
-  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
-    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-    for (int32_t i = 0; i < t; ++i) {
-      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
-      const int32_t *a = acc + i * acc_stride + j0;
-      int32_t m = vmax[i];
-#ifdef FTER_LX7_ROWS
-      if (lx7_row(es1, range)) {
-        vmax[i] = rowmax_lx7(m, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                             es1 - range[1] - 1);
-        continue;
-      }
-#endif
-      FTER_UNROLL4
-      for (int32_t j = 0; j < nc; ++j) {
-        const int32_t *f = chan[j];
-        m = fter_max(m, fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits));
-      }
-      vmax[i] = m;
-    }
-  }
-}
-
-void fter_gelu_codes_tile(int8_t *q, const int32_t *acc, const int32_t *cm, const int32_t *ce,
-                          const int32_t *cb, const int32_t *rm, const int32_t *re,
-                          const int32_t *tab, const int32_t *mult, int32_t t, int32_t nb,
-                          int32_t q_stride, int32_t acc_stride, int32_t abits) {
+void fter_gelu_codes_tile(int8_t *q, const int32_t *v, const int32_t *tab, const int32_t *mult,
+                          int32_t t, int32_t nb, int32_t q_stride, int32_t v_stride) {
 #ifdef FTER_LX7_ROWS
   if (!gelu_lut_ready) fter_gelu_init();
+  (void)tab;
 #endif
-  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
-    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-    for (int32_t i = 0; i < t; ++i) {
-      const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
-      const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
-      const int32_t *a = acc + i * acc_stride + j0;
-      int8_t *out = q + i * q_stride + j0;
+  for (int32_t i = 0; i < t; ++i, q += q_stride, v += v_stride) {
+    const int32_t r = mult[i] >> 24, m = mult[i] & 0xFFFFFF;
 #ifdef FTER_LX7_ROWS
-      if (lx7_row(es1, range)) {
-        gelu_codes_row_lx7(out, a, (const int32_t(*)[CHAN_WORDS])chan, nc, row_factor(ms, abits),
-                           es1 - range[1] - 1, r, m);
-        continue;
-      }
+    gelu_codes_row_lx7(q, v, nb, r, m);
+#else
+    FTER_UNROLL4
+    for (int32_t j = 0; j < nb; ++j) q[j] = (int8_t)fter_quant8(gelu(v[j], tab), r, m);
 #endif
-      for (int32_t j = 0; j < nc; ++j) {
-        const int32_t *f = chan[j];
-        const int32_t h = gelu(fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits), tab);
-        out[j] = fter_quant8(h, r, m);
-      }
-    }
   }
 }
 
 /* The values of nc channels (chan, as channel_chunk fills it) for t tokens, in place of their
  * accumulators a[i * stride + j]; with top, top[j] folds each channel's largest |V|, else
- * rowtop[i] each row's. */
+ * rowtop[i] each row's largest |V| or, with signed_max, its largest V. */
 static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_WORDS],
                             const int32_t range[2], int32_t *top, int32_t *rowtop, int32_t nc,
                             const int32_t *rm, const int32_t *re, int32_t t, int32_t stride,
-                            int32_t abits) {
+                            int32_t abits, int signed_max) {
   (void)range; /* only the LX7 loops read it */
   for (int32_t i = 0; i < t; ++i, a += stride) {
     const int32_t ms = rm[i], es1 = -re[i] - abits - VALUE_FRAC - 1;
@@ -489,7 +424,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
     if (lx7_row(es1, range)) {
       const int32_t m = values_row_lx7(a, (const int32_t(*)[CHAN_WORDS])chan, top,
                                        top ? 0 : rowtop[i], nc, row_factor(ms, abits),
-                                       es1 - range[1] - 1);
+                                       es1 - range[1] - 1, signed_max);
       if (top == 0) rowtop[i] = m;
       continue;
     }
@@ -501,7 +436,7 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
         const int32_t *f = chan[j];
         const int32_t v = fter_dequant(a[j], f[0], f[1], f[2], ms, es1, abits);
         a[j] = v;
-        m = fter_max(m, fter_abs(v));
+        m = fter_max(m, signed_max ? v : fter_abs(v));
       }
       rowtop[i] = m;
     } else {
@@ -512,6 +447,17 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
         top[j] = fter_max(top[j], fter_abs(v));
       }
     }
+  }
+}
+
+void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *cm, const int32_t *ce,
+                         const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
+                         int32_t nb, int32_t acc_stride, int32_t abits) {
+  for (int32_t i = 0; i < t; ++i) vmax[i] = -2147483647 - 1; /* below every value (> -2^30) */
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
+    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
+    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
+    values_in_place(acc + j0, chan, range, 0, vmax, nc, rm, re, t, acc_stride, abits, 1);
   }
 }
 
@@ -526,7 +472,7 @@ void fter_channel_codes_tile(int8_t *y, float *scale, int32_t *acc, const int32_
     int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2], top[TILE_CHANNELS];
     const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
     for (int32_t j = 0; j < nc; ++j) top[j] = 0;
-    values_in_place(acc + j0, chan, range, top, 0, nc, rm, re, t, acc_stride, abits);
+    values_in_place(acc + j0, chan, range, top, 0, nc, rm, re, t, acc_stride, abits, 0);
     /* each channel's multiplier, split as fter_quant8 takes it, in its chunk slot */
     int32_t shifts = 0;
     for (int32_t j = 0; j < nc; ++j) {
@@ -566,7 +512,7 @@ static void row_codes(int8_t *y, float *scale, int32_t *amax, int32_t *acc, cons
       int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
       const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
       values_in_place(a + j0, chan, range, 0, top, nc, rm + i0, re + i0, rows, acc_stride,
-                      abits);
+                      abits, 0);
     }
     for (int32_t i = 0; i < rows; ++i, a += acc_stride) {
       const int32_t at = (i0 + i) * out_stride;

@@ -5,10 +5,11 @@
  * Input: int32 case count, then per case an int32 op and its operands:
  *   op 0 (LayerNorm): int32 {d, sq_shift, rows}, float32 eps, float32 ab[2], int8 g[d],
  *        int8 b[d], float32 x[rows * d]; output int8 q[rows * d], float32 s[rows];
- *   op 1 (value row max): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
- *        ce[nb], cb[nb], rm[t], re[t], vmax[t]; output int32 vmax[t] (folded);
- *   op 2 (GELU codes): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride], cm[nb],
- *        ce[nb], cb[nb], rm[t], re[t], tab[1025], mult[t]; output int8 q[t * nb];
+ *   op 1 (values and row max): int32 {t, nb, acc_stride, abits}, int32 acc[t * acc_stride],
+ *        cm[nb], ce[nb], cb[nb], rm[t], re[t]; output int32 vmax[t], int32
+ *        acc[t * acc_stride] (the values in place);
+ *   op 2 (GELU codes): int32 {t, nb, v_stride}, int32 v[t * v_stride], tab[1025], mult[t];
+ *        output int8 q[t * nb];
  *   op 3 (softmax row): int32 {n, h, sbits}, int32 scores[h * n], qm[h], qe[h], km[n * h],
  *        ke[n * h]; output uint8 p[h * n];
  *   op 4 (channel codes), op 5 (row codes): the tile as op 1 without vmax; output int8
@@ -100,26 +101,33 @@ static int read_tile(int32_t *t, int32_t *nb, int32_t *stride, int32_t *abits) {
   return 0;
 }
 
-static int run_rowmax(int32_t idx) {
+static int run_value_max(int32_t idx) {
   int32_t t, nb, stride, abits;
-  if (read_tile(&t, &nb, &stride, &abits) != 0 ||
-      fter_read_input(mult, (size_t)t * sizeof(int32_t)) != 0)   /* vmax's start */
-    return 2;
+  if (read_tile(&t, &nb, &stride, &abits) != 0) return 2;
+  fter_fence(mult, 0, (size_t)t * sizeof(int32_t), sizeof mult);
   uint32_t t0 = fter_cycles();
-  fter_value_rowmax_tile(mult, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
+  fter_value_max_tile(mult, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
   count(idx, fter_cycles() - t0);
   fter_write_output(mult, (size_t)t * sizeof(int32_t));
+  fter_write_output(acc, (size_t)(t * stride) * sizeof(int32_t));
   return 0;
 }
 
 static int run_gelu_codes(int32_t idx) {
-  int32_t t, nb, stride, abits;
-  if (read_tile(&t, &nb, &stride, &abits) != 0 || fter_read_input(tab, sizeof tab) != 0 ||
+  int32_t h[3];
+  if (fter_read_input(h, sizeof h) != 0) return 2;
+  const int32_t t = h[0], nb = h[1], stride = h[2];
+  if (t < 1 || t > MAX_ROWS || nb < 1 || nb > MAX_D || stride < nb ||
+      (int64_t)t * stride > MAX_ELEMS)
+    return 2;
+  fter_fence(acc, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof acc);
+  fter_fence(q, 0, (size_t)(t * nb), sizeof q);
+  if (fter_read_input(acc, (size_t)(t * stride) * sizeof(int32_t)) != 0 ||
+      fter_read_input(tab, sizeof tab) != 0 ||
       fter_read_input(mult, (size_t)t * sizeof(int32_t)) != 0)
     return 2;
-  fter_fence(q, 0, (size_t)(t * nb), sizeof q);
   uint32_t t0 = fter_cycles();
-  fter_gelu_codes_tile(q, acc, cm, ce, cb, rm, re, tab, mult, t, nb, nb, stride, abits);
+  fter_gelu_codes_tile(q, acc, tab, mult, t, nb, nb, stride);
   count(idx, fter_cycles() - t0);
   fter_write_output(q, (size_t)(t * nb));
   return 0;
@@ -288,7 +296,7 @@ int main(int argc, char **argv) {
     int32_t op;
     if (fter_read_input(&op, sizeof op) != 0) return 2;
     int rc = op == 0   ? run_layernorm(idx)
-             : op == 1 ? run_rowmax(idx)
+             : op == 1 ? run_value_max(idx)
              : op == 2 ? run_gelu_codes(idx)
              : op == 3 ? run_softmax(idx)
              : op == 4 || op == 5 || op == 7 ? run_codes(idx, op)

@@ -1,13 +1,6 @@
 """C epilogues of the integer kernels on the ESP32-S3 (runtime/kernels/epilogue_int.c), called
 from the scheduled TensorIR in place of loop nests TVM would emit as generic C.
 
-* :func:`value_rowmax_call` -- the integer MLP's first fc1 pass per weight-stationary tile: the
-  values inlined into the tile's partial row maxima (the ``rfactor`` of the row max over
-  channel blocks), ``part[i] = max(part[i], V[i, j])``, as one ``fter_value_rowmax_tile`` call;
-* :func:`gelu_codes_call` -- the integer MLP's second fc1 pass per weight-stationary tile: the
-  values (the contract's ``dequant`` of the accumulators with the channel tables ``cm, ce, cb``
-  and the token tables ``rm, re``) inlined into GELU and the int8 hidden codes,
-  ``q2[i, j] = quant8(gelu(V[i, j]), mult[i])``, as one ``fter_gelu_codes_tile`` call;
 * :func:`channel_codes_call` -- the integer V projection's epilogue per block of channels: the
   values (in place of the accumulators), each channel's absmax over the tokens, its multiplier,
   the int8 codes and the channel's float scale, as one ``fter_channel_codes_tile`` call;
@@ -144,30 +137,6 @@ def _drop_unused_scratch(sch: s_tir.Schedule) -> None:
     new = s_tir.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint, root.body,
                        root.init, keep, root.match_buffers, root.annotations)
     sch.state.replace(sch.get_sref(root_rv), new, {root: new})
-
-
-def value_rowmax_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> None:
-    """Replace the [t, nb] tile under ``loop`` (``amax.rf[jo, i] = max(amax.rf[jo, i], V[i, j])``
-    with the values inlined) by one ``fter_value_rowmax_tile`` call."""
-    def args(b):
-        return (_first(b["amax.rf"]), _first(b["acc1"]), _first(b["cm"]), _first(b["ce"]),
-                _first(b["cb"]), _first(b["rm"]), _first(b["re"]), t, nb, b["acc1"].strides[0],
-                abits)
-
-    _call_block(sch, sch.blockize(loop), ("amax.rf", "acc1", "cm", "rm", "ce", "re", "cb"),
-                ("amax.rf",), "fter_value_rowmax_tile", args)
-
-
-def gelu_codes_call(sch: s_tir.Schedule, loop, t: int, nb: int, abits: int) -> None:
-    """Replace the [t, nb] tile under ``loop`` (``q2[i, j] = quant8(gelu(V[i, j]), mult[i])``
-    with the values inlined) by one ``fter_gelu_codes_tile`` call."""
-    def args(b):
-        return (_first(b["q2"]), _first(b["acc1b"]), _first(b["cm"]), _first(b["ce"]),
-                _first(b["cb"]), _first(b["rm"]), _first(b["re"]), _first(b["tab"]),
-                _first(b["mult"]), t, nb, b["q2"].strides[0], b["acc1b"].strides[0], abits)
-
-    _call_block(sch, sch.blockize(loop), ("acc1b", "cm", "rm", "ce", "re", "cb", "tab", "mult"),
-                ("q2",), "fter_gelu_codes_tile", args)
 
 
 def _codes_call(sch: s_tir.Schedule, loop, blocks, t: int, width: int, abits: int,

@@ -20,12 +20,15 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from . import schedule as esp32s3
-from .epilogue_intrin import (attention_out_call, channel_codes_call, gelu_codes_call,
-                              patch_codes_call, q_codes_call, residual_call, row_codes_call,
-                              softmax_row_call, tile_write_calls, value_rowmax_call)
+from .epilogue_intrin import (attention_out_call, channel_codes_call, patch_codes_call,
+                              q_codes_call, residual_call, row_codes_call, softmax_row_call,
+                              tile_write_calls)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _tile_all_tokens, channel_block)
+from ..compute.mlp import mlp_func
+from ..formats import get_format
 from ..integer import intmath as im
+from ..integer import kernels as ki
 from ..integer.forms import integer_form
 
 
@@ -69,38 +72,129 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return rows.with_attrs(func.attrs)
 
 
-def _schedule_mlp(func: tirx.PrimFunc) -> tirx.PrimFunc:
+# Per worker, the MLP's token block keeps its fc1 values (int32) and hidden codes (int8): with
+# DeiT-Tiny's 768 hidden channels 25 tokens, so two workspaces, the tables and the kernels'
+# scratch stay inside the board's internal-SRAM budget (targets.BoardLimits).
+MLP_BLOCK_BYTES = 96 * 1024
+
+
+def mlp_token_blocks(t: int, hidden: int) -> tuple[int, int]:
+    """(blocks, tokens per block) of the integer MLP's token blocks: as few blocks as
+    ``MLP_BLOCK_BYTES`` allows (every block decodes the weights again), where there are two
+    tokens at least two and an even count if the sizes allow it (the two workers take half
+    each), the tokens spread evenly."""
+    cap = max(1, MLP_BLOCK_BYTES // (hidden * 5))
+    blocks = -(-t // cap)
+    if t > 1:
+        blocks = max(blocks, 2)
+        blocks += blocks % 2
+    size = -(-t // blocks)
+    return -(-t // size), size
+
+
+def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """The integer MLP token block by token block, fc1 once: per block of ``size`` tokens fc1's
+    accumulators over all hidden channels (one ``fter_tmm_tile_*_set`` call), their values in
+    place and each token's largest value (``fter_value_max_tile``), the tokens' GELU bounds,
+    multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes from the values
+    (``fter_gelu_codes_tile``), fc2 into the same scratch and the residual epilogue
+    (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a [t, hidden]
+    store) is gone: the block's values are that store, in the worker's workspace. Same
+    values, signature and attributes as the integer form; the per-call tables stay at the
+    root, and the two-core split divides the blocks."""
     p = _params(func)
     t, d, hidden, fmt = int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"]
-    sch = s_tir.Schedule(func)
-    _chan, _rows, _table, acc1, value, absmax, _scale, acc1b, value_b, quant, acc2, out = \
-        _blocks(sch)
-    nb, abits = _n_block(hidden), im.acc_bits(d)
-    # each fc1 pass in weight-stationary tiles, its values inlined into one C call per tile
-    # (epilogue_intrin). First pass: the row max over the tiles is rfactored over `w` groups of
-    # tiles, each folding its tiles into its own row of `amax.rf` [w, t], so the groups share no
-    # reduction and the two-core split divides them like any other loop (two groups for an even
-    # tile count; one per tile otherwise, as balanced as the tiles themselves); a small stage
-    # folds the w rows into `amax`.
-    sch.compute_inline(value)
-    i, j = sch.get_loops(absmax)[-2:]
-    tiles = hidden // nb
-    w = 2 if tiles % 2 == 0 else tiles
-    wo, jo, _ = sch.split(j, [w, tiles // w, nb])
-    sch.reorder(wo, jo, i)
-    part = sch.rfactor(wo, factor_axis=0)
-    wo, jo = sch.get_loops(part)[:2]
-    sch.decompose_reduction(part, jo)
-    _accumulate_tile_at(sch, acc1, jo, t, d, nb, fmt)
-    value_rowmax_call(sch, sch.get_loops(part)[-2], t, nb, abits)
-    # second pass: the values inlined into GELU and the codes
-    sch.compute_inline(value_b)
-    _tile_all_tokens(sch, acc1b, quant, t, d, hidden, fmt)
-    gelu_codes_call(sch, sch.get_loops(quant)[-2], t, nb, abits)
-    _tile_all_tokens(sch, acc2, out, t, hidden, d, fmt)
-    residual_call(sch, out, t, _n_block(d))
-    tile_write_calls(sch)
-    return sch.mod["main"]
+    nblk, size = mlp_token_blocks(t, hidden)
+    kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+    abits = im.acc_bits(d)
+    tile = f"fter_tmm_tile_{fmt}_set"
+
+    @T.macro
+    def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
+        cm, ce, cb, rm, re = ki._scale_tables(hidden, t)
+        tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
+        # the block's scratch (fc1's accumulators, then its values, then fc2's accumulators)
+        acc = T.sblock_alloc_buffer((size, hidden), "int32")
+        vmax = T.sblock_alloc_buffer((size,), "int32")
+        bound = T.sblock_alloc_buffer((size,), "int32")
+        mult = T.sblock_alloc_buffer((size,), "int32")
+        s2 = T.sblock_alloc_buffer((size,), "float32")
+        q2 = T.sblock_alloc_buffer((size, hidden), "int8")
+        ki._scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
+        ki._gelu_table(tab)
+        # (the calls reach the block's scratch through match_buffers, whose regions tell the
+        # buffer compaction what the calls touch: a pointer to one element would shrink it)
+        for ib in range(nblk):
+            with T.sblock("fc1"):
+                vb = T.axis.spatial(nblk, ib)
+                T.reads(q[vb * size:T.min(vb * size + size, t), 0:d], w1[0:hidden, 0:kb1])
+                T.writes(acc[0:size, 0:hidden])
+                a_w = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                T.evaluate(T.call_extern("void", tile, T.address_of(a_w[0, 0]),
+                                         T.address_of(q[vb * size, 0]), T.address_of(w1[0, 0]), d,
+                                         hidden, kb1, T.min(size, t - vb * size), d, hidden))
+            with T.sblock("fc1_values"):
+                vb = T.axis.spatial(nblk, ib)
+                T.reads(acc[0:size, 0:hidden], cm[0:hidden], ce[0:hidden], cb[0:hidden],
+                        rm[vb * size:T.min(vb * size + size, t)],
+                        re[vb * size:T.min(vb * size + size, t)])
+                T.writes(acc[0:size, 0:hidden], vmax[0:size])
+                a_v = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                m_v = T.match_buffer(vmax[0:size], (size,), "int32")
+                T.evaluate(T.call_extern("void", "fter_value_max_tile", T.address_of(m_v[0]),
+                                         T.address_of(a_v[0, 0]), T.address_of(cm[0]),
+                                         T.address_of(ce[0]), T.address_of(cb[0]),
+                                         T.address_of(rm[vb * size]), T.address_of(re[vb * size]),
+                                         T.min(size, t - vb * size), hidden, hidden, abits))
+            for i in range(size):
+                with T.sblock("hidden_bound"):
+                    vb = T.axis.spatial(nblk, ib)
+                    vi = T.axis.spatial(size, i)
+                    T.where(ib * size + i < t)
+                    bound[vi] = im.gelu_row_bound(im.TIR, vmax[vi], lambda k: tab[k])
+            for i in range(size):
+                with T.sblock("hidden_scale"):
+                    vb = T.axis.spatial(nblk, ib)
+                    vi = T.axis.spatial(size, i)
+                    T.where(ib * size + i < t)
+                    mult[vi] = im.quant_multiplier(im.TIR, bound[vi])
+                    s2[vi] = im.row_scale(im.TIR, bound[vi], -im.VALUE_FRAC)
+            with T.sblock("hidden_codes"):
+                vb = T.axis.spatial(nblk, ib)
+                T.reads(acc[0:size, 0:hidden], tab[0:im.GELU_TABLE_SIZE], mult[0:size])
+                T.writes(q2[0:size, 0:hidden])
+                q_c = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
+                a_c = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                m_c = T.match_buffer(mult[0:size], (size,), "int32")
+                T.evaluate(T.call_extern("void", "fter_gelu_codes_tile", T.address_of(q_c[0, 0]),
+                                         T.address_of(a_c[0, 0]), T.address_of(tab[0]),
+                                         T.address_of(m_c[0]), T.min(size, t - vb * size),
+                                         hidden, hidden, hidden))
+            with T.sblock("fc2"):
+                vb = T.axis.spatial(nblk, ib)
+                T.reads(q2[0:size, 0:hidden], w2[0:d, 0:kb2])
+                T.writes(acc[0:size, 0:hidden])
+                q_2 = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
+                a_2 = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                T.evaluate(T.call_extern("void", tile, T.address_of(a_2[0, 0]),
+                                         T.address_of(q_2[0, 0]), T.address_of(w2[0, 0]), hidden,
+                                         d, kb2, T.min(size, t - vb * size), hidden, d))
+            with T.sblock("residual"):
+                vb = T.axis.spatial(nblk, ib)
+                T.reads(acc[0:size, 0:hidden], a2[0:d], s2[0:size], b2[0:d],
+                        res[vb * size:T.min(vb * size + size, t), 0:d])
+                T.writes(y[vb * size:T.min(vb * size + size, t), 0:d])
+                a_r = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                s_r = T.match_buffer(s2[0:size], (size,), "float32")
+                T.evaluate(T.call_extern("void", "fter_residual_tile",
+                                         T.address_of(y[vb * size, 0]),
+                                         T.address_of(res[vb * size, 0]), T.address_of(a_r[0, 0]),
+                                         T.address_of(a2[0]), T.address_of(s_r[0]),
+                                         T.address_of(b2[0]), T.min(size, t - vb * size), d, d, d,
+                                         d))
+
+    blocked = mlp_func(t, d, hidden, fmt, bool(int(p["inplace"])), body)
+    return blocked.with_attrs(func.attrs)
 
 
 def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
@@ -198,9 +292,9 @@ def _wide_tiles(schedule):
 
 SCHEDULES = {
     "ternary_layernorm": _layernorm_rows,
+    "ternary_mlp": _mlp_token_blocks,
     **{kind: _wide_tiles(schedule) for kind, schedule in (
-        ("ternary_mlp", _schedule_mlp),
-        ("ternary_matmul_heads", _schedule_matmul_heads),
+                ("ternary_matmul_heads", _schedule_matmul_heads),
         ("ternary_matmul_channels", _schedule_matmul_channels),
         ("patch_embed", _schedule_patch_embed),
         ("int8_attention_block", _schedule_attention_block))},
