@@ -430,8 +430,9 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     from schedules.integer import kernels as ki
 
     mlp = SCHEDULES["ternary_mlp"](ki.ternary_mlp(17, 32, 64, "b3", True)).script()
-    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_tmm_tile_b3_set"') == 2
-    assert mlp.count('"fter_value_max_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
+    assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
+    assert mlp.count('"fter_tmm_tile_b3_staged_set"') == 2
+    assert mlp.count('"fter_value_max_tile"') == 1
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     assert attn.script().count('"fter_residual_tile"') == 1
@@ -446,29 +447,45 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     assert '"fter_softmax_row_u8"' not in one.script() and '"fter_qk_row_set"' in one.script()
 
 
-@pytest.mark.parametrize("t, hidden, blocks, size", [(17, 64, 2, 9), (1, 64, 1, 1),
-                                                     (197, 768, 8, 25), (50, 8192, 25, 2)])
-def test_esp32s3_mlp_token_blocks_split_between_workers(t, hidden, blocks, size):
-    """The integer MLP runs token block by token block: an even count of at least two blocks
-    (one with a single token), as few as the per-worker budget allows, each block's scratch
-    (values [size, hidden] int32, codes int8) private to the worker that runs it -- nothing of
-    [t, hidden] is left -- and the two-core split divides the blocks."""
+@pytest.mark.parametrize("t, d, hidden, fmt, blocks, size, staged", [
+    (17, 32, 64, "b3", 2, 9, True), (1, 32, 64, "b3", 1, 1, True),
+    (197, 192, 768, "b3", 16, 13, True), (197, 192, 768, "b2", 8, 25, False),
+    (50, 64, 8192, "b3", 25, 2, False), (9, 16, 40, "b3", 2, 5, True)])
+def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, blocks, size, staged):
+    """The integer MLP runs token block by token block in two halves: an even count of at least
+    two blocks (one with a single token), as few as the per-worker budget allows after the b3
+    weights' stages (gathered once per half, where they take at most two thirds of it), each
+    block's scratch (values [size, hidden] int32, codes int8) private to the worker that runs
+    it -- nothing of [t, hidden] is left -- and the two-core split gives each worker a half."""
+    import re
+
     from runtime.split_workers import split_kernel
-    from schedules.esp32s3.integer import MLP_BLOCK_BYTES, SCHEDULES, mlp_token_blocks
+    from schedules.esp32s3.integer import (MLP_WORKSPACE_BYTES, SCHEDULES, mlp_token_blocks,
+                                           tmm_stage_bytes)
     from schedules.integer import kernels as ki
 
-    assert mlp_token_blocks(t, hidden) == (blocks, size)
-    assert size * hidden * 5 <= MLP_BLOCK_BYTES and (blocks - 1) * size < t <= blocks * size
-    form = SCHEDULES["ternary_mlp"](ki.ternary_mlp(t, 32, hidden, "b3", True))
+    assert mlp_token_blocks(t, d, hidden, fmt) == (blocks, size, staged)
+    stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if staged else 0
+    assert stages + size * hidden * 5 <= MLP_WORKSPACE_BYTES or size == 1
+    assert (blocks - 1) * size < t <= blocks * size
+    if hidden > 1024:
+        return   # (the plan alone: such a kernel takes long to build)
+    form = SCHEDULES["ternary_mlp"](ki.ternary_mlp(t, d, hidden, fmt, True))
+    script = form.script()
     scratch = {str(b.name): [int(x) for x in b.shape] for b in form.body.block.alloc_buffers}
     assert scratch["acc"] == [size, hidden] and scratch["q2"] == [size, hidden]
     assert size == t or not [n for n, shape in scratch.items() if shape[0] == t and len(shape) == 2]
+    # fc1 and fc2: the staged tiles after one stage call each, or the plain ones
+    calls = re.findall(r'"(fter_tmm_(?:stage|tile)_\w+)"', script)
+    assert calls == (["fter_tmm_stage_b3"] * 2 + ["fter_tmm_tile_b3_staged_set"] * 2 if staged
+                     else [f"fter_tmm_tile_{fmt}_set"] * 2)
     out, plans = split_kernel(form)
     assert not any(p.private for p in plans)
-    assert plans[-1].extent == (blocks if blocks > 1 else 0)
-    if blocks > 1:   # the block's scratch stays in the kernel: per worker, not in the arena
+    assert plans[-1].extent == (2 if blocks > 1 else 0)
+    if blocks > 1:   # the block's scratch and the stages stay in the kernel: per worker
         assert {str(p.name) for p in out.params} >= {"rm", "re", "cm", "ce", "cb", "tab"}
-        assert not {str(p.name) for p in out.params} & {"acc", "q2", "vmax", "mult", "s2"}
+        assert not {str(p.name) for p in out.params} & {"acc", "q2", "vmax", "mult", "s2",
+                                                         "st1", "st2"}
 
 
 def test_esp32s3_channels_form_accumulates_once_and_splits_by_channel_blocks():
@@ -518,7 +535,7 @@ def test_esp32s3_integer_tiles_write_their_accumulators():
     from schedules.integer import attention as ka
     from schedules.integer import kernels as ki
 
-    forms = [(ki.ternary_mlp(17, 32, 64, "b3", True), 2, set()),
+    forms = [(ki.ternary_mlp(17, 32, 64, "b2", True), 2, set()),
              (ki.ternary_matmul_heads(17, 64, 3, 32, "b2"), 1, set()),
              (ki.ternary_matmul_channels(17, 64, 48, "b3"), 1, set()),
              (ka.int8_attention_block(17, 2, 16, "b3", 0.25), 2, set())]

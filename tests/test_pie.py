@@ -127,10 +127,14 @@ def pie_cases(seed: int = 0) -> Cases:
         c.tile("b3", k, 17, 2, x=np.full((2, k), -128, np.int8), wt=np.full((17, k), -1, np.int8))
     c.tile("b2", MAX_K + 5, 3, 2)
     # the _set tiles: written, not added to (k past 4080: the later blocks add; past MAX_K: ref)
+    # (b3 ones run the staged tile as well: full groups from the gathered stage, partial from w)
     for fmt, k, nb, t, aligned in [("b3", 192, 16, 17, True), ("b2", 33, 17, 3, False),
                                    ("b3", 4100, 5, 2, True), ("b3", MAX_K + 1, 3, 2, False),
-                                   ("b2", 64, 16, 1, True)]:
+                                   ("b2", 64, 16, 1, True), ("b3", 192, 40, 5, True),
+                                   ("b3", 47, 33, 3, False)]:
         c.tile(fmt, k, nb, t, aligned=aligned, set_=True)
+    c.tile("b3", 203, 32, 3, raw=(np.arange(32 * 41) % 256).astype(np.uint8).reshape(32, 41),
+           set_=True)
     for hd in (16, 32, 64, 48, 20, 80, 96):
         for n in (1, 17, 197):
             c.qk(hd, n)

@@ -210,10 +210,12 @@ static void decode_group_b3(int8_t *scratch, const uint8_t *w, int32_t w_stride,
   stage_to_rows(scratch, stage, bytes);
 }
 
-/* set: the tile's accumulators are written (their old values ignored), else added to */
+/* set: the tile's accumulators are written (their old values ignored), else added to; staged
+ * (b3 only, or NULL): the full groups' stages as fter_tmm_stage_b3 gathers them, so that a full
+ * group only runs stage_to_rows */
 static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                  int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3,
-                 int set) {
+                 int set, const uint8_t *staged) {
   uint32_t *scratch_words = per_worker[fter_worker_id()].scratch;
   uint32_t *xrow_words = per_worker[fter_worker_id()].xrow;
   uint32_t *qacc_buf = per_worker[fter_worker_id()].qacc;
@@ -229,7 +231,9 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
     /* a partial group's missing lanes are 0 from the start; a full group's rows from k on are
      * cleared after its decode (which writes the padding trits' rows too) */
     if (lanes < 16) zero_words(scratch_words, (kpad + 16) * 4);
-    if (b3 && lanes == 16)
+    if (b3 && lanes == 16 && staged != 0)
+      stage_to_rows(scratch, staged + j0 * ((k + 4) / 5), (k + 4) / 5);
+    else if (b3 && lanes == 16)
       decode_group_b3(scratch, w + j0 * w_stride, w_stride, k, stage);
     else
       for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
@@ -270,7 +274,7 @@ static void pie_tile(tile_ref_fn ref, int32_t *acc, const int8_t *x, const uint8
   if (k > FTER_PIE_MAX_K)
     ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
   else
-    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, b3, set);
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, b3, set, 0);
 }
 
 void fter_tmm_tile_b3_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
@@ -293,4 +297,24 @@ void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, i
                               int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
                               int32_t acc_stride) {
   pie_tile(fter_tmm_tile_b2_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1);
+}
+
+void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
+                           int32_t w_stride) {
+  const int32_t bytes = (k + 4) / 5;
+  if (k > FTER_PIE_MAX_K) return; /* the staged tile takes the reference */
+  if (!trits_ready) fter_tmm_pie_init();
+  for (int32_t j0 = 0; j0 + 16 <= nb; j0 += 16)
+    for (int32_t l = 0; l < 16; ++l)
+      gather_b3(stage + j0 * bytes + l, w + (j0 + l) * w_stride, bytes);
+}
+
+void fter_tmm_tile_b3_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w,
+                                     const uint8_t *stage, int32_t k, int32_t nb,
+                                     int32_t w_stride, int32_t t, int32_t x_stride,
+                                     int32_t acc_stride) {
+  if (k > FTER_PIE_MAX_K)
+    fter_tmm_tile_b3_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
+  else
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1, stage);
 }

@@ -72,40 +72,57 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return rows.with_attrs(func.attrs)
 
 
-# Per worker, the MLP's token block keeps its fc1 values (int32) and hidden codes (int8): with
-# DeiT-Tiny's 768 hidden channels 25 tokens, so two workspaces, the tables and the kernels'
-# scratch stay inside the board's internal-SRAM budget (targets.BoardLimits).
-MLP_BLOCK_BYTES = 96 * 1024
+# Per worker, the integer MLP keeps its token block's fc1 values (int32) and hidden codes (int8)
+# and, for b3 weights, both weights' gathered bytes (the PIE tile's stage): DeiT-Tiny's stages
+# take 58 KiB, which leaves 13 tokens a block, and two such workspaces, the kernel tables and the
+# kernels' scratch stay inside the board's internal-SRAM budget (targets.BoardLimits).
+MLP_WORKSPACE_BYTES = 112 * 1024
 
 
-def mlp_token_blocks(t: int, hidden: int) -> tuple[int, int]:
-    """(blocks, tokens per block) of the integer MLP's token blocks: as few blocks as
-    ``MLP_BLOCK_BYTES`` allows (every block decodes the weights again), where there are two
-    tokens at least two and an even count if the sizes allow it (the two workers take half
-    each), the tokens spread evenly."""
-    cap = max(1, MLP_BLOCK_BYTES // (hidden * 5))
+def tmm_stage_bytes(k: int, nb: int) -> int:
+    """Bytes of the b3 tile's gathered stage (``FTER_TMM_STAGE_BYTES`` in fter_kernels.h)."""
+    return nb // 16 * 16 * ((k + 4) // 5)
+
+
+def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, bool]:
+    """(blocks, tokens per block, staged) of the integer MLP: with b3 weights whose stages take
+    at most two thirds of ``MLP_WORKSPACE_BYTES``, both stages are gathered once per half of the
+    blocks (``staged``); the rest of the budget sets the tokens of a block, as few blocks as it
+    allows (each decodes the weights again), where there are two tokens at least two and an
+    even count if the sizes allow it (the two workers take half each), the tokens spread
+    evenly."""
+    stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if fmt == "b3" else 0
+    staged = 0 < stages <= MLP_WORKSPACE_BYTES * 2 // 3
+    cap = max(1, (MLP_WORKSPACE_BYTES - (stages if staged else 0)) // (hidden * 5))
     blocks = -(-t // cap)
     if t > 1:
         blocks = max(blocks, 2)
         blocks += blocks % 2
     size = -(-t // blocks)
-    return -(-t // size), size
+    return -(-t // size), size, staged
 
 
 def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """The integer MLP token block by token block, fc1 once: per block of ``size`` tokens fc1's
     accumulators over all hidden channels (one ``fter_tmm_tile_*_set`` call), their values in
     place and each token's largest value (``fter_value_max_tile``), the tokens' GELU bounds,
-    multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes from the values
-    (``fter_gelu_codes_tile``), fc2 into the same scratch and the residual epilogue
-    (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a [t, hidden]
-    store) is gone: the block's values are that store, in the worker's workspace. Same
-    values, signature and attributes as the integer form; the per-call tables stay at the
-    root, and the two-core split divides the blocks."""
+    multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes
+    from the values (``fter_gelu_codes_tile``), fc2 into the same scratch and the residual
+    epilogue (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a
+    [t, hidden] store) is gone: the block's values are that store, in the worker's workspace.
+
+    The blocks run in two halves (the two-core split gives one to each worker); with b3 weights
+    each half first gathers both weights' bytes into its stage (``fter_tmm_stage_b3``), which
+    its blocks' tiles decode from (``fter_tmm_tile_b3_staged_set``) instead of gathering them
+    again. Same values, signature and attributes as the integer form; the per-call tables stay
+    at the root."""
     p = _params(func)
     t, d, hidden, fmt = int(p["t"]), int(p["d"]), int(p["hidden"]), p["fmt"]
-    nblk, size = mlp_token_blocks(t, hidden)
+    nblk, size, staged = mlp_token_blocks(t, d, hidden, fmt)
+    halves = 2 if nblk > 1 else 1
+    per = -(-nblk // halves)
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
+    sb1, sb2 = max(tmm_stage_bytes(d, hidden), 16), max(tmm_stage_bytes(hidden, d), 16)
     abits = im.acc_bits(d)
     tile = f"fter_tmm_tile_{fmt}_set"
 
@@ -113,7 +130,10 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         cm, ce, cb, rm, re = ki._scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
-        # the block's scratch (fc1's accumulators, then its values, then fc2's accumulators)
+        # the half's stages and the block's scratch (fc1's accumulators, then its values, then
+        # fc2's accumulators)
+        st1 = T.sblock_alloc_buffer((sb1,), "uint8")
+        st2 = T.sblock_alloc_buffer((sb2,), "uint8")
         acc = T.sblock_alloc_buffer((size, hidden), "int32")
         vmax = T.sblock_alloc_buffer((size,), "int32")
         bound = T.sblock_alloc_buffer((size,), "int32")
@@ -122,76 +142,112 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
         q2 = T.sblock_alloc_buffer((size, hidden), "int8")
         ki._scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         ki._gelu_table(tab)
-        # (the calls reach the block's scratch through match_buffers, whose regions tell the
-        # buffer compaction what the calls touch: a pointer to one element would shrink it)
-        for ib in range(nblk):
-            with T.sblock("fc1"):
-                vb = T.axis.spatial(nblk, ib)
-                T.reads(q[vb * size:T.min(vb * size + size, t), 0:d], w1[0:hidden, 0:kb1])
-                T.writes(acc[0:size, 0:hidden])
-                a_w = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
-                T.evaluate(T.call_extern("void", tile, T.address_of(a_w[0, 0]),
-                                         T.address_of(q[vb * size, 0]), T.address_of(w1[0, 0]), d,
-                                         hidden, kb1, T.min(size, t - vb * size), d, hidden))
-            with T.sblock("fc1_values"):
-                vb = T.axis.spatial(nblk, ib)
-                T.reads(acc[0:size, 0:hidden], cm[0:hidden], ce[0:hidden], cb[0:hidden],
-                        rm[vb * size:T.min(vb * size + size, t)],
-                        re[vb * size:T.min(vb * size + size, t)])
-                T.writes(acc[0:size, 0:hidden], vmax[0:size])
-                a_v = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
-                m_v = T.match_buffer(vmax[0:size], (size,), "int32")
-                T.evaluate(T.call_extern("void", "fter_value_max_tile", T.address_of(m_v[0]),
-                                         T.address_of(a_v[0, 0]), T.address_of(cm[0]),
-                                         T.address_of(ce[0]), T.address_of(cb[0]),
-                                         T.address_of(rm[vb * size]), T.address_of(re[vb * size]),
-                                         T.min(size, t - vb * size), hidden, hidden, abits))
-            for i in range(size):
-                with T.sblock("hidden_bound"):
-                    vb = T.axis.spatial(nblk, ib)
-                    vi = T.axis.spatial(size, i)
-                    T.where(ib * size + i < t)
-                    bound[vi] = im.gelu_row_bound(im.TIR, vmax[vi], lambda k: tab[k])
-            for i in range(size):
-                with T.sblock("hidden_scale"):
-                    vb = T.axis.spatial(nblk, ib)
-                    vi = T.axis.spatial(size, i)
-                    T.where(ib * size + i < t)
-                    mult[vi] = im.quant_multiplier(im.TIR, bound[vi])
-                    s2[vi] = im.row_scale(im.TIR, bound[vi], -im.VALUE_FRAC)
-            with T.sblock("hidden_codes"):
-                vb = T.axis.spatial(nblk, ib)
-                T.reads(acc[0:size, 0:hidden], tab[0:im.GELU_TABLE_SIZE], mult[0:size])
-                T.writes(q2[0:size, 0:hidden])
-                q_c = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
-                a_c = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
-                m_c = T.match_buffer(mult[0:size], (size,), "int32")
-                T.evaluate(T.call_extern("void", "fter_gelu_codes_tile", T.address_of(q_c[0, 0]),
-                                         T.address_of(a_c[0, 0]), T.address_of(tab[0]),
-                                         T.address_of(m_c[0]), T.min(size, t - vb * size),
-                                         hidden, hidden, hidden))
-            with T.sblock("fc2"):
-                vb = T.axis.spatial(nblk, ib)
-                T.reads(q2[0:size, 0:hidden], w2[0:d, 0:kb2])
-                T.writes(acc[0:size, 0:hidden])
-                q_2 = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
-                a_2 = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
-                T.evaluate(T.call_extern("void", tile, T.address_of(a_2[0, 0]),
-                                         T.address_of(q_2[0, 0]), T.address_of(w2[0, 0]), hidden,
-                                         d, kb2, T.min(size, t - vb * size), hidden, d))
-            with T.sblock("residual"):
-                vb = T.axis.spatial(nblk, ib)
-                T.reads(acc[0:size, 0:hidden], a2[0:d], s2[0:size], b2[0:d],
-                        res[vb * size:T.min(vb * size + size, t), 0:d])
-                T.writes(y[vb * size:T.min(vb * size + size, t), 0:d])
-                a_r = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
-                s_r = T.match_buffer(s2[0:size], (size,), "float32")
-                T.evaluate(T.call_extern("void", "fter_residual_tile",
-                                         T.address_of(y[vb * size, 0]),
-                                         T.address_of(res[vb * size, 0]), T.address_of(a_r[0, 0]),
-                                         T.address_of(a2[0]), T.address_of(s_r[0]),
-                                         T.address_of(b2[0]), T.min(size, t - vb * size), d, d, d,
-                                         d))
+        # (the calls reach the scratch through match_buffers, whose regions tell the buffer
+        # compaction what the calls touch: a pointer to one element would shrink it)
+        for h in range(halves):
+            if staged:
+                with T.sblock("stage"):
+                    vh = T.axis.spatial(halves, h)
+                    T.reads(w1[0:hidden, 0:kb1], w2[0:d, 0:kb2])
+                    T.writes(st1[0:sb1], st2[0:sb2])
+                    g1 = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
+                    g2 = T.match_buffer(st2[0:sb2], (sb2,), "uint8")
+                    T.evaluate(T.call_extern("void", "fter_tmm_stage_b3", T.address_of(g1[0]),
+                                             T.address_of(w1[0, 0]), d, hidden, kb1))
+                    T.evaluate(T.call_extern("void", "fter_tmm_stage_b3", T.address_of(g2[0]),
+                                             T.address_of(w2[0, 0]), hidden, d, kb2))
+            for ib in range(per):
+                with T.sblock("fc1"):
+                    vb = T.axis.spatial(nblk, h * per + ib)
+                    T.where(h * per + ib < nblk)
+                    T.reads(q[vb * size:T.min(vb * size + size, t), 0:d], w1[0:hidden, 0:kb1],
+                            st1[0:sb1])
+                    T.writes(acc[0:size, 0:hidden])
+                    a_w = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    g_w = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
+                    if staged:
+                        T.evaluate(T.call_extern(
+                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_w[0, 0]),
+                            T.address_of(q[vb * size, 0]), T.address_of(w1[0, 0]),
+                            T.address_of(g_w[0]), d, hidden, kb1, T.min(size, t - vb * size),
+                            d, hidden))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", tile, T.address_of(a_w[0, 0]), T.address_of(q[vb * size, 0]),
+                            T.address_of(w1[0, 0]), d, hidden, kb1, T.min(size, t - vb * size),
+                            d, hidden))
+                with T.sblock("fc1_values"):
+                    vb = T.axis.spatial(nblk, h * per + ib)
+                    T.where(h * per + ib < nblk)
+                    T.reads(acc[0:size, 0:hidden], cm[0:hidden], ce[0:hidden], cb[0:hidden],
+                            rm[vb * size:T.min(vb * size + size, t)],
+                            re[vb * size:T.min(vb * size + size, t)])
+                    T.writes(acc[0:size, 0:hidden], vmax[0:size])
+                    a_v = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    m_v = T.match_buffer(vmax[0:size], (size,), "int32")
+                    T.evaluate(T.call_extern(
+                        "void", "fter_value_max_tile", T.address_of(m_v[0]),
+                        T.address_of(a_v[0, 0]), T.address_of(cm[0]), T.address_of(ce[0]),
+                        T.address_of(cb[0]), T.address_of(rm[vb * size]),
+                        T.address_of(re[vb * size]), T.min(size, t - vb * size), hidden, hidden,
+                        abits))
+                for i in range(size):
+                    with T.sblock("hidden_bound"):
+                        vb = T.axis.spatial(nblk, h * per + ib)
+                        vi = T.axis.spatial(size, i)
+                        T.where(h * per + ib < nblk and (h * per + ib) * size + i < t)
+                        bound[vi] = im.gelu_row_bound(im.TIR, vmax[vi], lambda k: tab[k])
+                for i in range(size):
+                    with T.sblock("hidden_scale"):
+                        vb = T.axis.spatial(nblk, h * per + ib)
+                        vi = T.axis.spatial(size, i)
+                        T.where(h * per + ib < nblk and (h * per + ib) * size + i < t)
+                        mult[vi] = im.quant_multiplier(im.TIR, bound[vi])
+                        s2[vi] = im.row_scale(im.TIR, bound[vi], -im.VALUE_FRAC)
+                with T.sblock("hidden_codes"):
+                    vb = T.axis.spatial(nblk, h * per + ib)
+                    T.where(h * per + ib < nblk)
+                    T.reads(acc[0:size, 0:hidden], tab[0:im.GELU_TABLE_SIZE], mult[0:size])
+                    T.writes(q2[0:size, 0:hidden])
+                    q_c = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
+                    a_c = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    m_c = T.match_buffer(mult[0:size], (size,), "int32")
+                    T.evaluate(T.call_extern(
+                        "void", "fter_gelu_codes_tile", T.address_of(q_c[0, 0]),
+                        T.address_of(a_c[0, 0]), T.address_of(tab[0]), T.address_of(m_c[0]),
+                        T.min(size, t - vb * size), hidden, hidden, hidden))
+                with T.sblock("fc2"):
+                    vb = T.axis.spatial(nblk, h * per + ib)
+                    T.where(h * per + ib < nblk)
+                    T.reads(q2[0:size, 0:hidden], w2[0:d, 0:kb2], st2[0:sb2])
+                    T.writes(acc[0:size, 0:hidden])
+                    q_2 = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
+                    a_2 = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    g_2 = T.match_buffer(st2[0:sb2], (sb2,), "uint8")
+                    if staged:
+                        T.evaluate(T.call_extern(
+                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_2[0, 0]),
+                            T.address_of(q_2[0, 0]), T.address_of(w2[0, 0]),
+                            T.address_of(g_2[0]), hidden, d, kb2, T.min(size, t - vb * size),
+                            hidden, d))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", tile, T.address_of(a_2[0, 0]), T.address_of(q_2[0, 0]),
+                            T.address_of(w2[0, 0]), hidden, d, kb2, T.min(size, t - vb * size),
+                            hidden, d))
+                with T.sblock("residual"):
+                    vb = T.axis.spatial(nblk, h * per + ib)
+                    T.where(h * per + ib < nblk)
+                    T.reads(acc[0:size, 0:hidden], a2[0:d], s2[0:size], b2[0:d],
+                            res[vb * size:T.min(vb * size + size, t), 0:d])
+                    T.writes(y[vb * size:T.min(vb * size + size, t), 0:d])
+                    a_r = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    s_r = T.match_buffer(s2[0:size], (size,), "float32")
+                    T.evaluate(T.call_extern(
+                        "void", "fter_residual_tile", T.address_of(y[vb * size, 0]),
+                        T.address_of(res[vb * size, 0]), T.address_of(a_r[0, 0]),
+                        T.address_of(a2[0]), T.address_of(s_r[0]), T.address_of(b2[0]),
+                        T.min(size, t - vb * size), d, d, d, d))
 
     blocked = mlp_func(t, d, hidden, fmt, bool(int(p["inplace"])), body)
     return blocked.with_attrs(func.attrs)
