@@ -262,7 +262,10 @@ void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *cm, const i
  * (numerics="integer"): q[i*q_stride + j] = quant8(gelu(v[i*v_stride + j]),
  * mult[i]) for i < t, j < nb (schedules/integer/intmath.py), gelu through
  * the per-call Phi table tab[1025] (intmath.gelu_table), mult[i] the row's
- * packed quantizer multiplier (made from the row's GELU bound).
+ * packed quantizer multiplier (made from the row's GELU bound).  q may be
+ * v's own memory (the codes in place of the values, as the integer MLP
+ * writes them) with q_stride <= 4 * v_stride: every code is stored after the
+ * values at and before it are read.
  * Portable C (runtime/kernels/epilogue_int.c), re-entrant once
  * fter_kernels_init has run; the LX7 build reads gelu from the table
  * fter_gelu_init builds (on first use otherwise) instead of interpolating

@@ -393,6 +393,8 @@ void fter_gelu_init(void) {
 #endif
 }
 
+/* q may be v's memory (fter_kernels.h): rows in order, each code stored after its value is read
+ * (the LX7 loop reads a step's two values before either store reaches them) */
 void fter_gelu_codes_tile(int8_t *q, const int32_t *v, const int32_t *tab, const int32_t *mult,
                           int32_t t, int32_t nb, int32_t q_stride, int32_t v_stride) {
 #ifdef FTER_LX7_ROWS

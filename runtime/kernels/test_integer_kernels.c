@@ -9,7 +9,8 @@
  *        cm[nb], ce[nb], cb[nb], rm[t], re[t]; output int32 vmax[t], int32
  *        acc[t * acc_stride] (the values in place);
  *   op 2 (GELU codes): int32 {t, nb, v_stride}, int32 v[t * v_stride], tab[1025], mult[t];
- *        output int8 q[t * nb];
+ *        output int8 q[t * nb] (and the same codes written in place of the values, checked
+ *        here: exit code 1 where they differ);
  *   op 3 (softmax row): int32 {n, h, sbits}, int32 scores[h * n], qm[h], qe[h], km[n * h],
  *        ke[n * h]; output uint8 p[h * n];
  *   op 4 (channel codes), op 5 (row codes): the tile as op 1 without vmax; output int8
@@ -129,6 +130,14 @@ static int run_gelu_codes(int32_t idx) {
   uint32_t t0 = fter_cycles();
   fter_gelu_codes_tile(q, acc, tab, mult, t, nb, nb, stride);
   count(idx, fter_cycles() - t0);
+  /* in place, as the MLP writes them: the codes over the values (row stride `stride` bytes) */
+  fter_fence(kman, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof kman);
+  for (int32_t i = 0; i < t * stride; ++i) kman[i] = acc[i];
+  fter_gelu_codes_tile((int8_t *)kman, kman, tab, mult, t, nb, stride, stride);
+  const int8_t *in_place = (const int8_t *)kman;
+  for (int32_t i = 0; i < t; ++i)
+    for (int32_t j = 0; j < nb; ++j)
+      if (in_place[i * stride + j] != q[i * nb + j]) return 1;
   fter_write_output(q, (size_t)(t * nb));
   return 0;
 }

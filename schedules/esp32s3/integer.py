@@ -72,16 +72,29 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return rows.with_attrs(func.attrs)
 
 
-# Per worker, the integer MLP keeps its token block's fc1 values (int32) and hidden codes (int8)
-# and, for b3 weights, both weights' gathered bytes (the PIE tile's stage): DeiT-Tiny's stages
-# take 58 KiB, which leaves 13 tokens a block, and two such workspaces, the kernel tables and the
-# kernels' scratch stay inside the board's internal-SRAM budget (targets.BoardLimits).
+# Per worker, the integer MLP keeps its token block's fc1 values (int32; then the hidden codes in
+# their place and fc2's accumulators) and, for b3 weights, both weights' gathered bytes (the PIE
+# tile's stage): DeiT-Tiny's stages take 58 KiB, which leaves 17 tokens a block, and two such
+# workspaces, the kernel tables and the kernels' scratch stay inside the board's internal-SRAM
+# budget (targets.BoardLimits).
 MLP_WORKSPACE_BYTES = 112 * 1024
 
 
 def tmm_stage_bytes(k: int, nb: int) -> int:
     """Bytes of the b3 tile's gathered stage (``FTER_TMM_STAGE_BYTES`` in fter_kernels.h)."""
     return nb // 16 * 16 * ((k + 4) // 5)
+
+
+def mlp_codes_at(size: int, hidden: int) -> int:
+    """Where fc2's accumulators start in the MLP block's scratch (int32 words): after the hidden
+    codes (``size * hidden`` bytes at its start, in place of the values), 16-byte aligned."""
+    return (size * hidden + 15) // 16 * 4
+
+
+def mlp_block_words(size: int, d: int, hidden: int) -> int:
+    """int32 words of the MLP block's scratch: fc1's values [size, hidden], then the hidden
+    codes in their place and fc2's accumulators [size, d] after the codes."""
+    return max(size * hidden, mlp_codes_at(size, hidden) + size * d)
 
 
 def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, bool]:
@@ -93,7 +106,7 @@ def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, b
     evenly."""
     stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if fmt == "b3" else 0
     staged = 0 < stages <= MLP_WORKSPACE_BYTES * 2 // 3
-    cap = max(1, (MLP_WORKSPACE_BYTES - (stages if staged else 0)) // (hidden * 5))
+    cap = max(1, (MLP_WORKSPACE_BYTES - (stages if staged else 0)) // (4 * mlp_block_words(1, d, hidden)))
     blocks = -(-t // cap)
     if t > 1:
         blocks = max(blocks, 2)
@@ -107,8 +120,8 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     accumulators over all hidden channels (one ``fter_tmm_tile_*_set`` call), their values in
     place and each token's largest value (``fter_value_max_tile``), the tokens' GELU bounds,
     multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes
-    from the values (``fter_gelu_codes_tile``), fc2 into the same scratch and the residual
-    epilogue (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a
+    from the values, written in their place (``fter_gelu_codes_tile``), fc2 from the codes into
+    the scratch after them (``mlp_codes_at``) and the residual epilogue (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a
     [t, hidden] store) is gone: the block's values are that store, in the worker's workspace.
 
     The blocks run in two halves (the two-core split gives one to each worker); with b3 weights
@@ -123,6 +136,7 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     per = -(-nblk // halves)
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
     sb1, sb2 = max(tmm_stage_bytes(d, hidden), 16), max(tmm_stage_bytes(hidden, d), 16)
+    at, words = mlp_codes_at(size, hidden), mlp_block_words(size, d, hidden)
     abits = im.acc_bits(d)
     tile = f"fter_tmm_tile_{fmt}_set"
 
@@ -130,16 +144,16 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         cm, ce, cb, rm, re = ki._scale_tables(hidden, t)
         tab = T.sblock_alloc_buffer((im.GELU_TABLE_SIZE,), "int32")
-        # the half's stages and the block's scratch (fc1's accumulators, then its values, then
-        # fc2's accumulators)
+        # the half's stages and the block's scratch: fc1's accumulators [size, hidden], then its
+        # values, then the hidden codes (int8 [size, hidden]) in their place and fc2's
+        # accumulators [size, d] from word `at` on
         st1 = T.sblock_alloc_buffer((sb1,), "uint8")
         st2 = T.sblock_alloc_buffer((sb2,), "uint8")
-        acc = T.sblock_alloc_buffer((size, hidden), "int32")
+        acc = T.sblock_alloc_buffer((words,), "int32")
         vmax = T.sblock_alloc_buffer((size,), "int32")
         bound = T.sblock_alloc_buffer((size,), "int32")
         mult = T.sblock_alloc_buffer((size,), "int32")
         s2 = T.sblock_alloc_buffer((size,), "float32")
-        q2 = T.sblock_alloc_buffer((size, hidden), "int8")
         ki._scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         ki._gelu_table(tab)
         # (the calls reach the scratch through match_buffers, whose regions tell the buffer
@@ -162,32 +176,32 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     T.where(h * per + ib < nblk)
                     T.reads(q[vb * size:T.min(vb * size + size, t), 0:d], w1[0:hidden, 0:kb1],
                             st1[0:sb1])
-                    T.writes(acc[0:size, 0:hidden])
-                    a_w = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    T.writes(acc[0:words])
+                    a_w = T.match_buffer(acc[0:words], (words,), "int32")
                     g_w = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
                     if staged:
                         T.evaluate(T.call_extern(
-                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_w[0, 0]),
+                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_w[0]),
                             T.address_of(q[vb * size, 0]), T.address_of(w1[0, 0]),
                             T.address_of(g_w[0]), d, hidden, kb1, T.min(size, t - vb * size),
                             d, hidden))
                     else:
                         T.evaluate(T.call_extern(
-                            "void", tile, T.address_of(a_w[0, 0]), T.address_of(q[vb * size, 0]),
+                            "void", tile, T.address_of(a_w[0]), T.address_of(q[vb * size, 0]),
                             T.address_of(w1[0, 0]), d, hidden, kb1, T.min(size, t - vb * size),
                             d, hidden))
                 with T.sblock("fc1_values"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(acc[0:size, 0:hidden], cm[0:hidden], ce[0:hidden], cb[0:hidden],
+                    T.reads(acc[0:words], cm[0:hidden], ce[0:hidden], cb[0:hidden],
                             rm[vb * size:T.min(vb * size + size, t)],
                             re[vb * size:T.min(vb * size + size, t)])
-                    T.writes(acc[0:size, 0:hidden], vmax[0:size])
-                    a_v = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    T.writes(acc[0:words], vmax[0:size])
+                    a_v = T.match_buffer(acc[0:words], (words,), "int32")
                     m_v = T.match_buffer(vmax[0:size], (size,), "int32")
                     T.evaluate(T.call_extern(
                         "void", "fter_value_max_tile", T.address_of(m_v[0]),
-                        T.address_of(a_v[0, 0]), T.address_of(cm[0]), T.address_of(ce[0]),
+                        T.address_of(a_v[0]), T.address_of(cm[0]), T.address_of(ce[0]),
                         T.address_of(cb[0]), T.address_of(rm[vb * size]),
                         T.address_of(re[vb * size]), T.min(size, t - vb * size), hidden, hidden,
                         abits))
@@ -207,45 +221,45 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                 with T.sblock("hidden_codes"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(acc[0:size, 0:hidden], tab[0:im.GELU_TABLE_SIZE], mult[0:size])
-                    T.writes(q2[0:size, 0:hidden])
-                    q_c = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
-                    a_c = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    T.reads(acc[0:words], tab[0:im.GELU_TABLE_SIZE], mult[0:size])
+                    T.writes(acc[0:words])
+                    a_c = T.match_buffer(acc[0:words], (words,), "int32")
                     m_c = T.match_buffer(mult[0:size], (size,), "int32")
+                    q_c = T.decl_buffer((4 * words,), "int8", data=a_c.data)
                     T.evaluate(T.call_extern(
-                        "void", "fter_gelu_codes_tile", T.address_of(q_c[0, 0]),
-                        T.address_of(a_c[0, 0]), T.address_of(tab[0]), T.address_of(m_c[0]),
+                        "void", "fter_gelu_codes_tile", T.address_of(q_c[0]),
+                        T.address_of(a_c[0]), T.address_of(tab[0]), T.address_of(m_c[0]),
                         T.min(size, t - vb * size), hidden, hidden, hidden))
                 with T.sblock("fc2"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(q2[0:size, 0:hidden], w2[0:d, 0:kb2], st2[0:sb2])
-                    T.writes(acc[0:size, 0:hidden])
-                    q_2 = T.match_buffer(q2[0:size, 0:hidden], (size, hidden), "int8")
-                    a_2 = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    T.reads(acc[0:words], w2[0:d, 0:kb2], st2[0:sb2])
+                    T.writes(acc[0:words])
+                    a_2 = T.match_buffer(acc[0:words], (words,), "int32")
                     g_2 = T.match_buffer(st2[0:sb2], (sb2,), "uint8")
+                    q_2 = T.decl_buffer((4 * words,), "int8", data=a_2.data)
                     if staged:
                         T.evaluate(T.call_extern(
-                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_2[0, 0]),
-                            T.address_of(q_2[0, 0]), T.address_of(w2[0, 0]),
+                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_2[at]),
+                            T.address_of(q_2[0]), T.address_of(w2[0, 0]),
                             T.address_of(g_2[0]), hidden, d, kb2, T.min(size, t - vb * size),
                             hidden, d))
                     else:
                         T.evaluate(T.call_extern(
-                            "void", tile, T.address_of(a_2[0, 0]), T.address_of(q_2[0, 0]),
+                            "void", tile, T.address_of(a_2[at]), T.address_of(q_2[0]),
                             T.address_of(w2[0, 0]), hidden, d, kb2, T.min(size, t - vb * size),
                             hidden, d))
                 with T.sblock("residual"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(acc[0:size, 0:hidden], a2[0:d], s2[0:size], b2[0:d],
+                    T.reads(acc[0:words], a2[0:d], s2[0:size], b2[0:d],
                             res[vb * size:T.min(vb * size + size, t), 0:d])
                     T.writes(y[vb * size:T.min(vb * size + size, t), 0:d])
-                    a_r = T.match_buffer(acc[0:size, 0:hidden], (size, hidden), "int32")
+                    a_r = T.match_buffer(acc[0:words], (words,), "int32")
                     s_r = T.match_buffer(s2[0:size], (size,), "float32")
                     T.evaluate(T.call_extern(
                         "void", "fter_residual_tile", T.address_of(y[vb * size, 0]),
-                        T.address_of(res[vb * size, 0]), T.address_of(a_r[0, 0]),
+                        T.address_of(res[vb * size, 0]), T.address_of(a_r[at]),
                         T.address_of(a2[0]), T.address_of(s_r[0]), T.address_of(b2[0]),
                         T.min(size, t - vb * size), d, d, d, d))
 
