@@ -223,7 +223,7 @@ FTER_LX7_LOOP_FN int32_t values_row_lx7(int32_t *a, const int32_t (*f)[CHAN_WORD
 static int16_t gelu_lut[FTER_GELU_LUT_SIZE];
 static int gelu_lut_ready;
 
-/* GELU and quant8 of the value at %[pv] + VO, its code stored at %[po] + OO.  GELU reads the
+/* GELU and quant8 of the value at %[pv] + VO, its code stored at %[pq] + OO.  GELU reads the
  * table gelu_lut of gelu(-u) at u' = min(|V|, 2^14 - 1) (CLAMPS to 15 signed bits) and adds
  * max(V, 0) (MAX with %[z] = 0): gelu(-|V|) + max(V, 0) is the contract's gelu for |V| < 4
  * (gelu(u) = gelu(-u) + u), and V or 0 beyond, as gelu_lut[2^14 - 1] = 0 (fter_gelu_lut_fill)
@@ -249,21 +249,26 @@ static int gelu_lut_ready;
   "add    %[t], %[t], %[half]\n"            \
   "srai   %[t], %[t], 16\n"                 \
   "clamps %[t], %[t], 7\n"                  \
-  "s8i    %[t], %[po], " OO "\n"
+  "s8i    %[t], %[pq], " OO "\n"
+#define GELU_AT(VO, QO) GELU_VALUE_AT(GELU_SHIFT, VO, QO)
+#define GELU_R0_AT(VO, QO) GELU_VALUE_AT(GELU_NO_SHIFT, VO, QO)
 #define GELU_ROW_OPERANDS                                                                  \
-  : [pv] "+r"(v), [po] "+r"(out), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(x)                 \
+  : [pv] "+r"(v), [pq] "+r"(out), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(x)                 \
   : [lut] "r"(gelu_lut), [z] "r"(0), [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)),  \
     [r] "r"(r), [p] "r"(n >> 1)                                                            \
   : "memory"
-#define GELU_ROW(SHIFT)                                                                      \
-  do {                                                                                       \
-    __asm__ volatile("ssr    %[r]\n"                                                         \
-                     "loopnez %[p], 1f\n" GELU_VALUE_AT(SHIFT, "0", "0")                     \
-                     GELU_VALUE_AT(SHIFT, "4", "1")                                           \
-                     "addi   %[pv], %[pv], 8\n"                                              \
-                     "addi   %[po], %[po], 2\n"                                              \
-                     "1:\n" GELU_ROW_OPERANDS);                                              \
-    if (n & 1) __asm__ volatile("ssr    %[r]\n" GELU_VALUE_AT(SHIFT, "0", "0") GELU_ROW_OPERANDS); \
+
+/* Two codes a loop step over a row of n values at %[pv] into %[pq], the row's shift in SAR
+ * (from %[r]), an odd n ending with one more: AT(VO, QO) codes the value at byte VO of %[pv]
+ * into byte QO of %[pq]. */
+#define CODE_PAIRS(AT, OPERANDS)                                                      \
+  do {                                                                                \
+    __asm__ volatile("ssr    %[r]\n"                                                  \
+                     "loopnez %[p], 1f\n" AT("0", "0") AT("4", "1")                   \
+                     "addi   %[pv], %[pv], 8\n"                                       \
+                     "addi   %[pq], %[pq], 2\n"                                       \
+                     "1:\n" OPERANDS);                                                \
+    if (n & 1) __asm__ volatile("ssr    %[r]\n" AT("0", "0") OPERANDS);               \
   } while (0)
 
 /* One row of GELU codes from its values (fter_gelu_codes_tile), two values a loop step: 12
@@ -272,11 +277,12 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *v, int32_t 
                                          int32_t m) {
   int32_t t, u, x;
   if (r == 0)
-    GELU_ROW(GELU_NO_SHIFT);
+    CODE_PAIRS(GELU_R0_AT, GELU_ROW_OPERANDS);
   else
-    GELU_ROW(GELU_SHIFT);
+    CODE_PAIRS(GELU_AT, GELU_ROW_OPERANDS);
 }
-#undef GELU_ROW
+#undef GELU_R0_AT
+#undef GELU_AT
 #undef GELU_ROW_OPERANDS
 #undef GELU_VALUE_AT
 
@@ -296,35 +302,25 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *v, int32_t 
  * instructions per value. */
 __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32_t n, int32_t r,
                                               int32_t m) {
-  int32_t x, y;
-  const int32_t pairs = n >> 1;
-#define CODE_SHIFT(X) "sra    %[" X "], %[" X "]\n"
-#define CODE_NO_SHIFT(X) ""
-#define CODE_AT(SHIFT, X, VO, QO)            \
-  "l32i   %[" X "], %[pv], " VO "\n"          \
-  SHIFT(X)                                   \
-  "mull   %[" X "], %[" X "], %[m]\n"          \
-  QUANT8_STORE(X, QO)
-#define CODES_OPERANDS                                                              \
-  : [pv] "+r"(v), [pq] "+r"(q), [x] "=&r"(x), [y] "=&r"(y)                     \
-  : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(pairs), \
-    [r] "r"(r)                                                                      \
+  int32_t x;
+#define CODE_AT(SHIFT, VO, QO)                \
+  "l32i   %[x], %[pv], " VO "\n"             \
+  SHIFT                                      \
+  "mull   %[x], %[x], %[m]\n"                \
+  QUANT8_STORE("x", QO)
+#define CODE_R_AT(VO, QO) CODE_AT("sra    %[x], %[x]\n", VO, QO)
+#define CODE_R0_AT(VO, QO) CODE_AT("", VO, QO)
+#define CODES_OPERANDS                                                                      \
+  : [pv] "+r"(v), [pq] "+r"(q), [x] "=&r"(x)                                               \
+  : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(n >> 1), \
+    [r] "r"(r)                                                                              \
   : "memory"
-#define CODES(SHIFT)                                                                         \
-  do {                                                                                       \
-    __asm__ volatile("ssr    %[r]\n"                                                         \
-                     "loopnez %[p], 1f\n" CODE_AT(SHIFT, "x", "0", "0")                      \
-                     CODE_AT(SHIFT, "y", "4", "1")                                            \
-                     "addi   %[pv], %[pv], 8\n"                                              \
-                     "addi   %[pq], %[pq], 2\n"                                              \
-                     "1:\n" CODES_OPERANDS);                                                 \
-    if (n & 1) __asm__ volatile("ssr    %[r]\n" CODE_AT(SHIFT, "x", "0", "0") CODES_OPERANDS); \
-  } while (0)
   if (r == 0)
-    CODES(CODE_NO_SHIFT);
+    CODE_PAIRS(CODE_R0_AT, CODES_OPERANDS);
   else
-    CODES(CODE_SHIFT);
-#undef CODES
+    CODE_PAIRS(CODE_R_AT, CODES_OPERANDS);
+#undef CODE_R0_AT
+#undef CODE_R_AT
 #undef CODE_AT
 #undef CODES_OPERANDS
 }

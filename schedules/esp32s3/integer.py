@@ -140,6 +140,13 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     abits = im.acc_bits(d)
     tile = f"fter_tmm_tile_{fmt}_set"
 
+    def tile_call(out, x, w, stage, k, nb, kb, tokens, x_stride, out_stride):
+        """A block's fc1 or fc2 tile: from the half's stage where there is one."""
+        if staged:
+            return T.call_extern("void", "fter_tmm_tile_b3_staged_set", out, x, w, stage, k, nb,
+                                 kb, tokens, x_stride, out_stride)
+        return T.call_extern("void", tile, out, x, w, k, nb, kb, tokens, x_stride, out_stride)
+
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
         cm, ce, cb, rm, re = ki._scale_tables(hidden, t)
@@ -179,17 +186,9 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     T.writes(acc[0:words])
                     a_w = T.match_buffer(acc[0:words], (words,), "int32")
                     g_w = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
-                    if staged:
-                        T.evaluate(T.call_extern(
-                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_w[0]),
-                            T.address_of(q[vb * size, 0]), T.address_of(w1[0, 0]),
-                            T.address_of(g_w[0]), d, hidden, kb1, T.min(size, t - vb * size),
-                            d, hidden))
-                    else:
-                        T.evaluate(T.call_extern(
-                            "void", tile, T.address_of(a_w[0]), T.address_of(q[vb * size, 0]),
-                            T.address_of(w1[0, 0]), d, hidden, kb1, T.min(size, t - vb * size),
-                            d, hidden))
+                    T.evaluate(tile_call(T.address_of(a_w[0]), T.address_of(q[vb * size, 0]),
+                                         T.address_of(w1[0, 0]), T.address_of(g_w[0]), d, hidden,
+                                         kb1, T.min(size, t - vb * size), d, hidden))
                 with T.sblock("fc1_values"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
@@ -238,17 +237,9 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     a_2 = T.match_buffer(acc[0:words], (words,), "int32")
                     g_2 = T.match_buffer(st2[0:sb2], (sb2,), "uint8")
                     q_2 = T.decl_buffer((4 * words,), "int8", data=a_2.data)
-                    if staged:
-                        T.evaluate(T.call_extern(
-                            "void", "fter_tmm_tile_b3_staged_set", T.address_of(a_2[at]),
-                            T.address_of(q_2[0]), T.address_of(w2[0, 0]),
-                            T.address_of(g_2[0]), hidden, d, kb2, T.min(size, t - vb * size),
-                            hidden, d))
-                    else:
-                        T.evaluate(T.call_extern(
-                            "void", tile, T.address_of(a_2[at]), T.address_of(q_2[0]),
-                            T.address_of(w2[0, 0]), hidden, d, kb2, T.min(size, t - vb * size),
-                            hidden, d))
+                    T.evaluate(tile_call(T.address_of(a_2[at]), T.address_of(q_2[0]),
+                                         T.address_of(w2[0, 0]), T.address_of(g_2[0]), hidden, d,
+                                         kb2, T.min(size, t - vb * size), hidden, d))
                 with T.sblock("residual"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
