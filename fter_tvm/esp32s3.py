@@ -170,9 +170,10 @@ class Esp32s3Artifact(Artifact):
 
     @property
     def weight_bytes_read(self) -> int:
-        """Weight bytes the kernel calls take as arguments per inference (a weight used by two
-        calls counts twice): what the flash bound of the latency estimate streams."""
-        return sum(c.const_bytes for c in self.aot.calls)
+        """Weight bytes the kernel calls read per inference (a weight used by two calls counts
+        twice, as does one a call reads twice: the integer MLP once per half or per token block,
+        ``fter.weight_reads``): what the flash bound of the latency estimate streams."""
+        return sum(c.const_bytes * c.weight_reads for c in self.aot.calls)
 
     def simulate(self, x, core: str | None = None, workers: int = 2,
                  latency_model: LatencyModel = LatencyModel()) -> tuple[np.ndarray, dict]:

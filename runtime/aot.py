@@ -47,6 +47,7 @@ class CallInfo:
     workspace_bytes: int  # what it takes from TVMBackendAllocWorkspace (with block headers)
     stages: tuple[int, ...] = ()  # split kernels: per stage the extent split between workers (0: not)
     const_bytes: int = 0  # bytes of the weights (constants) among its arguments
+    weight_reads: int = 1  # how many times one call reads them (KernelCall.weight_reads)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def _call_infos(program: AotProgram, workspace: dict[str, int]) -> list[CallInfo
             tuple(v.dtype for v in views),
             tuple(i for i, a in enumerate(call.args) if a in call.outputs),
             workspace[call.symbol], call.stages,
-            sum(v.nbytes for v in views if program.buffers[v.buffer].kind == "const")))
+            sum(v.nbytes for v in views if program.buffers[v.buffer].kind == "const"),
+            call.weight_reads))
     return infos
 
 

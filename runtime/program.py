@@ -13,6 +13,7 @@ import tvm_ffi
 from tvm import relax, tirx
 
 from relay_passes.matching import static_dims
+from schedules.compute.kernel_base import WEIGHT_READS_ATTR
 
 from .split_workers import SCRATCH_ATTR, STAGES_ATTR
 
@@ -75,6 +76,8 @@ class KernelCall:
     # split kernels (runtime.split_workers): per stage the extent of its split loop (0: whole);
     # empty for kernels that take no range
     stages: tuple[int, ...] = ()
+    # how many times the kernel reads its weights per call (WEIGHT_READS_ATTR; 1 where unset)
+    weight_reads: int = 1
 
 
 @dataclass
@@ -296,8 +299,11 @@ class _MainWalker:
         if func.attrs is not None and STAGES_ATTR in func.attrs:
             stages = tuple(int(e) for e in func.attrs[STAGES_ATTR])
             args, outputs = self._split_scratch(func, args, outputs, where)
-        self.prog.calls.append(
-            KernelCall(index, call.op.name_hint, kernel_symbol(func), args, outputs, stages))
+        reads = 1
+        if func.attrs is not None and WEIGHT_READS_ATTR in func.attrs:
+            reads = int(func.attrs[WEIGHT_READS_ATTR])
+        self.prog.calls.append(KernelCall(index, call.op.name_hint, kernel_symbol(func), args,
+                                          outputs, stages, reads))
 
     def _split_scratch(self, func, args, outputs, where: str):
         """Arena tensors for the scratch a split kernel shares between its stages (buffer

@@ -484,9 +484,12 @@ def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, block
     calls = re.findall(r'"(fter_tmm_(?:stage|tile)_\w+)"', script)
     assert calls == (["fter_tmm_stage_b3"] * 2 + ["fter_tmm_tile_b3_staged_set"] * 2 if staged
                      else [f"fter_tmm_tile_{fmt}_set"] * 2)
+    # weights read once per half (from its stages) or once per block
+    assert int(form.attrs["fter.weight_reads"]) == ((2 if blocks > 1 else 1) if staged else blocks)
     out, plans = split_kernel(form)
     assert not any(p.private for p in plans)
     assert plans[-1].extent == (2 if blocks > 1 else 0)
+    assert int(out.attrs["fter.weight_reads"]) == int(form.attrs["fter.weight_reads"])
     if blocks > 1:   # the block's scratch and the stages stay in the kernel: per worker
         assert {str(p.name) for p in out.params} >= {"rm", "re", "cm", "ce", "cb", "tab"}
         assert not {str(p.name) for p in out.params} & {"acc", "vmax", "mult", "s2", "st1", "st2"}

@@ -37,6 +37,13 @@ def test_integer_logits_equal_the_compiled_integer_mode(name):
     got = np.concatenate([art.run(x[i:i + 1]) for i in range(len(x))])
     torch_int = integer_logits(model, x).numpy()
     np.testing.assert_array_equal(torch_int.view(np.uint32), got.view(np.uint32))
+    # the MLP reads its weights once per half of its token blocks: the flash bound counts both
+    calls = art.aot.calls
+    mlps = [c for c in calls if c.name.startswith("ternary_mlp")]
+    assert mlps and all(c.weight_reads == 2 for c in mlps)
+    assert all(c.weight_reads == 1 for c in calls if c not in mlps)
+    assert art.weight_bytes_read == sum(c.const_bytes for c in calls) + sum(
+        c.const_bytes for c in mlps)
     with torch.no_grad():
         float_ = model(x).numpy()
     assert np.abs(torch_int - float_).max() < 0.05 * (1 + np.abs(float_).max())

@@ -18,6 +18,9 @@ from ..formats import get_format
 
 ACT_EPS = 1e-5
 EPILOGUES = ("none", "gelu", "residual")
+# A kernel's attribute: how many times one call reads its weights (constants) from memory, where
+# it is not once (the AOT executor's flash bound counts them: runtime.program.KernelCall)
+WEIGHT_READS_ATTR = "fter.weight_reads"
 
 
 def cached_builder(builder):

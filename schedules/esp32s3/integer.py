@@ -25,6 +25,7 @@ from .epilogue_intrin import (attention_out_call, channel_codes_call, patch_code
                               tile_write_calls)
 from .schedule import (_accumulate_head_at, _accumulate_tile_at, _block_named, _n_block, _params,
                        _schedule_attention_block_stationary, _tile_all_tokens, channel_block)
+from ..compute.kernel_base import WEIGHT_READS_ATTR
 from ..compute.mlp import mlp_func
 from ..formats import get_format
 from ..integer import intmath as im
@@ -255,7 +256,8 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                         T.min(size, t - vb * size), d, d, d, d))
 
     blocked = mlp_func(t, d, hidden, fmt, bool(int(p["inplace"])), body)
-    return blocked.with_attrs(func.attrs)
+    # the weights are read once per half (its stages) or once per block
+    return blocked.with_attrs(func.attrs).with_attr(WEIGHT_READS_ATTR, halves if staged else nblk)
 
 
 def _schedule_matmul_heads(func: tirx.PrimFunc) -> tirx.PrimFunc:
