@@ -260,15 +260,23 @@ static int gelu_lut_ready;
 
 /* Two codes a loop step over a row of n values at %[pv] into %[pq], the row's shift in SAR
  * (from %[r]), an odd n ending with one more: AT(VO, QO) codes the value at byte VO of %[pv]
- * into byte QO of %[pq]. */
-#define CODE_PAIRS(AT, OPERANDS)                                                      \
+ * into byte QO of %[pq]; the asm operands follow AT. */
+#define CODE_PAIRS(AT, ...)                                                           \
   do {                                                                                \
     __asm__ volatile("ssr    %[r]\n"                                                  \
                      "loopnez %[p], 1f\n" AT("0", "0") AT("4", "1")                   \
                      "addi   %[pv], %[pv], 8\n"                                       \
                      "addi   %[pq], %[pq], 2\n"                                       \
-                     "1:\n" OPERANDS);                                                \
-    if (n & 1) __asm__ volatile("ssr    %[r]\n" AT("0", "0") OPERANDS);               \
+                     "1:\n" __VA_ARGS__);                                             \
+    if (n & 1) __asm__ volatile("ssr    %[r]\n" AT("0", "0") __VA_ARGS__);            \
+  } while (0)
+/* CODE_PAIRS with R0_AT where the row's shift r is 0, else with R_AT */
+#define CODE_ROW(R0_AT, R_AT, ...)   \
+  do {                               \
+    if (r == 0)                      \
+      CODE_PAIRS(R0_AT, __VA_ARGS__); \
+    else                             \
+      CODE_PAIRS(R_AT, __VA_ARGS__);  \
   } while (0)
 
 /* One row of GELU codes from its values (fter_gelu_codes_tile), two values a loop step: 12
@@ -276,10 +284,7 @@ static int gelu_lut_ready;
 FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *v, int32_t n, int32_t r,
                                          int32_t m) {
   int32_t t, u, x;
-  if (r == 0)
-    CODE_PAIRS(GELU_R0_AT, GELU_ROW_OPERANDS);
-  else
-    CODE_PAIRS(GELU_AT, GELU_ROW_OPERANDS);
+  CODE_ROW(GELU_R0_AT, GELU_AT, GELU_ROW_OPERANDS);
 }
 #undef GELU_R0_AT
 #undef GELU_AT
@@ -315,10 +320,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
   : [m] "r"(m), [half] "r"(1 << (FTER_QUANT_SHIFT - 1)), [low] "r"(-127), [p] "r"(n >> 1), \
     [r] "r"(r)                                                                              \
   : "memory"
-  if (r == 0)
-    CODE_PAIRS(CODE_R0_AT, CODES_OPERANDS);
-  else
-    CODE_PAIRS(CODE_R_AT, CODES_OPERANDS);
+  CODE_ROW(CODE_R0_AT, CODE_R_AT, CODES_OPERANDS);
 #undef CODE_R0_AT
 #undef CODE_R_AT
 #undef CODE_AT
