@@ -267,36 +267,37 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
 typedef void (*tile_ref_fn)(int32_t *, const int8_t *, const uint8_t *, int32_t, int32_t, int32_t,
                             int32_t, int32_t, int32_t);
 
-/* The PIE tile, or its reference `ref` for k > FTER_PIE_MAX_K (the decode scratch's size). */
+/* The PIE tile (staged: see tile), or its reference `ref` for k > FTER_PIE_MAX_K (the decode
+ * scratch's size). */
 static void pie_tile(tile_ref_fn ref, int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
                      int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
-                     int32_t acc_stride, int b3, int set) {
+                     int32_t acc_stride, int b3, int set, const uint8_t *staged) {
   if (k > FTER_PIE_MAX_K)
     ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
   else
-    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, b3, set, 0);
+    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, b3, set, staged);
 }
 
 void fter_tmm_tile_b3_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                           int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
-  pie_tile(fter_tmm_tile_b3_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 0);
+  pie_tile(fter_tmm_tile_b3_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 0, 0);
 }
 
 void fter_tmm_tile_b2_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                           int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride) {
-  pie_tile(fter_tmm_tile_b2_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 0);
+  pie_tile(fter_tmm_tile_b2_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 0, 0);
 }
 
 void fter_tmm_tile_b3_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
                               int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
                               int32_t acc_stride) {
-  pie_tile(fter_tmm_tile_b3_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1);
+  pie_tile(fter_tmm_tile_b3_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1, 0);
 }
 
 void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k,
                               int32_t nb, int32_t w_stride, int32_t t, int32_t x_stride,
                               int32_t acc_stride) {
-  pie_tile(fter_tmm_tile_b2_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1);
+  pie_tile(fter_tmm_tile_b2_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1, 0);
 }
 
 void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
@@ -313,8 +314,6 @@ void fter_tmm_tile_b3_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_
                                      const uint8_t *stage, int32_t k, int32_t nb,
                                      int32_t w_stride, int32_t t, int32_t x_stride,
                                      int32_t acc_stride) {
-  if (k > FTER_PIE_MAX_K)
-    fter_tmm_tile_b3_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride);
-  else
-    tile(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1, stage);
+  pie_tile(fter_tmm_tile_b3_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1,
+           stage);
 }

@@ -107,7 +107,8 @@ def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, b
     evenly."""
     stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if fmt == "b3" else 0
     staged = 0 < stages <= MLP_WORKSPACE_BYTES * 2 // 3
-    cap = max(1, (MLP_WORKSPACE_BYTES - (stages if staged else 0)) // (4 * mlp_block_words(1, d, hidden)))
+    room = MLP_WORKSPACE_BYTES - (stages if staged else 0)
+    cap = max(1, room // (4 * mlp_block_words(1, d, hidden)))
     blocks = -(-t // cap)
     if t > 1:
         blocks = max(blocks, 2)
@@ -122,8 +123,9 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     place and each token's largest value (``fter_value_max_tile``), the tokens' GELU bounds,
     multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes
     from the values, written in their place (``fter_gelu_codes_tile``), fc2 from the codes into
-    the scratch after them (``mlp_codes_at``) and the residual epilogue (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a
-    [t, hidden] store) is gone: the block's values are that store, in the worker's workspace.
+    the scratch after them (``mlp_codes_at``) and the residual epilogue
+    (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a [t, hidden]
+    store) is gone: the block's values are that store, in the worker's workspace.
 
     The blocks run in two halves (the two-core split gives one to each worker); with b3 weights
     each half first gathers both weights' bytes into its stage (``fter_tmm_stage_b3``), which
@@ -141,12 +143,20 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     abits = im.acc_bits(d)
     tile = f"fter_tmm_tile_{fmt}_set"
 
-    def tile_call(out, x, w, stage, k, nb, kb, tokens, x_stride, out_stride):
+    def tokens(vb):
+        """How many tokens block ``vb`` has (the last one may have fewer)."""
+        return T.min(size, t - vb * size)
+
+    def rows(vb):
+        """Block ``vb``'s token rows of a [t, ...] buffer."""
+        return slice(vb * size, T.min(vb * size + size, t))
+
+    def tile_call(out, x, w, stage, k, nb, kb, n, x_stride, out_stride):
         """A block's fc1 or fc2 tile: from the half's stage where there is one."""
         if staged:
             return T.call_extern("void", "fter_tmm_tile_b3_staged_set", out, x, w, stage, k, nb,
-                                 kb, tokens, x_stride, out_stride)
-        return T.call_extern("void", tile, out, x, w, k, nb, kb, tokens, x_stride, out_stride)
+                                 kb, n, x_stride, out_stride)
+        return T.call_extern("void", tile, out, x, w, k, nb, kb, n, x_stride, out_stride)
 
     @T.macro
     def body(q, s, w1, a1, b1, w2, a2, b2, res, y):
@@ -182,20 +192,19 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                 with T.sblock("fc1"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(q[vb * size:T.min(vb * size + size, t), 0:d], w1[0:hidden, 0:kb1],
+                    T.reads(q[rows(vb), 0:d], w1[0:hidden, 0:kb1],
                             st1[0:sb1])
                     T.writes(acc[0:words])
                     a_w = T.match_buffer(acc[0:words], (words,), "int32")
                     g_w = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
                     T.evaluate(tile_call(T.address_of(a_w[0]), T.address_of(q[vb * size, 0]),
                                          T.address_of(w1[0, 0]), T.address_of(g_w[0]), d, hidden,
-                                         kb1, T.min(size, t - vb * size), d, hidden))
+                                         kb1, tokens(vb), d, hidden))
                 with T.sblock("fc1_values"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(acc[0:words], cm[0:hidden], ce[0:hidden], cb[0:hidden],
-                            rm[vb * size:T.min(vb * size + size, t)],
-                            re[vb * size:T.min(vb * size + size, t)])
+                    T.reads(acc[0:words], cm[0:hidden], ce[0:hidden], cb[0:hidden], rm[rows(vb)],
+                            re[rows(vb)])
                     T.writes(acc[0:words], vmax[0:size])
                     a_v = T.match_buffer(acc[0:words], (words,), "int32")
                     m_v = T.match_buffer(vmax[0:size], (size,), "int32")
@@ -203,7 +212,7 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                         "void", "fter_value_max_tile", T.address_of(m_v[0]),
                         T.address_of(a_v[0]), T.address_of(cm[0]), T.address_of(ce[0]),
                         T.address_of(cb[0]), T.address_of(rm[vb * size]),
-                        T.address_of(re[vb * size]), T.min(size, t - vb * size), hidden, hidden,
+                        T.address_of(re[vb * size]), tokens(vb), hidden, hidden,
                         abits))
                 for i in range(size):
                     with T.sblock("hidden_bound"):
@@ -229,7 +238,7 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     T.evaluate(T.call_extern(
                         "void", "fter_gelu_codes_tile", T.address_of(q_c[0]),
                         T.address_of(a_c[0]), T.address_of(tab[0]), T.address_of(m_c[0]),
-                        T.min(size, t - vb * size), hidden, hidden, hidden))
+                        tokens(vb), hidden, hidden, hidden))
                 with T.sblock("fc2"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
@@ -240,20 +249,20 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     q_2 = T.decl_buffer((4 * words,), "int8", data=a_2.data)
                     T.evaluate(tile_call(T.address_of(a_2[at]), T.address_of(q_2[0]),
                                          T.address_of(w2[0, 0]), T.address_of(g_2[0]), hidden, d,
-                                         kb2, T.min(size, t - vb * size), hidden, d))
+                                         kb2, tokens(vb), hidden, d))
                 with T.sblock("residual"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
                     T.reads(acc[0:words], a2[0:d], s2[0:size], b2[0:d],
-                            res[vb * size:T.min(vb * size + size, t), 0:d])
-                    T.writes(y[vb * size:T.min(vb * size + size, t), 0:d])
+                            res[rows(vb), 0:d])
+                    T.writes(y[rows(vb), 0:d])
                     a_r = T.match_buffer(acc[0:words], (words,), "int32")
                     s_r = T.match_buffer(s2[0:size], (size,), "float32")
                     T.evaluate(T.call_extern(
                         "void", "fter_residual_tile", T.address_of(y[vb * size, 0]),
                         T.address_of(res[vb * size, 0]), T.address_of(a_r[at]),
                         T.address_of(a2[0]), T.address_of(s_r[0]), T.address_of(b2[0]),
-                        T.min(size, t - vb * size), d, d, d, d))
+                        tokens(vb), d, d, d, d))
 
     blocked = mlp_func(t, d, hidden, fmt, bool(int(p["inplace"])), body)
     # the weights are read once per half (its stages) or once per block
