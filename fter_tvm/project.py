@@ -127,7 +127,7 @@ def kernel_tables_bytes(art) -> int:
 def kernel_scratch_bytes(art) -> int:
     """Internal SRAM one worker's copy of the micro-kernels' static scratch takes on the chip
     (.bss; the linker keeps what the model's kernels reference): the PIE tile's decode scratch,
-    x row, b3 stage and QACC words for K = ``art.pie_max_k`` (``ternary_matmul_pie.c``) where the
+    x row, stage (b2's, the larger) and QACC words for K = ``art.pie_max_k`` (``ternary_matmul_pie.c``) where the
     model calls a tile, and the attention rows' buffers for n = ``art.pie_max_n``
     (``attention_pie.c``) where it calls a QK or P·V row. A test checks the sizes against the
     symbols of a built program."""
@@ -135,7 +135,7 @@ def kernel_scratch_bytes(art) -> int:
     total = 0
     if "fter_tmm_tile_" in src:
         kpad = (art.pie_max_k + 15) & ~15
-        total += (kpad + 16) * 16 + kpad + (kpad // 5 + 1) * 16 + 64
+        total += (kpad + 16) * 16 + kpad + (kpad // 4) * 16 + 64
     if "fter_qk_row" in src or "fter_pv_row" in src:
         n = (art.pie_max_n + 15) & ~15
         total += n + 2 * n + 4 * 2 * n + 4 * (n // 16) + 4 * (2 * n // 16) + 64

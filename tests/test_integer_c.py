@@ -449,12 +449,13 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
 
 @pytest.mark.parametrize("t, d, hidden, fmt, blocks, size, staged", [
     (17, 32, 64, "b3", 2, 9, True), (1, 32, 64, "b3", 1, 1, True),
-    (197, 192, 768, "b3", 12, 17, True), (197, 192, 768, "b2", 6, 33, False),
+    (197, 192, 768, "b3", 12, 17, True), (197, 192, 768, "b2", 16, 13, True),
+    (50, 64, 8192, "b2", 17, 3, False), (17, 32, 64, "b2", 2, 9, True),
     (50, 64, 8192, "b3", 17, 3, False), (9, 16, 40, "b3", 2, 5, True),
     (9, 64, 40, "b3", 2, 5, True)])
 def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, blocks, size, staged):
     """The integer MLP runs token block by token block in two halves: an even count of at least
-    two blocks (one with a single token), as few as the per-worker budget allows after the b3
+    two blocks (one with a single token), as few as the per-worker budget allows after the
     weights' stages (gathered once per half, where they take at most two thirds of it), each
     block's scratch (values [size, hidden] int32, then the int8 codes in their place and fc2's
     [size, d] after the codes, 16-byte aligned, or past the values where they do not fit
@@ -468,7 +469,7 @@ def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, block
     from schedules.integer import kernels as ki
 
     assert mlp_token_blocks(t, d, hidden, fmt) == (blocks, size, staged)
-    stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if staged else 0
+    stages = tmm_stage_bytes(d, hidden, fmt) + tmm_stage_bytes(hidden, d, fmt) if staged else 0
     at, words = mlp_codes_at(size, hidden), mlp_block_words(size, d, hidden)
     assert at * 4 >= size * hidden and at % 4 == 0 and words == max(size * hidden, at + size * d)
     assert stages + words * 4 <= MLP_WORKSPACE_BYTES or size == 1
@@ -482,7 +483,7 @@ def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, block
     assert not [n for n, shape in scratch.items() if len(shape) == 2]
     # fc1 and fc2: the staged tiles after one stage call each, or the plain ones
     calls = re.findall(r'"(fter_tmm_(?:stage|tile)_\w+)"', script)
-    assert calls == (["fter_tmm_stage_b3"] * 2 + ["fter_tmm_tile_b3_staged_set"] * 2 if staged
+    assert calls == ([f"fter_tmm_stage_{fmt}"] * 2 + [f"fter_tmm_tile_{fmt}_staged_set"] * 2 if staged
                      else [f"fter_tmm_tile_{fmt}_set"] * 2)
     # weights read once per half (from its stages) or once per block
     assert int(form.attrs["fter.weight_reads"]) == ((2 if blocks > 1 else 1) if staged else blocks)
@@ -549,7 +550,7 @@ def test_esp32s3_integer_tiles_write_their_accumulators():
     for func, tiles, inits in forms:
         script = SCHEDULES[func.attrs["fter.kind"]](func).script()
         assert not re.search(r'"fter_tmm_tile_b[23]"', script)
-        assert len(re.findall(r'"fter_tmm_tile_b[23]_set"', script)) == tiles
+        assert len(re.findall(r'"fter_tmm_tile_b[23]_(?:staged_)?set"', script)) == tiles
         assert set(re.findall(r'sblock\("(\w*_init)"', script)) == inits
         if func.attrs["fter.kind"] == "int8_attention_block":
             for row in ("qk", "pv"):

@@ -46,12 +46,14 @@ class Cases:
         self.expected: list[tuple[object, np.ndarray]] = [("self-test", np.zeros(1, np.int32))]
 
     def tile(self, fmt, k, nb, t, aligned=True, x=None, wt=None, set_=False, raw=None):
-        """raw: packed b3 bytes [nb, row_bytes] taken as they are, any value 0..255 (the
-        reference's digits of byte v, (v // 3^j) % 3 - 1, are the weights; bytes >= 243, which
-        no packer writes, read as v - 243)."""
+        """raw: packed bytes [nb, row_bytes] taken as they are, any value 0..255 (the
+        reference's digits of byte v are the weights: b3's (v // 3^j) % 3 - 1, bytes >= 243, which
+        no packer writes, read as v - 243; b2's (v >> 2j) & 3 - 1, where the 3 no packer writes
+        is a 2)."""
         rng = self.rng
         if raw is not None:
-            digits = (raw.astype(np.int64)[:, :, None] // 3 ** np.arange(5)) % 3 - 1
+            base, per = (3, 5) if fmt == "b3" else (4, 4)
+            digits = (raw.astype(np.int64)[:, :, None] // base ** np.arange(per)) % base - 1
             wt = digits.reshape(nb, -1)[:, :k].astype(np.int8)
         wt = rng.integers(-1, 2, size=(nb, k)).astype(np.int8) if wt is None else wt
         x = rng.integers(-128, 128, size=(t, k)).astype(np.int8) if x is None else x
@@ -121,19 +123,26 @@ def pie_cases(seed: int = 0) -> Cases:
     c.tile("b3", 203, 32, 3, raw=(np.arange(32 * 41) % 256).astype(np.uint8).reshape(32, 41))
     c.tile("b3", 83, 16, 2, aligned=False,
            raw=rng.integers(0, 256, size=(16, 17)).astype(np.uint8))
+    c.tile("b2", 254, 32, 3, raw=(np.arange(32 * 64) % 256).astype(np.uint8).reshape(32, 64))
+    c.tile("b2", 83, 16, 2, aligned=False,
+           raw=rng.integers(0, 256, size=(16, 21)).astype(np.uint8))
+    c.tile("b2", 768, 16, 197)
     c.tile("b3", 768, 16, 197)
     # lane bound: x = -128, w = -1 at the largest k (QACC read out per 4080), and k > FTER_PIE_MAX_K
     for k in (4080, MAX_K):
         c.tile("b3", k, 17, 2, x=np.full((2, k), -128, np.int8), wt=np.full((17, k), -1, np.int8))
     c.tile("b2", MAX_K + 5, 3, 2)
     # the _set tiles: written, not added to (k past 4080: the later blocks add; past MAX_K: ref)
-    # (b3 ones run the staged tile as well: full groups from the gathered stage, partial from w)
+    # (each runs the staged tile as well: full groups from the gathered stage, partial from w)
     for fmt, k, nb, t, aligned in [("b3", 192, 16, 17, True), ("b2", 33, 17, 3, False),
                                    ("b3", 4100, 5, 2, True), ("b3", MAX_K + 1, 3, 2, False),
                                    ("b2", 64, 16, 1, True), ("b3", 192, 40, 5, True),
-                                   ("b3", 47, 33, 3, False)]:
+                                   ("b3", 47, 33, 3, False), ("b2", 192, 40, 5, True),
+                                   ("b2", 47, 33, 3, False), ("b2", MAX_K + 1, 3, 2, False)]:
         c.tile(fmt, k, nb, t, aligned=aligned, set_=True)
     c.tile("b3", 203, 32, 3, raw=(np.arange(32 * 41) % 256).astype(np.uint8).reshape(32, 41),
+           set_=True)
+    c.tile("b2", 254, 32, 3, raw=(np.arange(32 * 64) % 256).astype(np.uint8).reshape(32, 64),
            set_=True)
     for hd in (16, 32, 64, 48, 20, 80, 96):
         for n in (1, 17, 197):

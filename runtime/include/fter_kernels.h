@@ -156,29 +156,35 @@ void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, i
                               int32_t acc_stride);
 
 /**
- * @brief The b3 set tile with its weights' gathered bytes kept: one call of
- * fter_tmm_stage_b3 stores, for every full group of 16 rows (channels
- * 16g..16g+15 for g < nb / 16), the group's packed bytes as the PIE decode
- * reads them into stage + 16 * g * bytes ([bytes][16] each, bytes =
- * (k + 4) / 5: FTER_TMM_STAGE_BYTES(k, nb) in all, 16-byte aligned); then
- * any number of fter_tmm_tile_b3_staged_set calls with the same w, k, nb,
- * w_stride (and other tokens) decode those groups from the stage instead of
- * gathering the bytes again (the integer MLP runs fc1 and fc2 block of tokens
- * by block of tokens).  Same values as fter_tmm_tile_b3_set.  The reference
- * (FTER_KERNELS_REF) and k > FTER_PIE_MAX_K decode from w and leave the
- * stage alone.
+ * @brief The b3 and b2 set tiles with their weights' gathered bytes kept: one
+ * call of fter_tmm_stage_b3 (b2) stores, for every full group of 16 rows
+ * (channels 16g..16g+15 for g < nb / 16), the group's packed bytes as the PIE
+ * decode reads them into stage + 16 * g * bytes ([bytes][16] each, bytes the
+ * packed row's (k + 4) / 5 or (k + 3) / 4: FTER_TMM_STAGE_BYTES(k, nb, 5 or 4)
+ * in all, 16-byte aligned); then any number of fter_tmm_tile_b3_staged_set
+ * (b2) calls with the same w, k, nb, w_stride (and other tokens) decode those
+ * groups from the stage instead of gathering the bytes again (the integer MLP
+ * runs fc1 and fc2 block of tokens by block of tokens).  Same values as
+ * fter_tmm_tile_b3_set (b2).  The reference (FTER_KERNELS_REF) and
+ * k > FTER_PIE_MAX_K decode from w and leave the stage alone.
  */
-#define FTER_TMM_STAGE_BYTES(k, nb) (((nb) / 16) * 16 * (((k) + 4) / 5))
-void fter_tmm_stage_b3(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb, int32_t w_stride);
-void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
-                           int32_t w_stride);
-void fter_tmm_tile_b3_staged_set(int32_t *acc, const int8_t *x, const uint8_t *w,
-                                 const uint8_t *stage, int32_t k, int32_t nb, int32_t w_stride,
-                                 int32_t t, int32_t x_stride, int32_t acc_stride);
-void fter_tmm_tile_b3_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w,
-                                     const uint8_t *stage, int32_t k, int32_t nb,
-                                     int32_t w_stride, int32_t t, int32_t x_stride,
-                                     int32_t acc_stride);
+#define FTER_TMM_STAGE_BYTES(k, nb, per) (((nb) / 16) * 16 * (((k) + (per) - 1) / (per)))
+#define FTER_TMM_STAGED(fmt)                                                                  \
+  void fter_tmm_stage_##fmt(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,         \
+                            int32_t w_stride);                                                \
+  void fter_tmm_stage_##fmt##_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,   \
+                                  int32_t w_stride);                                          \
+  void fter_tmm_tile_##fmt##_staged_set(int32_t *acc, const int8_t *x, const uint8_t *w,     \
+                                        const uint8_t *stage, int32_t k, int32_t nb,          \
+                                        int32_t w_stride, int32_t t, int32_t x_stride,        \
+                                        int32_t acc_stride);                                  \
+  void fter_tmm_tile_##fmt##_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, \
+                                            const uint8_t *stage, int32_t k, int32_t nb,      \
+                                            int32_t w_stride, int32_t t, int32_t x_stride,    \
+                                            int32_t acc_stride);
+FTER_TMM_STAGED(b3)
+FTER_TMM_STAGED(b2)
+#undef FTER_TMM_STAGED
 
 /** @brief Builds the PIE tile's decode tables (called by fter_kernels_init). */
 void fter_tmm_pie_init(void);

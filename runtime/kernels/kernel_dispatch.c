@@ -94,27 +94,38 @@ void fter_tmm_tile_b2_set(int32_t *acc, const int8_t *x, const uint8_t *w, int32
       FTER_PIE_IMPL(fter_tmm_tile_b2_set)(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
 }
 
-/* The staged b3 tile: the reference decodes from w and has no stage to fill */
-void fter_tmm_stage_b3(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
-                       int32_t w_stride) {
+/* The staged tiles: the reference decodes from w and has no stage to fill */
 #ifdef FTER_KERNELS_REF
-  (void)stage, (void)w, (void)k, (void)nb, (void)w_stride;
+#define FTER_TMM_STAGED(fmt)                                                                  \
+  void fter_tmm_stage_##fmt(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,         \
+                            int32_t w_stride) {                                               \
+    (void)stage, (void)w, (void)k, (void)nb, (void)w_stride;                                  \
+  }                                                                                           \
+  void fter_tmm_tile_##fmt##_staged_set(int32_t *acc, const int8_t *x, const uint8_t *w,     \
+                                        const uint8_t *stage, int32_t k, int32_t nb,          \
+                                        int32_t w_stride, int32_t t, int32_t x_stride,        \
+                                        int32_t acc_stride) {                                 \
+    (void)stage;                                                                              \
+    FTER_TIMED(                                                                               \
+        fter_tmm_tile_##fmt##_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));  \
+  }
 #else
-  FTER_TIMED(fter_tmm_stage_b3_pie(stage, w, k, nb, w_stride));
+#define FTER_TMM_STAGED(fmt)                                                                  \
+  void fter_tmm_stage_##fmt(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,         \
+                            int32_t w_stride) {                                               \
+    FTER_TIMED(fter_tmm_stage_##fmt##_pie(stage, w, k, nb, w_stride));                        \
+  }                                                                                           \
+  void fter_tmm_tile_##fmt##_staged_set(int32_t *acc, const int8_t *x, const uint8_t *w,     \
+                                        const uint8_t *stage, int32_t k, int32_t nb,          \
+                                        int32_t w_stride, int32_t t, int32_t x_stride,        \
+                                        int32_t acc_stride) {                                 \
+    FTER_TIMED(fter_tmm_tile_##fmt##_staged_set_pie(acc, x, w, stage, k, nb, w_stride, t,     \
+                                                    x_stride, acc_stride));                   \
+  }
 #endif
-}
-
-void fter_tmm_tile_b3_staged_set(int32_t *acc, const int8_t *x, const uint8_t *w,
-                                 const uint8_t *stage, int32_t k, int32_t nb, int32_t w_stride,
-                                 int32_t t, int32_t x_stride, int32_t acc_stride) {
-#ifdef FTER_KERNELS_REF
-  (void)stage;
-  FTER_TIMED(fter_tmm_tile_b3_set_ref(acc, x, w, k, nb, w_stride, t, x_stride, acc_stride));
-#else
-  FTER_TIMED(fter_tmm_tile_b3_staged_set_pie(acc, x, w, stage, k, nb, w_stride, t, x_stride,
-                                             acc_stride));
-#endif
-}
+FTER_TMM_STAGED(b3)
+FTER_TMM_STAGED(b2)
+#undef FTER_TMM_STAGED
 
 void fter_qk_row(int32_t *scores, const int8_t *q, const int8_t *k, int32_t hd, int32_t n,
                  int32_t k_stride) {

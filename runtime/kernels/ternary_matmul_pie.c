@@ -3,9 +3,9 @@
  *
  * Per group of 16 output channels the packed rows are decoded once into a
  * [kpad][16] int8 scratch (lane l = channel j0 + l; missing channels and k
- * padding are 0, plus one zero column for the last prefetch).  A full b3
- * group decodes on PIE (decode_group_b3): its bytes gathered into a
- * [bytes][16] stage, then 16 channels' 5 trits at a time.  Per token,
+ * padding are 0, plus one zero column for the last prefetch).  A full group
+ * decodes on PIE (decode_group): its bytes gathered into a [bytes][16] stage,
+ * then 16 channels' 5 (b3) or 4 (b2) trits at a time.  Per token,
  * QACC lane l accumulates sum_r x[r] * w_{j0+l}[r]: each chunk of 16 k is one
  * 128-bit load of x and 16 vsmulas.s8.qacc.ld.incp (broadcast x[r] times
  * column r while loading column r+1), 17 instructions per 256 MACs.  A lane
@@ -31,7 +31,7 @@
 static struct {
   uint32_t scratch[(KPAD_MAX + 16) * 4] __attribute__((aligned(16)));
   uint32_t xrow[KPAD_MAX / 4] __attribute__((aligned(16)));
-  uint32_t stage[(KPAD_MAX / 5 + 1) * 4] __attribute__((aligned(16))); /* [bytes][16] */
+  uint32_t stage[(KPAD_MAX / 4) * 4] __attribute__((aligned(16))); /* [bytes][16], b2's the most */
   uint32_t qacc[16] __attribute__((aligned(16)));
 } per_worker[FTER_WORKERS];
 
@@ -122,97 +122,139 @@ static void decode_row(int8_t *dst, const uint8_t *row, int32_t k, int b3) {
   }
 }
 
-/* The 3s and 1s decode_group_b3 keeps in q7 and q6 */
-static const uint8_t pie_consts[32] __attribute__((aligned(16))) = {
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+/* The multipliers stage_to_rows keeps in q7 (3s for b3, 4s for b2) and the 1s in q6, in the
+ * order each loads them: b3 from the first row on, b2 from the second */
+static const uint8_t pie_consts[48] __attribute__((aligned(16))) = {
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
 
-/* stage[16 p + l] = b3_frac[row[p]] for p < bytes: one channel's lane of the stage */
+/* Packed bytes per row of k weights */
+static inline int32_t row_bytes(int32_t k, int b3) { return b3 ? (k + 4) / 5 : (k + 3) / 4; }
+
+/* stage[16 p + l] = b3_frac[row[p]] (b3) or row[p] (b2) for p < bytes: one channel's lane of
+ * the stage */
 #if defined(FTER_PIE) && defined(__XTENSA__)
-__attribute__((noinline)) static void gather_b3(uint8_t *st, const uint8_t *row, int32_t bytes) {
-  int32_t a, b;
-  const uint8_t *tab = b3_frac;
-#define GATHER_AT(R, I, O) "l8ui %[" R "], %[row], " I "\n add %[" R "], %[" R "], %[tab]\n" \
-  "l8ui %[" R "], %[" R "], 0\n s8i %[" R "], %[st], " O "\n"
+#define GATHER_FRAC(R) "add %[" R "], %[" R "], %[tab]\n l8ui %[" R "], %[" R "], 0\n"
+#define GATHER_BYTE(R) ""
+#define GATHER_AT(F, R, I, O) "l8ui %[" R "], %[row], " I "\n" F(R) "s8i %[" R "], %[st], " O "\n"
 #define GATHER_OPERANDS                                                                  \
   : [row] "+r"(row), [st] "+r"(st), [a] "=&r"(a), [b] "=&r"(b) : [tab] "r"(tab), [p] "r"(bytes >> 2) \
   : "memory"
-  /* four bytes a step (the two registers alternate), then the last 0-3 one at a time */
-  __asm__ volatile("loopnez %[p], 1f\n"
-                   GATHER_AT("a", "0", "0") GATHER_AT("b", "1", "16")
-                   GATHER_AT("a", "2", "32") GATHER_AT("b", "3", "48")
-                   "addi  %[row], %[row], 4\n"
-                   "addi  %[st], %[st], 64\n"
-                   "1:\n" GATHER_OPERANDS);
-  for (int32_t i = 0; i < (bytes & 3); ++i)
-    __asm__ volatile(GATHER_AT("a", "0", "0") "addi  %[row], %[row], 1\n addi  %[st], %[st], 16\n"
-                     GATHER_OPERANDS);
+/* four bytes a step (the two registers alternate), then the last 0-3 one at a time */
+#define GATHER_LOOP(F)                                                                         \
+  do {                                                                                         \
+    __asm__ volatile("loopnez %[p], 1f\n"                                                      \
+                     GATHER_AT(F, "a", "0", "0") GATHER_AT(F, "b", "1", "16")                  \
+                     GATHER_AT(F, "a", "2", "32") GATHER_AT(F, "b", "3", "48")                 \
+                     "addi  %[row], %[row], 4\n"                                               \
+                     "addi  %[st], %[st], 64\n"                                                \
+                     "1:\n" GATHER_OPERANDS);                                                  \
+    for (int32_t i = 0; i < (bytes & 3); ++i)                                                  \
+      __asm__ volatile(GATHER_AT(F, "a", "0", "0") "addi  %[row], %[row], 1\n"                 \
+                       "addi  %[st], %[st], 16\n" GATHER_OPERANDS);                            \
+  } while (0)
+__attribute__((noinline)) static void gather(uint8_t *st, const uint8_t *row, int32_t bytes,
+                                             int b3) {
+  int32_t a, b;
+  const uint8_t *tab = b3_frac;
+  if (b3)
+    GATHER_LOOP(GATHER_FRAC);
+  else
+    GATHER_LOOP(GATHER_BYTE);
+}
+#undef GATHER_FRAC
+#undef GATHER_BYTE
 #undef GATHER_AT
 #undef GATHER_OPERANDS
-}
+#undef GATHER_LOOP
 #else
-static void gather_b3(uint8_t *st, const uint8_t *row, int32_t bytes) {
-  for (int32_t p = 0; p < bytes; ++p) st[16 * p] = b3_frac[row[p]];
+static void gather(uint8_t *st, const uint8_t *row, int32_t bytes, int b3) {
+  for (int32_t p = 0; p < bytes; ++p) st[16 * p] = b3 ? b3_frac[row[p]] : row[p];
 }
 #endif
 
-/* Rows [0, 5 bytes) of the scratch from the stage: per stage row x (16 channels' byte p),
- * q1..q4 = x * 3^n mod 256 (SAR 0), then digit 4 - n = (q_n * 3) >> 8 (SAR 8), less 1, is
- * weight 5p + 4 - n of the 16 channels.  Padding trits past k decode to 0 like any others. */
+/* Rows [0, per bytes) of the scratch from the stage, per the base m (3 for b3, per = 5; 4 for
+ * b2, per = 4): per stage row x (16 channels' byte p), q1..q(per-1) = x * m^n mod 256 (SAR 0),
+ * then digit per - 1 - n = (q_n * m) >> 8 (SAR 8), less 1, is weight per p + per - 1 - n of the
+ * 16 channels (b2's digit 3, 2 - 1, is the reference's decode of a byte's 3 too).  Padding
+ * trits past k decode like any others. */
 #if defined(FTER_PIE) && defined(__XTENSA__)
+#define DIGIT_ROW(q) "ee.vmul.u8 q" #q ", q" #q ", q7\n ee.vsubs.s8 q" #q ", q" #q ", q6\n" \
+  "ee.vst.128.ip q" #q ", %[d], 16\n"
+#define STAGE_OPERANDS                                  \
+  : [st] "+r"(st), [d] "+r"(dst), [c] "+r"(c) \
+  : [n] "r"(bytes)                                      \
+  : "memory"
 __attribute__((noinline)) static void stage_to_rows(int8_t *dst, const uint8_t *st,
-                                                     int32_t bytes) {
-  const uint8_t *c = pie_consts;
-  __asm__ volatile("ee.vld.128.ip q7, %[c], 16\n"
-                   "ee.vld.128.ip q6, %[c], 16\n"
-                   "loopnez %[n], 1f\n"
-                   "ee.vld.128.ip q0, %[st], 16\n"
-                   "ssai 0\n"
-                   "ee.vmul.u8 q1, q0, q7\n"
-                   "ee.vmul.u8 q2, q1, q7\n"
-                   "ee.vmul.u8 q3, q2, q7\n"
-                   "ee.vmul.u8 q4, q3, q7\n"
-                   "ssai 8\n"
-                   "ee.vmul.u8 q4, q4, q7\n ee.vsubs.s8 q4, q4, q6\n ee.vst.128.ip q4, %[d], 16\n"
-                   "ee.vmul.u8 q3, q3, q7\n ee.vsubs.s8 q3, q3, q6\n ee.vst.128.ip q3, %[d], 16\n"
-                   "ee.vmul.u8 q2, q2, q7\n ee.vsubs.s8 q2, q2, q6\n ee.vst.128.ip q2, %[d], 16\n"
-                   "ee.vmul.u8 q1, q1, q7\n ee.vsubs.s8 q1, q1, q6\n ee.vst.128.ip q1, %[d], 16\n"
-                   "ee.vmul.u8 q0, q0, q7\n ee.vsubs.s8 q0, q0, q6\n ee.vst.128.ip q0, %[d], 16\n"
-                   "1:\n"
-                   : [st] "+r"(st), [d] "+r"(dst), [c] "+r"(c)
-                   : [n] "r"(bytes)
-                   : "memory");
+                                                     int32_t bytes, int b3) {
+  const uint8_t *c = b3 ? pie_consts : pie_consts + 16;
+  if (b3)
+    __asm__ volatile("ee.vld.128.ip q7, %[c], 16\n"
+                     "ee.vld.128.ip q6, %[c], 16\n"
+                     "loopnez %[n], 1f\n"
+                     "ee.vld.128.ip q0, %[st], 16\n"
+                     "ssai 0\n"
+                     "ee.vmul.u8 q1, q0, q7\n"
+                     "ee.vmul.u8 q2, q1, q7\n"
+                     "ee.vmul.u8 q3, q2, q7\n"
+                     "ee.vmul.u8 q4, q3, q7\n"
+                     "ssai 8\n"
+                     DIGIT_ROW(4) DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
+                     "1:\n" STAGE_OPERANDS);
+  else
+    __asm__ volatile("ee.vld.128.ip q6, %[c], 16\n"
+                     "ee.vld.128.ip q7, %[c], 16\n"
+                     "loopnez %[n], 1f\n"
+                     "ee.vld.128.ip q0, %[st], 16\n"
+                     "ssai 0\n"
+                     "ee.vmul.u8 q1, q0, q7\n"
+                     "ee.vmul.u8 q2, q1, q7\n"
+                     "ee.vmul.u8 q3, q2, q7\n"
+                     "ssai 8\n"
+                     DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
+                     "1:\n" STAGE_OPERANDS);
 }
+#undef DIGIT_ROW
+#undef STAGE_OPERANDS
 #else
-static void stage_to_rows(int8_t *dst, const uint8_t *st, int32_t bytes) {
-  const uint8_t *c = pie_consts;
-  PIE_VLD_128_IP(7, c, 16);
-  PIE_VLD_128_IP(6, c, 16);
+static void stage_to_rows(int8_t *dst, const uint8_t *st, int32_t bytes, int b3) {
+  const uint8_t *c = b3 ? pie_consts : pie_consts + 16;
+  if (b3) {
+    PIE_VLD_128_IP(7, c, 16);
+    PIE_VLD_128_IP(6, c, 16);
+  } else {
+    PIE_VLD_128_IP(6, c, 16);
+    PIE_VLD_128_IP(7, c, 16);
+  }
   for (int32_t p = 0; p < bytes; ++p) {
     PIE_VLD_128_IP(0, st, 16);
     PIE_SSAI(0);
     PIE_VMUL_U8(1, 0, 7);
     PIE_VMUL_U8(2, 1, 7);
     PIE_VMUL_U8(3, 2, 7);
-    PIE_VMUL_U8(4, 3, 7);
+    if (b3) PIE_VMUL_U8(4, 3, 7);
     PIE_SSAI(8);
 #define DIGIT_ROW(q) PIE_VMUL_U8(q, q, 7); PIE_VSUBS_S8(q, q, 6); PIE_VST_128_IP(q, dst, 16);
-    DIGIT_ROW(4) DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
+    if (b3) {
+      DIGIT_ROW(4)
+    }
+    DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
 #undef DIGIT_ROW
   }
 }
 #endif
 
-/* All 16 channels of a b3 group into the scratch (rows >= k are cleared after) */
-static void decode_group_b3(int8_t *scratch, const uint8_t *w, int32_t w_stride, int32_t k,
-                            uint8_t *stage) {
-  const int32_t bytes = (k + 4) / 5;
-  for (int32_t l = 0; l < 16; ++l) gather_b3(stage + l, w + l * w_stride, bytes);
-  stage_to_rows(scratch, stage, bytes);
+/* All 16 channels of a group into the scratch (rows >= k are cleared after) */
+static void decode_group(int8_t *scratch, const uint8_t *w, int32_t w_stride, int32_t k,
+                         uint8_t *stage, int b3) {
+  const int32_t bytes = row_bytes(k, b3);
+  for (int32_t l = 0; l < 16; ++l) gather(stage + l, w + l * w_stride, bytes, b3);
+  stage_to_rows(scratch, stage, bytes, b3);
 }
 
 /* set: the tile's accumulators are written (their old values ignored), else added to; staged
- * (b3 only, or NULL): the full groups' stages as fter_tmm_stage_b3 gathers them, so that a full
- * group only runs stage_to_rows */
+ * (or NULL): the full groups' stages as fter_tmm_stage_b3/_b2 gather them, so that a full group
+ * only runs stage_to_rows */
 static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int32_t nb,
                  int32_t w_stride, int32_t t, int32_t x_stride, int32_t acc_stride, int b3,
                  int set, const uint8_t *staged) {
@@ -231,10 +273,10 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
     /* a partial group's missing lanes are 0 from the start; a full group's rows from k on are
      * cleared after its decode (which writes the padding trits' rows too) */
     if (lanes < 16) zero_words(scratch_words, (kpad + 16) * 4);
-    if (b3 && lanes == 16 && staged != 0)
-      stage_to_rows(scratch, staged + j0 * ((k + 4) / 5), (k + 4) / 5);
-    else if (b3 && lanes == 16)
-      decode_group_b3(scratch, w + j0 * w_stride, w_stride, k, stage);
+    if (lanes == 16 && staged != 0)
+      stage_to_rows(scratch, staged + j0 * row_bytes(k, b3), row_bytes(k, b3), b3);
+    else if (lanes == 16)
+      decode_group(scratch, w + j0 * w_stride, w_stride, k, stage, b3);
     else
       for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
     if (lanes == 16) zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
@@ -300,14 +342,25 @@ void fter_tmm_tile_b2_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w, i
   pie_tile(fter_tmm_tile_b2_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1, 0);
 }
 
-void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
-                           int32_t w_stride) {
-  const int32_t bytes = (k + 4) / 5;
+/* The staged tiles' stage: every full group's bytes as decode_group gathers them */
+static void stage_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb, int32_t w_stride,
+                      int b3) {
+  const int32_t bytes = row_bytes(k, b3);
   if (k > FTER_PIE_MAX_K) return; /* the staged tile takes the reference */
   if (!trits_ready) fter_tmm_pie_init();
   for (int32_t j0 = 0; j0 + 16 <= nb; j0 += 16)
     for (int32_t l = 0; l < 16; ++l)
-      gather_b3(stage + j0 * bytes + l, w + (j0 + l) * w_stride, bytes);
+      gather(stage + j0 * bytes + l, w + (j0 + l) * w_stride, bytes, b3);
+}
+
+void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
+                           int32_t w_stride) {
+  stage_pie(stage, w, k, nb, w_stride, 1);
+}
+
+void fter_tmm_stage_b2_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
+                           int32_t w_stride) {
+  stage_pie(stage, w, k, nb, w_stride, 0);
 }
 
 void fter_tmm_tile_b3_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w,
@@ -315,5 +368,13 @@ void fter_tmm_tile_b3_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_
                                      int32_t w_stride, int32_t t, int32_t x_stride,
                                      int32_t acc_stride) {
   pie_tile(fter_tmm_tile_b3_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 1, 1,
+           stage);
+}
+
+void fter_tmm_tile_b2_staged_set_pie(int32_t *acc, const int8_t *x, const uint8_t *w,
+                                     const uint8_t *stage, int32_t k, int32_t nb,
+                                     int32_t w_stride, int32_t t, int32_t x_stride,
+                                     int32_t acc_stride) {
+  pie_tile(fter_tmm_tile_b2_set_ref, acc, x, w, k, nb, w_stride, t, x_stride, acc_stride, 0, 1,
            stage);
 }

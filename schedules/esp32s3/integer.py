@@ -81,9 +81,10 @@ def _layernorm_rows(func: tirx.PrimFunc) -> tirx.PrimFunc:
 MLP_WORKSPACE_BYTES = 112 * 1024
 
 
-def tmm_stage_bytes(k: int, nb: int) -> int:
-    """Bytes of the b3 tile's gathered stage (``FTER_TMM_STAGE_BYTES`` in fter_kernels.h)."""
-    return nb // 16 * 16 * ((k + 4) // 5)
+def tmm_stage_bytes(k: int, nb: int, fmt: str) -> int:
+    """Bytes of the staged tile's gathered stage (``FTER_TMM_STAGE_BYTES`` in fter_kernels.h):
+    every full group of 16 channels' packed rows."""
+    return nb // 16 * 16 * get_format(fmt).row_bytes(k)
 
 
 def mlp_codes_at(size: int, hidden: int) -> int:
@@ -99,13 +100,13 @@ def mlp_block_words(size: int, d: int, hidden: int) -> int:
 
 
 def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, bool]:
-    """(blocks, tokens per block, staged) of the integer MLP: with b3 weights whose stages take
+    """(blocks, tokens per block, staged) of the integer MLP: where the weights' stages take
     at most two thirds of ``MLP_WORKSPACE_BYTES``, both stages are gathered once per half of the
     blocks (``staged``); the rest of the budget sets the tokens of a block, as few blocks as it
     allows (each decodes the weights again), where there are two tokens at least two and an
     even count if the sizes allow it (the two workers take half each), the tokens spread
     evenly."""
-    stages = tmm_stage_bytes(d, hidden) + tmm_stage_bytes(hidden, d) if fmt == "b3" else 0
+    stages = tmm_stage_bytes(d, hidden, fmt) + tmm_stage_bytes(hidden, d, fmt)
     staged = 0 < stages <= MLP_WORKSPACE_BYTES * 2 // 3
     room = MLP_WORKSPACE_BYTES - (stages if staged else 0)
     cap = max(1, room // (4 * mlp_block_words(1, d, hidden)))
@@ -127,9 +128,9 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     (``fter_residual_tile``). The integer form's second fc1 pass (there to avoid a [t, hidden]
     store) is gone: the block's values are that store, in the worker's workspace.
 
-    The blocks run in two halves (the two-core split gives one to each worker); with b3 weights
-    each half first gathers both weights' bytes into its stage (``fter_tmm_stage_b3``), which
-    its blocks' tiles decode from (``fter_tmm_tile_b3_staged_set``) instead of gathering them
+    The blocks run in two halves (the two-core split gives one to each worker); where the stages
+    fit, each half first gathers both weights' bytes into its stage (``fter_tmm_stage_{fmt}``),
+    which its blocks' tiles decode from (``fter_tmm_tile_{fmt}_staged_set``) instead of gathering them
     again. Same values, signature and attributes as the integer form; the per-call tables stay
     at the root."""
     p = _params(func)
@@ -138,7 +139,8 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     halves = 2 if nblk > 1 else 1
     per = -(-nblk // halves)
     kb1, kb2 = get_format(fmt).row_bytes(d), get_format(fmt).row_bytes(hidden)
-    sb1, sb2 = max(tmm_stage_bytes(d, hidden), 16), max(tmm_stage_bytes(hidden, d), 16)
+    sb1 = max(tmm_stage_bytes(d, hidden, fmt), 16)
+    sb2 = max(tmm_stage_bytes(hidden, d, fmt), 16)
     at, words = mlp_codes_at(size, hidden), mlp_block_words(size, d, hidden)
     abits = im.acc_bits(d)
     tile = f"fter_tmm_tile_{fmt}_set"
@@ -154,8 +156,8 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     def tile_call(out, x, w, stage, k, nb, kb, n, x_stride, out_stride):
         """A block's fc1 or fc2 tile: from the half's stage where there is one."""
         if staged:
-            return T.call_extern("void", "fter_tmm_tile_b3_staged_set", out, x, w, stage, k, nb,
-                                 kb, n, x_stride, out_stride)
+            return T.call_extern("void", f"fter_tmm_tile_{fmt}_staged_set", out, x, w, stage, k,
+                                 nb, kb, n, x_stride, out_stride)
         return T.call_extern("void", tile, out, x, w, k, nb, kb, n, x_stride, out_stride)
 
     @T.macro
@@ -184,10 +186,12 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                     T.writes(st1[0:sb1], st2[0:sb2])
                     g1 = T.match_buffer(st1[0:sb1], (sb1,), "uint8")
                     g2 = T.match_buffer(st2[0:sb2], (sb2,), "uint8")
-                    T.evaluate(T.call_extern("void", "fter_tmm_stage_b3", T.address_of(g1[0]),
-                                             T.address_of(w1[0, 0]), d, hidden, kb1))
-                    T.evaluate(T.call_extern("void", "fter_tmm_stage_b3", T.address_of(g2[0]),
-                                             T.address_of(w2[0, 0]), hidden, d, kb2))
+                    T.evaluate(T.call_extern("void", f"fter_tmm_stage_{fmt}",
+                                             T.address_of(g1[0]), T.address_of(w1[0, 0]), d,
+                                             hidden, kb1))
+                    T.evaluate(T.call_extern("void", f"fter_tmm_stage_{fmt}",
+                                             T.address_of(g2[0]), T.address_of(w2[0, 0]), hidden,
+                                             d, kb2))
             for ib in range(per):
                 with T.sblock("fc1"):
                     vb = T.axis.spatial(nblk, h * per + ib)

@@ -32,7 +32,7 @@
 static int8_t xbuf[MAX_X + 16] __attribute__((aligned(16)));
 static uint8_t wbuf[MAX_W + 16] __attribute__((aligned(16)));
 static int32_t acc_in[MAX_ACC], acc_ref[MAX_ACC], acc_pie[MAX_ACC], acc_pub[MAX_ACC];
-static uint8_t stage[MAX_W] __attribute__((aligned(16))); /* the staged b3 tile's gathered bytes */
+static uint8_t stage[MAX_W] __attribute__((aligned(16))); /* the staged tiles' gathered bytes */
 
 static void name_of(char *name, int32_t idx, const char *suffix) {
   char digits[12];
@@ -311,16 +311,18 @@ static int run_tile(int32_t idx, const int32_t *h) {
   count("_pie", idx, t2 - t1);
   count_pie(idx, n1 - n0);
   if (mismatch(idx, acc_ref, acc_pie, acc_pub, acc_n)) return 1;
-  if (which == 3) { /* b3 set: the staged tile too, from a stage gathered once, on both names */
-    const size_t stage_bytes = (size_t)FTER_TMM_STAGE_BYTES(k, nb);
+  if (which >= 2) { /* set: the staged tile too, from a stage gathered once, on both names */
+    const int b3 = which == 3;
+    const size_t stage_bytes = (size_t)FTER_TMM_STAGE_BYTES(k, nb, b3 ? 5 : 4);
     if (stage_bytes > sizeof stage) return 2;
     fter_fence(stage, 0, stage_bytes, sizeof stage);
     for (int32_t i = 0; i < acc_n; ++i) acc_pie[i] = acc_pub[i] = acc_in[i];
-    fter_tmm_stage_b3_pie(stage, wbuf, k, nb, w_stride);
-    fter_tmm_tile_b3_staged_set_pie(acc_pie, x, wbuf, stage, k, nb, w_stride, t, x_stride,
-                                    acc_stride);
-    fter_tmm_stage_b3(stage, wbuf, k, nb, w_stride);
-    fter_tmm_tile_b3_staged_set(acc_pub, x, wbuf, stage, k, nb, w_stride, t, x_stride, acc_stride);
+    (b3 ? fter_tmm_stage_b3_pie : fter_tmm_stage_b2_pie)(stage, wbuf, k, nb, w_stride);
+    (b3 ? fter_tmm_tile_b3_staged_set_pie : fter_tmm_tile_b2_staged_set_pie)(
+        acc_pie, x, wbuf, stage, k, nb, w_stride, t, x_stride, acc_stride);
+    (b3 ? fter_tmm_stage_b3 : fter_tmm_stage_b2)(stage, wbuf, k, nb, w_stride);
+    (b3 ? fter_tmm_tile_b3_staged_set : fter_tmm_tile_b2_staged_set)(
+        acc_pub, x, wbuf, stage, k, nb, w_stride, t, x_stride, acc_stride);
     if (mismatch(idx, acc_ref, acc_pie, acc_pub, acc_n)) return 1;
   }
   fter_write_output(acc_ref, (size_t)acc_n * sizeof(int32_t));
