@@ -421,10 +421,11 @@ def test_esp32s3_patch_embed_codes_each_patch_in_one_call_and_splits_by_patches(
 def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     """The MLP calls fc1's tile, values-and-row-max, GELU-codes, fc2's tile and residual kernels
     once per token block (fc1 runs once), the attention block the softmax row kernel and the output-codes row kernel
-    once per row, and both their residual epilogues the residual tile kernel once per channel
-    block; the softmax's
+    once per row (P.V from a copy of V in groups of 16 channels), and both their residual
+    epilogues the residual tile kernel once per channel block; the softmax's
     intermediates are gone (left allocated, they would keep their full [n, h, n] size and land
     in the arena)."""
+    from runtime.split_workers import split_kernel
     from schedules.esp32s3.integer import SCHEDULES
     from schedules.integer import attention as ka
     from schedules.integer import kernels as ki
@@ -441,6 +442,15 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     assert '"buffer_dim_align": [[0, 1, 16, 0]]' in attn.script()
     scratch = {str(b.name) for b in attn.body.block.alloc_buffers}
     assert {"sacc", "logit", "p"} <= scratch and not scratch & {"lmax", "e", "lsum", "recip"}
+    # P.V from V in groups of 16 channels, copied once per call; the split leaves the copy whole
+    # and makes its buffer an arena parameter (read by the row halves on both workers)
+    assert attn.script().count('"fter_v_groups16"') == 1
+    assert attn.script().count('"fter_pv_row_g16_set"') == 1
+    assert [[int(x) for x in b.shape] for b in attn.body.block.alloc_buffers
+            if str(b.name) == "v_global"] == [[2, 17, 16]]
+    split, plans = split_kernel(attn)
+    assert "v_global" in {str(p.name) for p in split.params}
+    assert any(p.extent for p in plans)
     assert not scratch & {"qv", "ov", "omult"}   # Q values and output values stay in place
     # one head: the softmax stays TensorIR (blockize cannot take its unit head loops)
     one = SCHEDULES["int8_attention_block"](ka.int8_attention_block(5, 1, 8, "b3", 0.25))
@@ -553,6 +563,6 @@ def test_esp32s3_integer_tiles_write_their_accumulators():
         assert len(re.findall(r'"fter_tmm_tile_b[23]_(?:staged_)?set"', script)) == tiles
         assert set(re.findall(r'sblock\("(\w*_init)"', script)) == inits
         if func.attrs["fter.kind"] == "int8_attention_block":
-            for row in ("qk", "pv"):
-                assert script.count(f'"fter_{row}_row_set"') == 1
-                assert f'"fter_{row}_row"' not in script
+            for row in ("qk_row", "pv_row_g16"):
+                assert script.count(f'"fter_{row}_set"') == 1
+                assert f'"fter_{row}"' not in script

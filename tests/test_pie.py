@@ -268,5 +268,7 @@ def test_pie_esp32s3_core(tmp_path):
     report = []
     for label, i in deit_rows(cases):
         ref, pie = res.counters[f"c{i}_ref"], res.counters[f"c{i}_pie"]
-        report.append(f"{label}: LX7 ref {ref} instructions, pie {pie}")
+        g16 = res.counters.get(f"c{i}_g16")
+        report.append(f"{label}: LX7 ref {ref} instructions, pie {pie}"
+                      + (f", from V in groups of 16 {g16}" if g16 is not None else ""))
     print("\n".join(report))

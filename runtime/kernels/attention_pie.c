@@ -202,17 +202,39 @@ static void out_qacc(int32_t *dst, int *add, uint32_t *qacc_buf) {
 #define FIX_STEP(s) if (s < m) { const int8_t *rp = vcol + off[s]; PIE_VLD_128_IP(0, rp, 0); PIE_VSMULAS_S8_QACC(0, 1, s); }
 
 /* The main pass's whole 16-key chunks: per chunk q1 = the next 16 values at *pp, then each key's
- * V row (v_stride apart from *vp) times its lane of q1.  On the LX7 one zero-overhead loop of
- * 33 instructions per chunk (out of line, see qk_keys_lx7). */
+ * V row (v_stride apart from *vp) times its lane of q1.  Rows 16 bytes apart (V in groups of
+ * 16 channels, fter_pv_row_g16) are multiplied with the fused load of the next: the first row
+ * is loaded before the chunks, the steps alternate q0 and q2, and the last step of the last
+ * chunk loads nothing (no read past the last row).  On the LX7 one zero-overhead loop of 33
+ * instructions per chunk, or 17 fused (out of line, see qk_keys_lx7). */
+/* the fused steps 0..14 of a chunk: row in q0 (even steps, the next loaded into q2) or q2 */
+#define FUSED15(S) S(2, 0, 0) S(0, 2, 1) S(2, 0, 2) S(0, 2, 3) S(2, 0, 4) S(0, 2, 5) S(2, 0, 6) \
+  S(0, 2, 7) S(2, 0, 8) S(0, 2, 9) S(2, 0, 10) S(0, 2, 11) S(2, 0, 12) S(0, 2, 13) S(2, 0, 14)
 #if defined(FTER_PIE) && defined(__XTENSA__)
 static __attribute__((noinline)) void pv_chunks(const int8_t **pp, const int8_t **vp,
                                                 int32_t chunks, int32_t v_stride) {
   const int8_t *p = *pp, *v = *vp;
+  if (v_stride == 16) {
+    if (chunks > 0) {
+#define PVF_ASM(qu, qx, s) "ee.vsmulas.s8.qacc.ld.incp q" #qu ", %[v], q" #qx ", q1, " #s "\n"
+      __asm__ volatile("ee.vld.128.ip q0, %[v], 16\n"
+                       "loopnez %[c], 1f\n ee.vld.128.ip q1, %[p], 16\n"
+                       FUSED15(PVF_ASM) PVF_ASM(0, 2, 15) "1:\n"
+                       "ee.vld.128.ip q1, %[p], 16\n"
+                       FUSED15(PVF_ASM) "ee.vsmulas.s8.qacc q2, q1, 15\n"
+                       : [p] "+r"(p), [v] "+r"(v)
+                       : [c] "r"(chunks - 1)
+                       : "memory");
+#undef PVF_ASM
+    }
+  } else {
 #define PV_ASM(s) "ee.vld.128.xp q0, %[v], %[st]\n ee.vsmulas.s8.qacc q0, q1, " #s "\n"
-  __asm__ volatile("loopnez %[c], 1f\n ee.vld.128.ip q1, %[p], 16\n" SEL16(PV_ASM) "1:\n"
-                   : [p] "+r"(p), [v] "+r"(v)
-                   : [c] "r"(chunks), [st] "r"(v_stride)
-                   : "memory");
+    __asm__ volatile("loopnez %[c], 1f\n ee.vld.128.ip q1, %[p], 16\n" SEL16(PV_ASM) "1:\n"
+                     : [p] "+r"(p), [v] "+r"(v)
+                     : [c] "r"(chunks), [st] "r"(v_stride)
+                     : "memory");
+#undef PV_ASM
+  }
   *pp = p;
   *vp = v;
 }
@@ -220,14 +242,30 @@ static __attribute__((noinline)) void pv_chunks(const int8_t **pp, const int8_t 
 static inline void pv_chunks(const int8_t **pvals, const int8_t **vrows, int32_t chunks,
                              int32_t v_stride) {
   const int8_t *pp = *pvals, *vp = *vrows;
-  for (int32_t c = 0; c < chunks; ++c) {
-    PIE_VLD_128_IP(1, pp, 16);
-    SEL16(MAIN_STEP)
+  if (v_stride == 16) {
+#define PVF_C(qu, qx, s) PIE_VSMULAS_S8_QACC_LD_INCP(qu, vp, qx, 1, s);
+    if (chunks > 0) PIE_VLD_128_IP(0, vp, 16);
+    for (int32_t c = 0; c < chunks; ++c) {
+      PIE_VLD_128_IP(1, pp, 16);
+      FUSED15(PVF_C)
+      if (c + 1 < chunks) {
+        PVF_C(0, 2, 15)
+      } else {
+        PIE_VSMULAS_S8_QACC(2, 1, 15);
+      }
+    }
+#undef PVF_C
+  } else {
+    for (int32_t c = 0; c < chunks; ++c) {
+      PIE_VLD_128_IP(1, pp, 16);
+      SEL16(MAIN_STEP)
+    }
   }
   *pvals = pp;
   *vrows = vp;
 }
 #endif
+#undef FUSED15
 
 /* How a pass of pv_pass starts and ends: QACC zeroed first (else the pass goes on with what an
  * earlier one left) and read out last (else left for the next pass). */
@@ -409,12 +447,17 @@ static int direct_probs(prob_split *sp, const uint8_t *p, int32_t n, int32_t v_s
 #define FTER_PV_DIRECT 1
 #endif
 
+/* group_step: bytes from one group of 16 channels to the next, 16 for rows of hd channels,
+ * 16 n for V in groups of 16 (fter_pv_row_g16, v_stride 16) */
 static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
-                   int32_t v_stride, int set) {
+                   int32_t v_stride, int32_t group_step, int set) {
   /* n < 0 never occurs; stating it keeps gcc -Warray-bounds from flagging the padding loops
    * below once the buffers are per-worker rows */
   if ((hd & 15) != 0 || hd <= 0 || n < 0 || n > FTER_PIE_MAX_N || !aligned16(v, v_stride)) {
-    (set ? fter_pv_row_set_ref : fter_pv_row_ref)(out, p, v, n, hd, v_stride);
+    if (group_step == 16)
+      (set ? fter_pv_row_set_ref : fter_pv_row_ref)(out, p, v, n, hd, v_stride);
+    else
+      (set ? fter_pv_row_g16_set_ref : fter_pv_row_g16_ref)(out, p, v, n, hd);
     return;
   }
   const int32_t w = fter_worker_id();
@@ -449,21 +492,61 @@ static void pv_row(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, i
   for (int32_t j = nfix; j < fpad; ++j) sp.fix_val[j] = 0, sp.fix_off[j] = 0;
   if (fix_blocks != 0) chunk_sums(fix_sum, sp.fix_val, nfix);
   for (int32_t g = 0; g < hd; g += 16) {
+    const int8_t *vg = v + (g >> 4) * group_step;
     int add = !set;
-    pv_pass(out + g, &add, main_val, 0, main_blocks, n, v + g, v_stride, qacc_buf, tail,
-            main_mode);
+    pv_pass(out + g, &add, main_val, 0, main_blocks, n, vg, v_stride, qacc_buf, tail, main_mode);
     if (nfix > 0)
-      pv_pass(out + g, &add, sp.fix_val, sp.fix_off, fix_blocks, nfix, v + g, v_stride, qacc_buf,
-              0, fix_mode);
+      pv_pass(out + g, &add, sp.fix_val, sp.fix_off, fix_blocks, nfix, vg, v_stride, qacc_buf, 0,
+              fix_mode);
   }
 }
 
 void fter_pv_row_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                      int32_t v_stride) {
-  pv_row(out, p, v, n, hd, v_stride, 0);
+  pv_row(out, p, v, n, hd, v_stride, 16, 0);
 }
 
 void fter_pv_row_set_pie(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n, int32_t hd,
                          int32_t v_stride) {
-  pv_row(out, p, v, n, hd, v_stride, 1);
+  pv_row(out, p, v, n, hd, v_stride, 16, 1);
+}
+
+void fter_pv_row_g16_pie(int32_t *out, const uint8_t *p, const int8_t *vg, int32_t n,
+                         int32_t hd) {
+  pv_row(out, p, vg, n, hd, 16, 16 * n, 0);
+}
+
+void fter_pv_row_g16_set_pie(int32_t *out, const uint8_t *p, const int8_t *vg, int32_t n,
+                             int32_t hd) {
+  pv_row(out, p, vg, n, hd, 16, 16 * n, 1);
+}
+
+/* A group's n rows of 16 bytes, v_stride apart at v, to consecutive rows at vg: one 128-bit load
+ * and store per row (on the LX7 one zero-overhead loop) */
+#if defined(FTER_PIE) && defined(__XTENSA__)
+static __attribute__((noinline)) void group_rows16(int8_t *vg, const int8_t *v, int32_t n,
+                                                   int32_t v_stride) {
+  __asm__ volatile("loopnez %[n], 1f\n"
+                   "ee.vld.128.xp q0, %[v], %[st]\n"
+                   "ee.vst.128.ip q0, %[d], 16\n"
+                   "1:\n"
+                   : [v] "+r"(v), [d] "+r"(vg)
+                   : [n] "r"(n), [st] "r"(v_stride)
+                   : "memory");
+}
+#else
+static void group_rows16(int8_t *vg, const int8_t *v, int32_t n, int32_t v_stride) {
+  for (int32_t j = 0; j < n; ++j) {
+    PIE_VLD_128_XP(0, v, v_stride);
+    PIE_VST_128_IP(0, vg, 16);
+  }
+}
+#endif
+
+void fter_v_groups16_pie(int8_t *vg, const int8_t *v, int32_t n, int32_t cols, int32_t v_stride) {
+  if ((cols & 15) != 0 || n < 0 || !aligned16(v, v_stride) || !aligned16(vg, 16)) {
+    fter_v_groups16_ref(vg, v, n, cols, v_stride);
+    return;
+  }
+  for (int32_t g = 0; g < cols; g += 16) group_rows16(vg + g * n, v + g, n, v_stride);
 }

@@ -146,3 +146,16 @@ void fter_pv_row_set(int32_t *out, const uint8_t *p, const int8_t *v, int32_t n,
                      int32_t v_stride) {
   FTER_TIMED(FTER_PIE_IMPL(fter_pv_row_set)(out, p, v, n, hd, v_stride));
 }
+
+void fter_v_groups16(int8_t *vg, const int8_t *v, int32_t n, int32_t cols, int32_t v_stride) {
+  FTER_TIMED(FTER_PIE_IMPL(fter_v_groups16)(vg, v, n, cols, v_stride));
+}
+
+void fter_pv_row_g16(int32_t *out, const uint8_t *p, const int8_t *vg, int32_t n, int32_t hd) {
+  FTER_TIMED(FTER_PIE_IMPL(fter_pv_row_g16)(out, p, vg, n, hd));
+}
+
+void fter_pv_row_g16_set(int32_t *out, const uint8_t *p, const int8_t *vg, int32_t n,
+                         int32_t hd) {
+  FTER_TIMED(FTER_PIE_IMPL(fter_pv_row_g16_set)(out, p, vg, n, hd));
+}

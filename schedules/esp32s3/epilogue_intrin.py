@@ -259,7 +259,8 @@ def softmax_row_call(sch: s_tir.Schedule, blocks, n: int, h: int, sbits: int) ->
 
 
 # The micro-kernels that add into their output and have a ``_set`` form that writes it.
-TILE_EXTERNS = ("fter_tmm_tile_b3", "fter_tmm_tile_b2", "fter_qk_row", "fter_pv_row")
+TILE_EXTERNS = ("fter_tmm_tile_b3", "fter_tmm_tile_b2", "fter_qk_row", "fter_pv_row",
+                "fter_pv_row_g16")
 
 
 def _extern_name(stmt):

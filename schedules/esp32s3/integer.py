@@ -318,7 +318,8 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     p = _params(func)
     n, h, hd = int(p["n"]), int(p["h"]), int(p["hd"])
     sch = s_tir.Schedule(func)
-    _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"], whole_heads=True)
+    _schedule_attention_block_stationary(sch, n, h, hd, p["fmt"], whole_heads=True,
+                                         grouped_v=hd % 16 == 0)
     q_codes_call(sch, sch.get_loops(_block_named(sch, "q_value"))[0],
                  [_block_named(sch, name) for name in ("q_value", "q_absmax", "q_codes")],
                  n, hd, im.acc_bits(h * hd))

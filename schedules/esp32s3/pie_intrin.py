@@ -14,6 +14,9 @@ the lx106 (runtime/kernels/pie/fter_pie.h), bit-identical to the portable refere
 * ``fter_pv_row_n{N}_d{HD}`` -- uint8 probabilities of one row times the head's int8 ``V``
   (``EE.VSMULAS.S8.QACC`` over 16 channels; probabilities above 127 and long rows are handled so
   that no 20-bit lane can overflow).
+* ``fter_pv_row_g16_n{N}_d{HD}`` -- the same from ``V`` in groups of 16 channels
+  (``[hd / 16, N, 16]``, each group's rows 16 bytes apart: every row is multiplied with the fused
+  load of the next), which ``fter_v_groups16_n{N}_c{C}`` copies ``V`` into once per call.
 
 Impl buffers carry symbolic row strides: the tiles are sub-regions (one head's columns of a
 [n, d] matrix, a token block of a [t, n] accumulator) and the strides go to the C call.
@@ -154,3 +157,72 @@ def pv_row_intrin(n: int, hd: int, rank: int = 2) -> str:
         return desc, impl
 
     return _register(f"fter_pv_row_n{n}_d{hd}_r{rank}", make)
+
+
+def pv_row_g16_intrin(n: int, hd: int) -> str:
+    """``o[c] += sum_j p[j] * vg[c // 16, j, c % 16]``: :func:`pv_row_intrin` with the head's
+    ``V`` in groups of 16 channels (``fter_pv_row_g16``)."""
+    g = hd // 16
+
+    def make():
+        @T.prim_func(s_tir=True)
+        def desc(p: T.Buffer((1, 1, n), "uint8", offset_factor=1),
+                 v: T.Buffer((g, n, 16), "int8", offset_factor=1),
+                 o: T.Buffer((1, 1, hd), "int32", offset_factor=1)):
+            with T.sblock("root"):
+                T.reads(o[0, 0, 0:hd], p[0, 0, 0:n], v[0:g, 0:n, 0:16])
+                T.writes(o[0, 0, 0:hd])
+                for c, j in T.grid(hd, n):
+                    with T.sblock("update"):
+                        vc, vj = T.axis.remap("SR", [c, j])
+                        o[0, 0, vc] = o[0, 0, vc] + T.Cast("int32", p[0, 0, vj]) * T.Cast(
+                            "int32", v[vc // 16, vj, vc % 16])
+
+        @T.prim_func(s_tir=True)
+        def impl(a: T.handle, b: T.handle, c: T.handle):
+            p = T.match_buffer(a, (1, 1, n), "uint8", offset_factor=1, strides=_strides(3))
+            v = T.match_buffer(b, (g, n, 16), "int8", offset_factor=1)
+            o = T.match_buffer(c, (1, 1, hd), "int32", offset_factor=1, strides=_strides(3))
+            with T.sblock("root"):
+                T.reads(o[0, 0, 0:hd], p[0, 0, 0:n], v[0:g, 0:n, 0:16])
+                T.writes(o[0, 0, 0:hd])
+                T.evaluate(T.call_extern("void", "fter_pv_row_g16", T.address_of(o[0, 0, 0]),
+                                         T.address_of(p[0, 0, 0]), T.address_of(v[0, 0, 0]),
+                                         n, hd))
+
+        return desc, impl
+
+    return _register(f"fter_pv_row_g16_n{n}_d{hd}", make)
+
+
+def v_groups16_intrin(n: int, cols: int) -> str:
+    """``vg[c // 16, j, c % 16] = v[j, c]`` for ``n`` rows of ``cols`` channels (a multiple of
+    16): ``V`` in groups of 16 channels for :func:`pv_row_g16_intrin` (``fter_v_groups16``, one
+    128-bit load and store per row of a group)."""
+    g = cols // 16
+
+    def make():
+        @T.prim_func(s_tir=True)
+        def desc(v: T.Buffer((n, cols), "int8", offset_factor=1),
+                 vg: T.Buffer((g, n, 16), "int8", offset_factor=1)):
+            with T.sblock("root"):
+                T.reads(v[0:n, 0:cols])
+                T.writes(vg[0:g, 0:n, 0:16])
+                for j, c in T.grid(n, cols):
+                    with T.sblock("copy"):
+                        vj, vc = T.axis.remap("SS", [j, c])
+                        vg[vc // 16, vj, vc % 16] = v[vj, vc]
+
+        @T.prim_func(s_tir=True)
+        def impl(a: T.handle, b: T.handle):
+            v = T.match_buffer(a, (n, cols), "int8", offset_factor=1, strides=_strides(2))
+            vg = T.match_buffer(b, (g, n, 16), "int8", offset_factor=1)
+            with T.sblock("root"):
+                T.reads(v[0:n, 0:cols])
+                T.writes(vg[0:g, 0:n, 0:16])
+                T.evaluate(T.call_extern("void", "fter_v_groups16", T.address_of(vg[0, 0, 0]),
+                                         T.address_of(v[0, 0]), n, cols, v.strides[0]))
+
+        return desc, impl
+
+    return _register(f"fter_v_groups16_n{n}_c{cols}", make)

@@ -28,7 +28,8 @@ from tvm import s_tir, tirx
 from ..common import stream_attention_rows
 from ..tuning.database import apply_database, is_tuned
 from .intrin import TMM_VARIANTS, ensure_intrin
-from .pie_intrin import pv_row_intrin, qk_row_intrin, tile_intrin
+from .pie_intrin import (pv_row_g16_intrin, pv_row_intrin, qk_row_intrin, tile_intrin,
+                         v_groups16_intrin)
 from .stationary import stationary_form
 
 N_BLOCK = 16
@@ -214,10 +215,27 @@ def _block_named(sch: s_tir.Schedule, name: str):
     raise ValueError(f"no block {name!r} in this kernel")
 
 
-def _tensorize_attention_rows(sch: s_tir.Schedule, n: int, hd: int, rank: int = 2) -> None:
+def _tensorize_attention_rows(sch: s_tir.Schedule, n: int, hd: int, rank: int = 2,
+                              grouped_v: bool = False) -> None:
     """PIE: each (row, head) score vector and P.V output as one micro-kernel call (the blocks
-    must already sit under the row loop); ``rank`` of the Q/K/V operands (see pie_intrin)."""
-    for name, intrin in (("qk", qk_row_intrin(n, hd, rank)), ("pv", pv_row_intrin(n, hd, rank))):
+    must already sit under the row loop); ``rank`` of the Q/K/V operands (see pie_intrin).
+    ``grouped_v`` (rank 2): P.V reads a copy of V in groups of 16 channels, [d / 16, n, 16],
+    made once per call before the rows (``fter_v_groups16``), so that each group's rows sit 16
+    bytes apart (``fter_pv_row_g16``). The copy is scratch the rows share with it, which the
+    two-core split turns into an arena buffer (n d bytes more arena while the kernel runs). Per
+    worker halves of the rows, each copying first as the integer MLP's blocks gather their
+    stages, would keep it in the workspace; TVM 0.27 does not tensorize the rows under the
+    halves' predicate (n odd), nor move the copy once they are tensorized."""
+    pv_intrin = pv_row_intrin(n, hd, rank)
+    if grouped_v:
+        pv = _block_named(sch, "pv")
+        index = [str(r.source.name) for r in sch.get(pv).reads].index("v")
+        copy = sch.cache_read(pv, index, "global")
+        sch.transform_layout(pv, ("read", index), lambda j, c: (c // 16, j, c % 16))
+        cols = int(sch.get(copy).writes[0].source.shape[0]) * 16
+        sch.tensorize(sch.get_loops(copy)[0], v_groups16_intrin(n, cols))
+        pv_intrin = pv_row_g16_intrin(n, hd)
+    for name, intrin in (("qk", qk_row_intrin(n, hd, rank)), ("pv", pv_intrin)):
         block = _block_named(sch, name)
         loop = sch.get_loops(block)[-2]
         sch.decompose_reduction(block, loop)
@@ -381,12 +399,13 @@ def _schedule_attention_block(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd: int,
-                                         fmt: str, whole_heads: bool = False) -> None:
+                                         fmt: str, whole_heads: bool = False,
+                                         grouped_v: bool = False) -> None:
     """PIE order of ``int8_attention_block``: Q for all tokens head by head (weight-stationary
     tiles, one [n, hd] float head at a time), then attention and the output row's int8 codes row
     by row, then the output projection over all tokens (weight-stationary, residual in place).
     ``whole_heads``: a head's Q accumulators all come first (``_accumulate_head_at``), then its
-    values, instead of tile by tile."""
+    values, instead of tile by tile; ``grouped_v``: see ``_tensorize_attention_rows``."""
     d = h * hd
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     # per-call blocks (the keys' scales; the integer form's channel tables) stay at the root
@@ -414,7 +433,7 @@ def _schedule_attention_block_stationary(sch: s_tir.Schedule, n: int, h: int, hd
         _accumulate_head_at(sch, qacc, g, n, d, hd, fmt)
     else:
         _tile_all_tokens(sch, qacc, q_value, n, d, hd, fmt)
-    _tensorize_attention_rows(sch, n, hd)
+    _tensorize_attention_rows(sch, n, hd, grouped_v=grouped_v)
 
 
 def _schedule_patch_embed(func: tirx.PrimFunc) -> tirx.PrimFunc:
