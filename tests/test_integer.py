@@ -142,6 +142,21 @@ def test_gelu_codes_never_reach_minus_128():
     assert -im.gelu(im.NP, np.arange(-(8 << 12), 1), lambda k: tab[k]).min() == im.GELU_NEG_BOUND
 
 
+def test_codes_within_the_absmax_stay_in_int8_before_the_clamp():
+    """The LX7 code loops (QUANT8_STORE in epilogue_int.c) keep only the contract's -127 bound:
+    a value h within the absmax A its multiplier comes from codes to [-128, 127] before any
+    clamp, for every A (the extremes are h = +-A: the code grows with h)."""
+    a = np.concatenate([np.arange(0, 1 << 20),
+                        np.unique(np.geomspace(1 << 20, (1 << 31) - 1, 20000).astype(np.int64)),
+                        [(1 << 31) - 1]])
+    packed = np.asarray(im.quant_multiplier(im.NP, a), np.int64)
+    r, m = packed >> 24, packed & 0xFFFFFF
+    top = (a >> r) * m + (1 << 15) >> 16       # quant8 of h = A without its clamp
+    low = ((-a) >> r) * m + (1 << 15) >> 16    # and of h = -A
+    assert top.max() <= 127 and low.min() >= -128
+    assert (top[a > 0] == 127).all()
+
+
 def test_softmax_row_all_equal_and_peaked():
     for n in (1, 3, 197):
         e = im.exp_neg(im.NP, np.zeros(n, np.int64))

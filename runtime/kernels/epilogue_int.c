@@ -292,18 +292,20 @@ FTER_LX7_LOOP_FN void gelu_codes_row_lx7(int8_t *out, const int32_t *v, int32_t 
 #undef GELU_VALUE_AT
 
 /* The end of an int8 code in the LX7 loops below: register X holds the product (h >> r) * m, and
- * round(. / 2^16) with %[half] = 2^15, CLAMPS and MAX with %[low] = -127 store quant8's code at
- * byte QO of %[pq]. */
+ * round(. / 2^16) with %[half] = 2^15 and MAX with %[low] = -127 store quant8's code at byte QO
+ * of %[pq].  Every loop here codes values within the absmax A its multiplier was made from,
+ * which leaves the rounded value in [-128, 127] before any clamp (127 at h = A; -128 at worst
+ * for h = -A, where h >> r floors; test_integer checks it for every A), so the contract's clamp
+ * to [-127, 127] is the MAX alone. */
 #define QUANT8_STORE(X, QO)                   \
   "add    %[" X "], %[" X "], %[half]\n"       \
   "srai   %[" X "], %[" X "], 16\n"            \
-  "clamps %[" X "], %[" X "], 7\n"             \
   "max    %[" X "], %[" X "], %[low]\n"        \
   "s8i    %[" X "], %[pq], " QO "\n"
 
 /* fter_codes on the LX7: two values per loop step with the row's shift r in SAR for the whole
- * row (no shift at all where r is 0, as for most rows), CLAMPS and MAX for the clamp (the C's
- * GCC, building for the lx106, branches twice per value and sets SAR per value): 8 or 9
+ * row (no shift at all where r is 0, as for most rows), MAX for the clamp (QUANT8_STORE; the
+ * C's GCC, building for the lx106, branches twice per value and sets SAR per value): 7 or 8
  * instructions per value. */
 __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32_t n, int32_t r,
                                               int32_t m) {
@@ -329,7 +331,7 @@ __attribute__((noinline)) void fter_codes_lx7(int8_t *q, const int32_t *v, int32
 
 /* One row of a channel-quantized tile's codes: q[j] = quant8(v[j]) with channel j's split
  * multiplier at f[j][0] (r) and f[j][1] (m), two values a step; with shifts (CHAN_R) or, where
- * every r of the chunk is 0, without: 12.5 or 9.5 instructions per value. */
+ * every r of the chunk is 0, without: 11.5 or 8.5 instructions per value. */
 #define CHAN_CODE_AT(SHIFT, VO, FO, QO)      \
   "l32i   %[x], %[pv], " VO "\n"            \
   SHIFT(FO)                                 \
