@@ -123,6 +123,10 @@ def pie_cases(seed: int = 0) -> Cases:
     c.tile("b3", 203, 32, 3, raw=(np.arange(32 * 41) % 256).astype(np.uint8).reshape(32, 41))
     c.tile("b3", 83, 16, 2, aligned=False,
            raw=rng.integers(0, 256, size=(16, 17)).astype(np.uint8))
+    # k = 192: the last byte's padding trits (any value here) decode to rows past kpad, which the
+    # chunk loop only prefetches, never multiplies
+    c.tile("b3", 192, 16, 3, raw=rng.integers(0, 256, size=(16, 39)).astype(np.uint8))
+    c.tile("b3", 192, 16, 3, raw=rng.integers(0, 256, size=(16, 39)).astype(np.uint8), set_=True)
     c.tile("b2", 254, 32, 3, raw=(np.arange(32 * 64) % 256).astype(np.uint8).reshape(32, 64))
     c.tile("b2", 83, 16, 2, aligned=False,
            raw=rng.integers(0, 256, size=(16, 21)).astype(np.uint8))

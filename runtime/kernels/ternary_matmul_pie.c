@@ -3,7 +3,7 @@
  *
  * Per group of 16 output channels the packed rows are decoded once into a
  * [kpad][16] int8 scratch (lane l = channel j0 + l; missing channels and k
- * padding are 0, plus one zero column for the last prefetch).  A full group
+ * padding are 0; one more row for the last prefetch, loaded, never multiplied).  A full group
  * decodes on PIE (decode_group): its bytes gathered into a [bytes][16] stage,
  * then 16 channels' 5 (b3) or 4 (b2) trits at a time.  Per token,
  * QACC lane l accumulates sum_r x[r] * w_{j0+l}[r]: each chunk of 16 k is one
@@ -270,8 +270,9 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
   if (!direct) zero_words(xrow_words + (k >> 2), (kpad >> 2) - (k >> 2)); /* tail of xrow */
   for (int32_t j0 = 0; j0 < nb; j0 += 16) {
     const int32_t lanes = nb - j0 < 16 ? nb - j0 : 16;
-    /* a partial group's missing lanes are 0 from the start; a full group's rows from k on are
-     * cleared after its decode (which writes the padding trits' rows too) */
+    /* a partial group's missing lanes are 0 from the start; a full group's rows k..kpad - 1 (the
+     * last chunk's padding) are cleared after its decode, which writes the padding trits' rows
+     * too (rows from kpad on are never multiplied: the chunk loop only prefetches row kpad) */
     if (lanes < 16) zero_words(scratch_words, (kpad + 16) * 4);
     if (lanes == 16 && staged != 0)
       stage_to_rows(scratch, staged + j0 * row_bytes(k, b3), row_bytes(k, b3), b3);
@@ -279,7 +280,7 @@ static void tile(int32_t *acc, const int8_t *x, const uint8_t *w, int32_t k, int
       decode_group(scratch, w + j0 * w_stride, w_stride, k, stage, b3);
     else
       for (int32_t l = 0; l < lanes; ++l) decode_row(scratch + l, w + (j0 + l) * w_stride, k, b3);
-    if (lanes == 16) zero_words(scratch_words + k * 4, (kpad + 16 - k) * 4);
+    if (lanes == 16) zero_words(scratch_words + k * 4, (kpad - k) * 4);
     if (direct && lanes == 16 && chunks <= BLOCK_CHUNKS) {
       fter_pie_tmm_tokens(acc + j0, x, scratch, t, chunks, x_stride, acc_stride, qacc_buf, set);
       continue;
