@@ -380,10 +380,11 @@ void fter_residual_tile(float *y, const float *res, const int32_t *acc, const fl
  * length of 127^2 hd), then exp_neg(max L - L[j]) in Q15, one reciprocal of
  * the sum, uint8 probabilities p[hh*p_stride + j] = min(round(255 e / sum),
  * 255) -- schedules/integer/intmath.py bit for bit.  work: int32 rows of n
- * (stride work_stride) for the logits and exponentials.  kf[j*k_stride + hh]
- * = 2^clamp(30 - kmax[hh] + ke[j*k_stride + hh], 0, 30), kmax[hh] the
- * largest ke of head hh and kneg[hh] minus its smallest: the keys' factors
- * of the LX7 loop (other cores do not read them).  Portable C
+ * (stride work_stride) for the logits and exponentials.  kf[2*(j*k_stride +
+ * hh)] = km[j*k_stride + hh] and kf[2*(j*k_stride + hh) + 1] =
+ * 2^clamp(30 - kmax[hh] + ke[j*k_stride + hh], 0, 30), kmax[hh] the largest
+ * ke of head hh and kneg[hh] minus its smallest: the keys' factors of the LX7
+ * loop, side by side (other cores do not read them).  Portable C
  * (runtime/kernels/epilogue_int.c), re-entrant once fter_kernels_init has
  * built its exp table (it builds it on first use).
  */

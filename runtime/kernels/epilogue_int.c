@@ -719,32 +719,30 @@ void fter_exp_lut_fill(uint16_t *lut) {
 /* A softmax row's three passes on the LX7, one zero-overhead loop each with MIN/MAX where GCC
  * (building for the lx106, which has neither) branches; fter_softmax_row_u8's C is their twin. */
 
-/* logits l[j] = dequant(z[j]) with key j's factors kstep bytes apart at km and kf; their max.
- * ms2 = ms * 2^(32 - sbits) (sbits >= 17 keeps it in int32): MULSH of km and ms2 is
- * floor(km * ms / 2^sbits), as for the channels' factors above; the rounding is the
- * channels' too (FTER_DEQUANT_SAR): MULSH by kf[j] = 2^(30 - kmax + ke[j]), then the row's 2^e
- * (%[hf]) added and SAR = e + 1 = es1 - kmax - 1 (softmax_lx7_row: the clamp is the identity). */
+/* logits l[j] = dequant(z[j]) with key j's factors km, kf side by side at kmf, kstep bytes
+ * from one key to the next; their max.  ms2 = ms * 2^(32 - sbits) (sbits >= 17 keeps it in
+ * int32): MULSH of km and ms2 is floor(km * ms / 2^sbits), as for the channels' factors above;
+ * the rounding is the channels' too (FTER_DEQUANT_SAR): MULSH by kf = 2^(30 - kmax + ke[j]),
+ * then the row's 2^e (%[hf]) added and SAR = e + 1 = es1 - kmax - 1 (softmax_lx7_row: the
+ * clamp is the identity). */
 #define LOGIT_AT(O)                         \
-  "l32i   %[t], %[pm], 0\n"                 \
+  "l32i   %[t], %[pk], 0\n"                 \
   "mulsh  %[t], %[t], %[ms]\n"              \
   "l32i   %[x], %[pz], " O "\n"             \
   "mull   %[x], %[x], %[t]\n"               \
-  "l32i   %[t], %[pf], 0\n"                 \
+  "l32i   %[t], %[pk], 4\n"                 \
   "mulsh  %[x], %[x], %[t]\n"               \
   "add    %[x], %[x], %[hf]\n"              \
   "sra    %[x], %[x]\n"                     \
   "s32i   %[x], %[pl], " O "\n"             \
   "max    %[m], %[m], %[x]\n"               \
-  "add    %[pm], %[pm], %[ks]\n"            \
-  "add    %[pf], %[pf], %[ks]\n"
+  "add    %[pk], %[pk], %[ks]\n"
 #define LOGIT_OPERANDS                                                                    \
-  : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pm] "+r"(km), [pf] "+r"(kf), [x] "=&r"(x), \
-    [t] "=&r"(t)                                                                          \
+  : [m] "+r"(lmax), [pz] "+r"(z), [pl] "+r"(l), [pk] "+r"(kmf), [x] "=&r"(x), [t] "=&r"(t) \
   : [ks] "r"(kstep), [ms] "r"(ms2), [hf] "r"(1 << (sh - 1)), [sh] "r"(sh), [p] "r"(n >> 1) \
   : "memory"
-FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *km,
-                                            const int32_t *kf, int32_t n, int32_t kstep,
-                                            int32_t ms2, int32_t sh) {
+FTER_LX7_LOOP_FN int32_t softmax_logits_lx7(int32_t *l, const int32_t *z, const int32_t *kmf,
+                                            int32_t n, int32_t kstep, int32_t ms2, int32_t sh) {
   int32_t lmax = -(1 << 30), x, t;
   __asm__ volatile("ssr    %[sh]\n"
                    "loopnez %[p], 1f\n" LOGIT_AT("0") LOGIT_AT("4")
@@ -827,7 +825,7 @@ void fter_softmax_row_u8(uint8_t *p, int32_t *work, const int32_t *scores, const
     uint8_t *out = p + hh * p_stride;
 #ifdef FTER_LX7_ROWS
     if (softmax_lx7_row(sbits, es1, kneg[hh], kmax[hh])) {
-      const int32_t m = softmax_logits_lx7(l, z, km + hh, kf + hh, n, 4 * k_stride,
+      const int32_t m = softmax_logits_lx7(l, z, kf + 2 * hh, n, 8 * k_stride,
                                            ms * (1 << (32 - sbits)), es1 - kmax[hh] - 1);
       const int32_t sum = softmax_exp_lx7(l, n, m);
       softmax_probs_lx7(out, l, n, prob_reciprocal(sum));

@@ -228,7 +228,7 @@ static int run_softmax(int32_t idx) {
       fter_read_input(kexp, (size_t)(n * h) * sizeof(int32_t)) != 0)
     return 2;
   /* the keys' factors as the attention block's k_eneg, k_emax and k_fact blocks make them */
-  static int32_t kfac[MAX_ELEMS], kneg[MAX_ROWS], kmax[MAX_ROWS];
+  static int32_t kfac[2 * MAX_ELEMS], kneg[MAX_ROWS], kmax[MAX_ROWS];
   for (int32_t hh = 0; hh < h; ++hh) {
     kneg[hh] = -kexp[hh];
     kmax[hh] = kexp[hh];
@@ -239,7 +239,8 @@ static int run_softmax(int32_t idx) {
     }
     for (int32_t j = 0; j < n; ++j) {
       const int32_t sh = 30 - kmax[hh] + kexp[j * h + hh];
-      kfac[j * h + hh] = 1 << (sh < 0 ? 0 : sh > 30 ? 30 : sh);
+      kfac[2 * (j * h + hh)] = kman[j * h + hh];
+      kfac[2 * (j * h + hh) + 1] = 1 << (sh < 0 ? 0 : sh > 30 ? 30 : sh);
     }
   }
   uint8_t *p = (uint8_t *)q;

@@ -42,7 +42,7 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
         ke = T.sblock_alloc_buffer((n, h), "int32")
         kneg = T.sblock_alloc_buffer((h,), "int32")
         kmax = T.sblock_alloc_buffer((h,), "int32")
-        kf = T.sblock_alloc_buffer((n, h), "int32")
+        kf = T.sblock_alloc_buffer((n, h, 2), "int32")
         vtop = T.sblock_alloc_buffer((1,), "float32")
         vm = T.sblock_alloc_buffer((d,), "int32")
         qacc, qv, qamax = head_scratch(n, d, h, "int32")
@@ -69,14 +69,16 @@ def int8_attention_block(n: int, h: int, hd: int, fmt: str, scale: float) -> tir
                 ke[vj, vh] = _split(ksf[vj, vh])[1]
         # the LX7 softmax loop's key factors (runtime/kernels/epilogue_int.c; the contract's
         # logits do not read them): each head's largest key exponent and minus its smallest, and
-        # per key 2^(30 - largest + its own), with which one MULSH divides by the key's share of
+        # per key its mantissa and 2^(30 - largest + its own exponent) side by side (the loop
+        # reads both through one pointer), with which one MULSH divides by the key's share of
         # the shift
         key_eneg(ke, kneg)
         key_emax(ke, kmax)
         for j, hh in T.grid(n, h):
             with T.sblock("k_fact"):
                 vj, vh = T.axis.remap("SS", [j, hh])
-                kf[vj, vh] = T.shift_left(1, T.max(T.min(30 - kmax[vh] + ke[vj, vh], 30), 0))
+                kf[vj, vh, 0] = km[vj, vh]
+                kf[vj, vh, 1] = T.shift_left(1, T.max(T.min(30 - kmax[vh] + ke[vj, vh], 30), 0))
         for c in range(d):
             with T.sblock("v_top"):
                 vc = T.axis.remap("R", [c])
