@@ -98,11 +98,13 @@ def _tag(deit) -> str:
 
 TILES = [(1, 1, 1, 16), (3, 16, 48, 192), (17, 16, 16, 768), (197, 16, 64, 192), (5, 7, 9, 33)]
 DEIT_TILE = (197, 32, 32, 192)   # with DeiT-like scales (_tile's deit): no shift clamps
-# ... and every tiling with such scales: DeiT's, odd channel counts (the LX7 loops' tails), and
-# long rows whose accumulators need 18 and 19 bits (the LX7 loops' MULSH factors split their
-# shift differently from 19 bits on)
+# ... and every tiling with such scales: DeiT's, odd channel counts (the LX7 loops' tails), long
+# rows whose accumulators need 18 and 19 bits (the LX7 loops' MULSH factors split their shift
+# differently from 19 bits on), and rows of several channel chunks (TILE_CHANNELS, 128) with a
+# partial last one
 DEIT_TILES = [(*DEIT_TILE, True), (3, 7, 9, 33, True), (2, 33, 40, 64, True),
-              (4, 16, 16, 1536, True), (5, 9, 16, 3072, True), (6, 17, 17, 192, "large")]
+              (4, 16, 16, 1536, True), (5, 9, 16, 3072, True), (6, 17, 17, 192, "large"),
+              (3, 300, 304, 192, True)]
 
 
 def value_max_cases(rng):
