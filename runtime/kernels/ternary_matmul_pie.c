@@ -185,35 +185,28 @@ static void gather(uint8_t *st, const uint8_t *row, int32_t bytes, int b3) {
   : [st] "+r"(st), [d] "+r"(dst), [c] "+r"(c) \
   : [n] "r"(bytes)                                      \
   : "memory"
+/* FIRST, SECOND: the registers the two constant rows at c load into (the multiplier m goes to
+ * q7, the 1s to q6); then per stage row x the powers q1.. = x * m^n mod 256 (POWERS) and the
+ * digit rows from the last power down (DIGITS) */
+#define STAGE_ASM(FIRST, SECOND, POWERS, DIGITS)                                           \
+  __asm__ volatile("ee.vld.128.ip " FIRST ", %[c], 16\n"                                   \
+                   "ee.vld.128.ip " SECOND ", %[c], 16\n"                                  \
+                   "loopnez %[n], 1f\n"                                                    \
+                   "ee.vld.128.ip q0, %[st], 16\n"                                         \
+                   "ssai 0\n" POWERS "ssai 8\n" DIGITS "1:\n" STAGE_OPERANDS)
+#define POWER(from, to) "ee.vmul.u8 q" #to ", q" #from ", q7\n"
 __attribute__((noinline)) static void stage_to_rows(int8_t *dst, const uint8_t *st,
                                                      int32_t bytes, int b3) {
   const uint8_t *c = b3 ? pie_consts : pie_consts + 16;
   if (b3)
-    __asm__ volatile("ee.vld.128.ip q7, %[c], 16\n"
-                     "ee.vld.128.ip q6, %[c], 16\n"
-                     "loopnez %[n], 1f\n"
-                     "ee.vld.128.ip q0, %[st], 16\n"
-                     "ssai 0\n"
-                     "ee.vmul.u8 q1, q0, q7\n"
-                     "ee.vmul.u8 q2, q1, q7\n"
-                     "ee.vmul.u8 q3, q2, q7\n"
-                     "ee.vmul.u8 q4, q3, q7\n"
-                     "ssai 8\n"
-                     DIGIT_ROW(4) DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
-                     "1:\n" STAGE_OPERANDS);
+    STAGE_ASM("q7", "q6", POWER(0, 1) POWER(1, 2) POWER(2, 3) POWER(3, 4),
+              DIGIT_ROW(4) DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0));
   else
-    __asm__ volatile("ee.vld.128.ip q6, %[c], 16\n"
-                     "ee.vld.128.ip q7, %[c], 16\n"
-                     "loopnez %[n], 1f\n"
-                     "ee.vld.128.ip q0, %[st], 16\n"
-                     "ssai 0\n"
-                     "ee.vmul.u8 q1, q0, q7\n"
-                     "ee.vmul.u8 q2, q1, q7\n"
-                     "ee.vmul.u8 q3, q2, q7\n"
-                     "ssai 8\n"
-                     DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0)
-                     "1:\n" STAGE_OPERANDS);
+    STAGE_ASM("q6", "q7", POWER(0, 1) POWER(1, 2) POWER(2, 3),
+              DIGIT_ROW(3) DIGIT_ROW(2) DIGIT_ROW(1) DIGIT_ROW(0));
 }
+#undef STAGE_ASM
+#undef POWER
 #undef DIGIT_ROW
 #undef STAGE_OPERANDS
 #else
