@@ -436,6 +436,7 @@ def test_esp32s3_mlp_and_attention_call_the_c_epilogues():
     assert mlp.count('"fter_gelu_codes_tile"') == 1 and mlp.count('"fter_residual_tile"') == 1
     assert mlp.count('"fter_tmm_tile_b3_staged_set"') == 2
     assert mlp.count('"fter_value_max_tile"') == 1
+    assert mlp.count('"fter_value_table"') == 1   # the channels' factors once per call
     attn = SCHEDULES["int8_attention_block"](ka.int8_attention_block(17, 2, 16, "b3", 0.25))
     assert attn.script().count('"fter_softmax_row_u8"') == 1
     assert attn.script().count('"fter_residual_tile"') == 1
@@ -504,7 +505,7 @@ def test_esp32s3_mlp_token_blocks_split_between_workers(t, d, hidden, fmt, block
     assert plans[-1].extent == (2 if blocks > 1 else 0)
     assert int(out.attrs["fter.weight_reads"]) == int(form.attrs["fter.weight_reads"])
     if blocks > 1:   # the block's scratch and the stages stay in the kernel: per worker
-        assert {str(p.name) for p in out.params} >= {"rm", "re", "cm", "ce", "cb", "tab"}
+        assert {str(p.name) for p in out.params} >= {"rm", "re", "cm", "ce", "cb", "tab", "vtab"}
         assert not {str(p.name) for p in out.params} & {"acc", "vmax", "mult", "s2", "st1", "st2"}
 
 

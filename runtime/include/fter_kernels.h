@@ -279,11 +279,20 @@ void fter_ln_row_i8(const float *x, const int32_t *gb, const float *ab, int8_t *
  * acc[i*acc_stride + j] (channel tables cm, ce, cb[nb]; token tables
  * rm, re[t]; abits = bit length of 128 k), in place of the accumulators,
  * and vmax[i] = max_j V[i][j] (written, not folded) for i < t, j < nb.
- * Portable C (runtime/kernels/epilogue_int.c), re-entrant.
+ * The channels come as fter_value_table made them from cm, ce, cb, nb and
+ * abits once per call of the MLP (FTER_VALUE_TABLE_WORDS(nb) int32 words:
+ * the value loops' per-channel factors, which the blocks would otherwise
+ * rebuild each time).  Portable C (runtime/kernels/epilogue_int.c),
+ * re-entrant.
  */
-void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *cm, const int32_t *ce,
-                         const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
-                         int32_t nb, int32_t acc_stride, int32_t abits);
+#define FTER_VALUE_CHUNK 128
+#define FTER_VALUE_TABLE_WORDS(nb) \
+  ((((nb) + FTER_VALUE_CHUNK - 1) / FTER_VALUE_CHUNK) * (FTER_VALUE_CHUNK * 5 + 2))
+void fter_value_table(int32_t *table, const int32_t *cm, const int32_t *ce, const int32_t *cb,
+                      int32_t nb, int32_t abits);
+void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *table, const int32_t *rm,
+                         const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
+                         int32_t abits);
 
 /**
  * @brief The integer MLP's hidden codes from its fc1 values

@@ -79,7 +79,7 @@ void fter_gelu_lut_fill(int16_t *lut) {
  * once per chunk (DeiT-Tiny on the LX7: 32 -> 128 saves 4 M), and the chunk's factors take
  * 20 bytes a channel of stack (2.5 KB).  A row takes the LX7 loop where the chunk's channel
  * exponents span at most 27 (lx7_row), as trained and random ViTs' do. */
-enum { TILE_CHANNELS = 128 };
+enum { TILE_CHANNELS = FTER_VALUE_CHUNK };
 
 #if defined(FTER_PIE) && defined(__XTENSA__)
 /* The LX7 loops below keep two more factors per channel, so that MULSH (the high word of the
@@ -456,15 +456,25 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
   }
 }
 
-void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *cm, const int32_t *ce,
-                         const int32_t *cb, const int32_t *rm, const int32_t *re, int32_t t,
-                         int32_t nb, int32_t acc_stride, int32_t abits) {
+/* The table's chunk c: its channels' factors (channel_chunk's [TILE_CHANNELS][CHAN_WORDS], in
+ * the room of 5 words a channel whatever CHAN_WORDS is), then its exponent range */
+enum { TABLE_CHUNK_WORDS = TILE_CHANNELS * 5 + 2 };
+typedef int32_t chan_factors[TILE_CHANNELS][CHAN_WORDS];
+
+void fter_value_table(int32_t *table, const int32_t *cm, const int32_t *ce, const int32_t *cb,
+                      int32_t nb, int32_t abits) {
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS, table += TABLE_CHUNK_WORDS)
+    channel_chunk(*(chan_factors *)table, table + TILE_CHANNELS * 5, cm + j0, ce + j0, cb + j0,
+                  nb - j0, abits);
+}
+
+void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *table, const int32_t *rm,
+                         const int32_t *re, int32_t t, int32_t nb, int32_t acc_stride,
+                         int32_t abits) {
   for (int32_t i = 0; i < t; ++i) vmax[i] = -2147483647 - 1; /* below every value (> -2^30) */
-  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS) {
-    int32_t chan[TILE_CHANNELS][CHAN_WORDS], range[2];
-    const int32_t nc = channel_chunk(chan, range, cm + j0, ce + j0, cb + j0, nb - j0, abits);
-    values_in_place(acc + j0, chan, range, 0, vmax, nc, rm, re, t, acc_stride, abits, 1);
-  }
+  for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS, table += TABLE_CHUNK_WORDS)
+    values_in_place(acc + j0, *(const chan_factors *)table, table + TILE_CHANNELS * 5, 0, vmax,
+                    fter_min(nb - j0, TILE_CHANNELS), rm, re, t, acc_stride, abits, 1);
 }
 
 /* The float scale of codes made from an absmax a of values in Q12 (intmath: A * 2^-12). */

