@@ -44,6 +44,15 @@ static float s[MAX_ROWS];
 static int32_t acc[MAX_ELEMS], cm[MAX_D], ce[MAX_D], cb[MAX_D], rm[MAX_ROWS], re[MAX_ROWS],
     tab[1025], mult[MAX_ROWS], kman[MAX_ELEMS], kexp[MAX_ELEMS];
 
+/* Every buffer addressable again before a case: a case fences (fter_fence) the buffers it
+ * checks to the sizes it uses; a buffer it does not fence must not keep an earlier case's. */
+static void open_buffers(void) {
+#define OPEN(buf) fter_fence(buf, 0, sizeof buf, sizeof buf)
+  OPEN(x), OPEN(g), OPEN(b), OPEN(q), OPEN(scratch), OPEN(gb), OPEN(s), OPEN(acc), OPEN(cm);
+  OPEN(ce), OPEN(cb), OPEN(rm), OPEN(re), OPEN(tab), OPEN(mult), OPEN(kman), OPEN(kexp);
+#undef OPEN
+}
+
 static void count(int32_t idx, uint32_t cycles) {
   char name[16] = "k";
   int32_t at = 1, v = idx, nd = 0;
@@ -126,6 +135,7 @@ static int run_gelu_codes(int32_t idx) {
     return 2;
   fter_fence(acc, 0, (size_t)(t * stride) * sizeof(int32_t), sizeof acc);
   fter_fence(q, 0, (size_t)(t * nb), sizeof q);
+  fter_fence(mult, 0, (size_t)t * sizeof(int32_t), sizeof mult);
   if (fter_read_input(acc, (size_t)(t * stride) * sizeof(int32_t)) != 0 ||
       fter_read_input(tab, sizeof tab) != 0 ||
       fter_read_input(mult, (size_t)t * sizeof(int32_t)) != 0)
@@ -308,6 +318,7 @@ int main(int argc, char **argv) {
   for (int32_t idx = 0; idx < cases; ++idx) {
     int32_t op;
     if (fter_read_input(&op, sizeof op) != 0) return 2;
+    open_buffers();
     int rc = op == 0   ? run_layernorm(idx)
              : op == 1 ? run_value_max(idx)
              : op == 2 ? run_gelu_codes(idx)
