@@ -3,7 +3,7 @@ UndefinedBehaviorSanitizer (``FTER_SANITIZE=1`` / ``build_host(sanitize=True)``)
 ThreadSanitizer (``FTER_SANITIZE=thread``) runs the two-worker build in tests/test_dual_core.py.
 
 A sanitized program stops at its first finding with a non-zero status (``ProgramError``). The
-kernel tests (scalar and PIE) fence each case's bytes of their static buffers (`fter_fence`) and the AOT executor fences the arena to
+kernel tests (scalar, PIE and integer) fence each case's bytes of their static buffers (`fter_fence`) and the AOT executor fences the arena to
 the running call's tensors, so reads past a tensor inside those arrays are findings too.
 """
 
@@ -43,6 +43,18 @@ def test_pie_kernels(tmp_path):
     res = run_host(build_host([PIE_TEST], tmp_path, DEFINES, sanitize=True), cases.stream())
     assert "pie ok" in res.stdout and "FAIL" not in res.stdout, res.stdout
     check_output(res.output, cases.expected)
+
+
+def test_integer_kernels(tmp_path):
+    """The integer mode's C kernels (LayerNorm, values and codes, softmax, residual, patch codes,
+    tables) on tests/test_integer_c.py's cases, each case's buffers fenced to its sizes."""
+    require("host")
+    from test_integer_c import TEST_PROGRAM, _check, cases
+
+    blob, expected = cases()
+    res = run_host(build_host([TEST_PROGRAM], tmp_path, sanitize=True), blob)
+    assert "integer kernels ok" in res.stdout
+    _check(res.output, expected)
 
 
 def _fails_sanitized(tmp_path, program, anchor, injected, stream, **build):
