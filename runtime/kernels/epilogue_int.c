@@ -457,15 +457,15 @@ static void values_in_place(int32_t *a, const int32_t chan[TILE_CHANNELS][CHAN_W
 }
 
 /* The table's chunk c: its channels' factors (channel_chunk's [TILE_CHANNELS][CHAN_WORDS], in
- * the room of 5 words a channel whatever CHAN_WORDS is), then its exponent range */
-enum { TABLE_CHUNK_WORDS = TILE_CHANNELS * 5 + 2 };
+ * the room of 5 words a channel whatever CHAN_WORDS is), then its exponent range at RANGE_AT */
+enum { TABLE_CHUNK_WORDS = FTER_VALUE_TABLE_WORDS(TILE_CHANNELS), RANGE_AT = TILE_CHANNELS * 5 };
 typedef int32_t chan_factors[TILE_CHANNELS][CHAN_WORDS];
 
 void fter_value_table(int32_t *table, const int32_t *cm, const int32_t *ce, const int32_t *cb,
                       int32_t nb, int32_t abits) {
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS, table += TABLE_CHUNK_WORDS)
-    channel_chunk(*(chan_factors *)table, table + TILE_CHANNELS * 5, cm + j0, ce + j0, cb + j0,
-                  nb - j0, abits);
+    channel_chunk(*(chan_factors *)table, table + RANGE_AT, cm + j0, ce + j0, cb + j0, nb - j0,
+                  abits);
 }
 
 void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *table, const int32_t *rm,
@@ -473,7 +473,7 @@ void fter_value_max_tile(int32_t *vmax, int32_t *acc, const int32_t *table, cons
                          int32_t abits) {
   for (int32_t i = 0; i < t; ++i) vmax[i] = -2147483647 - 1; /* below every value (> -2^30) */
   for (int32_t j0 = 0; j0 < nb; j0 += TILE_CHANNELS, table += TABLE_CHUNK_WORDS)
-    values_in_place(acc + j0, *(const chan_factors *)table, table + TILE_CHANNELS * 5, 0, vmax,
+    values_in_place(acc + j0, *(const chan_factors *)table, table + RANGE_AT, 0, vmax,
                     fter_min(nb - j0, TILE_CHANNELS), rm, re, t, acc_stride, abits, 1);
 }
 

@@ -238,10 +238,16 @@ static void stage_to_rows(int8_t *dst, const uint8_t *st, int32_t bytes, int b3)
 #endif
 
 /* All 16 channels of a group into the scratch (rows >= k are cleared after) */
+/* A group of 16 packed rows' bytes into its [bytes][16] stage */
+static void gather_group(uint8_t *stage, const uint8_t *w, int32_t w_stride, int32_t bytes,
+                         int b3) {
+  for (int32_t l = 0; l < 16; ++l) gather(stage + l, w + l * w_stride, bytes, b3);
+}
+
 static void decode_group(int8_t *scratch, const uint8_t *w, int32_t w_stride, int32_t k,
                          uint8_t *stage, int b3) {
   const int32_t bytes = row_bytes(k, b3);
-  for (int32_t l = 0; l < 16; ++l) gather(stage + l, w + l * w_stride, bytes, b3);
+  gather_group(stage, w, w_stride, bytes, b3);
   stage_to_rows(scratch, stage, bytes, b3);
 }
 
@@ -343,8 +349,7 @@ static void stage_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb, i
   if (k > FTER_PIE_MAX_K) return; /* the staged tile takes the reference */
   if (!trits_ready) fter_tmm_pie_init();
   for (int32_t j0 = 0; j0 + 16 <= nb; j0 += 16)
-    for (int32_t l = 0; l < 16; ++l)
-      gather(stage + j0 * bytes + l, w + (j0 + l) * w_stride, bytes, b3);
+    gather_group(stage + j0 * bytes, w + j0 * w_stride, w_stride, bytes, b3);
 }
 
 void fter_tmm_stage_b3_pie(uint8_t *stage, const uint8_t *w, int32_t k, int32_t nb,
